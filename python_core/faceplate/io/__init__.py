@@ -1,0 +1,1 @@
+"""File formats: media readers, the alignments store, faceset PNGs, sample media."""

