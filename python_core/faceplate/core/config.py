@@ -30,7 +30,7 @@ from faceplate.core.errors import ConfigError
 
 def option(
     default: Any,
-    help: str,  # noqa: A002 - mirrors argparse
+    help: str,
     *,
     choices: tuple[Any, ...] | None = None,
     minimum: float | None = None,
@@ -146,4 +146,4 @@ class Config:
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload,no-any-return]
+        return dataclasses.asdict(self)  # type: ignore[call-overload]

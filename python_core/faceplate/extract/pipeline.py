@@ -1,0 +1,420 @@
+"""The extraction pipeline: frames → detect → align → filter → pose → masks → identity → store.
+
+Stages run in three threads so decoding, the models and the writing overlap on two cores::
+
+    reader thread ──queue──► compute (caller's thread) ──queue──► writer thread
+    (decode frames)          (detect, align, mask, identity)      (face PNGs, then the store)
+
+The writer commits a frame to the alignments store only after every face PNG of that frame is
+on disk (each PNG written atomically), so a run killed at any instant resumes from the store:
+frames the store holds are skipped, every other frame is processed again and its PNGs are
+rewritten identically. Every stage is deterministic (no state carried between frames), which is
+what makes a resumed run end with the same faces as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from faceplate import __version__
+from faceplate.core.config import Config, option
+from faceplate.core.errors import ConfigError, FaceplateError, NoFacesError, OutputError
+from faceplate.core.geometry import crop_matrix
+from faceplate.core.records import encode_mask
+from faceplate.core.types import Centering, FaceRecord, Frame, FrameInfo, StoredMask
+from faceplate.extract.align import ALIGNERS, Aligner
+from faceplate.extract.crops import warp_to_crop
+from faceplate.extract.detect import DETECTORS, Detector
+from faceplate.extract.filters import FilterConfig, reject_reason
+from faceplate.extract.mask import MASKERS, Masker
+from faceplate.extract.pose import estimate_pose
+from faceplate.io.faceset import FaceMeta, face_filename, write_face_png
+from faceplate.io.media import FrameSource, open_source
+from faceplate.io.store import AlignmentsStore, default_store_path
+
+THUMB_SIZE = 96
+
+
+@dataclass(frozen=True)
+class ExtractConfig(Config):
+    """What ``faceplate extract`` produces and how."""
+
+    detector: str = option("chain", "Face detector (see `faceplate extract --help` for the list).")
+    aligner: str = option("dlib68", "Landmark aligner: dlib68 or mesh68.")
+    masks: tuple[str, ...] = option(
+        ("components", "extended"), "Masks to compute and store for every face.")
+    size: int = option(512, "Side of the aligned face PNGs in pixels.", minimum=64, maximum=4096)
+    centering: Centering = option("face", "Framing of the aligned faces.")
+    mask_size: int = option(128, "Side of the stored masks in pixels.", minimum=16, maximum=1024)
+    every_n: int = option(1, "Process every Nth frame only.", minimum=1, maximum=10000)
+    identity: bool = option(
+        False, "Store dlib's 128-d identity embedding for every face (costs ~75 ms a face).")
+    filter: tuple[str, ...] = option((), "Reference images: keep only faces of these people.")
+    nfilter: tuple[str, ...] = option((), "Reference images: drop faces of these people.")
+    ref_threshold: float = option(
+        0.6, "Identity distance below which a face matches a reference image.",
+        minimum=0.0, maximum=2.0)
+    thumbnails: bool = option(True, "Store a 96 px JPEG thumbnail of each face in the store.")
+    write_faces: bool = option(True, "Write the aligned face PNGs (off: store only).")
+    png_compression: int = option(1, "PNG compression level of the face files (0-9).",
+                                  minimum=0, maximum=9)
+
+
+@dataclass
+class StageTimes:
+    """Accumulated milliseconds per stage (thread-safe adds)."""
+
+    ms: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.ms[stage] += seconds * 1000.0
+
+
+@dataclass
+class FrameResult:
+    """One processed frame on its way to the writer."""
+
+    frame_info: FrameInfo
+    records: list[FaceRecord]
+    crops: list[tuple[np.ndarray, np.ndarray]]  # (size×size×3 uint8 crop, frame→crop matrix)
+    skipped: Counter[str]
+
+
+@dataclass
+class ExtractStats:
+    """What a run did; the CLI prints it as the summary."""
+
+    frames: int = 0
+    faces: int = 0
+    resumed: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    errors: list[FaceplateError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    store: Path | None = None
+    faces_dir: Path | None = None
+
+
+class Extractor:
+    """Runs detect → align → filter → pose → masks → identity on frames.
+
+    Args:
+        cfg: The run's configuration.
+        detector_cfg: Config for ``cfg.detector`` (its default when None).
+        aligner_cfg: Config for ``cfg.aligner``.
+        mask_cfgs: Masker name → config (defaults for those missing).
+        filter_cfg: Face filters.
+    """
+
+    def __init__(self, cfg: ExtractConfig, *, detector_cfg: Any = None, aligner_cfg: Any = None,
+                 mask_cfgs: dict[str, Any] | None = None,
+                 filter_cfg: FilterConfig | None = None) -> None:
+        self.cfg = cfg
+        self.filter_cfg = filter_cfg or FilterConfig()
+        self.detector: Detector = DETECTORS.create(cfg.detector, detector_cfg)
+        self.aligner: Aligner = ALIGNERS.create(cfg.aligner, aligner_cfg)
+        mask_cfgs = mask_cfgs or {}
+        if len(set(cfg.masks)) != len(cfg.masks):
+            raise ConfigError(f"masks: {', '.join(cfg.masks)} lists a mask twice")
+        self.maskers: dict[str, Masker] = {
+            name: MASKERS.create(name, mask_cfgs.get(name)) for name in cfg.masks
+        }
+        self.times = StageTimes()
+        self._encoder: Any = None
+        self._ref_filter: Any = None
+        if cfg.identity or cfg.filter or cfg.nfilter:
+            from faceplate.extract.identity.embed import IdentityEncoder, IdentityConfig
+
+            self._encoder = IdentityEncoder(IdentityConfig())
+        if cfg.filter or cfg.nfilter:
+            from faceplate.extract.identity.filter import ReferenceFilter
+
+            self._ref_filter = ReferenceFilter.from_images(
+                [Path(p) for p in cfg.filter], [Path(p) for p in cfg.nfilter],
+                threshold=cfg.ref_threshold, encoder=self._encoder,
+                landmarker=self.landmarks_for_reference)
+
+    def landmarks_for_reference(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """Every face's 68 landmarks in a reference image (the run's own detector/aligner)."""
+        dets = self.detector.detect(rgb)
+        return [a.landmarks for a in self.aligner.align(rgb, dets)]
+
+    def process(self, frame: Frame) -> FrameResult:
+        """Detect, align, filter and describe every face of one frame (no I/O).
+
+        Faces are numbered left to right (by the centre of their box), so indices are stable
+        whatever order the detector returns them in.
+        """
+        cfg, rgb, info = self.cfg, frame.rgb, frame.info
+        t0 = time.perf_counter()
+        dets = self.detector.detect(rgb)
+        t1 = time.perf_counter()
+        aligns = self.aligner.align(rgb, dets) if dets else []
+        t2 = time.perf_counter()
+        self.times.add("detect", t1 - t0)
+        self.times.add("align", t2 - t1)
+
+        skipped: Counter[str] = Counter()
+        kept = []
+        for det, al in zip(dets, aligns):
+            reason = reject_reason(al.landmarks, self.filter_cfg)
+            if reason is not None:
+                skipped[reason] += 1
+                continue
+            kept.append((det, al))
+        kept.sort(key=lambda da: da[0].bbox.center[0])
+
+        records: list[FaceRecord] = []
+        crops: list[tuple[np.ndarray, np.ndarray]] = []
+        for det, al in kept:
+            lm = al.landmarks
+            t3 = time.perf_counter()
+            identity = None
+            if self._encoder is not None:
+                identity = self._encoder.embed(rgb, lm)
+                if self._ref_filter is not None and not self._ref_filter.accept(identity):
+                    skipped["identity filter"] += 1
+                    self.times.add("identity", time.perf_counter() - t3)
+                    continue
+            t4 = time.perf_counter()
+            yaw, pitch, roll = estimate_pose(lm, (info.width, info.height))
+            matrix = crop_matrix(lm, cfg.size, cfg.centering)
+            crop = warp_to_crop(rgb, matrix, cfg.size)
+            t5 = time.perf_counter()
+            masks = self._masks(rgb, lm, al.mesh)
+            t6 = time.perf_counter()
+            thumb = None
+            if cfg.thumbnails:
+                small = cv2.resize(crop, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
+                ok, buf = cv2.imencode(".jpg", small[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+                thumb = buf.tobytes() if ok else None
+            rec = FaceRecord(
+                frame_index=info.index, frame_name=info.name, face_index=len(records),
+                bbox=det.bbox, landmarks=lm.astype(np.float32), score=float(det.score),
+                yaw=yaw, pitch=pitch, roll=roll, detector=det.detector,
+                aligner=self.cfg.aligner, masks=masks, identity=identity, thumbnail=thumb,
+                timestamp=info.timestamp)
+            records.append(rec)
+            crops.append((crop, matrix))
+            t7 = time.perf_counter()
+            self.times.add("identity", t4 - t3)
+            self.times.add("crop", t5 - t4 + t7 - t6)
+            self.times.add("mask", t6 - t5)
+        return FrameResult(info, records, crops, skipped)
+
+    def _masks(self, rgb: np.ndarray, lm: np.ndarray,
+               mesh: np.ndarray | None) -> dict[str, StoredMask]:
+        if not self.maskers:
+            return {}
+        cfg = self.cfg
+        m = crop_matrix(lm, cfg.mask_size, cfg.centering)
+        small = warp_to_crop(rgb, m, cfg.mask_size, cv2.INTER_LINEAR)
+        out = {}
+        for name, masker in self.maskers.items():
+            mask = masker.mask(small, lm, m, mesh)
+            out[name] = StoredMask(name, encode_mask(mask), cfg.mask_size, m, cfg.centering)
+        return out
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".faceplate-write-test-{threading.get_ident()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise OutputError(f"cannot write the output folder ({err.strerror or err})",
+                          folder) from None
+
+
+_END = object()
+
+
+def run_extract(input_path: str | Path, faces_dir: str | Path | None,
+                store_path: str | Path | None = None, *, cfg: ExtractConfig | None = None,
+                extractor: Extractor | None = None,
+                on_frame: Callable[[FrameResult, int], None] | None = None,
+                on_start: Callable[[int, int], None] | None = None) -> ExtractStats:
+    """Extract every face of ``input_path`` into the store and (optionally) the faceset folder.
+
+    Args:
+        input_path: A video file, an image file, a folder of images or a numbered sequence.
+        faces_dir: Where the aligned face PNGs go (None only when ``cfg.write_faces`` is off).
+        store_path: The alignments store (default: next to the input, ``default_store_path``).
+        cfg: The run's configuration (ignored when ``extractor`` is given).
+        extractor: A ready :class:`Extractor` (to reuse loaded models across runs).
+        on_frame: Called in the writer thread after each frame is committed, with the result
+            and the number of frames still to do.
+        on_start: Called once with (frames to process, frames already done) before the loop.
+
+    Returns:
+        The run's statistics. Raises :class:`NoFacesError` when the whole input (this run and
+        any earlier one on the same store) yielded no face.
+    """
+    start = time.perf_counter()
+    extractor = extractor or Extractor(cfg or ExtractConfig())
+    cfg = extractor.cfg
+    input_path = Path(input_path)
+    store_path = Path(store_path) if store_path else default_store_path(input_path)
+    out_dir = Path(faces_dir) if faces_dir is not None else None
+    if cfg.write_faces:
+        if out_dir is None:
+            raise ConfigError("an output folder for the faces is required (-o FACESET_DIR)")
+        _check_writable(out_dir)
+    _check_writable(store_path.parent)
+
+    stats = ExtractStats(store=store_path, faces_dir=out_dir)
+    with open_source(input_path, every_n=cfg.every_n) as source, \
+            AlignmentsStore.open(store_path, create=True) as store:
+        _prepare_store(store, source, cfg, stats)
+        done = store.done_frame_indices()
+        todo = [i for i in range(0, source.total_frames, cfg.every_n) if i not in done]
+        stats.resumed = len(done)
+        if on_start:
+            on_start(len(todo), len(done))
+        faces_meta_source = {
+            "store": str(store_path), "source": str(input_path),
+            "frame_width": source.width, "frame_height": source.height,
+            "is_video": source.kind == "video",
+        }
+        _run_threads(extractor, source, store, done, out_dir, faces_meta_source, stats,
+                     on_frame, len(todo))
+        stats.errors.extend(getattr(source, "errors", []))
+        for idx, n in sorted(getattr(source, "nonfinite_frames", {}).items()):
+            stats.warnings.append(f"frame {idx}: {n} NaN/Inf samples replaced for detection")
+        total_faces = store.face_count()
+    stats.seconds = time.perf_counter() - start
+    stats.stage_ms = dict(extractor.times.ms)
+    if total_faces == 0 and not stats.errors:
+        raise NoFacesError("no face found anywhere in the input", input_path)
+    return stats
+
+
+def _prepare_store(store: AlignmentsStore, source: FrameSource, cfg: ExtractConfig,
+                   stats: ExtractStats) -> None:
+    previous = store.get_meta("extract_config")
+    if previous is not None:
+        for key in ("size", "centering", "detector", "aligner", "every_n"):
+            if previous.get(key) != getattr(cfg, key):
+                stats.warnings.append(
+                    f"the store was started with {key}={previous.get(key)!r}; this run uses "
+                    f"{getattr(cfg, key)!r} for the frames still to do")
+    store.set_meta("source", str(source.path))
+    store.set_meta("width", source.width)
+    store.set_meta("height", source.height)
+    store.set_meta("fps", source.fps)
+    store.set_meta("total_frames", source.total_frames)
+    store.set_meta("kind", source.kind)
+    store.set_meta("created_by", f"faceplate {__version__}")
+    if previous is None:
+        store.set_meta("extract_config", cfg.to_dict())
+
+
+def _run_threads(extractor: Extractor, source: FrameSource, store: AlignmentsStore,
+                 done: set[int], out_dir: Path | None, meta_source: dict[str, Any],
+                 stats: ExtractStats, on_frame: Callable[[FrameResult, int], None] | None,
+                 n_todo: int) -> None:
+    cfg = extractor.cfg
+    frames_q: queue.Queue[Any] = queue.Queue(maxsize=6)
+    results_q: queue.Queue[Any] = queue.Queue(maxsize=6)
+    failure: list[BaseException] = []
+    stop = threading.Event()
+
+    def put(q: queue.Queue[Any], item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            frames: Iterator[Frame] = source.frames(skip=done)
+            t = time.perf_counter()
+            for frame in frames:
+                extractor.times.add("decode", time.perf_counter() - t)
+                if not put(frames_q, frame):
+                    return
+                t = time.perf_counter()
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            failure.append(err)
+        finally:
+            put(frames_q, _END)
+
+    def writer() -> None:
+        remaining = n_todo
+        try:
+            while True:
+                item = results_q.get()
+                if item is _END:
+                    return
+                t = time.perf_counter()
+                _write_frame(item, store, out_dir, meta_source, cfg)
+                extractor.times.add("write", time.perf_counter() - t)
+                stats.frames += 1
+                stats.faces += len(item.records)
+                stats.skipped.update(item.skipped)
+                remaining -= 1
+                if on_frame:
+                    on_frame(item, remaining)
+        except BaseException as err:  # noqa: BLE001
+            failure.append(err)
+            stop.set()
+
+    threads = [threading.Thread(target=reader, name="faceplate-reader", daemon=True),
+               threading.Thread(target=writer, name="faceplate-writer", daemon=True)]
+    for t in threads:
+        t.start()
+    try:
+        while not stop.is_set():
+            try:
+                frame = frames_q.get(timeout=0.2)
+            except queue.Empty:
+                if not threads[0].is_alive() and frames_q.empty():
+                    break
+                continue
+            if frame is _END:
+                break
+            put(results_q, extractor.process(frame))
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        if not stop.is_set():
+            put(results_q, _END)
+        else:
+            try:
+                results_q.put_nowait(_END)
+            except queue.Full:
+                pass
+        threads[1].join()
+        stop.set()
+        threads[0].join(timeout=5)
+    if failure:
+        raise failure[0]
+
+
+def _write_frame(res: FrameResult, store: AlignmentsStore, out_dir: Path | None,
+                 meta_source: dict[str, Any], cfg: ExtractConfig) -> None:
+    if cfg.write_faces and out_dir is not None:
+        for rec, (crop, matrix) in zip(res.records, res.crops):
+            meta = FaceMeta(record=rec, matrix=matrix, size=cfg.size, centering=cfg.centering,
+                            source=meta_source)
+            write_face_png(out_dir / face_filename(rec), crop, meta,
+                           compress_level=cfg.png_compression)
+    store.put_frame(res.frame_info, res.records)
