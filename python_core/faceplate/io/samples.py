@@ -185,3 +185,36 @@ def fetch(files: tuple[MediaFile, ...] | list[MediaFile] = MEDIA,
                                      f"expected {m.sha256}, got {got}", out)
                 result[m.name] = out
     return result
+
+
+def upscaled_clip(name: str, frames: int, width: int = 1920, height: int = 1080,
+                  cache: Path | None = None) -> Path:
+    """A cached H.264 clip of the first ``frames`` frames of sample video ``name``, resized
+    (bicubic) to ``width``×``height`` at CRF 18: the 1080p test and benchmark footage."""
+    import av
+    import cv2
+    import numpy as np
+
+    root = (cache or cache_dir()).parent / "derived"
+    out = root / f"{Path(name).stem}_{width}x{height}_{frames}.mp4"
+    if out.exists():
+        return out
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".part.mp4")
+    with av.open(str(path(name, cache))) as inp, av.open(str(tmp), "w") as dst:
+        rate = inp.streams.video[0].average_rate or 24
+        stream = dst.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": "18", "preset": "fast"}
+        for i, frame in enumerate(inp.decode(video=0)):
+            if i >= frames:
+                break
+            big = cv2.resize(frame.to_ndarray(format="rgb24"), (width, height),
+                             interpolation=cv2.INTER_CUBIC)
+            rgb = np.ascontiguousarray(big, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                dst.mux(packet)
+        for packet in stream.encode():
+            dst.mux(packet)
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,823 @@
+"""The alignments store: one SQLite file per clip (``<clip>.fpstore``).
+
+Layout (schema version 1)::
+
+    meta   (key TEXT PK, value TEXT JSON)
+    frames (idx INTEGER PK, name TEXT UNIQUE, timestamp REAL NULL, frame_number INTEGER,
+            width INTEGER, height INTEGER, processed INTEGER 0/1)
+    faces  (frame_idx → frames.idx, face_idx, x, y, w, h REAL, landmarks BLOB,
+            score, yaw, pitch, roll REAL, detector, aligner TEXT, identity BLOB NULL,
+            thumbnail BLOB NULL; PK (frame_idx, face_idx))
+    masks  ((frame_idx, face_idx) → faces, name TEXT, size INTEGER, centering TEXT,
+            affine BLOB, data BLOB; PK (frame_idx, face_idx, name))
+
+Blobs are raw little-endian arrays: landmarks 68×2 float32 (x, y frame pixels, x right, y down,
+pixel centres at +0.5), identity 128 float32, affine 2×3 float64 (frame → mask pixels); mask
+data is zlib ``uint8`` size×size. The file is marked with ``PRAGMA application_id`` and carries
+its schema version in ``PRAGMA user_version`` and ``meta.schema_version``.
+
+Durability: WAL journal, ``synchronous=NORMAL``; every ``put_frame``/``put_frames`` call is one
+committed transaction, so a process killed at any moment leaves a valid store holding every
+committed frame with all its faces and masks. Every row read back goes through the same
+validator as JSON and PNG records (:func:`faceplate.core.records.validate_record`).
+
+Versions migrate forward: :attr:`AlignmentsStore.MIGRATIONS` ``[v]`` upgrades a file from
+version ``v`` to ``v + 1``; a new version appends one function. A file newer than this code is
+refused (:class:`SchemaVersionError`) and never modified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar
+
+import numpy as np
+
+import faceplate
+from faceplate.core.errors import (
+    InputError,
+    OutputError,
+    RecordError,
+    SchemaVersionError,
+    StoreError,
+)
+from faceplate.core.records import check_frame_name, validate_record
+from faceplate.core.types import BBox, FaceRecord, FrameInfo, StoredMask
+
+STORE_SUFFIX = ".fpstore"
+#: ``PRAGMA application_id`` of a Faceplate store: "FPLT".
+APPLICATION_ID = 0x46504C54
+
+Migration = Callable[[sqlite3.Connection], None]
+
+_LANDMARK_BYTES = 68 * 2 * 4
+_IDENTITY_BYTES = 128 * 4
+_AFFINE_BYTES = 6 * 8
+
+
+def default_store_path(input_path: Path) -> Path:
+    """Where the store for ``input_path`` lives by default.
+
+    A file (``shots/clip.mp4``) gets ``shots/clip.fpstore`` beside it; a folder (an image
+    sequence) gets ``<folder>/alignments.fpstore``.
+    """
+    p = Path(input_path)
+    if p.is_dir():
+        return p / f"alignments{STORE_SUFFIX}"
+    return p.with_suffix(STORE_SUFFIX)
+
+
+# --------------------------------------------------------------------------- migrations
+
+def _migrate_v1(conn: sqlite3.Connection) -> None:
+    """Version 0 (empty file) → 1: create everything."""
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")
+    conn.execute(
+        "CREATE TABLE frames ("
+        " idx INTEGER PRIMARY KEY NOT NULL, name TEXT NOT NULL UNIQUE, timestamp REAL,"
+        " frame_number INTEGER NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,"
+        " processed INTEGER NOT NULL DEFAULT 0)"
+    )
+    conn.execute(
+        "CREATE TABLE faces ("
+        " frame_idx INTEGER NOT NULL REFERENCES frames(idx) ON DELETE CASCADE,"
+        " face_idx INTEGER NOT NULL,"
+        " x REAL NOT NULL, y REAL NOT NULL, w REAL NOT NULL, h REAL NOT NULL,"
+        " landmarks BLOB NOT NULL, score REAL NOT NULL,"
+        " yaw REAL NOT NULL, pitch REAL NOT NULL, roll REAL NOT NULL,"
+        " detector TEXT NOT NULL, aligner TEXT NOT NULL,"
+        " identity BLOB, thumbnail BLOB,"
+        " PRIMARY KEY (frame_idx, face_idx))"
+    )
+    conn.execute(
+        "CREATE TABLE masks ("
+        " frame_idx INTEGER NOT NULL, face_idx INTEGER NOT NULL, name TEXT NOT NULL,"
+        " size INTEGER NOT NULL, centering TEXT NOT NULL, affine BLOB NOT NULL,"
+        " data BLOB NOT NULL,"
+        " PRIMARY KEY (frame_idx, face_idx, name),"
+        " FOREIGN KEY (frame_idx, face_idx) REFERENCES faces(frame_idx, face_idx)"
+        "  ON DELETE CASCADE ON UPDATE CASCADE)"
+    )
+
+
+_FACE_COLS = ("frame_idx, face_idx, x, y, w, h, landmarks, score, yaw, pitch, roll, detector,"
+              " aligner, identity, thumbnail")
+_MASK_COLS = "frame_idx, face_idx, name, size, centering, affine, data"
+_FRAME_COLS = "idx, name, timestamp, frame_number, width, height"
+
+
+def _blob(arr: np.ndarray, dtype: str) -> bytes:
+    return np.ascontiguousarray(arr, dtype=np.dtype(dtype)).tobytes()
+
+
+class AlignmentsStore:
+    """One clip's detections, landmarks, masks and identities (see the module docstring).
+
+    Open with :meth:`open`; use as a context manager. Not for concurrent writes from several
+    threads at once (a lock serialises them); several processes may read while one writes.
+    """
+
+    #: Forward migrations: ``MIGRATIONS[v]`` upgrades version ``v`` to ``v + 1``.
+    MIGRATIONS: ClassVar[tuple[Migration, ...]] = (_migrate_v1,)
+    #: Schema version this code writes (always ``len(MIGRATIONS)``).
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.SCHEMA_VERSION = len(cls.MIGRATIONS)
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, readonly: bool) -> None:
+        """Use :meth:`open`."""
+        self._conn: sqlite3.Connection | None = conn
+        self.path = path
+        self.readonly = readonly
+        self._lock = threading.RLock()
+
+    # ----------------------------------------------------------------------- opening
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, create: bool = False,
+             readonly: bool = False) -> AlignmentsStore:
+        """Open (and with ``create`` make) a store, migrating an older file forward.
+
+        Args:
+            path: The ``.fpstore`` file.
+            create: Create the file when it is missing (an existing store is opened as is).
+            readonly: Open with SQLite ``mode=ro``: nothing can be written.
+
+        Raises:
+            InputError: ``path`` is missing (and not ``create``) or is a folder.
+            OutputError: The file cannot be created.
+            StoreError: Not SQLite, or SQLite but not a Faceplate store.
+            SchemaVersionError: Written by a newer Faceplate; the file is left untouched.
+        """
+        if create and readonly:
+            raise ValueError("AlignmentsStore.open: create and readonly exclude each other")
+        p = Path(path)
+        if p.is_dir():
+            raise InputError("is a folder, not an alignments store", p)
+        exists = p.exists()
+        if not exists and not create:
+            raise InputError("alignments store not found", p)
+        if exists:
+            version = cls._probe(p)  # read-only look: refuses foreign/newer files untouched
+            if version == 0 and not create:
+                raise StoreError("empty file, not a Faceplate alignments store", p)
+            if readonly and version < cls.SCHEMA_VERSION:
+                raise StoreError(f"store schema version {version} is older than "
+                                 f"{cls.SCHEMA_VERSION}; open it writable once to upgrade", p)
+        elif not p.parent.is_dir():
+            raise OutputError("cannot create the store: its folder does not exist", p)
+        try:
+            if readonly:
+                conn = sqlite3.connect(p.resolve().as_uri() + "?mode=ro", uri=True,
+                                       isolation_level=None, check_same_thread=False)
+            else:
+                conn = sqlite3.connect(str(p), isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as err:
+            raise (StoreError if exists else OutputError)(f"cannot open ({err})", p) from None
+        store = cls(conn, p, readonly)
+        try:
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if not readonly:
+                store._migrate()
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            else:
+                ver = cls._read_version(conn, p)
+                if ver != cls.SCHEMA_VERSION:
+                    raise StoreError(f"store schema version {ver} changed while opening", p)
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    @classmethod
+    def _read_version(cls, conn: sqlite3.Connection, p: Path) -> int:
+        """Check the file is ours and not newer; return its schema version (0 = empty)."""
+        try:
+            app = conn.execute("PRAGMA application_id").fetchone()[0]
+            ver = conn.execute("PRAGMA user_version").fetchone()[0]
+            n_tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"not an SQLite database ({err})", p) from None
+        if app == 0 and ver == 0 and n_tables == 0:
+            return 0
+        if app != APPLICATION_ID:
+            raise StoreError("an SQLite file but not a Faceplate alignments store "
+                             f"(application_id {app:#x})", p)
+        if ver > cls.SCHEMA_VERSION:
+            raise SchemaVersionError(f"store schema version {ver} is newer than this Faceplate "
+                                     f"supports ({cls.SCHEMA_VERSION}); upgrade Faceplate", p)
+        if ver < 1:
+            raise StoreError(f"invalid schema version {ver}", p)
+        return int(ver)
+
+    @classmethod
+    def _probe(cls, p: Path) -> int:
+        try:
+            conn = sqlite3.connect(p.resolve().as_uri() + "?mode=ro", uri=True)
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot open ({err})", p) from None
+        try:
+            return cls._read_version(conn, p)
+        finally:
+            conn.close()
+
+    def _migrate(self) -> None:
+        conn = self._c
+        with self._lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                ver = self._read_version(conn, self.path)
+                if ver == self.SCHEMA_VERSION:
+                    conn.execute("COMMIT")
+                    return
+                conn.execute("ROLLBACK")
+                if ver > 0:
+                    self.backup()  # keep the old file before changing its layout
+                conn.execute("BEGIN IMMEDIATE")
+                ver = self._read_version(conn, self.path)
+                for v in range(ver, self.SCHEMA_VERSION):
+                    self.MIGRATIONS[v](conn)
+                    conn.execute(f"PRAGMA user_version = {v + 1}")
+                    conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)"
+                                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                                 (json.dumps(v + 1),))
+                if ver == 0:
+                    created = json.dumps(f"faceplate {faceplate.__version__}")
+                    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES "
+                                 "('created_by', ?)", (created,))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    # ----------------------------------------------------------------------- lifetime
+
+    @property
+    def _c(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError("the store is closed", self.path)
+        return self._conn
+
+    def close(self) -> None:
+        """Close the file (idempotent).
+
+        A writer that is the last user of the file checkpoints the WAL and switches the file
+        back to a rollback journal, so later read-only openings leave no ``-wal``/``-shm``
+        files beside the user's clip. With other connections open it stays in WAL mode.
+        """
+        with self._lock:
+            if self._conn is not None:
+                if not self.readonly:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("PRAGMA busy_timeout = 0")
+                        self._conn.execute("PRAGMA journal_mode = DELETE")
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> AlignmentsStore:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "ro" if self.readonly else "rw"
+        return f"AlignmentsStore({str(self.path)!r}, {mode})"
+
+    def _writable(self) -> sqlite3.Connection:
+        if self.readonly:
+            raise StoreError("opened read-only", self.path)
+        return self._c
+
+    def _write(self, fn: Callable[[sqlite3.Connection], object]) -> None:
+        """Run ``fn`` inside one IMMEDIATE transaction."""
+        conn = self._writable()
+        with self._lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                fn(conn)
+                conn.execute("COMMIT")
+            except sqlite3.Error as err:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StoreError(f"write failed ({err})", self.path) from None
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        try:
+            return self._c.execute(sql, args)
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"read failed ({err})", self.path) from None
+
+    # ----------------------------------------------------------------------- meta
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Store a JSON value under ``key`` (source path, width, height, fps, config dict...).
+
+        Raises:
+            ValueError: ``value`` is not JSON-serialisable (or holds NaN), or ``key`` is
+                ``"schema_version"`` (kept by the migrations).
+        """
+        if not isinstance(key, str) or not key or key == "schema_version":
+            raise ValueError(f"set_meta: invalid key {key!r}")
+        try:
+            text = json.dumps(value, allow_nan=False, sort_keys=True)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"set_meta({key!r}): value is not JSON ({err})") from None
+        self._write(lambda c: c.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, text)))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        """The JSON value stored under ``key``, or ``default``.
+
+        Raises:
+            StoreError: The stored text is not JSON.
+        """
+        row = self._rows("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return default
+        try:
+            return json.loads(row[0], parse_constant=_no_constant)
+        except (TypeError, ValueError) as err:
+            raise StoreError(f"meta {key!r} is not valid JSON ({err})", self.path) from None
+
+    def meta(self) -> dict[str, Any]:
+        """Every meta key and its value."""
+        keys = [r[0] for r in self._rows("SELECT key FROM meta ORDER BY key")]
+        return {k: self.get_meta(k) for k in keys}
+
+    # ----------------------------------------------------------------------- writing
+
+    def _check_frame(self, info: FrameInfo) -> None:
+        where = f"frame {getattr(info, 'index', '?')}"
+        if not isinstance(info, FrameInfo):
+            raise RecordError(f"expected a FrameInfo, got {type(info).__name__}", self.path)
+        try:
+            check_frame_name(info.name, "name")
+            for k in ("index", "frame_number", "width", "height"):
+                v = getattr(info, k)
+                lo = 1 if k in ("width", "height") else (0 if k == "index" else None)
+                if isinstance(v, bool) or not isinstance(v, (int, np.integer)) \
+                        or (lo is not None and v < lo):
+                    raise ValueError(f"{k}: expected an integer >= {lo}, got {v!r}")
+            ts = info.timestamp
+            if ts is not None and (isinstance(ts, bool) or not isinstance(ts, (int, float))
+                                   or not math.isfinite(ts)):
+                raise ValueError(f"timestamp: expected a finite number or None, got {ts!r}")
+        except ValueError as err:
+            raise RecordError(f"{where}: {err}", self.path) from None
+
+    def _insert_frame(self, conn: sqlite3.Connection, info: FrameInfo,
+                      faces: list[FaceRecord]) -> None:
+        self._check_frame(info)
+        seen: set[int] = set()
+        for rec in faces:
+            where = f"frame {info.index} face {getattr(rec, 'face_index', '?')}"
+            validate_record(rec, str(self.path), where)
+            if rec.frame_index != info.index or rec.frame_name != info.name:
+                raise RecordError(f"{where}: record belongs to frame {rec.frame_index} "
+                                  f"{rec.frame_name!r}, not {info.index} {info.name!r}",
+                                  self.path)
+            if rec.face_index in seen:
+                raise RecordError(f"{where}: duplicate face_index", self.path)
+            seen.add(rec.face_index)
+        conn.execute("DELETE FROM faces WHERE frame_idx = ?", (int(info.index),))
+        conn.execute(
+            f"INSERT INTO frames({_FRAME_COLS}, processed) VALUES (?, ?, ?, ?, ?, ?, 1)"
+            " ON CONFLICT(idx) DO UPDATE SET name = excluded.name,"
+            " timestamp = excluded.timestamp, frame_number = excluded.frame_number,"
+            " width = excluded.width, height = excluded.height, processed = 1",
+            (int(info.index), info.name, None if info.timestamp is None else float(info.timestamp),
+             int(info.frame_number), int(info.width), int(info.height)))
+        for rec in faces:
+            self._insert_face(conn, rec)
+
+    @staticmethod
+    def _insert_face(conn: sqlite3.Connection, rec: FaceRecord) -> None:
+        key = (int(rec.frame_index), int(rec.face_index))
+        conn.execute(
+            f"INSERT INTO faces({_FACE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*key, *(float(v) for v in rec.bbox.as_tuple()), _blob(rec.landmarks, "<f4"),
+             float(rec.score), float(rec.yaw), float(rec.pitch), float(rec.roll),
+             rec.detector, rec.aligner,
+             None if rec.identity is None else _blob(rec.identity, "<f4"), rec.thumbnail))
+        for sm in rec.masks.values():
+            conn.execute(
+                f"INSERT INTO masks({_MASK_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (*key, sm.name, int(sm.size), sm.centering, _blob(sm.affine, "<f8"),
+                 bytes(sm.data)))
+
+    def put_frame(self, info: FrameInfo, faces: list[FaceRecord]) -> None:
+        """Replace frame ``info.index``'s faces with ``faces`` and mark it processed.
+
+        A frame with no face is still recorded (processed, 0 faces). Committed on return.
+
+        Raises:
+            RecordError: A record is invalid, belongs to another frame, or repeats a face index.
+            StoreError: Read-only store, or the write failed (e.g. the name is used by another
+                frame index).
+        """
+        self._write(lambda c: self._insert_frame(c, info, faces))
+
+    def put_frames(self, batch: list[tuple[FrameInfo, list[FaceRecord]]]) -> None:
+        """:meth:`put_frame` for many frames in one transaction (all or nothing)."""
+        def run(c: sqlite3.Connection) -> None:
+            for info, faces in batch:
+                self._insert_frame(c, info, faces)
+        self._write(run)
+
+    def update_face(self, rec: FaceRecord) -> None:
+        """Replace (or add) the face ``(rec.frame_index, rec.face_index)`` with its masks.
+
+        Raises:
+            StoreError: The frame is not in the store, or its name differs from the record's.
+            RecordError: The record is invalid.
+        """
+        where = f"frame {rec.frame_index} face {rec.face_index}"
+        validate_record(rec, str(self.path), where)
+
+        def run(c: sqlite3.Connection) -> None:
+            row = c.execute("SELECT name FROM frames WHERE idx = ?",
+                            (int(rec.frame_index),)).fetchone()
+            if row is None or row[0] != rec.frame_name:
+                raise StoreError(f"{where}: frame {rec.frame_name!r} is not in the store",
+                                 self.path)
+            c.execute("DELETE FROM faces WHERE frame_idx = ? AND face_idx = ?",
+                      (int(rec.frame_index), int(rec.face_index)))
+            self._insert_face(c, rec)
+        self._write(run)
+
+    def delete_face(self, frame_index: int, face_index: int, *, reindex: bool = False) -> None:
+        """Delete one face (and its masks).
+
+        Args:
+            frame_index: The frame.
+            face_index: The face within it.
+            reindex: Renumber the frame's remaining faces 0..n-1 (keeping their order).
+
+        Raises:
+            StoreError: No such face.
+        """
+        def run(c: sqlite3.Connection) -> None:
+            cur = c.execute("DELETE FROM faces WHERE frame_idx = ? AND face_idx = ?",
+                            (int(frame_index), int(face_index)))
+            if cur.rowcount != 1:
+                raise StoreError(f"frame {frame_index} face {face_index}: no such face",
+                                 self.path)
+            if reindex:  # via negative keys so no intermediate key collides
+                fi = int(frame_index)
+                left = [r[0] for r in c.execute(
+                    "SELECT face_idx FROM faces WHERE frame_idx = ? ORDER BY face_idx", (fi,))]
+                for k, old in enumerate(left):  # masks follow through ON UPDATE CASCADE
+                    c.execute("UPDATE faces SET face_idx = ? WHERE frame_idx = ? AND"
+                              " face_idx = ?", (-1 - k, fi, old))
+                c.execute("UPDATE faces SET face_idx = -face_idx - 1 WHERE frame_idx = ?"
+                          " AND face_idx < 0", (fi,))
+        self._write(run)
+
+    # ----------------------------------------------------------------------- reading
+
+    def _frame_from_row(self, row: tuple[Any, ...]) -> FrameInfo:
+        idx, name, ts, number, width, height = row
+        info = FrameInfo(index=idx, name=name, timestamp=ts, width=width, height=height,
+                         frame_number=number)
+        self._check_frame(info)
+        return info
+
+    def _face_from_row(self, row: tuple[Any, ...], masks: list[tuple[Any, ...]],
+                       info: FrameInfo) -> FaceRecord:
+        (fi, xi, x, y, w, h, lm, score, yaw, pitch, roll, det, ali, ident, thumb) = row
+        where = f"frame {fi} face {xi}"
+
+        def arr(blob: object, n: int, dtype: str, shape: tuple[int, ...],
+                field: str) -> np.ndarray:
+            if not isinstance(blob, bytes) or len(blob) != n:
+                got = len(blob) if isinstance(blob, bytes) else type(blob).__name__
+                raise RecordError(f"{where}: {field}: expected a {n}-byte blob, got {got}",
+                                  self.path)
+            return np.frombuffer(blob, dtype=dtype).reshape(shape).astype(dtype[1:])
+
+        stored: dict[str, StoredMask] = {}
+        for m in masks:
+            _, _, name, size, centering, affine, data = m
+            stored[name] = StoredMask(
+                name=name, data=data, size=size, centering=centering,
+                affine=arr(affine, _AFFINE_BYTES, "<f8", (2, 3), f"masks.{name}.affine"))
+        rec = FaceRecord(
+            frame_index=fi, frame_name=info.name, face_index=xi, bbox=BBox(x, y, w, h),
+            landmarks=arr(lm, _LANDMARK_BYTES, "<f4", (68, 2), "landmarks"),
+            score=score, yaw=yaw, pitch=pitch, roll=roll, detector=det, aligner=ali,
+            masks=stored,
+            identity=None if ident is None
+            else arr(ident, _IDENTITY_BYTES, "<f4", (128,), "identity"),
+            thumbnail=thumb, timestamp=info.timestamp,
+        )
+        return validate_record(rec, str(self.path), where)
+
+    def done_frame_indices(self) -> set[int]:
+        """Indices of the frames marked processed (with or without faces)."""
+        return {int(r[0]) for r in self._rows("SELECT idx FROM frames WHERE processed = 1")}
+
+    def frames(self) -> list[FrameInfo]:
+        """Every frame, ordered by index."""
+        return [self._frame_from_row(r)
+                for r in self._rows(f"SELECT {_FRAME_COLS} FROM frames ORDER BY idx")]
+
+    def frame(self, index: int) -> FrameInfo | None:
+        """The frame at ``index``, or None."""
+        row = self._rows(f"SELECT {_FRAME_COLS} FROM frames WHERE idx = ?",
+                         (int(index),)).fetchone()
+        return None if row is None else self._frame_from_row(row)
+
+    def frame_by_name(self, name: str) -> FrameInfo | None:
+        """The frame called ``name``, or None."""
+        row = self._rows(f"SELECT {_FRAME_COLS} FROM frames WHERE name = ?",
+                         (name,)).fetchone()
+        return None if row is None else self._frame_from_row(row)
+
+    def _faces_of(self, info: FrameInfo, face_index: int | None = None) -> list[FaceRecord]:
+        extra, args = ("", (info.index,)) if face_index is None \
+            else (" AND face_idx = ?", (info.index, int(face_index)))
+        rows = self._rows(f"SELECT {_FACE_COLS} FROM faces WHERE frame_idx = ?{extra}"
+                          " ORDER BY face_idx", args).fetchall()
+        mrows = self._rows(f"SELECT {_MASK_COLS} FROM masks WHERE frame_idx = ?{extra}"
+                           " ORDER BY face_idx, name", args).fetchall()
+        return [self._face_from_row(r, [m for m in mrows if m[1] == r[1]], info) for r in rows]
+
+    def faces(self, frame_index: int) -> list[FaceRecord]:
+        """The faces of frame ``frame_index`` ordered by face index ([] for unknown frames)."""
+        info = self.frame(frame_index)
+        return [] if info is None else self._faces_of(info)
+
+    def get_face(self, frame_index: int, face_index: int) -> FaceRecord | None:
+        """One face, or None."""
+        info = self.frame(frame_index)
+        if info is None:
+            return None
+        found = self._faces_of(info, face_index)
+        return found[0] if found else None
+
+    def iter_frames(self) -> Iterator[tuple[FrameInfo, list[FaceRecord]]]:
+        """Every frame with its faces, ordered by index, streamed (three merged cursors).
+
+        Do not write to the store while iterating.
+        """
+        conn = self._c
+        try:
+            fcur = conn.execute(f"SELECT {_FRAME_COLS} FROM frames ORDER BY idx")
+            xcur = conn.execute(f"SELECT {_FACE_COLS} FROM faces ORDER BY frame_idx, face_idx")
+            mcur = conn.execute(f"SELECT {_MASK_COLS} FROM masks"
+                                " ORDER BY frame_idx, face_idx, name")
+            face = xcur.fetchone()
+            mask = mcur.fetchone()
+            for frow in fcur:
+                info = self._frame_from_row(frow)
+                out: list[FaceRecord] = []
+                while mask is not None and mask[0] < info.index:
+                    mask = mcur.fetchone()
+                while face is not None and face[0] <= info.index:
+                    if face[0] < info.index:  # orphan face (impossible with foreign keys)
+                        face = xcur.fetchone()
+                        continue
+                    key = (face[0], face[1])
+                    while mask is not None and (mask[0], mask[1]) < key:
+                        mask = mcur.fetchone()
+                    ms = []
+                    while mask is not None and (mask[0], mask[1]) == key:
+                        ms.append(mask)
+                        mask = mcur.fetchone()
+                    out.append(self._face_from_row(face, ms, info))
+                    face = xcur.fetchone()
+                yield info, out
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"read failed ({err})", self.path) from None
+
+    def iter_faces(self) -> Iterator[FaceRecord]:
+        """Every face, ordered by (frame index, face index), streamed."""
+        for _, faces in self.iter_frames():
+            yield from faces
+
+    def frame_count(self) -> int:
+        """Number of frames in the store (processed or not)."""
+        return int(self._rows("SELECT count(*) FROM frames").fetchone()[0])
+
+    def face_count(self) -> int:
+        """Number of faces in the store."""
+        return int(self._rows("SELECT count(*) FROM faces").fetchone()[0])
+
+    # ----------------------------------------------------------------------- backup
+
+    def backup(self) -> Path:
+        """Write a consistent copy beside the store (SQLite online backup) and return its path.
+
+        The copy is ``<stem>.<YYYYmmdd-HHMMSS-ffffff>.bak.fpstore``, written to a temporary name
+        and renamed into place, so a partial backup never exists under the final name.
+
+        Raises:
+            OutputError: The copy cannot be written.
+        """
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        dest = self.path.with_name(f"{self.path.stem}.{stamp}.bak{STORE_SUFFIX}")
+        n = 1
+        while dest.exists():
+            dest = self.path.with_name(f"{self.path.stem}.{stamp}-{n}.bak{STORE_SUFFIX}")
+            n += 1
+        tmp = dest.with_name(dest.name + ".tmp")
+        try:
+            target = sqlite3.connect(str(tmp))
+            try:
+                with self._lock:
+                    self._c.backup(target)
+                target.execute("PRAGMA journal_mode = DELETE")
+            finally:
+                target.close()
+            os.replace(tmp, dest)
+        except (OSError, sqlite3.Error) as err:
+            tmp.unlink(missing_ok=True)
+            raise OutputError(f"cannot write a backup of {self.path.name} ({err})", dest) from None
+        return dest
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+# --------------------------------------------------------------------------- JSON interop
+
+def export_json(store: AlignmentsStore, out: Path) -> int:
+    """Write the store's detections as JSON (interop format) and return the faces written.
+
+    Format (frame pixel coordinates, x right, y down, pixel centres at +0.5)::
+
+        {"version": 1, "source": <meta source or null>,
+         "frames": [{"index": int, "name": str, "timestamp": float | null,
+                     "frame_number": int, "width": int, "height": int,
+                     "faces": [{"bbox": [x, y, w, h], "landmarks": [[x, y] × 68],
+                                "score": float}]}]}
+
+    Written atomically (temporary file, then rename).
+
+    Raises:
+        OutputError: ``out`` cannot be written.
+    """
+    out = Path(out)
+    frames: list[dict[str, Any]] = []
+    n = 0
+    for info, faces in store.iter_frames():
+        frames.append({
+            "index": info.index, "name": info.name, "timestamp": info.timestamp,
+            "frame_number": info.frame_number, "width": info.width, "height": info.height,
+            "faces": [{"bbox": [float(v) for v in f.bbox.as_tuple()],
+                       "landmarks": np.asarray(f.landmarks, np.float32).astype(float).tolist(),
+                       "score": float(f.score)} for f in faces],
+        })
+        n += len(faces)
+    doc = {"version": 1, "source": store.get_meta("source"), "frames": frames}
+    text = json.dumps(doc, allow_nan=False, separators=(",", ":"))
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, out)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write the JSON export ({err.strerror or err})", out) from None
+    return n
+
+
+def import_json(path: Path, store: AlignmentsStore,
+                frame_size: tuple[int, int] | None = None) -> int:
+    """Read an :func:`export_json` file (or a hand-made one) into ``store``.
+
+    Each listed frame replaces the store's frame of that index (one transaction for the
+    whole file). Only bbox, landmarks and score are read per face; masks stay empty, nothing is
+    recomputed. Unknown extra keys are ignored.
+
+    Args:
+        path: The JSON file.
+        store: A writable store.
+        frame_size: (width, height) for frames whose JSON entry has none; defaults to the
+            store's ``width``/``height`` meta.
+
+    Returns:
+        Number of faces imported.
+
+    Raises:
+        InputError: Missing/unreadable file or not JSON.
+        RecordError: A malformed frame or face, naming the file and the frame.
+    """
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh, parse_constant=_no_constant)
+    except FileNotFoundError:
+        raise InputError("JSON file not found", path) from None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise InputError(f"not a readable JSON file ({err})", path) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("frames"), list):
+        raise RecordError('expected an object with a "frames" list', path)
+    ver = doc.get("version", 1)
+    if isinstance(ver, bool) or not isinstance(ver, int) or ver < 1:
+        raise RecordError(f"version: expected an integer >= 1, got {ver!r}", path)
+    if ver > 1:
+        raise SchemaVersionError(f"export version {ver} is newer than this Faceplate reads", path)
+    if frame_size is None:
+        w, h = store.get_meta("width"), store.get_meta("height")
+        frame_size = (w, h) if isinstance(w, int) and isinstance(h, int) else None
+
+    batch: list[tuple[FrameInfo, list[FaceRecord]]] = []
+    seen: set[int] = set()
+    for pos, fr in enumerate(doc["frames"]):
+        batch.append(_import_frame(fr, pos, path, frame_size, seen))
+    store.put_frames(batch)
+    return sum(len(f) for _, f in batch)
+
+
+def _import_frame(fr: Any, pos: int, path: Path, frame_size: tuple[int, int] | None,
+                  seen: set[int]) -> tuple[FrameInfo, list[FaceRecord]]:
+    label = f"frames[{pos}]"
+
+    def bad(problem: str) -> RecordError:
+        return RecordError(f"{label}: {problem}", path)
+
+    if not isinstance(fr, dict):
+        raise bad(f"expected an object, got {type(fr).__name__}")
+    for k in ("index", "name", "faces"):
+        if k not in fr:
+            raise bad(f"missing key {k!r}")
+    idx, name = fr["index"], fr["name"]
+    if isinstance(idx, bool) or not isinstance(idx, int) or idx < 0:
+        raise bad(f"index: expected an integer >= 0, got {idx!r}")
+    label = f"frame {idx} ({name!r})"
+    if idx in seen:
+        raise bad("index listed twice")
+    seen.add(idx)
+    try:
+        check_frame_name(name, "name")
+    except ValueError as err:
+        raise bad(str(err)) from None
+    if not isinstance(fr["faces"], list):
+        raise bad("faces: expected a list")
+    ts = fr.get("timestamp")
+    if ts is not None and (isinstance(ts, bool) or not isinstance(ts, (int, float))):
+        raise bad(f"timestamp: expected a number or null, got {ts!r}")
+    number = fr.get("frame_number", idx)
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise bad(f"frame_number: expected an integer, got {number!r}")
+    size: tuple[Any, Any]
+    if "width" in fr or "height" in fr:
+        size = (fr.get("width"), fr.get("height"))
+    elif frame_size is not None:
+        size = frame_size
+    else:
+        raise bad("frame size unknown: no width/height in the file and no frame_size given")
+    w, h = size
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (w, h)):
+        raise bad(f"width/height: expected positive integers, got {size!r}")
+    info = FrameInfo(index=idx, name=name, timestamp=None if ts is None else float(ts),
+                     width=int(w), height=int(h), frame_number=number)
+    faces: list[FaceRecord] = []
+    for j, fc in enumerate(fr["faces"]):
+        if not isinstance(fc, dict) or any(k not in fc for k in ("bbox", "landmarks", "score")):
+            raise bad(f"face {j}: expected an object with bbox, landmarks and score")
+        bbox, lms, score = fc["bbox"], fc["landmarks"], fc["score"]
+        if not _numbers(bbox, (4,)):
+            raise bad(f"face {j}: bbox: expected 4 numbers")
+        if not _numbers(lms, (68, 2)):
+            raise bad(f"face {j}: landmarks: expected 68 [x, y] number pairs")
+        if isinstance(score, bool) or not isinstance(score, (int, float)):
+            raise bad(f"face {j}: score: expected a number, got {score!r}")
+        rec = FaceRecord(frame_index=idx, frame_name=name, face_index=j,
+                         bbox=BBox(*(float(v) for v in bbox)),
+                         landmarks=np.asarray(lms, dtype=np.float64).astype(np.float32),
+                         score=float(score), timestamp=info.timestamp)
+        faces.append(validate_record(rec, str(path), f"frame {idx} ({name!r}) face {j}"))
+    return info, faces
+
+
+def _numbers(v: Any, shape: tuple[int, ...]) -> bool:
+    """True when ``v`` is a nested list of int/float (never bool) of exactly ``shape``."""
+    if not isinstance(v, list) or len(v) != shape[0]:
+        return False
+    if len(shape) == 1:
+        return all(not isinstance(e, bool) and isinstance(e, (int, float)) for e in v)
+    return all(_numbers(e, shape[1:]) for e in v)

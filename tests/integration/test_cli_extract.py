@@ -1,0 +1,143 @@
+"""`faceplate extract` end to end: real models, real SQLite, real PyAV, real PNG records."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from faceplate.cli.main import main
+from faceplate.io import samples
+from faceplate.io.faceset import read_face_meta, scan_faceset
+from faceplate.io.store import AlignmentsStore
+
+FACEPLATE = [sys.executable, "-m", "faceplate.cli.main"]
+
+
+def _store_faces(path: Path) -> dict[tuple[int, int], np.ndarray]:
+    with AlignmentsStore.open(path, readonly=True) as st:
+        return {(r.frame_index, r.face_index): r.landmarks for r in st.iter_faces()}
+
+
+def test_extract_still_folder_writes_faces_and_store(tmp_path, media, capsys):
+    src = tmp_path / "stills"
+    src.mkdir()
+    for name in ("obama.jpg", "biden.jpg", "multi_face.jpg"):
+        (src / name).write_bytes(media[name].read_bytes())
+    out = tmp_path / "faces"
+    assert main(["extract", str(src), "-o", str(out), "--size", "256"]) == 0
+    printed = capsys.readouterr().out
+    assert "extract: 3 frames, 7 faces" in printed
+    store = src / "alignments.fpstore"
+    assert store.exists()
+    faces, bad = scan_faceset(out)
+    assert not bad and len(faces) == 7
+    by_frame: dict[str, int] = {}
+    for path, meta in faces:
+        assert meta.size == 256 and meta.record.landmarks.shape == (68, 2)
+        assert set(meta.record.masks) == {"components", "extended"}
+        by_frame[meta.record.frame_name] = by_frame.get(meta.record.frame_name, 0) + 1
+        img = cv2.imread(str(path))
+        assert img.shape == (256, 256, 3)
+    assert by_frame == {"obama.jpg": 1, "biden.jpg": 1, "multi_face.jpg": 5}
+    # faces of multi_face are numbered left to right
+    multi = sorted((m.record.face_index, m.record.bbox.x) for _, m in faces
+                   if m.record.frame_name == "multi_face.jpg")
+    xs = [x for _, x in multi]
+    assert xs == sorted(xs)
+
+
+def test_extract_cartoon_finds_nothing(tmp_path, media, capsys):
+    clip = media["no_face.mp4"]
+    code = main(["extract", str(clip), "-o", str(tmp_path / "f"), "--alignments",
+                 str(tmp_path / "a.fpstore"), "--every-n", "10"])
+    assert code == 1
+    assert "no face found" in capsys.readouterr().err
+    assert not list((tmp_path / "f").glob("*.png"))
+
+
+@pytest.mark.parametrize("bad", ["missing", "readonly", "textfile", "empty"])
+def test_extract_bad_input_is_a_clear_error(tmp_path, media, capsys, bad):
+    out = tmp_path / "faces"
+    if bad == "missing":
+        inp = tmp_path / "nope.mp4"
+        expect = "nope.mp4"
+    elif bad == "readonly":
+        if os.geteuid() == 0:
+            # root ignores permission bits; a path under a regular file cannot be a folder
+            blocker = tmp_path / "file"
+            blocker.write_text("x")
+            out = blocker / "faces"
+        else:
+            out.mkdir()
+            out.chmod(0o500)
+        inp = media["obama.jpg"]
+        expect = "cannot write the output folder"
+    elif bad == "textfile":
+        inp = tmp_path / "notes.txt"
+        inp.write_text("hello")
+        expect = "notes.txt"
+    else:
+        inp = tmp_path / "emptydir"
+        inp.mkdir()
+        expect = "emptydir"
+    code = main(["extract", str(inp), "-o", str(out), "--alignments", str(tmp_path / "s.fpstore")])
+    err = capsys.readouterr().err
+    assert code == 2 and expect in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_sigkill_halfway_then_resume_gives_the_same_faces(tmp_path):
+    """Acceptance 2: a 1080p video extract killed with SIGKILL halfway resumes to the same end."""
+    clip = samples.upscaled_clip("single_face.mp4", 48)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+
+    ref_dir, ref_store = tmp_path / "ref_faces", tmp_path / "ref.fpstore"
+    subprocess.run([*FACEPLATE, "extract", str(clip), "-o", str(ref_dir), "--alignments",
+                    str(ref_store), "--size", "256"], check=True, env=env, capture_output=True)
+
+    faces, store = tmp_path / "faces", tmp_path / "run.fpstore"
+    cmd = [*FACEPLATE, "extract", str(clip), "-o", str(faces), "--alignments", str(store),
+           "--size", "256"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    done = 0
+    while time.time() < deadline and proc.poll() is None:
+        if store.exists():
+            try:
+                con = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=1)
+                done = con.execute("SELECT COUNT(*) FROM frames WHERE processed=1").fetchone()[0]
+                con.close()
+            except sqlite3.Error:
+                done = 0
+        if done >= 20:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = _store_faces(store)
+    assert 0 < len(partial) < 48
+
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    assert "resuming:" in second.stdout
+
+    ref, got = _store_faces(ref_store), _store_faces(store)
+    assert sorted(ref) == sorted(got) and len(ref) == 48
+    for key in ref:
+        np.testing.assert_array_equal(ref[key], got[key])
+    ref_files = sorted(p.name for p in ref_dir.glob("*.png"))
+    assert ref_files == sorted(p.name for p in faces.glob("*.png"))
+    for name in ref_files:
+        a, b = read_face_meta(ref_dir / name), read_face_meta(faces / name)
+        np.testing.assert_array_equal(a.record.landmarks, b.record.landmarks)
+        np.testing.assert_array_equal(cv2.imread(str(ref_dir / name)),
+                                      cv2.imread(str(faces / name)))
