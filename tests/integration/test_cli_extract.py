@@ -141,3 +141,40 @@ def test_sigkill_halfway_then_resume_gives_the_same_faces(tmp_path):
         np.testing.assert_array_equal(a.record.landmarks, b.record.landmarks)
         np.testing.assert_array_equal(cv2.imread(str(ref_dir / name)),
                                       cv2.imread(str(faces / name)))
+
+
+def test_extract_float_exr_sequence_with_mesh_aligner_and_mesh_masks(tmp_path, media, capsys):
+    """Scene-linear EXR frames (one with NaN/Inf) through the mesh aligner and mesh masks."""
+    import OpenImageIO as oiio
+
+    from faceplate.core.colorspace import srgb_to_linear
+
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    rgb = cv2.cvtColor(cv2.imread(str(media["astronaut.png"])), cv2.COLOR_BGR2RGB)
+    lin = srgb_to_linear(rgb.astype(np.float32) / 255.0)
+    for i in range(3):
+        frame = lin.copy()
+        if i == 1:
+            frame[0:4, 0:4, 0] = np.nan
+            frame[10, 10, 1] = np.inf
+        spec = oiio.ImageSpec(frame.shape[1], frame.shape[0], 3, oiio.FLOAT)
+        out = oiio.ImageOutput.create(str(seq / f"shot_{i + 1:04d}.exr"))
+        assert out.open(str(seq / f"shot_{i + 1:04d}.exr"), spec)
+        assert out.write_image(frame)
+        out.close()
+    faces = tmp_path / "faces"
+    code = main(["extract", str(seq), "-o", str(faces), "--size", "128", "--aligner", "mesh68",
+                 "--masks", "mesh_oval", "mesh_eyes", "components"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "frame 1: 17 NaN/Inf samples replaced for detection" in captured.err
+    got, bad = scan_faceset(faces)
+    assert not bad and len(got) == 3
+    for _, meta in got:
+        assert meta.record.aligner == "mesh68"
+        assert set(meta.record.masks) == {"mesh_oval", "mesh_eyes", "components"}
+        assert meta.record.frame_name.startswith("shot_000")
+    # the same face in three identical frames: identical landmarks (NaNs only touch a corner)
+    lms = [m.record.landmarks for _, m in sorted(got, key=lambda pm: pm[1].record.frame_index)]
+    np.testing.assert_allclose(lms[0], lms[2], atol=1e-4)

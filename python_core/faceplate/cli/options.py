@@ -54,6 +54,7 @@ def add_config(parser: argparse.ArgumentParser | Any, cls: type, *, prefix: str 
             kw["type"] = type(p.choices[0]) if p.choices else str
         else:
             kw["type"] = {"int": int, "float": float, "str": str}[p.kind]
+            kw["metavar"] = p.name.upper()
             if p.choices:
                 kw["choices"] = list(p.choices)
         target.add_argument(flag, **kw)
