@@ -11,7 +11,7 @@ from typing import Any
 import av
 import cv2
 import numpy as np
-import OpenImageIO as oiio  # noqa: N813
+import OpenImageIO as oiio
 import pytest
 
 from faceplate.core.colorspace import srgb_to_linear

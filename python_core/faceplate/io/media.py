@@ -53,7 +53,7 @@ from typing import Any, Literal
 import av
 import cv2
 import numpy as np
-import OpenImageIO as oiio  # noqa: N813
+import OpenImageIO as oiio
 
 from faceplate.core.colorspace import linear_to_display_u8
 from faceplate.core.errors import ConfigError, FaceplateError, InputError, UnsupportedFormatError

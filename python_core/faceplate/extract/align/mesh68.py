@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from faceplate.core.config import option
-from faceplate.core.errors import ModelError
 from faceplate.core.types import BBox
+from faceplate.extract import mediapipe_graphs
 from faceplate.extract.align.base import ALIGNERS, Aligner, AlignerConfig, Alignment
 
 #: MESH_TO_68[k] = ((vertex, weight), ...) for iBUG point k; weights are non-negative, sum to 1.
@@ -150,17 +150,10 @@ class Mesh68(Aligner):
 
     def __init__(self, cfg: Mesh68Config) -> None:
         super().__init__(cfg)
-        try:
-            import mediapipe as mp
-
-            # Still-image mode: the crop moves with the detection box and one graph serves every
-            # face of a frame, so the graph's own frame-to-frame tracking (video mode) would carry
-            # a region of interest from another face or an out-of-date crop position.
-            self._graph: Any = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=True, max_num_faces=2, refine_landmarks=False,
-                min_detection_confidence=cfg.min_confidence)
-        except Exception as err:  # mediapipe raises bare RuntimeErrors / missing-file errors
-            raise ModelError(f"cannot build the MediaPipe face-mesh graph: {err}") from err
+        # Still-image mode: the crop moves with the detection box and one graph serves every
+        # face of a frame, so the graph's own frame-to-frame tracking (video mode) would carry
+        # a region of interest from another face or an out-of-date crop position.
+        self._graph: Any = mediapipe_graphs.face_mesh(2, cfg.min_confidence)
         self._lock = threading.Lock()
 
     def close(self) -> None:

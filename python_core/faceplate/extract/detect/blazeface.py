@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from faceplate.core.config import Config, option
-from faceplate.core.errors import ModelError
 from faceplate.core.types import Detection
+from faceplate.extract import mediapipe_graphs
 from faceplate.extract.detect.base import DETECTORS, Detector
 from faceplate.extract.detect.common import BoxMap, clip_box
 
@@ -54,13 +54,7 @@ class BlazeFace(Detector):
 
     def _get_graph(self) -> Any:
         if self._graph is None:
-            try:
-                import mediapipe as mp
-
-                self._graph = mp.solutions.face_detection.FaceDetection(
-                    model_selection=1, min_detection_confidence=self.cfg.min_confidence)
-            except Exception as exc:  # mediapipe raises RuntimeError/ImportError variants
-                raise ModelError(f"cannot start mediapipe BlazeFace: {exc}") from exc
+            self._graph = mediapipe_graphs.face_detection(self.cfg.min_confidence)
         return self._graph
 
     def raw(self, rgb: np.ndarray) -> list[tuple[float, float, float, float, float, np.ndarray]]:

@@ -46,6 +46,7 @@ from faceplate.core.geometry import LEFT_EYE as LM_LEFT_EYE
 from faceplate.core.geometry import RIGHT_EYE as LM_RIGHT_EYE
 from faceplate.core.geometry import transform_points
 from faceplate.core.validate import check_matrix
+from faceplate.extract import mediapipe_graphs
 from faceplate.extract.mask import mesh_topology as topo
 from faceplate.extract.mask.base import MASKERS, Masker
 from faceplate.extract.mask.landmarks import (
@@ -98,11 +99,7 @@ class MeshRegionMasker(Masker):
         """468×2 (x, y) pixel points of the first face mediapipe finds in ``rgb``, or None."""
         with self._lock:
             if self._graph is None:
-                import mediapipe as mp  # heavy import, only when a mesh is needed
-
-                self._graph = mp.solutions.face_mesh.FaceMesh(
-                    static_image_mode=True, max_num_faces=1, refine_landmarks=False,
-                    min_detection_confidence=self.cfg.min_confidence)
+                self._graph = mediapipe_graphs.face_mesh(1, self.cfg.min_confidence)
             result = self._graph.process(np.ascontiguousarray(rgb))
         faces = result.multi_face_landmarks
         if not faces:
