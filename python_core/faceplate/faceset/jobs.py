@@ -32,6 +32,7 @@ from faceplate.core.errors import InputError, OutputError, RecordError
 from faceplate.core.types import Centering, FaceRecord, FrameInfo
 from faceplate.faceset.frames import frames_with_pixels
 from faceplate.faceset.match import face_key, index_store_faces, record_matches
+from faceplate.io.paths import ensure_output_dir
 
 Progress = Callable[[int], None] | None
 
@@ -352,10 +353,7 @@ def extract_faces(store: Any, source: Any, out_dir: Path, *, size: int = 512,
     from faceplate.io.faceset import FaceMeta, face_filename, write_face_png
 
     t0 = time.perf_counter()
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"cannot create the output folder ({err.strerror})", out_dir) from None
+    ensure_output_dir(out_dir)
     src_meta = {"store": str(store.path), "source": str(source.path),
                 "frame_width": int(source.width), "frame_height": int(source.height),
                 "is_video": source.kind == "video"}

@@ -33,6 +33,7 @@ import numpy as np
 from faceplate.core.errors import InputError, OutputError
 from faceplate.core.geometry import compose_affine, invert_affine, recentre
 from faceplate.core.types import BBox, FaceRecord, FrameInfo
+from faceplate.io.paths import ensure_output_dir
 
 HASH_SIDE = 16
 _HASH_WARP = 32  # warp to 32 px then area-average to 16 (anti-aliased)
@@ -119,10 +120,7 @@ def _prepare_out_dir(out_dir: Path) -> None:
     if out_dir.exists() and any(p.suffix.lower() == ".png" for p in out_dir.iterdir()):
         raise OutputError("holds face images already; merge into a new or empty folder",
                           out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"cannot create the output folder ({err.strerror})", out_dir) from None
+    ensure_output_dir(out_dir)
 
 
 def merge_facesets(folders: Sequence[Path], out_dir: Path, *,

