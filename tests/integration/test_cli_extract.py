@@ -178,3 +178,34 @@ def test_extract_float_exr_sequence_with_mesh_aligner_and_mesh_masks(tmp_path, m
     # the same face in three identical frames: identical landmarks (NaNs only touch a corner)
     lms = [m.record.landmarks for _, m in sorted(got, key=lambda pm: pm[1].record.frame_index)]
     np.testing.assert_allclose(lms[0], lms[2], atol=1e-4)
+
+
+def test_reference_filter_keeps_only_the_chosen_person(tmp_path, media, capsys):
+    src = tmp_path / "stills"
+    src.mkdir()
+    for name in ("obama2.jpg", "obama3.jpg", "biden.jpg"):
+        (src / name).write_bytes(media[name].read_bytes())
+    out = tmp_path / "faces"
+    code = main(["extract", str(src), "-o", str(out), "--size", "128",
+                 "--filter", str(media["obama.jpg"])])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "skipped (identity filter) 1" in printed
+    kept = {m.record.frame_name for _, m in scan_faceset(out)[0]}
+    assert kept == {"obama2.jpg", "obama3.jpg"}
+    for _, meta in scan_faceset(out)[0]:
+        assert meta.record.identity is not None and meta.record.identity.shape == (128,)
+
+
+def test_size_filter_and_every_n(tmp_path, media, capsys):
+    out = tmp_path / "faces"
+    assert main(["extract", str(media["multi_face.jpg"]), "-o", str(out), "--alignments",
+                 str(tmp_path / "m.fpstore"), "--min-face", "60"]) == 0
+    printed = capsys.readouterr().out
+    kept = len(scan_faceset(out)[0])
+    assert 0 < kept < 5 and f"skipped (too small) {5 - kept}" in printed
+    out2 = tmp_path / "video"
+    assert main(["extract", str(media["single_face.mp4"]), "-o", str(out2), "--alignments",
+                 str(tmp_path / "v.fpstore"), "--every-n", "10", "--size", "64"]) == 0
+    frames = sorted(m.record.frame_index for _, m in scan_faceset(out2)[0])
+    assert frames == list(range(0, 72, 10))
