@@ -73,6 +73,16 @@ def run_mode(mode: str, clip: Path) -> dict[str, object]:
     return result
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -94,9 +104,8 @@ def main() -> None:
         "benchmark": "extract",
         "clip": {"path": str(clip), "width": 1920, "height": 1080, "frames": args.frames,
                  "faces_per_frame": 1},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "processor": platform.processor() or platform.machine(),
-                    "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "cpu_model": _cpu_model(),
+                    "platform": platform.platform(), "python": platform.python_version()},
         "results": {r["mode"]: r for r in results},
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

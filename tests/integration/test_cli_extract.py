@@ -209,3 +209,40 @@ def test_size_filter_and_every_n(tmp_path, media, capsys):
                  str(tmp_path / "v.fpstore"), "--every-n", "10", "--size", "64"]) == 0
     frames = sorted(m.record.frame_index for _, m in scan_faceset(out2)[0])
     assert frames == list(range(0, 72, 10))
+
+
+def test_tiny_image_and_newer_store_are_clear_errors(tmp_path, media, capsys):
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), np.zeros((1, 1, 3), np.uint8))
+    assert main(["extract", str(tiny), "-o", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert "tiny.png" in err and "too small to contain a face (1×1" in err
+
+    store = tmp_path / "future.fpstore"
+    with AlignmentsStore.open(store, create=True) as st:
+        st.set_meta("source", "x")
+    con = sqlite3.connect(store)
+    con.execute("PRAGMA journal_mode = DELETE")
+    con.execute("PRAGMA user_version = 99")
+    con.close()
+    before = store.read_bytes()
+    assert main(["extract", str(media["obama.jpg"]), "-o", str(tmp_path / "g"),
+                 "--alignments", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert "future.fpstore" in err and "newer" in err
+    assert store.read_bytes() == before
+    assert not list((tmp_path / "g").glob("*.png"))
+
+
+def test_corrupt_file_in_a_folder_is_reported_and_the_rest_extracted(tmp_path, media, capsys):
+    src = tmp_path / "stills"
+    src.mkdir()
+    (src / "a_obama.jpg").write_bytes(media["obama.jpg"].read_bytes())
+    (src / "b_broken.jpg").write_bytes(media["biden.jpg"].read_bytes()[:200])
+    (src / "c_biden.jpg").write_bytes(media["biden.jpg"].read_bytes())
+    out = tmp_path / "faces"
+    assert main(["extract", str(src), "-o", str(out), "--size", "96"]) == 0
+    captured = capsys.readouterr()
+    assert "b_broken.jpg" in captured.err and "skipped" in captured.err
+    assert "1 skipped" in captured.out
+    assert {m.record.frame_name for _, m in scan_faceset(out)[0]} == {"a_obama.jpg", "c_biden.jpg"}
