@@ -69,11 +69,9 @@ def run(args: argparse.Namespace) -> int:
     _step("export the man's alignments as JSON",
           ["faceset", "export-json", str(out / "man.fpstore"), str(out / "man_alignments.json")])
     print("\n== results")
-    for label, path in (
-        ("alignments stores", out / "*.fpstore"),
-        ("aligned faces", out / "faces"),
-        ("sorted copies (each with a sort log for --undo)", out / "sorted"),
-        ("alignments as JSON", out / "man_alignments.json"),
-    ):
-        print(f"  {label}: {path.resolve() if '*' not in str(path) else path}")
+    for who in (*clips, "stills"):
+        print(f"  {who}: alignments {(out / f'{who}.fpstore').resolve()}")
+        print(f"  {who}: aligned faces {(out / 'faces' / who).resolve()}")
+    print(f"  sorted copies (each with a sort log for --undo): {(out / 'sorted').resolve()}")
+    print(f"  alignments as JSON: {(out / 'man_alignments.json').resolve()}")
     return 0
