@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from faceplate.core.geometry import MEAN_FACE_68
-from faceplate.faceset.sort import (
+from faceplate.faceset.sort_keys import (
     SORT_KEYS,
     Group,
     SortFace,

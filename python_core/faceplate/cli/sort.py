@@ -14,7 +14,8 @@ from typing import Any
 from faceplate.cli.options import add_config, config_from_args
 from faceplate.cli.progress import bar
 from faceplate.core.errors import ConfigError
-from faceplate.faceset.sort import SORT_KEYS, SortOptions, sort_faceset, undo_sort
+from faceplate.faceset.sort import SortOptions, sort_faceset, undo_sort
+from faceplate.faceset.sort_keys import SORT_KEYS
 
 
 def _key_dest(name: str) -> str:
