@@ -1,0 +1,248 @@
+"""Pasting a face back into the frame, inside the face's box only.
+
+Convention:
+    Frames are H×W×C float32 (C = 1, 3 or 4; RGB(A), top-left origin), scene-linear or display
+    sRGB, any finite values (> 1 and < 0 included). ``matrix`` is the 2×3 **frame → crop**
+    affine of :func:`faceplate.core.geometry.crop_matrix`: points are (x, y), x right, y down,
+    pixel centres at +0.5 on both sides. A box is half-open integer frame pixels
+    ``[x0, x1) × [y0, y1)``.
+
+How (after FaceFusion's ``paste_back``): the crop's corners, or the corners of the mask's
+non-zero part, are mapped back into the frame to find the box of frame pixels the face can
+reach; face and mask are warped into that box only (``cv2.warpAffine`` with ``WARP_INVERSE_MAP``
+and the box-offset matrix, converted by ``to_cv2``), the blender merges them with the plate
+there, and the box is written into a copy of the frame. Pixels outside the box are never read
+into arithmetic, so they come back bit-exact; inside the box the blender's contract keeps every
+pixel whose warped mask is 0 bit-exact as well.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from faceplate.convert.blend import BLEND, AlphaMode, Blender
+from faceplate.core.geometry import compose_affine, invert_affine, to_cv2, transform_points
+from faceplate.core.validate import check_matrix
+
+Interpolation = Literal["nearest", "linear", "cubic", "lanczos"]
+INTERPOLATIONS: tuple[Interpolation, ...] = ("nearest", "linear", "cubic", "lanczos")
+_CV2_INTERP = {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR,
+               "cubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}
+#: The mask is always warped bilinearly (no overshoot, known support): a warped value is non-zero
+#: only within 1 source pixel of a non-zero mask pixel's centre.
+_MASK_SUPPORT = 1.0
+
+
+@dataclass(frozen=True)
+class Box:
+    """A half-open box of frame pixels ``[x0, x1) × [y0, y1)``."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def width(self) -> int:
+        return max(0, self.x1 - self.x0)
+
+    @property
+    def height(self) -> int:
+        return max(0, self.y1 - self.y0)
+
+    @property
+    def empty(self) -> bool:
+        return self.width == 0 or self.height == 0
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        """``frame[box.slices]`` is the box's view of an H×W(×C) frame."""
+        return slice(self.y0, self.y1), slice(self.x0, self.x1)
+
+
+@dataclass(frozen=True)
+class PasteRegion:
+    """The face and its matte warped into the frame's box.
+
+    Attributes:
+        box: The frame pixels covered.
+        face: box.height×box.width×C float32, the face resampled into the box (edge pixels of
+            the crop extend past its border; only meaningful where ``mask > 0``).
+        mask: box.height×box.width float32 in [0, 1], the matte (0 outside the crop).
+    """
+
+    box: Box
+    face: np.ndarray
+    mask: np.ndarray
+
+
+def face_box(matrix: np.ndarray, size: int, frame_shape: tuple[int, ...], *,
+             crop_rect: tuple[int, int, int, int] | None = None, support: float = _MASK_SUPPORT,
+             pad: int = 2) -> Box:
+    """The box of frame pixels that a ``size``×``size`` crop can reach under ``matrix``.
+
+    Args:
+        matrix: 2×3 frame → crop affine (pixel centres at +0.5).
+        size: The crop's side in pixels.
+        frame_shape: (H, W, ...) of the frame.
+        crop_rect: Only this part of the crop, as half-open crop pixels (x0, y0, x1, y1),
+            e.g. the mask's non-zero part; the whole crop when None.
+        support: Reach of the resampling kernel in crop pixels around a pixel centre
+            (1 for bilinear).
+        pad: Extra frame pixels on each side (covers OpenCV's 1/32-pixel coordinate rounding).
+
+    Returns:
+        The box clipped to the frame; ``empty`` when the crop falls outside it.
+    """
+    m = check_matrix(matrix)
+    h, w = int(frame_shape[0]), int(frame_shape[1])
+    x0, y0, x1, y1 = crop_rect if crop_rect is not None else (0, 0, size, size)
+    # The crop region whose samples can be non-zero: the outer pixel centres plus the support.
+    lo_x, lo_y = x0 + 0.5 - support, y0 + 0.5 - support
+    hi_x, hi_y = x1 - 0.5 + support, y1 - 0.5 + support
+    corners = np.array([[lo_x, lo_y], [hi_x, lo_y], [lo_x, hi_y], [hi_x, hi_y]])
+    pts = transform_points(corners, invert_affine(m))
+    fx0, fy0 = pts.min(axis=0)
+    fx1, fy1 = pts.max(axis=0)
+    # Frame pixel j is reached when its centre j + 0.5 lies within [f0, f1].
+    bx0 = max(0, math.ceil(fx0 - 0.5) - pad)
+    by0 = max(0, math.ceil(fy0 - 0.5) - pad)
+    bx1 = min(w, math.floor(fx1 - 0.5) + 1 + pad)
+    by1 = min(h, math.floor(fy1 - 0.5) + 1 + pad)
+    return Box(bx0, by0, max(bx0, bx1), max(by0, by1))
+
+
+def _check_face_mask(face: object, mask: object) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(face, np.ndarray) or face.dtype != np.float32 or face.ndim != 3 \
+            or face.shape[0] != face.shape[1] or face.shape[0] < 1:
+        got = (face.dtype, face.shape) if isinstance(face, np.ndarray) else type(face).__name__
+        raise ValueError(f"face: expected a square S×S×C float32 array, got {got}")
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.float32:
+        got = mask.dtype if isinstance(mask, np.ndarray) else type(mask).__name__
+        raise ValueError(f"mask: expected a float32 array, got {got}")
+    m = mask[..., 0] if mask.ndim == 3 and mask.shape[2] == 1 else mask
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] < 1:
+        raise ValueError(f"mask: expected a square S×S float32 array, got shape {mask.shape}")
+    if np.isnan(m).any() or m.min() < 0.0 or m.max() > 1.0:
+        raise ValueError("mask: values must lie in [0, 1] and not be NaN")
+    return face, m
+
+
+def paste_region(frame_shape: tuple[int, ...], face: np.ndarray, mask: np.ndarray,
+                 matrix: np.ndarray, *, interpolation: Interpolation = "cubic",
+                 pad: int = 2) -> PasteRegion | None:
+    """Warp a crop-space face and mask into the box of the frame they cover.
+
+    Args:
+        frame_shape: (H, W, ...) of the frame.
+        face: S×S×C float32, any values.
+        mask: Sm×Sm (or Sm×Sm×1) float32 in [0, 1]; Sm may differ from S (a stored 128 px mask
+            under a 256 px face): it is scaled onto the face's crop.
+        matrix: 2×3 frame → face-crop affine (pixel centres at +0.5).
+        interpolation: Resampling of the face; the mask is always bilinear.
+        pad: Extra frame pixels around the box.
+
+    Returns:
+        The region, or None when the mask is empty or falls outside the frame.
+    """
+    f, m = _check_face_mask(face, mask)
+    if interpolation not in _CV2_INTERP:
+        raise ValueError(f"interpolation: {interpolation!r} is not one of {INTERPOLATIONS}")
+    mat = check_matrix(matrix)
+    s, sm = f.shape[0], m.shape[0]
+    mask_mat = mat if sm == s else compose_affine(np.diag([sm / s, sm / s, 1.0])[:2], mat)
+    nz = (m > 0.0).astype(np.uint8)
+    rx, ry, rw, rh = cv2.boundingRect(nz)
+    if rw == 0 or rh == 0:
+        return None
+    box = face_box(mask_mat, sm, frame_shape, crop_rect=(rx, ry, rx + rw, ry + rh), pad=pad)
+    if box.empty:
+        return None
+    offset = np.array([[1.0, 0.0, box.x0], [0.0, 1.0, box.y0]])  # box pixels → frame pixels
+    dsize = (box.width, box.height)
+    face_w = cv2.warpAffine(f, to_cv2(compose_affine(mat, offset)), dsize,
+                            flags=_CV2_INTERP[interpolation] | cv2.WARP_INVERSE_MAP,
+                            borderMode=cv2.BORDER_REPLICATE)
+    if face_w.ndim == 2:
+        face_w = face_w[..., None]
+    mask_w = cv2.warpAffine(np.ascontiguousarray(m), to_cv2(compose_affine(mask_mat, offset)),
+                            dsize, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    np.clip(mask_w, 0.0, 1.0, out=mask_w)
+    return PasteRegion(box, face_w.astype(np.float32, copy=False), mask_w)
+
+
+def paste_back(frame: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray, *,
+               blend: Blender | str = "overlay", interpolation: Interpolation = "cubic",
+               alpha: AlphaMode | None = None, out: np.ndarray | None = None,
+               pad: int = 2) -> np.ndarray:
+    """Blend a crop-space face into the frame, working on the face's box only.
+
+    Args:
+        frame: H×W×C float32, C in (1, 3, 4) (RGB(A)), any finite values. Never modified
+            (unless passed as ``out``).
+        face: S×S×Cf float32 in the frame's colour space (the caller converts), Cf = the
+            frame's colour channels (1 or 3) or C; a face alpha channel is ignored.
+        mask: Sm×Sm (or Sm×Sm×1) float32 in [0, 1] in crop space (Sm may differ from S).
+        matrix: 2×3 frame → crop affine (pixel centres at +0.5).
+        blend: A :class:`Blender` or a ``BLEND`` registry name (its default config).
+        interpolation: Resampling of the face ("cubic" by default; the mask is bilinear).
+        alpha: For RGBA frames: ``"keep"`` the plate's alpha, ``"over"`` composite the matte
+            over it (``a + m·(1 − a)``, unchanged where m = 0), or ``"mask"`` replace the whole
+            alpha channel by the warped matte (0 outside the face: the one mode that changes
+            pixels outside the box). None: the blender's ``default_alpha``.
+        out: Write into this H×W×C float32 array instead of a fresh copy of ``frame`` (it is
+            first filled with ``frame`` unless it *is* ``frame``); lets a caller paste several
+            faces with a single frame copy.
+        pad: Extra frame pixels around the box.
+
+    Returns:
+        The merged frame, H×W×C float32: a new array unless ``out`` was given. Outside the box,
+        and inside it wherever the warped mask is 0, it equals ``frame`` bit for bit.
+    """
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.float32 or frame.ndim != 3 \
+            or frame.shape[2] not in (1, 3, 4) or frame.shape[0] < 1 or frame.shape[1] < 1:
+        got = (frame.dtype, frame.shape) if isinstance(frame, np.ndarray) \
+            else type(frame).__name__
+        raise ValueError(f"frame: expected an H×W×C float32 array with C in (1, 3, 4), got {got}")
+    blender = BLEND.create(blend) if isinstance(blend, str) else blend
+    mode = blender.default_alpha if alpha is None else alpha
+    if mode not in ("keep", "over", "mask"):
+        raise ValueError(f"alpha: {mode!r} is not one of ('keep', 'over', 'mask')")
+    c = frame.shape[2]
+    nc = 3 if c >= 3 else 1
+    f, m = _check_face_mask(face, mask)
+    if f.shape[2] not in (nc, c):
+        raise ValueError(f"face: expected {nc} or {c} channels for a {c}-channel frame, "
+                         f"got {f.shape[2]}")
+    if out is None:
+        result = frame.copy()
+    else:
+        if out.shape != frame.shape or out.dtype != np.float32:
+            raise ValueError(f"out: expected a {frame.shape} float32 array, got "
+                             f"{out.dtype} {out.shape}")
+        if out is not frame:
+            np.copyto(out, frame)
+        result = out
+    region = paste_region(frame.shape, f[..., :nc], m, matrix, interpolation=interpolation,
+                          pad=pad)
+    if c == 4 and mode == "mask":
+        result[..., 3] = 0.0
+    if region is None:
+        return result
+    view = result[region.box.slices]
+    plate = np.ascontiguousarray(view[..., :nc])
+    view[..., :nc] = blender.blend(plate, region.face, region.mask)
+    if c == 4 and mode != "keep":
+        if mode == "mask":
+            view[..., 3] = region.mask
+        else:
+            a = view[..., 3]
+            over = a + region.mask * (np.float32(1.0) - a)
+            np.copyto(a, over, where=region.mask > 0.0)
+    return result
