@@ -18,6 +18,8 @@ COMMANDS = (
     "faceplate.cli.extract",
     "faceplate.cli.sort",
     "faceplate.cli.faceset",
+    "faceplate.cli.train",
+    "faceplate.cli.evaluate",
     "faceplate.cli.media",
     "faceplate.cli.demo",
 )

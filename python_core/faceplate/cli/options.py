@@ -40,7 +40,7 @@ def add_config(parser: argparse.ArgumentParser | Any, cls: type, *, prefix: str 
         dest = _dest(prefix, p)
         default_txt = "" if p.default is None else f" (default: {_show(p.default)})"
         kw: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS,
-                              "help": p.help + default_txt}
+                              "help": (p.help + default_txt).replace("%", "%%")}
         if p.kind == "bool":
             kw["action"] = argparse.BooleanOptionalAction
         elif p.kind in ("floats", "strs"):

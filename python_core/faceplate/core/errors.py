@@ -65,3 +65,7 @@ class NoFacesError(FaceplateError):
     """A run found no face anywhere in its input."""
 
     exit_code = 1
+
+
+class TrainingError(FaceplateError):
+    """Training cannot go on (e.g. the loss became NaN/Inf); the last good checkpoint is kept."""

@@ -1,0 +1,196 @@
+"""Training speed and memory: EGs/s and peak memory per model, Faceswap's way.
+
+Modes (batch 16 per side unless ``--batch-size``):
+
+- ``original_64``: ``original`` at 64 px with Faceswap's dims (encoder 1024, dims 128);
+- ``df_128``: ``df`` at 128 px with Faceswap's dfl-sae defaults (encoder 42, decoder 21, ae 512,
+  two residual blocks per decoder stage; mask decoder 8, the smallest allowed, ≈ decoder/3), the
+  figure Faceswap's 0.59 EGs/s compares to;
+- ``liae_128``: ``liae`` at 128 px, same dims;
+- ``original_64_mask``: ``original_64`` plus the learned-mask branch at full width.
+
+Faceswap's figures are with its defaults, where "learn mask" is off, so the compared modes train
+without the mask head (the masked SSIM+L2 loss on the stored mask is on, as in Faceswap).
+
+Each mode runs in its own subprocess (so peak RSS is its own) through the real trainer
+(:class:`faceplate.train.trainer.Trainer`: data loader with augmentation, SSIM+L2 losses, mask
+loss, Adam) on the sample facesets (``tests/train_facesets.py``; built on first use). EGs/s =
+2 × batch ÷ seconds per iteration (both sides count, as Faceswap reports), measured over the
+iterations after ``--warmup`` iterations. Runs on the GPU when one is present (``--device``).
+Writes JSON (``--output``) and prints it. Never asserts on speed.
+
+Usage: python benchmarks/train.py [--iterations 6] [--warmup 2] [--modes original_64 df_128]
+       [--output bench_out/train.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+#: mode → (model, size, model config overrides, Faceswap's figure on 2 cores in EGs/s)
+MODES: dict[str, tuple[str, int, dict[str, Any], float | None]] = {
+    "original_64": ("original", 64, {"encoder_dim": 1024, "dims": 128, "learn_mask": False},
+                    8.2),
+    "df_128": ("df", 128, {"ae_dims": 512, "e_dims": 42, "d_dims": 21, "d_mask_dims": 8,
+                          "res_blocks": 2, "learn_mask": False}, 0.59),
+    "liae_128": ("liae", 128, {"ae_dims": 512, "e_dims": 42, "d_dims": 21, "d_mask_dims": 8,
+                              "res_blocks": 2, "learn_mask": False}, None),
+    "original_64_mask": ("original", 64, {"encoder_dim": 1024, "dims": 128, "mask_dims": 128,
+                                          "learn_mask": True}, None),
+}
+#: Faceswap 3 peak memory (GiB) on the same machine class, from the issue.
+FACESWAP_PEAK_GIB = {"original_64": 4.3, "df_128": 9.6}
+
+
+def _facesets() -> tuple[Path, Path]:
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))
+    from tests.train_facesets import facesets
+
+    return facesets()
+
+
+def _gpu_peak() -> float | None:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return None
+
+
+def run_mode(mode: str, iterations: int, warmup: int, batch: int, device: str,
+             precision: str, channels_last: bool) -> dict[str, Any]:
+    """Train ``warmup + iterations`` iterations of ``mode`` in this process; its figures."""
+    import torch
+
+    from faceplate.train.data import DataConfig
+    from faceplate.train.models import MODELS
+    from faceplate.train.trainer import TrainConfig, Trainer
+
+    name, size, over, fs_egs = MODES[mode]
+    a, b = _facesets()
+    cfg = TrainConfig(model=name, size=size, iterations=warmup + iterations, batch_size=batch,
+                      save_every=10**9, preview_every=0, log_every=10**9, export=False,
+                      device=device, precision=precision,  # type: ignore[arg-type]
+                      channels_last=channels_last, snapshot_every=0)
+    mcfg = MODELS.config_class(name)(size=size, **over)
+    times: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Trainer(cfg, a, b, Path(tmp) / "model", model_cfg=mcfg, data_cfg=DataConfig())
+        t.setup()
+        params = t.model.param_count()
+        t.model.train()
+        try:
+            for _ in range(warmup + iterations):
+                t0 = time.perf_counter()
+                t._train_step()
+                if t.device.type == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - t0)
+                t.iteration += 1
+        finally:
+            t.close()
+    steady = times[warmup:]
+    sec = sum(steady) / len(steady)
+    res: dict[str, Any] = {
+        "mode": mode, "model": name, "size": size, "model_config": over, "batch_size": batch,
+        "parameters": params, "iterations_timed": len(steady), "warmup_iterations": warmup,
+        "seconds_per_iteration": sec, "egs_per_second": 2 * batch / sec,
+        "fastest_egs_per_second": 2 * batch / min(steady),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "device": str(t.device), "precision": precision, "channels_last": channels_last,
+        "threads": torch.get_num_threads(),
+    }
+    gpu = _gpu_peak()
+    if gpu is not None:
+        res["peak_gpu_mib"] = gpu
+    if fs_egs is not None and device != "cuda" and batch == 16:
+        res["faceswap_egs_per_second"] = fs_egs
+        res["ratio_vs_faceswap"] = res["egs_per_second"] / fs_egs
+    if mode in FACESWAP_PEAK_GIB and batch == 16:
+        res["faceswap_peak_gib"] = FACESWAP_PEAK_GIB[mode]
+    return res
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _machine() -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {
+        "cpu_model": _cpu_model(), "cpus": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "platform": platform.platform(), "python": platform.python_version(),
+        "torch": torch.__version__, "load_average": list(os.getloadavg()),
+    }
+    try:
+        mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+        info["memory_gib"] = round(int(mem) / 2**20, 1)
+    except (OSError, IndexError, ValueError):
+        pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--iterations", type=int, default=6, help="timed iterations per mode")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--modes", nargs="*", choices=list(MODES), default=list(MODES))
+    ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    ap.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--output", type=Path, default=Path("bench_out/train.json"))
+    ap.add_argument("--mode", choices=list(MODES), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.mode:  # child process
+        print(json.dumps(run_mode(args.mode, args.iterations, args.warmup, args.batch_size,
+                                  args.device, args.precision, args.channels_last)))
+        return
+    _facesets()  # build once before the timed children
+    results = []
+    for mode in args.modes:
+        cmd = [sys.executable, __file__, "--mode", mode, "--iterations", str(args.iterations),
+               "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
+               "--device", args.device, "--precision", args.precision]
+        if args.channels_last:
+            cmd.append("--channels-last")
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            results.append({"mode": mode, "error": proc.stderr.strip().splitlines()[-5:]})
+            continue
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    report = {
+        "benchmark": "train",
+        "definition": "EGs/s = 2 x batch / seconds per iteration (both sides count; Faceswap)",
+        "machine": _machine(),
+        "results": {r["mode"]: r for r in results},
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

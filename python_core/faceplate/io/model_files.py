@@ -1,0 +1,451 @@
+"""The trained-model directory: what ``faceplate train`` writes and convert / the OFX node load.
+
+Layout of a model directory (every file written atomically: a temp file in the same folder,
+``fsync``, ``os.replace``, then an ``fsync`` of the folder)::
+
+    MODEL_DIR/
+      manifest.json          the inference manifest (:class:`Manifest`), written after the weights
+      model.safetensors      the inference weights (the full swap model's ``state_dict``, float32)
+      model.onnx             optional ONNX export of the inference graph (recorded in the manifest)
+      latest.json            {"format", "checkpoint": "checkpoints/00001200", "iteration": 1200}
+      checkpoints/<iteration:08d>/{model.safetensors, optimizer.safetensors, state.json}
+      snapshots/<iteration:08d>/...   same content, kept forever (one every ``snapshot_every``)
+      previews/, logs/       preview grids, the loss plot, TensorBoard event files
+
+(The checkpoint files are written by :mod:`faceplate.train.checkpoint`, with the helpers below.)
+
+``manifest.json`` (``format_version`` 1)::
+
+    {"format": "faceplate-swap-model", "format_version": 1, "faceplate_version": "0.1.0",
+     "architecture": "df", "model_config": {...the model's config fields...},
+     "size": 128, "input_size": 128, "output_size": 128, "centering": "face", "coverage": 1.0,
+     "color_space": "srgb", "learn_mask": true,
+     "weights": {"file": "model.safetensors", "sha256": "..."},
+     "onnx": null | {"file": "model.onnx", "direction": "b2a", "max_abs_diff": 1e-6, "sha256": ...},
+     "training": {"iterations": 1200, "examples_seen": 38400, "batch_size": 16,
+                  "last_losses": {"a": ..., "b": ...}, "date": "2025-...Z",
+                  "faceplate_version": "0.1.0"},
+     "data_config": {...}}
+
+The model works on display-referred sRGB crops in [0, 1] (``color_space`` "srgb"), N×3×H×W,
+cut with the stored ``centering`` and ``coverage``. Loading never unpickles: weights are read
+with ``safetensors`` only, JSON with ``json``. A directory written by a newer Faceplate raises
+:class:`SchemaVersionError`; anything else unusable raises :class:`ModelError` naming the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from faceplate import __version__
+from faceplate.core.errors import ConfigError, ModelError, OutputError, SchemaVersionError
+from faceplate.core.types import CENTERINGS
+from faceplate.io.paths import sha256_file
+
+if TYPE_CHECKING:
+    import torch
+
+    from faceplate.train.models import SwapModel
+
+FORMAT_NAME = "faceplate-swap-model"
+#: Version of ``manifest.json`` / ``latest.json`` / checkpoint ``state.json`` this code writes.
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+WEIGHTS = "model.safetensors"
+ONNX = "model.onnx"
+LATEST = "latest.json"
+COLOR_SPACES = ("srgb",)
+
+_MANIFEST_KEYS = ("format", "format_version", "architecture", "model_config", "size",
+                  "input_size", "output_size", "centering", "coverage", "color_space",
+                  "learn_mask", "weights", "training")
+#: Largest JSON file we parse (manifests and states are a few kB; the loss history a few MB).
+_MAX_JSON = 256 << 20
+
+
+# ---------------------------------------------------------------------------- atomic writes
+
+
+def fsync_dir(folder: Path) -> None:
+    """``fsync`` a folder so a rename inside it is durable (no-op where unsupported)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _output_error(err: OSError, path: Path) -> OutputError:
+    why = "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+    return OutputError(f"cannot write ({why}); the previous version is left intact", path)
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _finish(tmp: Path, path: Path) -> None:
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file + fsync + rename).
+
+    Raises:
+        OutputError: naming ``path`` (the old file, if any, is left as it was).
+    """
+    path = Path(path)
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        _finish(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise _output_error(err, path) from None
+    return path
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write ``obj`` as indented UTF-8 JSON to ``path`` atomically (no NaN allowed)."""
+    text = json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n"
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def _save_file(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def _plain_tensors(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached, contiguous CPU tensors with no two sharing storage (safetensors refuses that)."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for k, v in tensors.items():
+        t = v.detach().to("cpu").contiguous()
+        ptr = t.untyped_storage().data_ptr()
+        if ptr in seen and t.numel():
+            t = t.clone()
+        seen.add(t.untyped_storage().data_ptr())
+        out[k] = t
+    return out
+
+
+def save_tensors_atomic(path: str | os.PathLike[str], tensors: Mapping[str, torch.Tensor],
+                        metadata: Mapping[str, str] | None = None) -> Path:
+    """Write ``tensors`` as a safetensors file at ``path`` atomically.
+
+    Args:
+        path: Destination file.
+        tensors: Name → tensor (any dtype/device; saved as is, moved to CPU).
+        metadata: Optional string → string header metadata.
+
+    Raises:
+        OutputError: naming ``path``; a failing write (e.g. a full disk) leaves the old file.
+    """
+    path = Path(path)
+    tmp = _tmp_name(path)
+    try:
+        _save_file(_plain_tensors(tensors), tmp, dict(metadata or {}))
+        _finish(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise _output_error(err, path) from None
+    return path
+
+
+# ------------------------------------------------------------------------------- reading
+
+
+def load_tensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Read a safetensors file (never unpickles: a pickle or any other file is refused).
+
+    Returns:
+        Name → CPU tensor.
+
+    Raises:
+        ModelError: naming ``path`` when it is missing or not a valid safetensors file.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError("weights file is missing", path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+        if len(head) < 8 or int.from_bytes(head, "little") > os.path.getsize(path) - 8:
+            raise ModelError("not a safetensors file (bad header length; pickled checkpoints "
+                             "are never loaded)", path)
+        return load_file(str(path), device="cpu")
+    except ModelError:
+        raise
+    except Exception as err:  # safetensors raises its own SafetensorError / OSError
+        raise ModelError(f"not a valid safetensors file ({err})", path) from None
+
+
+def read_json(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """Parse a JSON object file; :class:`ModelError` naming ``path`` otherwise."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > _MAX_JSON:
+            raise ModelError(f"{what} is implausibly large", path)
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{what} is missing", path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelError(f"{what} is not valid JSON ({err})", path) from None
+    if not isinstance(obj, dict):
+        raise ModelError(f"{what} is not a JSON object", path)
+    return obj
+
+
+def check_format(obj: Mapping[str, Any], path: Path, what: str) -> None:
+    """Check the ``format`` / ``format_version`` keys every model-dir JSON file carries.
+
+    Raises:
+        SchemaVersionError: written by a newer Faceplate (a newer format version).
+        ModelError: not a Faceplate model file, or a version this Faceplate cannot read.
+    """
+    if obj.get("format") != FORMAT_NAME:
+        raise ModelError(f"{what} is not a Faceplate model file (format {obj.get('format')!r}, "
+                         f"expected {FORMAT_NAME!r})", path)
+    ver = obj.get("format_version")
+    if not isinstance(ver, int) or isinstance(ver, bool) or ver < 1:
+        raise ModelError(f"{what} has an invalid format_version {ver!r}", path)
+    if ver > FORMAT_VERSION:
+        raise SchemaVersionError(f"{what} format version {ver} is newer than this Faceplate "
+                                 f"({__version__}) reads (up to {FORMAT_VERSION}); update "
+                                 "Faceplate", path)
+
+
+# ------------------------------------------------------------------------------ manifest
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The inference manifest (``manifest.json``) of a model directory.
+
+    Attributes:
+        architecture: Registry name of the model (``faceplate.train.models.MODELS``).
+        model_config: The model config's fields (JSON values; tuples as lists).
+        size: Training size in pixels (the faces the model was trained on).
+        input_size: Side of the model's input face, px (N×3×input_size² sRGB [0, 1]).
+        output_size: Side of the model's output face and mask, px.
+        centering: Crop centering the faces were cut with ("face" / "whole_face" / "head").
+        coverage: Fraction (0.5–1.0) of the aligned crop the model sees (centre crop).
+        color_space: Always "srgb": display-referred sRGB in [0, 1].
+        learn_mask: Whether the model predicts a mask (N×1×output_size² in [0, 1]).
+        weights: {"file": name, "sha256": hex}.
+        training: iterations, examples_seen, batch_size, last_losses, date, faceplate_version.
+        onnx: None, or {"file", "direction", "max_abs_diff", "sha256"}.
+        data_config: The data config the model was trained with (informative).
+    """
+
+    architecture: str
+    model_config: dict[str, Any]
+    size: int
+    input_size: int
+    output_size: int
+    centering: str
+    coverage: float
+    learn_mask: bool
+    weights: dict[str, Any]
+    training: dict[str, Any]
+    color_space: str = "srgb"
+    onnx: dict[str, Any] | None = None
+    data_config: dict[str, Any] = field(default_factory=dict)
+    format: str = FORMAT_NAME
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any], path: Path) -> Manifest:
+        """Validate a parsed manifest; :class:`ModelError` / :class:`SchemaVersionError`."""
+        check_format(obj, path, "model manifest")
+        missing = [k for k in _MANIFEST_KEYS if k not in obj]
+        if missing:
+            raise ModelError(f"model manifest lacks {', '.join(missing)}", path)
+
+        def need(key: str, typ: type | tuple[type, ...]) -> Any:
+            v = obj[key]
+            if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
+                raise ModelError(f"model manifest: {key} has the wrong type ({v!r})", path)
+            return v
+
+        for key in ("size", "input_size", "output_size"):
+            v = need(key, int)
+            if not 8 <= v <= 4096:
+                raise ModelError(f"model manifest: {key} {v} is out of range", path)
+        if obj["centering"] not in CENTERINGS:
+            raise ModelError(f"model manifest: unknown centering {obj['centering']!r}", path)
+        cov = need("coverage", (int, float))
+        if not 0.1 <= float(cov) <= 1.0:
+            raise ModelError(f"model manifest: coverage {cov} is out of range", path)
+        if obj["color_space"] not in COLOR_SPACES:
+            raise ModelError(f"model manifest: unknown colour space {obj['color_space']!r}", path)
+        need("architecture", str)
+        need("model_config", dict)
+        need("learn_mask", bool)
+        weights = need("weights", dict)
+        if not isinstance(weights.get("file"), str) or "/" in weights["file"] \
+                or "\\" in weights["file"] or weights["file"].startswith("."):
+            raise ModelError("model manifest: weights.file must be a plain file name", path)
+        need("training", dict)
+        onnx = obj.get("onnx")
+        if onnx is not None and (not isinstance(onnx, dict) or not isinstance(onnx.get("file"),
+                                                                             str)):
+            raise ModelError("model manifest: onnx must be null or an object with a file", path)
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in obj.items() if k in names}
+        kw["coverage"] = float(cov)
+        return cls(**kw)
+
+
+def training_stats(iterations: int, examples_seen: int, batch_size: int,
+                   last_losses: Mapping[str, float]) -> dict[str, Any]:
+    """The manifest's ``training`` block, dated now (UTC, ISO 8601)."""
+    return {"iterations": int(iterations), "examples_seen": int(examples_seen),
+            "batch_size": int(batch_size),
+            "last_losses": {k: float(v) for k, v in last_losses.items()},
+            "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "faceplate_version": __version__}
+
+
+def write_manifest(model_dir: str | os.PathLike[str], manifest: Manifest) -> Path:
+    """Write ``manifest.json`` atomically (call after the weights it names are in place)."""
+    return write_json_atomic(Path(model_dir) / MANIFEST, manifest.to_dict())
+
+
+def save_model(model_dir: str | os.PathLike[str], state_dict: Mapping[str, torch.Tensor],
+               manifest: Manifest) -> Manifest:
+    """Write the inference weights then the manifest (with the weights' sha256) atomically.
+
+    A reader never sees a manifest whose weights are not complete: the weights are replaced
+    first, the manifest naming them last.
+
+    Returns:
+        The manifest as written (``weights`` filled in).
+    """
+    model_dir = Path(model_dir)
+    wpath = save_tensors_atomic(model_dir / WEIGHTS, state_dict,
+                                {"format": FORMAT_NAME, "architecture": manifest.architecture})
+    manifest = dataclasses.replace(manifest, weights={"file": WEIGHTS,
+                                                      "sha256": sha256_file(wpath)})
+    write_manifest(model_dir, manifest)
+    return manifest
+
+
+def read_manifest(model_dir: str | os.PathLike[str]) -> Manifest:
+    """Read and validate ``MODEL_DIR/manifest.json``.
+
+    Raises:
+        ModelError: the folder is not a model directory, or the manifest is invalid.
+        SchemaVersionError: the manifest was written by a newer Faceplate.
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelError("not a model directory (no such folder)", model_dir)
+    path = model_dir / MANIFEST
+    return Manifest.from_dict(read_json(path, "model manifest"), path)
+
+
+def load_weights(model_dir: str | os.PathLike[str],
+                 manifest: Manifest | None = None) -> dict[str, torch.Tensor]:
+    """The inference weights named by the manifest, checked against its sha256."""
+    model_dir = Path(model_dir)
+    manifest = manifest or read_manifest(model_dir)
+    path = model_dir / manifest.weights["file"]
+    want = manifest.weights.get("sha256")
+    if want and path.is_file() and sha256_file(path) != want:
+        raise ModelError("weights do not match the manifest's sha256 (replaced or corrupt)",
+                         path)
+    return load_tensors(path)
+
+
+def model_config_from_manifest(manifest: Manifest, path: Path) -> Any:
+    """Rebuild the model's frozen config from the manifest (JSON lists → tuples).
+
+    Raises:
+        ModelError: unknown architecture, or config fields this Faceplate does not know.
+    """
+    from faceplate.train.models import MODELS
+
+    if manifest.architecture not in MODELS:
+        raise ModelError(f"unknown model architecture {manifest.architecture!r} (this "
+                         f"Faceplate has: {', '.join(MODELS.names())})", path)
+    cls = MODELS.config_class(manifest.architecture)
+    known = {f.name for f in dataclasses.fields(cls)}
+    extra = sorted(set(manifest.model_config) - known)
+    if extra:
+        raise ModelError(f"model config has options this Faceplate does not know "
+                         f"({', '.join(extra)}): written by an incompatible version", path)
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in manifest.model_config.items()}
+    try:
+        return cls(**values)
+    except (ConfigError, TypeError) as err:
+        raise ModelError(f"model config is invalid for this Faceplate ({err})", path) from None
+
+
+def load_inference_model(model_dir: str | os.PathLike[str], device: str = "cpu"
+                         ) -> tuple[SwapModel, Manifest]:
+    """Load a trained swap model for inference (convert, the OFX node).
+
+    Args:
+        model_dir: A model directory written by ``faceplate train``.
+        device: Torch device for the model ("cpu", "cuda", ...).
+
+    Returns:
+        ``(model, manifest)``: the :class:`~faceplate.train.models.SwapModel` in eval mode with
+        ``requires_grad`` off (call ``model(x, "a")`` on B's faces, N×3×input_size² sRGB [0, 1],
+        or ``model.inference("b2a")``), and the validated manifest.
+
+    Raises:
+        ModelError: missing/invalid manifest or weights, unknown architecture, weights that do
+            not fit the architecture; never unpickles anything.
+        SchemaVersionError: written by a newer Faceplate.
+    """
+    from faceplate.train.models import build_model
+
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    mpath = model_dir / MANIFEST
+    cfg = model_config_from_manifest(manifest, mpath)
+    model = build_model(manifest.architecture, cfg)
+    state = load_weights(model_dir, manifest)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0] if str(err) else "mismatch"
+        raise ModelError(f"weights do not fit the {manifest.architecture!r} architecture in the "
+                         f"manifest ({first})", model_dir / manifest.weights["file"]) from None
+    if (model.input_size, model.output_size) != (manifest.input_size, manifest.output_size):
+        raise ModelError(f"model sizes {model.input_size}/{model.output_size} differ from the "
+                         f"manifest's {manifest.input_size}/{manifest.output_size}", mpath)
+    model.eval().requires_grad_(False)
+    return model.to(device), manifest
