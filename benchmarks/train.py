@@ -73,8 +73,8 @@ def run_mode(mode: str, iterations: int, warmup: int, batch: int, device: str,
     """Train ``warmup + iterations`` iterations of ``mode`` in this process; its figures."""
     import torch
 
+    from faceplate.models import MODELS
     from faceplate.train.data import DataConfig
-    from faceplate.train.models import MODELS
     from faceplate.train.trainer import TrainConfig, Trainer
 
     name, size, over, fs_egs = MODES[mode]

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from faceplate.core.errors import ConfigError, InputError
-from faceplate.train.models import MODELS, SwapModel, build_model
-from faceplate.train.models.dfl import DFConfig, LIAEConfig
+from faceplate.models import MODELS, SwapModel, build_model
+from faceplate.models.dfl import DFConfig, LIAEConfig
 
 SMALL = {"dims": 16, "mask_dims": 8, "encoder_dim": 64, "ae_dims": 32, "e_dims": 16, "d_dims": 16,
          "d_mask_dims": 8}

@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from faceplate.core.errors import ModelError, OutputError
+from faceplate.models import MODELS
 from faceplate.train.export import (
     ONNX_INPUT,
     ONNX_OUTPUTS,
@@ -23,7 +24,6 @@ from faceplate.train.export import (
     export_onnx,
     onnx_session,
 )
-from faceplate.train.models import MODELS
 from tests.contract.test_models import faces, make
 
 TOL = 1e-4

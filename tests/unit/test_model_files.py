@@ -12,7 +12,7 @@ import torch
 
 from faceplate.core.errors import ModelError, OutputError, SchemaVersionError
 from faceplate.io import model_files as mf
-from faceplate.train.models import MODELS, build_model
+from faceplate.models import MODELS, build_model
 
 #: A hand-written pickle opcode stream (protocol 2, ``{"a": 1}``): what a renamed pickled
 #: checkpoint starts like. Written as bytes: no pickle module is involved.

@@ -41,9 +41,9 @@ def _model_prefix(name: str) -> str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add every ``faceplate train`` option to ``p`` (shared with ``python -m faceplate.train``)."""
+    from faceplate.models import MODELS
     from faceplate.train.data import DataConfig
     from faceplate.train.gan import GanConfig
-    from faceplate.train.models import MODELS
     from faceplate.train.trainer import TrainConfig
 
     p.add_argument("--a", dest="faceset_a", type=Path, default=None, metavar="FACESET_A",
@@ -104,9 +104,9 @@ def build(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Path, Path]:
     Returns:
         ``(train_cfg, model_cfg, data_cfg, gan_cfg, faceset_a, faceset_b)``.
     """
+    from faceplate.models import MODELS
     from faceplate.train.data import DataConfig
     from faceplate.train.gan import GanConfig
-    from faceplate.train.models import MODELS
     from faceplate.train.trainer import TrainConfig, saved_configs
 
     saved = saved_configs(args.output) if args.resume else None

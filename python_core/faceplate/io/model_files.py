@@ -54,7 +54,7 @@ from faceplate.io.paths import sha256_file
 if TYPE_CHECKING:
     import torch
 
-    from faceplate.train.models import SwapModel
+    from faceplate.models import SwapModel
 
 FORMAT_NAME = "faceplate-swap-model"
 #: Version of ``manifest.json`` / ``latest.json`` / checkpoint ``state.json`` this code writes.
@@ -250,7 +250,7 @@ class Manifest:
     """The inference manifest (``manifest.json``) of a model directory.
 
     Attributes:
-        architecture: Registry name of the model (``faceplate.train.models.MODELS``).
+        architecture: Registry name of the model (``faceplate.models.MODELS``).
         model_config: The model config's fields (JSON values; tuples as lists).
         size: Training size in pixels (the faces the model was trained on).
         input_size: Side of the model's input face, px (N×3×input_size² sRGB [0, 1]).
@@ -394,7 +394,7 @@ def model_config_from_manifest(manifest: Manifest, path: Path) -> Any:
     Raises:
         ModelError: unknown architecture, or config fields this Faceplate does not know.
     """
-    from faceplate.train.models import MODELS
+    from faceplate.models import MODELS
 
     if manifest.architecture not in MODELS:
         raise ModelError(f"unknown model architecture {manifest.architecture!r} (this "
@@ -421,7 +421,7 @@ def load_inference_model(model_dir: str | os.PathLike[str], device: str = "cpu"
         device: Torch device for the model ("cpu", "cuda", ...).
 
     Returns:
-        ``(model, manifest)``: the :class:`~faceplate.train.models.SwapModel` in eval mode with
+        ``(model, manifest)``: the :class:`~faceplate.models.SwapModel` in eval mode with
         ``requires_grad`` off (call ``model(x, "a")`` on B's faces, N×3×input_size² sRGB [0, 1],
         or ``model.inference("b2a")``), and the validated manifest.
 
@@ -430,7 +430,7 @@ def load_inference_model(model_dir: str | os.PathLike[str], device: str = "cpu"
             not fit the architecture; never unpickles anything.
         SchemaVersionError: written by a newer Faceplate.
     """
-    from faceplate.train.models import build_model
+    from faceplate.models import build_model
 
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)

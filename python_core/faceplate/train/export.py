@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from faceplate.core.errors import ModelError, OutputError
-from faceplate.train.models.base import Direction, SwapModel
+from faceplate.models.base import Direction, SwapModel
 
 ONNX_INPUT = "face"
 ONNX_OUTPUTS = ("face_out", "mask")

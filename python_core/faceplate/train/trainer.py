@@ -47,11 +47,11 @@ from faceplate.io.model_files import (
     write_manifest,
 )
 from faceplate.io.paths import ensure_output_dir, sha256_file
+from faceplate.models import MODELS, SwapModel, build_model
 from faceplate.train import checkpoint as ckpt_io
 from faceplate.train.data import DataConfig, Faceset, PairLoader
 from faceplate.train.gan import GanConfig, gan_losses
 from faceplate.train.losses import CompositeLoss, parse_losses
-from faceplate.train.models import MODELS, SwapModel, build_model
 from faceplate.train.optim import build_optimizer
 from faceplate.train.progress import (
     Meter,

@@ -32,8 +32,8 @@ from torch import Tensor, nn
 
 from faceplate.core.config import option
 from faceplate.core.errors import ConfigError
-from faceplate.train.models.base import MODELS, ModelConfig, Side, SwapModel
-from faceplate.train.models.layers import (
+from faceplate.models.base import MODELS, ModelConfig, Side, SwapModel
+from faceplate.models.layers import (
     DenseToMap,
     Downscale,
     OutputHead,

@@ -3,8 +3,8 @@
 Importing this package registers every model in :data:`MODELS`.
 """
 
-from faceplate.train.models import dfl, original
-from faceplate.train.models.base import (
+from faceplate.models import dfl, original
+from faceplate.models.base import (
     MODELS,
     SIDES,
     Direction,
@@ -15,8 +15,8 @@ from faceplate.train.models.base import (
     build_model,
     decoder_side,
 )
-from faceplate.train.models.dfl import DFConfig, DFLConfig, DFModel, LIAEConfig, LIAEModel
-from faceplate.train.models.original import OriginalConfig, OriginalModel
+from faceplate.models.dfl import DFConfig, DFLConfig, DFModel, LIAEConfig, LIAEModel
+from faceplate.models.original import OriginalConfig, OriginalModel
 
 __all__ = [
     "MODELS",
