@@ -3,10 +3,11 @@
 Modes (batch 16 per side unless ``--batch-size``):
 
 - ``original_64``: ``original`` at 64 px with Faceswap's dims (encoder 1024, dims 128);
-- ``df_128``: ``df`` at 128 px with Faceswap's dfl-sae defaults (encoder 42, decoder 21, ae 512,
-  two residual blocks per decoder stage; mask decoder 8, the smallest allowed, ≈ decoder/3), the
-  figure Faceswap's 0.59 EGs/s compares to;
-- ``liae_128``: ``liae`` at 128 px, same dims;
+- ``df_128``: ``df`` at 128 px with Faceswap's dfl-sae defaults (encoder dims 42 and decoder
+  dims 21 *per input channel*, i.e. 126 and 63 channels, ae 512, two residual blocks per decoder
+  stage, mask decoder 21), the figure Faceswap's 0.59 EGs/s compares to;
+- ``liae_128``: ``liae`` at 128 px, same widths with Faceswap's LIAE ae 256;
+- ``df_128_dfl_channels``: ``df_128`` with 42/21 read as channel counts (a smaller model);
 - ``original_64_mask``: ``original_64`` plus the learned-mask branch at full width.
 
 Faceswap's figures are with its defaults, where "learn mask" is off, so the compared modes train
@@ -37,14 +38,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-#: mode → (model, size, model config overrides, Faceswap's figure on 2 cores in EGs/s)
+#: mode → (model, size, model config overrides, Faceswap's figure on 2 cores in EGs/s).
+#: Faceswap's dfl-sae "encoder dims 42 / decoder dims 21" are per input channel: its layers have
+#: 3 × 42 = 126 and 3 × 21 = 63 channels, two residual blocks per decoder stage, and its mask
+#: decoder uses 21; learn-mask is off by default. The df_128 mode uses exactly those widths so the
+#: figures compare like for like (df_128_dfl_channels reads 42/21 as channel counts, for scale).
 MODES: dict[str, tuple[str, int, dict[str, Any], float | None]] = {
     "original_64": ("original", 64, {"encoder_dim": 1024, "dims": 128, "learn_mask": False},
                     8.2),
-    "df_128": ("df", 128, {"ae_dims": 512, "e_dims": 42, "d_dims": 21, "d_mask_dims": 8,
+    "df_128": ("df", 128, {"ae_dims": 512, "e_dims": 126, "d_dims": 63, "d_mask_dims": 21,
                           "res_blocks": 2, "learn_mask": False}, 0.59),
-    "liae_128": ("liae", 128, {"ae_dims": 512, "e_dims": 42, "d_dims": 21, "d_mask_dims": 8,
+    "liae_128": ("liae", 128, {"ae_dims": 256, "e_dims": 126, "d_dims": 63, "d_mask_dims": 21,
                               "res_blocks": 2, "learn_mask": False}, None),
+    "df_128_dfl_channels": ("df", 128, {"ae_dims": 512, "e_dims": 42, "d_dims": 21,
+                                       "d_mask_dims": 8, "res_blocks": 2, "learn_mask": False},
+                            None),
     "original_64_mask": ("original", 64, {"encoder_dim": 1024, "dims": 128, "mask_dims": 128,
                                           "learn_mask": True}, None),
 }
