@@ -1,0 +1,106 @@
+"""The JSON parameter schema the C++ plugin reads at describe time (so describing never
+starts Python).
+
+Layout (``SCHEMA_VERSION`` 1)::
+
+    {"schema_version": 1, "grouping": "Faceplate",
+     "plugins": [{"identifier": "org.faceplate.Mask", "label": ..., "description": ...,
+                  "version": [major, minor], "grouping": "Faceplate", "status": "",
+                  "clips": [{"name": "Source", ...}, {"name": "Mask", "optional": true,
+                             "is_mask": true}, {"name": "Output"}],
+                  "params": [{"name", "type", "default", "min", "max", "label", "hint",
+                              "page", "choices", "owner"}]}]}
+
+``type`` is one of double, int, bool, choice, string, path. ``choices`` lists the option values
+of a choice (``default`` is one of them). ``owner`` is ``"python"`` for parameters the worker
+reads, ``"shell"`` for ``mix`` / ``maskInvert`` (applied by the C++ shell).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from faceplate.core.config import Param
+from faceplate.io.paths import ensure_output_dir
+from faceplate.ofx.effects import EFFECTS, GROUPING, Effect, Section
+
+SCHEMA_VERSION = 1
+
+_TYPES = {"float": "double", "int": "int", "bool": "bool", "choice": "choice", "str": "string",
+          "floats": "string", "strs": "string"}
+
+CLIPS = (
+    {"name": "Source", "optional": False, "is_mask": False,
+     "components": ["RGBA", "RGB"]},
+    {"name": "Mask", "optional": True, "is_mask": True, "components": ["Alpha"]},
+    {"name": "Output", "optional": False, "is_mask": False, "components": ["RGBA", "RGB"]},
+)
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").strip().capitalize()
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return ",".join(map(str, v))
+    return "" if v is None else v
+
+
+def _param(section: Section, p: Param) -> dict[str, Any]:
+    kind = "path" if p.name in section.path_fields else _TYPES[p.kind]
+    if kind == "string" and p.choices:
+        kind = "choice"
+    return {
+        "name": section.prefix + p.name,
+        "type": kind,
+        "default": _json_default(p.default),
+        "min": p.minimum,
+        "max": p.maximum,
+        "label": _label(section.prefix + p.name),
+        "hint": p.help,
+        "page": section.page,
+        "choices": [str(c) for c in p.choices] if p.choices else None,
+        "owner": "python",
+        "config": f"{section.config.__module__}.{section.config.__qualname__}",
+        "field": p.name,
+    }
+
+
+def plugin_schema(e: Effect) -> dict[str, Any]:
+    """One effect's schema entry (see the module docstring)."""
+    ps = [_param(s, p) for s, p in e.params()]
+    for h in e.host_params:
+        ps.append({"name": h.name, "type": h.type, "default": h.default, "min": h.minimum,
+                   "max": h.maximum, "label": h.label, "hint": h.hint, "page": "Controls",
+                   "choices": None, "owner": "shell", "config": None, "field": None})
+    names = [p["name"] for p in ps]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"{e.identifier}: parameter names collide: {', '.join(dup)}")
+    return {"identifier": e.identifier, "label": e.label, "description": e.description,
+            "version": list(e.version), "grouping": GROUPING, "status": e.status,
+            "clips": [dict(c) for c in CLIPS], "params": ps}
+
+
+def schema() -> dict[str, Any]:
+    """The whole schema (every effect in :data:`faceplate.ofx.effects.EFFECTS`)."""
+    return {"schema_version": SCHEMA_VERSION, "grouping": GROUPING,
+            "plugins": [plugin_schema(e) for e in EFFECTS.values()]}
+
+
+def write_schema(path: str | Path) -> Path:
+    """Write :func:`schema` as UTF-8 JSON to ``path`` (atomically: temp file, then rename).
+
+    Returns:
+        The path written.
+    """
+    out = Path(path)
+    ensure_output_dir(out.parent)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(schema(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(out)
+    return out
+
