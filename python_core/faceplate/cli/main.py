@@ -19,6 +19,8 @@ COMMANDS = (
     "faceplate.cli.sort",
     "faceplate.cli.faceset",
     "faceplate.cli.train",
+    "faceplate.cli.convert",
+    "faceplate.cli.preview",
     "faceplate.cli.evaluate",
     "faceplate.cli.media",
     "faceplate.cli.demo",

@@ -1,0 +1,155 @@
+"""Convert speed at 1920×1080 with a ``df`` 128 px model: faces from the store and on the fly.
+
+Builds (cached) the 1080p clip ``samples.upscaled_clip("single_face.mp4", 48)``, extracts its
+alignments store once, and writes an untrained ``df`` model directory (random weights through
+``faceplate.io.model_files.save_model``: the speed does not depend on what the weights learned).
+Then each mode runs ``run_convert`` in its own subprocess (its own peak memory):
+
+* ``store``: faces from the store, torch predictor (the target: ≥ 10 fps on 2 cores);
+* ``store_onnx``: the same with the ONNX predictor (exported here once);
+* ``on_the_fly``: no store, faces detected per frame (detect + align + masks).
+
+Each reports end-to-end frames/s (decode → faces → swap → H.264 ``ultrafast`` write), the swap's
+own frames/s (``swap_frame`` only), milliseconds per frame for every stage, and peak RSS.
+Writes JSON (``--output``) and prints it. Never asserts on time.
+
+Usage: python benchmarks/convert.py [--frames 48] [--output bench_out/convert.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MODES = ("store", "store_onnx", "on_the_fly")
+SIZE = 128
+
+
+def prepare(frames: int, work: Path) -> tuple[Path, Path, Path]:
+    """(clip, its store, the df model dir), built once under ``work``."""
+    import torch
+
+    from faceplate.extract.pipeline import ExtractConfig, Extractor, run_extract
+    from faceplate.io import model_files as mf
+    from faceplate.io import samples
+    from faceplate.models import build_model
+    from faceplate.models.dfl import DFConfig
+
+    clip = samples.upscaled_clip("single_face.mp4", frames)
+    store = work / "clip.fpstore"
+    if not store.exists():
+        run_extract(clip, None, store, extractor=Extractor(ExtractConfig(write_faces=False,
+                                                                         thumbnails=False)))
+    model_dir = work / "df128"
+    if not (model_dir / "manifest.json").exists():
+        model_dir.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(0)
+        cfg = DFConfig(size=SIZE)
+        model = build_model("df", cfg).eval()
+        manifest = mf.Manifest(
+            architecture="df", model_config=cfg.to_dict(), size=SIZE, input_size=SIZE,
+            output_size=SIZE, centering="face", coverage=1.0, learn_mask=True,
+            weights={"file": "model.safetensors"},
+            training=mf.training_stats(0, 0, 1, {}))
+        manifest = mf.save_model(model_dir, model.state_dict(), manifest)
+        onnx_path = model_dir / "model.onnx"
+        from faceplate.train.export import export_onnx  # the benchmark may use train
+
+        export_onnx(model, onnx_path)
+        mf.write_manifest(model_dir, manifest.__class__(**{
+            **manifest.to_dict(), "onnx": {"file": "model.onnx", "direction": "b2a"}}))
+    return clip, store, model_dir
+
+
+def run_mode(mode: str, clip: Path, store: Path, model_dir: Path) -> dict[str, object]:
+    """Run one mode in this process; returns its figures."""
+    import torch
+
+    from faceplate.convert.run import run_convert
+    from faceplate.convert.swap import ConvertConfig
+    from faceplate.convert.writers.video import VideoConfig
+
+    cfg = ConvertConfig(predictor="onnx" if mode == "store_onnx" else "torch")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = clip
+        if mode == "on_the_fly":  # a link in an empty folder: no store beside it
+            src = Path(tmp) / clip.name
+            src.symlink_to(clip)
+        t = time.perf_counter()
+        stats = run_convert(model_dir, src, Path(tmp) / "out.mp4",
+                            None if mode == "on_the_fly" else store, cfg,
+                            video_cfg=VideoConfig(preset="ultrafast"))
+        secs = time.perf_counter() - t
+    n = stats.frames
+    swap_ms = sum(v for k, v in stats.stage_ms.items() if k.startswith("swap."))
+    return {
+        "mode": mode, "frames": n, "faces": stats.faces, "seconds": secs,
+        "fps_end_to_end": n / secs, "fps_swap_only": 1000.0 * n / swap_ms if swap_ms else None,
+        "stage_ms_per_frame": {k: v / n for k, v in sorted(stats.stage_ms.items())},
+        "torch_threads": torch.get_num_threads(),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=48)
+    ap.add_argument("--output", type=Path, default=Path("bench_out/convert.json"))
+    ap.add_argument("--work", type=Path, default=None,
+                    help="folder for the store and model (default: a cache folder)")
+    ap.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
+    ap.add_argument("--clip", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--store", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--model", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.mode:  # child process
+        print(json.dumps(run_mode(args.mode, args.clip, args.store, args.model)))
+        return
+    from faceplate.io import samples
+
+    work = args.work or samples.cache_dir().parent / "derived" / f"bench_convert_{args.frames}"
+    work.mkdir(parents=True, exist_ok=True)
+    clip, store, model_dir = prepare(args.frames, work)
+    results = []
+    for mode in MODES:
+        proc = subprocess.run([sys.executable, __file__, "--mode", mode, "--clip", str(clip),
+                               "--store", str(store), "--model", str(model_dir)],
+                              capture_output=True, text=True, check=True)
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    report = {
+        "benchmark": "convert",
+        "clip": {"path": str(clip), "width": 1920, "height": 1080, "frames": args.frames,
+                 "faces_per_frame": 1},
+        "model": {"architecture": "df", "size": SIZE, "weights": "random (untrained)"},
+        "settings": "defaults: colour rct, blend overlay, mask extended, writer H.264 "
+                    "ultrafast CRF 18",
+        "machine": {"cpus": os.cpu_count(), "cpu_model": _cpu_model(),
+                    "platform": platform.platform(), "python": platform.python_version()},
+        "results": {r["mode"]: r for r in results},
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

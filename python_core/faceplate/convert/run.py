@@ -1,0 +1,359 @@
+"""Convert a clip: read frames, swap each with :func:`faceplate.convert.swap.swap_frame`, write.
+
+``run_convert(model_dir, input, output)`` opens the input (video file, image folder or numbered
+sequence), takes the faces from its alignments store (the one given, else the default store next
+to the input, else on-the-fly detection with the extraction pipeline), swaps every frame and
+writes the result with the writer OUTPUT calls for:
+
+* a video file name (``.mp4 .m4v .mov .mkv``) → the ``video`` writer (H.264/H.265, the input's
+  rate and timestamps, its audio copied);
+* anything else → a folder for the ``images`` writer (PNG 8/16, JPEG, EXR half/float, ...);
+* ``patch_dir`` / ``mask_dir`` add the ``patch`` writer (raw face + matte + matrix per face) and
+  the ``masks`` writer (the frame-sized matte).
+
+Float inputs (EXR, float TIFF) are swapped in scene-linear float and written with
+``input_space="linear"``; 8-bit inputs stay 8-bit (only the face boxes go through float).
+Frames without a selected face pass through unchanged and are counted. A run that fails midway
+leaves what it wrote valid: image files are written atomically, and the video writer finalises
+the frames written so far when the run stops on an error.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from faceplate.convert.swap import (
+    FULL,
+    LEARNED,
+    ConvertConfig,
+    Predictor,
+    SwapContext,
+    SwapResult,
+    make_predictor,
+    swap_frame,
+)
+from faceplate.convert.writers import WRITERS, FrameWriter
+from faceplate.convert.writers.images import ImagesConfig
+from faceplate.convert.writers.masks import MasksConfig
+from faceplate.convert.writers.patch import PatchConfig
+from faceplate.convert.writers.video import VIDEO_CONTAINERS, VideoConfig
+from faceplate.core.errors import ConfigError, InputError
+from faceplate.core.types import FaceRecord, Frame
+from faceplate.io.media import is_video, open_source
+from faceplate.io.store import AlignmentsStore, default_store_path
+
+
+@dataclass
+class ConvertStats:
+    """What a convert run did (the CLI prints it as the summary).
+
+    Attributes:
+        frames: Frames written.
+        swapped: Frames in which at least one face was swapped.
+        faces: Faces swapped.
+        unchanged: Frames written unchanged (no selected face, or outside ``frame_ranges``
+            with ``keep_unchanged``).
+        skipped: Frames outside ``frame_ranges`` left out of the output.
+        seconds: Wall time of the run.
+        stage_ms: Milliseconds per stage over the run (decode, detect, the swap's stages, write).
+        store: The alignments store used (None: on-the-fly detection).
+        outputs: Every output path (the video or folders).
+        warnings: Things the user should know.
+    """
+
+    frames: int = 0
+    swapped: int = 0
+    faces: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    store: Path | None = None
+    outputs: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def is_video_output(output: str | os.PathLike[str]) -> bool:
+    """Whether OUTPUT names a video file (a video extension) rather than a folder."""
+    p = Path(output)
+    return p.suffix.lower() in VIDEO_CONTAINERS or is_video(p)
+
+
+def open_store(store_path: str | os.PathLike[str] | None, input_path: Path, width: int,
+               height: int, total_frames: int) -> AlignmentsStore | None:
+    """Open the alignments store for ``input_path`` read-only and check it matches the input.
+
+    Args:
+        store_path: The store given by the user; None: the default store next to the input, if
+            there is one (else None: detect faces on the fly).
+
+    Raises:
+        InputError: the given store is missing, or its frame size or frame count differ from
+            the input's.
+        StoreError: not a Faceplate store.
+    """
+    if store_path is None:
+        default = default_store_path(input_path)
+        if not default.is_file():
+            return None
+        store_path = default
+    store = AlignmentsStore.open(store_path, readonly=True)
+    try:
+        w, h = store.get_meta("width"), store.get_meta("height")
+        n = store.get_meta("total_frames")
+        if (w, h) != (None, None) and (int(w), int(h)) != (width, height):
+            raise InputError(f"the store is for {w}×{h} frames but the input "
+                             f"{input_path} has {width}×{height}", store.path)
+        if n is not None and total_frames and int(n) != int(total_frames):
+            raise InputError(f"the store is for {n} frames but the input {input_path} has "
+                             f"{total_frames}", store.path)
+        last = store.frames()
+        if last and total_frames and last[-1].index >= total_frames:
+            raise InputError(f"the store holds frame {last[-1].index} but the input "
+                             f"{input_path} has {total_frames} frames", store.path)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _scaled_size(width: int, height: int, percent: float, even: bool) -> tuple[int, int]:
+    if percent == 100.0:
+        return width, height
+    w = max(1, round(width * percent / 100.0))
+    h = max(1, round(height * percent / 100.0))
+    if even:
+        w, h = max(2, w - w % 2), max(2, h - h % 2)
+    return w, h
+
+
+def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if (img.shape[1], img.shape[0]) == size:
+        return img
+    shrink = size[0] < img.shape[1]
+    out = cv2.resize(img, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    return out if out.ndim == img.ndim else out[..., None]
+
+
+def _pixels(frame: Frame) -> tuple[np.ndarray, bool]:
+    """The frame to swap: the scene-linear float original when there is one, else the uint8."""
+    if frame.linear is None:
+        return frame.rgb, False
+    lin = frame.linear
+    if lin.ndim == 2:
+        lin = lin[..., None]
+    if lin.shape[2] not in (3, 4):
+        lin = np.repeat(lin[..., :1], 3, axis=2)
+    return np.ascontiguousarray(lin, dtype=np.float32), True
+
+
+def run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLike[str],
+                output: str | os.PathLike[str], store: str | os.PathLike[str] | None = None,
+                cfg: ConvertConfig | None = None, *, video_cfg: VideoConfig | None = None,
+                images_cfg: ImagesConfig | None = None,
+                patch_dir: str | os.PathLike[str] | None = None,
+                patch_cfg: PatchConfig | None = None,
+                mask_dir: str | os.PathLike[str] | None = None,
+                masks_cfg: MasksConfig | None = None, color_cfg: Any = None,
+                blend_cfg: Any = None, predictor: Predictor | None = None,
+                on_start: Callable[[int], None] | None = None,
+                on_frame: Callable[[int, SwapResult | None], None] | None = None
+                ) -> ConvertStats:
+    """Swap every frame of ``input_path`` with the model in ``model_dir`` and write ``output``.
+
+    Args:
+        model_dir: A model directory written by ``faceplate train``.
+        input_path: Video file, image folder or numbered sequence (as ``faceplate extract``).
+        output: A video file name (``.mp4``/``.mov``/``.mkv``/``.m4v``) or a folder for an
+            image sequence.
+        store: The alignments store; default: next to the input if present, else faces are
+            detected on the fly.
+        cfg: The swap settings (defaults when None).
+        video_cfg: Options of the video writer (its ``input_space`` is set for the input).
+        images_cfg: Options of the image-sequence writer (format png8/png16/jpeg/exr-...).
+        patch_dir: Also write face patches here (``patch`` writer, ``patch_cfg``).
+        mask_dir: Also write the frame-sized mattes here (``masks`` writer, ``masks_cfg``).
+        color_cfg: Config of ``cfg.color`` (defaults when None).
+        blend_cfg: Config of ``cfg.blend`` (defaults when None).
+        predictor: A loaded predictor to reuse (else one is made from ``cfg.predictor``).
+        on_start: Called once with the number of frames to read.
+        on_frame: Called after each frame is written, with its index and the swap result
+            (None when the frame was not swapped because of ``frame_ranges``).
+
+    Returns:
+        The run's statistics.
+
+    Raises:
+        ModelError: missing or incompatible model. InputError: missing input, a store that
+        does not match it. OutputError: an output that cannot be written. ConfigError: an
+        unsupported codec, container or option.
+    """
+    start = time.perf_counter()
+    cfg = cfg or ConvertConfig()
+    input_path = Path(input_path)
+    output = Path(output)
+    pred = predictor or make_predictor(cfg.predictor, model_dir, threads=cfg.threads)
+    ctx = SwapContext.create(cfg, color_cfg=color_cfg, blend_cfg=blend_cfg)
+    stats = ConvertStats()
+    to_video = is_video_output(output)
+    if to_video and images_cfg is not None:
+        raise ConfigError(f"image-sequence options were given but {output} is a video file name")
+    if not to_video and video_cfg is not None:
+        raise ConfigError(f"video options were given but {output} is not a video file name "
+                          f"({', '.join(VIDEO_CONTAINERS)})")
+    times: dict[str, float] = {}
+
+    def add(stage: str, seconds: float) -> None:
+        times[stage] = times.get(stage, 0.0) + seconds * 1000.0
+
+    with open_source(input_path) as source:
+        st = open_store(store, input_path, source.width, source.height, source.total_frames)
+        stats.store = None if st is None else st.path
+        extractor = None
+        if st is None:
+            from faceplate.extract.pipeline import ExtractConfig, Extractor
+
+            names = tuple(n for n in cfg.mask if n not in (LEARNED, FULL))
+            extractor = Extractor(ExtractConfig(masks=names, thumbnails=False,
+                                                write_faces=False))
+            stats.warnings.append("no alignments store: detecting faces on the fly (run "
+                                  "`faceplate extract` first for faster, smoothed tracks)")
+        writers: list[FrameWriter] = []
+        try:
+            main_w, patch_w, mask_w = _open_writers(
+                source, input_path, output, to_video, cfg, video_cfg, images_cfg, patch_dir,
+                patch_cfg, mask_dir, masks_cfg, writers)
+            stats.outputs = [Path(w.path) for w in writers if w.path is not None]
+            if on_start:
+                on_start(len(source))
+            out_size = (main_w.width, main_w.height)
+            cache: dict[int, list[FaceRecord]] = {}
+            prev_detected: list[FaceRecord] | None = None
+
+            def stored(i: int) -> list[FaceRecord]:
+                assert st is not None
+                if i not in cache:
+                    cache[i] = st.faces(i) if i >= 0 else []
+                    for k in [k for k in cache if k < i - 2]:
+                        del cache[k]
+                return cache[i]
+
+            t_read = time.perf_counter()
+            for frame in source:
+                idx = frame.info.index
+                pixels, linear = _pixels(frame)
+                t0 = time.perf_counter()
+                add("decode", t0 - t_read)
+                result: SwapResult | None = None
+                if cfg.in_ranges(idx):
+                    if st is not None:
+                        faces = stored(idx)
+                        if cfg.motion_blur > 0.0:
+                            ctx.prev_faces, ctx.next_faces = stored(idx - 1), stored(idx + 1)
+                    else:
+                        assert extractor is not None
+                        faces = extractor.process(frame).records
+                        ctx.prev_faces, ctx.next_faces = prev_detected, None
+                        prev_detected = faces
+                    t1 = time.perf_counter()
+                    add("detect" if st is None else "faces", t1 - t0)
+                    result = swap_frame(pixels, faces, pred, cfg, frame_is_linear=linear,
+                                        context=ctx)
+                    out = result.frame
+                    if result.faces_swapped:
+                        stats.swapped += 1
+                        stats.faces += result.faces_swapped
+                    else:
+                        stats.unchanged += 1
+                elif cfg.keep_unchanged:
+                    out = pixels
+                    stats.unchanged += 1
+                else:
+                    stats.skipped += 1
+                    t_read = time.perf_counter()
+                    continue
+                t2 = time.perf_counter()
+                main_w.write(idx, _resize(out, out_size), frame.info)
+                if patch_w is not None:
+                    faces_out = [] if result is None else [
+                        (p.face, p.mask, p.matrix) for p in result.patches]
+                    patch_w.write(idx, pixels, frame.info, {"faces": faces_out})
+                if mask_w is not None:
+                    matte = (result.matte() if result is not None
+                             else np.zeros(pixels.shape[:2], np.float32))
+                    mask_w.write(idx, _resize(matte, (mask_w.width, mask_w.height)),
+                                 frame.info)
+                stats.frames += 1
+                t_read = time.perf_counter()
+                add("write", t_read - t2)
+                if on_frame:
+                    on_frame(idx, result)
+            stats.warnings += [f"skipped: {e}" for e in getattr(source, "errors", [])]
+        finally:
+            for w in writers:
+                w.close()
+            if st is not None:
+                st.close()
+    if extractor is not None:
+        for k, v in extractor.times.ms.items():
+            times[f"detect.{k}"] = v
+    times.update({f"swap.{k}": v for k, v in ctx.times.items()})
+    stats.stage_ms = times
+    stats.seconds = time.perf_counter() - start
+    return stats
+
+
+def _open_writers(source: Any, input_path: Path, output: Path, to_video: bool,
+                  cfg: ConvertConfig, video_cfg: VideoConfig | None,
+                  images_cfg: ImagesConfig | None, patch_dir: str | os.PathLike[str] | None,
+                  patch_cfg: PatchConfig | None, mask_dir: str | os.PathLike[str] | None,
+                  masks_cfg: MasksConfig | None, writers: list[FrameWriter]
+                  ) -> tuple[FrameWriter, FrameWriter | None, FrameWriter | None]:
+    """Create and open the writers (appended to ``writers`` as they open, for closing)."""
+    float_input = source.kind == "sequence" or source.kind == "image"
+    # Whether frames will be float scene-linear is only known per frame; sequences of EXR are
+    # float, PNG/JPEG sequences are not. Probe the first frame.
+    linear = False
+    if float_input:
+        first = next(iter(source.frames([source.first_index])), None)
+        linear = first is not None and first.linear is not None
+    space = "linear" if linear else "srgb"
+    w, h = _scaled_size(source.width, source.height, cfg.output_scale, to_video)
+    hint = len(source)
+    src = input_path
+    main: FrameWriter
+    if to_video:
+        vcfg = (video_cfg or VideoConfig()).replace(input_space=space)
+        main = WRITERS.create("video", vcfg)
+        writers.append(main)
+        main.open(output, width=w, height=h, fps=source.fps or 25.0, frame_count_hint=hint,
+                  source=src)
+    else:
+        icfg = (images_cfg or ImagesConfig()).replace(input_space=space)
+        main = WRITERS.create("images", icfg)
+        writers.append(main)
+        main.open(output, width=w, height=h, fps=source.fps, frame_count_hint=hint, source=src)
+    patch_w = mask_w = None
+    if patch_dir is not None:
+        patch_w = WRITERS.create("patch", patch_cfg or PatchConfig())
+        writers.append(patch_w)
+        patch_w.open(patch_dir, width=source.width, height=source.height, fps=source.fps,
+                     frame_count_hint=hint, source=src)
+    if mask_dir is not None:
+        mask_w = WRITERS.create("masks", masks_cfg or MasksConfig())
+        writers.append(mask_w)
+        mask_w.open(mask_dir, width=w, height=h, fps=source.fps, frame_count_hint=hint,
+                    source=src)
+    return main, patch_w, mask_w

@@ -1,0 +1,707 @@
+"""The per-frame swap: one pure function over NumPy frames (the CLI and the OFX node share it).
+
+:func:`swap_frame` takes one frame, the faces found in it (store records or on-the-fly
+detections), a :class:`Predictor` and a :class:`ConvertConfig`, and returns the merged frame::
+
+    select faces → crop matrix (the model's centering / coverage / input size, + face scale and
+    offset for the paste) → warp the plate's display-sRGB crop (box only) → predict (all the
+    frame's faces in one batch) → colour transfer against the plate crop (masked) → mask
+    (learned / stored / combined, then the mask operations) → post filters → convert the face to
+    the frame's colour space → paste back inside the face's box with the blend mode.
+
+Conventions:
+    Frames are H×W×C, top-left origin, RGB(A): ``uint8`` display sRGB (C = 3 or 4), or
+    ``float32`` (C = 3 or 4) that is display sRGB (``frame_is_linear=False``) or scene-linear
+    (``frame_is_linear=True``, any finite values: > 1 and < 0 are kept exactly outside the face).
+    The model and the colour work run on display-referred sRGB crops in [0, 1]; only the face's
+    box of the frame is ever converted (a linear box goes through ``linear_to_srgb`` for the
+    model input, the predicted face through ``srgb_to_linear`` for the paste). Landmarks and
+    matrices follow :mod:`faceplate.core.geometry`: (x, y) frame pixels, pixel centres at +0.5,
+    crop matrices map frame → crop.
+
+Guarantees: the input frame is never modified; pixels outside every swapped face's box, and
+inside it wherever the warped mask is 0, are bit-exact copies of the input (``uint8`` boxes go
+to float and back exactly: k/255·255 rounds to k); frames without a selected face come back as
+the input array itself (not copied) with ``faces_swapped == 0``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from faceplate.convert import maskops, post
+from faceplate.convert.blend import BLEND, AlphaMode, Blender
+from faceplate.convert.color import COLOR, ColorTransfer
+from faceplate.convert.composite import INTERPOLATIONS, Interpolation, face_box, paste_back
+from faceplate.convert.maskops import MaskOpsConfig
+from faceplate.convert.post import PostConfig
+from faceplate.core.colorspace import linear_to_srgb, srgb_to_linear
+from faceplate.core.config import option
+from faceplate.core.errors import ConfigError, InputError, ModelError
+from faceplate.core.geometry import compose_affine, crop_matrix, invert_affine, to_cv2
+from faceplate.core.records import decode_mask
+from faceplate.core.types import Centering, FaceRecord
+from faceplate.io.model_files import Manifest, load_inference_model, read_manifest
+
+Selection = Literal["all", "largest", "index", "reference"]
+PredictorKind = Literal["torch", "onnx"]
+
+#: Mask names with a meaning of their own (any other name is a stored landmark mask).
+LEARNED = "learned"
+FULL = "full"
+
+#: Fields of :class:`ConvertConfig` that come from :class:`MaskOpsConfig` / :class:`PostConfig`.
+MASK_FIELDS: tuple[str, ...] = tuple(f for f in MaskOpsConfig.__dataclass_fields__)
+POST_FIELDS: tuple[str, ...] = tuple(f for f in PostConfig.__dataclass_fields__)
+
+#: Frame-range syntax: ``"10-50"`` (inclusive) or ``"7"``.
+_ONNX_INPUT = "face"
+_ONNX_OUTPUTS = ("face_out", "mask")
+
+
+@dataclass(frozen=True)
+class ConvertConfig(PostConfig, MaskOpsConfig):
+    """Every setting of the merge step (what ``faceplate convert``, ``preview`` and the OFX node
+    expose). The mask operations (:class:`MaskOpsConfig`) and post filters (:class:`PostConfig`)
+    are inherited, so one frozen value describes the whole swap; colour-method and blend-mode
+    specific options live in their own registry configs (see :class:`SwapContext`)."""
+
+    select: Selection = option("all", "Which faces to swap: all, the largest, the one at "
+                               "--face-index (left to right), or those matching --reference.")
+    face_index: int = option(0, "Face to swap with --select index (0 = leftmost).", minimum=0,
+                             maximum=1000)
+    reference: tuple[str, ...] = option((), "Reference images of the person to swap (--select "
+                                        "reference; one face each).")
+    ref_threshold: float = option(0.4, "Identity distance (dlib 128-d, Euclidean) below which a "
+                                  "face matches a reference (Faceswap's convert default 0.4; "
+                                  "dlib's same-person bound is 0.6).", minimum=0.01,
+                                  maximum=2.0)
+    color: str = option("rct", "Colour transfer method.", choices=tuple(COLOR.names()))
+    color_strength: float = option(1.0, "Colour transfer strength (0 = the model's colours).",
+                                   minimum=0.0, maximum=1.0)
+    blend: str = option("overlay", "Blend mode.", choices=tuple(BLEND.names()))
+    mask: tuple[str, ...] = option(
+        ("extended",), "Mask source(s): learned (the model's mask), full (the whole crop), or a "
+        "stored landmark mask (components, extended, ...); several combine with --mask-combine "
+        "(multiply = product, max = union).")
+    interpolation: Interpolation = option("cubic", "Resampling of the face into the frame.",
+                                          choices=INTERPOLATIONS)
+    face_scale: float = option(0.0, "Scale the pasted face by this % (DFL's output face scale).",
+                               minimum=-50.0, maximum=50.0)
+    face_x: float = option(0.0, "Move the pasted face right (+) / left (−), % of the face crop "
+                           "side, along the face's own axes.", minimum=-50.0, maximum=50.0)
+    face_y: float = option(0.0, "Move the pasted face down (+) / up (−), % of the face crop "
+                           "side, along the face's own axes.", minimum=-50.0, maximum=50.0)
+    output_scale: float = option(100.0, "Scale the written frames to this % of the input size.",
+                                 minimum=25.0, maximum=400.0)
+    frame_ranges: tuple[str, ...] = option((), "Only swap these frames: ranges like 10-50 90-100 "
+                                           "(inclusive, 0-based); empty = every frame.")
+    keep_unchanged: bool = option(False, "Write frames outside --frame-ranges unchanged (else "
+                                  "they are left out).")
+    predictor: PredictorKind = option("torch", "Inference engine: torch, or onnx (the model "
+                                      "directory's ONNX export through onnxruntime).")
+    threads: int = option(0, "CPU threads for inference (0 = the engine's default).",
+                          minimum=0, maximum=256)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.mask:
+            raise ConfigError("mask: give at least one mask source")
+        parse_frame_ranges(self.frame_ranges)
+        if self.select == "reference" and not self.reference:
+            raise ConfigError("select reference needs --reference IMAGE (one or more)")
+
+    def mask_ops(self) -> MaskOpsConfig:
+        """The mask-operation settings as their own config."""
+        return MaskOpsConfig(**{k: getattr(self, k) for k in MASK_FIELDS})
+
+    def post(self) -> PostConfig:
+        """The post-filter settings as their own config."""
+        return PostConfig(**{k: getattr(self, k) for k in POST_FIELDS})
+
+    def in_ranges(self, index: int) -> bool:
+        """Whether frame ``index`` is to be swapped (always, without ``frame_ranges``)."""
+        ranges = parse_frame_ranges(self.frame_ranges)
+        return not ranges or any(a <= index <= b for a, b in ranges)
+
+
+def parse_frame_ranges(ranges: Sequence[str]) -> list[tuple[int, int]]:
+    """``["10-50", "7"]`` → ``[(10, 50), (7, 7)]`` (inclusive, 0-based); ``ConfigError`` else."""
+    out: list[tuple[int, int]] = []
+    for text in ranges:
+        parts = str(text).strip().split("-")
+        try:
+            if len(parts) == 1:
+                a = b = int(parts[0])
+            elif len(parts) == 2:
+                a, b = int(parts[0]), int(parts[1])
+            else:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(f"frame_ranges: {text!r} is not a frame or a range like 10-50"
+                              ) from None
+        if a < 0 or b < a:
+            raise ConfigError(f"frame_ranges: {text!r} must be 0 ≤ first ≤ last")
+        out.append((a, b))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Predictors
+
+
+class Predictor(ABC):
+    """A loaded swap model for inference: B's face crops → A's faces (the ``b2a`` direction).
+
+    Attributes:
+        manifest: The model directory's validated manifest.
+        input_size: Side of the input crops, px.
+        output_size: Side of the predicted faces and masks, px.
+        centering: Crop centering the model was trained with.
+        coverage: Fraction of the centering's frame the crops keep.
+        learn_mask: Whether :meth:`predict` returns masks.
+    """
+
+    def __init__(self, model_dir: str | os.PathLike[str], manifest: Manifest) -> None:
+        self.model_dir = Path(model_dir)
+        self.manifest = manifest
+        self.input_size = int(manifest.input_size)
+        self.output_size = int(manifest.output_size)
+        self.centering: Centering = manifest.centering  # type: ignore[assignment]
+        self.coverage = float(manifest.coverage)
+        self.learn_mask = bool(manifest.learn_mask)
+
+    def predict(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Swap a batch of faces.
+
+        Args:
+            faces: N×S×S×3 float32 display sRGB in [0, 1], S = ``input_size``.
+
+        Returns:
+            ``(faces, masks)``: N×S'×S'×3 float32 sRGB in [0, 1] (S' = ``output_size``) and
+            N×S'×S' float32 masks in [0, 1], or ``None`` when the model learns no mask.
+        """
+        x = np.asarray(faces)
+        s = self.input_size
+        if x.ndim != 4 or x.shape[1:] != (s, s, 3) or x.dtype != np.float32:
+            raise ValueError(f"faces: expected N×{s}×{s}×3 float32, got {x.dtype} {x.shape}")
+        if x.shape[0] == 0:
+            so = self.output_size
+            empty = np.zeros((0, so, so), np.float32)
+            return np.zeros((0, so, so, 3), np.float32), (empty if self.learn_mask else None)
+        nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        face, mask = self._run(nchw)
+        out = np.clip(np.ascontiguousarray(face.transpose(0, 2, 3, 1)), 0.0, 1.0)
+        m = np.clip(np.ascontiguousarray(mask[:, 0]), 0.0, 1.0) if self.learn_mask else None
+        return out.astype(np.float32, copy=False), (None if m is None else
+                                                     m.astype(np.float32, copy=False))
+
+    @abstractmethod
+    def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """N×3×S×S float32 → (N×3×S'×S' face, N×1×S'×S' mask) as NumPy arrays."""
+
+
+class TorchPredictor(Predictor):
+    """The model's safetensors weights run with PyTorch (``load_inference_model``)."""
+
+    def __init__(self, model_dir: str | os.PathLike[str], *, device: str = "cpu",
+                 threads: int = 0) -> None:
+        import torch
+
+        model, manifest = load_inference_model(model_dir, device)
+        super().__init__(model_dir, manifest)
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self._torch = torch
+        self.device = device
+        self.module = model.inference("b2a").eval()
+
+    def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            face, mask = self.module(torch.from_numpy(x).to(self.device))
+        return face.float().cpu().numpy(), mask.float().cpu().numpy()
+
+
+class OnnxPredictor(Predictor):
+    """The model directory's ONNX export (manifest ``onnx.file``) run with onnxruntime (CPU)."""
+
+    def __init__(self, model_dir: str | os.PathLike[str], *, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        manifest = read_manifest(model_dir)
+        super().__init__(model_dir, manifest)
+        if not manifest.onnx or not manifest.onnx.get("file"):
+            raise ModelError("the model has no ONNX export (run `faceplate train --export-only "
+                             f"--output {model_dir}` or use --predictor torch)", model_dir)
+        path = Path(model_dir) / str(manifest.onnx["file"])
+        if not path.is_file():
+            raise ModelError("the ONNX file named by the manifest is missing", path)
+        if manifest.onnx.get("direction", "b2a") != "b2a":
+            raise ModelError(f"the ONNX export renders {manifest.onnx.get('direction')!r}, "
+                             "convert needs b2a", path)
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads > 0:
+            opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), opts,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own untyped errors
+            raise ModelError(f"onnxruntime cannot load the model: {err}", path) from None
+        names = [i.name for i in self.session.get_inputs()]
+        outs = [o.name for o in self.session.get_outputs()]
+        if names != [_ONNX_INPUT] or any(o not in outs for o in _ONNX_OUTPUTS):
+            raise ModelError(f"unexpected ONNX graph (inputs {names}, outputs {outs}; expected "
+                             f"{_ONNX_INPUT} → {', '.join(_ONNX_OUTPUTS)})", path)
+
+    def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        face, mask = self.session.run(list(_ONNX_OUTPUTS), {_ONNX_INPUT: x})
+        return np.asarray(face, np.float32), np.asarray(mask, np.float32)
+
+
+def make_predictor(kind: PredictorKind, model_dir: str | os.PathLike[str], *,
+                   threads: int = 0) -> Predictor:
+    """A :class:`TorchPredictor` or :class:`OnnxPredictor` for ``model_dir``.
+
+    Raises:
+        ModelError: a missing or incompatible model directory (or ONNX export).
+    """
+    if kind == "torch":
+        return TorchPredictor(model_dir, threads=threads)
+    if kind == "onnx":
+        return OnnxPredictor(model_dir, threads=threads)
+    raise ConfigError(f"predictor: {kind!r} is not one of torch, onnx")
+
+
+# --------------------------------------------------------------------------------------------
+# Per-clip state
+
+
+@dataclass
+class SwapContext:
+    """What :func:`swap_frame` reuses from frame to frame (build once per clip).
+
+    Attributes:
+        color: The colour transfer (registry ``COLOR``) with its options.
+        blender: The blend mode (registry ``BLEND``) with its options.
+        references: K×128 float32 dlib embeddings of the reference people (``select
+            reference``), or None.
+        prev_faces: Faces of the previous frame (for the motion-blur velocity), or None.
+        next_faces: Faces of the next frame, or None.
+        times: Accumulated milliseconds per stage (select, crop, predict, color, mask, post,
+            paste).
+    """
+
+    color: ColorTransfer
+    blender: Blender
+    references: np.ndarray | None = None
+    prev_faces: Sequence[FaceRecord] | None = None
+    next_faces: Sequence[FaceRecord] | None = None
+    times: dict[str, float] = field(default_factory=dict)
+    _encoder: Any = None
+
+    @classmethod
+    def create(cls, cfg: ConvertConfig, *, color_cfg: Any = None,
+               blend_cfg: Any = None) -> SwapContext:
+        """Build the colour transfer, blender and (``select reference``) reference embeddings.
+
+        Args:
+            cfg: The swap settings.
+            color_cfg: The config of ``cfg.color`` (its defaults when None); its ``strength``
+                is replaced by ``cfg.color_strength``.
+            blend_cfg: The config of ``cfg.blend`` (its defaults when None).
+
+        Raises:
+            InputError: a reference image is missing or does not show exactly one face.
+        """
+        ccfg = color_cfg if color_cfg is not None else COLOR.default_config(cfg.color)
+        ccfg = ccfg.replace(strength=cfg.color_strength)
+        ctx = cls(color=COLOR.create(cfg.color, ccfg), blender=BLEND.create(cfg.blend, blend_cfg))
+        if cfg.select == "reference":
+            from faceplate.extract.identity.filter import ReferenceFilter
+
+            ref = ReferenceFilter.from_images(list(cfg.reference), (), threshold=1.0,
+                                              encoder=ctx.encoder())
+            ctx.references = ref.filter
+        return ctx
+
+    def encoder(self) -> Any:
+        """The dlib identity encoder (loaded on first use)."""
+        if self._encoder is None:
+            from faceplate.extract.identity.embed import IdentityEncoder
+
+            self._encoder = IdentityEncoder()
+        return self._encoder
+
+    def add_time(self, stage: str, seconds: float) -> None:
+        self.times[stage] = self.times.get(stage, 0.0) + seconds * 1000.0
+
+
+@dataclass
+class SwappedFace:
+    """One swapped face, in crop space (what the patch and mask writers take).
+
+    Attributes:
+        record: The face it replaced.
+        face: S'×S'×3 float32 display sRGB in [0, 1], after colour and post.
+        mask: S'×S' float32 in [0, 1], the final matte (after the mask operations).
+        matrix: 2×3 frame → crop matrix the face was pasted with (scale/offset included).
+    """
+
+    record: FaceRecord
+    face: np.ndarray
+    mask: np.ndarray
+    matrix: np.ndarray
+
+
+@dataclass
+class SwapResult:
+    """What :func:`swap_frame` returns.
+
+    Attributes:
+        frame: The merged frame, same shape and dtype as the input (the input array itself
+            when no face was swapped).
+        faces_swapped: Number of faces pasted.
+        masks: The final crop-space matte of each swapped face (S'×S' float32).
+        patches: Each swapped face with its matte and matrix.
+    """
+
+    frame: np.ndarray
+    faces_swapped: int
+    masks: list[np.ndarray]
+    patches: list[SwappedFace]
+
+    def matte(self) -> np.ndarray:
+        """The frame-sized matte (H×W float32 in [0, 1]): the union of the pasted masks."""
+        from faceplate.convert.composite import paste_region
+
+        h, w = self.frame.shape[:2]
+        out = np.zeros((h, w), np.float32)
+        for p in self.patches:
+            reg = paste_region((h, w), p.face, p.mask, p.matrix)
+            if reg is not None:
+                view = out[reg.box.slices]
+                np.maximum(view, reg.mask, out=view)
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# The swap
+
+
+def _check_frame(frame: object) -> np.ndarray:
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] not in (3, 4) \
+            or frame.dtype not in (np.uint8, np.float32) or min(frame.shape[:2]) < 1:
+        got = (frame.dtype, frame.shape) if isinstance(frame, np.ndarray) \
+            else type(frame).__name__
+        raise ValueError(f"frame: expected an H×W×3/4 uint8 or float32 array, got {got}")
+    return frame
+
+
+def _face_area(rec: FaceRecord) -> float:
+    return float(rec.bbox.w * rec.bbox.h)
+
+
+def select_faces(frame: np.ndarray, faces: Sequence[FaceRecord], cfg: ConvertConfig,
+                 context: SwapContext | None = None, *, frame_is_linear: bool = False
+                 ) -> list[FaceRecord]:
+    """The faces ``cfg.select`` picks (in face-index order).
+
+    ``reference`` uses each record's stored identity, or embeds the face from ``frame`` (dlib,
+    ~75 ms a face) when the record has none; a face is kept when its distance to the closest
+    reference is below ``cfg.ref_threshold``.
+    """
+    faces = list(faces)
+    if not faces:
+        return []
+    if cfg.select == "all":
+        return faces
+    if cfg.select == "largest":
+        return [max(faces, key=_face_area)]
+    if cfg.select == "index":
+        return [f for f in faces if f.face_index == cfg.face_index]
+    if context is None or context.references is None:
+        raise ConfigError("select reference needs a SwapContext built with the reference images")
+    refs = context.references
+    kept = []
+    for rec in faces:
+        emb = rec.identity
+        if emb is None:
+            emb = _embed(frame, rec, context, frame_is_linear)
+        d = float(np.min(np.linalg.norm(refs.astype(np.float64) - emb.astype(np.float64),
+                                        axis=1)))
+        if d < cfg.ref_threshold:
+            kept.append(rec)
+    return kept
+
+
+def _embed(frame: np.ndarray, rec: FaceRecord, context: SwapContext,
+           frame_is_linear: bool) -> np.ndarray:
+    """dlib embedding of one face, computed on a display-sRGB uint8 box around it."""
+    lm = rec.landmarks.astype(np.float64)
+    x0, y0 = np.floor(lm.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(lm.max(axis=0)).astype(int)
+    pad = int(max(x1 - x0, y1 - y0))
+    h, w = frame.shape[:2]
+    bx0, by0 = max(0, x0 - pad), max(0, y0 - pad)
+    bx1, by1 = min(w, x1 + pad), min(h, y1 + pad)
+    region = frame[by0:by1, bx0:bx1, :3]
+    rgb = region if region.dtype == np.uint8 else _to_u8(_display(region, frame_is_linear))
+    shifted = (lm - [bx0, by0]).astype(np.float32)
+    return np.asarray(context.encoder().embed(np.ascontiguousarray(rgb), shifted), np.float32)
+
+
+def _display(region: np.ndarray, is_linear: bool) -> np.ndarray:
+    """A float box → display sRGB float32 in [0, 1] (finite)."""
+    x = np.nan_to_num(region.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=0.0)
+    if is_linear:
+        x = linear_to_srgb(x)
+    return np.clip(x, 0.0, 1.0)
+
+
+def _to_u8(x: np.ndarray) -> np.ndarray:
+    return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _translate(dx: float, dy: float) -> np.ndarray:
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+
+
+def paste_matrix(matrix: np.ndarray, size: int, cfg: ConvertConfig) -> np.ndarray:
+    """Apply ``face_scale`` and ``face_x``/``face_y`` to a frame → crop matrix.
+
+    The pasted face grows by ``face_scale`` % about the crop centre and moves by ``face_x`` /
+    ``face_y`` % of the crop side along the crop's axes (the face's own right and down).
+    """
+    if not (cfg.face_scale or cfg.face_x or cfg.face_y):
+        return matrix
+    c = size / 2.0
+    k = 1.0 / (1.0 + cfg.face_scale / 100.0)
+    ox, oy = cfg.face_x / 100.0 * size, cfg.face_y / 100.0 * size
+    # crop' = k·(crop − c − o) + c: the face drawn at crop point q lands where crop' = q.
+    adj = np.array([[k, 0.0, c - k * (c + ox)], [0.0, k, c - k * (c + oy)]])
+    return compose_affine(adj, matrix)
+
+
+def _plate_crops(frame: np.ndarray, matrices: list[np.ndarray], size: int,
+                 frame_is_linear: bool) -> np.ndarray:
+    """N×size×size×3 float32 display-sRGB [0, 1] crops, converting only each crop's box."""
+    out = np.empty((len(matrices), size, size, 3), np.float32)
+    for i, m in enumerate(matrices):
+        box = face_box(m, size, frame.shape, support=2.0, pad=3)
+        if box.empty:
+            out[i] = 0.0
+            continue
+        region = frame[box.slices][..., :3]
+        if region.dtype == np.uint8:
+            src = np.ascontiguousarray(region)
+        else:
+            src = _display(region, frame_is_linear)
+        mb = compose_affine(m, _translate(box.x0, box.y0))  # box pixels → crop pixels
+        crop = cv2.warpAffine(src, to_cv2(mb), (size, size), flags=cv2.INTER_CUBIC,
+                              borderMode=cv2.BORDER_REPLICATE)
+        if crop.dtype == np.uint8:
+            out[i] = crop.astype(np.float32) * np.float32(1.0 / 255.0)
+        else:
+            out[i] = np.clip(crop, 0.0, 1.0)
+    return out
+
+
+def stored_mask_in_crop(rec: FaceRecord, name: str, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Stored mask ``name`` of ``rec`` resampled into the crop ``matrix`` (frame → crop).
+
+    Returns:
+        size×size float32 in [0, 1] (0 where the stored mask's crop does not reach).
+
+    Raises:
+        InputError: the record has no mask of that name (the message lists those it has).
+    """
+    sm = rec.masks.get(name)
+    if sm is None:
+        have = ", ".join(sorted(rec.masks)) or "none"
+        raise InputError(f"face {rec.face_index} of frame {rec.frame_index} has no stored "
+                         f"{name!r} mask (it has: {have}); extract with --masks {name} or "
+                         "choose another --mask")
+    data = decode_mask(sm)
+    # crop pixel → frame pixel → stored-mask pixel (WARP_INVERSE_MAP: dst → src).
+    m = compose_affine(sm.affine, invert_affine(matrix))
+    out = cv2.warpAffine(data, to_cv2(m), (size, size),
+                         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return out.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
+def _match(rec: FaceRecord, others: Sequence[FaceRecord] | None) -> FaceRecord | None:
+    """The face in ``others`` whose landmark centroid is closest to ``rec``'s, if near."""
+    if not others:
+        return None
+    c = rec.landmarks.mean(axis=0)
+    size = float(np.ptp(rec.landmarks, axis=0).max())
+    best = min(others, key=lambda o: float(np.linalg.norm(o.landmarks.mean(axis=0) - c)))
+    if float(np.linalg.norm(best.landmarks.mean(axis=0) - c)) > size:
+        return None
+    return best
+
+
+def face_velocity(rec: FaceRecord, context: SwapContext | None) -> np.ndarray:
+    """The face's motion per frame (dx, dy) in frame pixels: the mean landmark displacement to
+    the matching faces of the next and previous frames (central difference when both exist)."""
+    if context is None:
+        return np.zeros(2)
+    lm = rec.landmarks.astype(np.float64)
+    prev = _match(rec, context.prev_faces)
+    nxt = _match(rec, context.next_faces)
+    if prev is not None and nxt is not None:
+        return (nxt.landmarks.astype(np.float64) - prev.landmarks).mean(axis=0) / 2.0
+    if nxt is not None:
+        return (nxt.landmarks.astype(np.float64) - lm).mean(axis=0)
+    if prev is not None:
+        return (lm - prev.landmarks.astype(np.float64)).mean(axis=0)
+    return np.zeros(2)
+
+
+def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
+               predictor: Predictor, cfg: ConvertConfig, *, frame_is_linear: bool,
+               context: SwapContext | None = None) -> SwapResult:
+    """Swap the selected faces of one frame (see the module docstring for every step).
+
+    Args:
+        frame_linear_or_srgb: H×W×3/4 ``uint8`` display sRGB, or ``float32`` display sRGB or
+            scene-linear (``frame_is_linear``); never modified.
+        faces: The frame's faces (store records or on-the-fly detections), landmarks in frame
+            pixels; stored masks are used when ``cfg.mask`` names them.
+        predictor: The loaded model.
+        cfg: The swap settings.
+        frame_is_linear: Whether a float frame is scene-linear (the face is converted with
+            ``srgb_to_linear`` before the paste); must be False for ``uint8`` frames.
+        context: Per-clip state (colour/blend instances with their options, reference
+            embeddings, neighbouring frames' faces for motion blur, stage timings); a default
+            one is built from ``cfg`` when None.
+
+    Returns:
+        A :class:`SwapResult`; its frame has the input's shape and dtype and equals the input
+        bit for bit outside the pasted faces' mattes.
+
+    Raises:
+        ValueError: a malformed frame.
+        InputError: a mask source the records do not have.
+    """
+    frame = _check_frame(frame_linear_or_srgb)
+    if frame.dtype == np.uint8 and frame_is_linear:
+        raise ValueError("frame: a uint8 frame is display sRGB; frame_is_linear must be False")
+    ctx = context if context is not None else SwapContext.create(cfg)
+    t0 = time.perf_counter()
+    chosen = select_faces(frame, faces, cfg, ctx, frame_is_linear=frame_is_linear)
+    t1 = time.perf_counter()
+    ctx.add_time("select", t1 - t0)
+    if not chosen:
+        return SwapResult(frame, 0, [], [])
+
+    s_in, s_out = predictor.input_size, predictor.output_size
+    cen, cov = predictor.centering, predictor.coverage
+    m_in = [crop_matrix(r.landmarks, s_in, cen, cov) for r in chosen]
+    m_out = m_in if s_out == s_in else [crop_matrix(r.landmarks, s_out, cen, cov)
+                                        for r in chosen]
+    x = _plate_crops(frame, m_in, s_in, frame_is_linear)
+    plates = x if s_out == s_in else _plate_crops(frame, m_out, s_out, frame_is_linear)
+    t2 = time.perf_counter()
+    ctx.add_time("crop", t2 - t1)
+
+    pred, learned = predictor.predict(x)
+    t3 = time.perf_counter()
+    ctx.add_time("predict", t3 - t2)
+
+    mcfg = cfg.mask_ops()
+    pcfg = cfg.post()
+    result = frame.copy()
+    alpha: AlphaMode | None = None
+    if result.shape[2] == 4 and ctx.blender.default_alpha == "mask":
+        # The matte replaces the whole alpha channel (0 away from the faces); faces composite
+        # their mattes over it so several faces form their union.
+        result[..., 3] = 0
+        alpha = "over"
+    patches: list[SwappedFace] = []
+    for i, rec in enumerate(chosen):
+        t_a = time.perf_counter()
+        sources = []
+        for name in cfg.mask:
+            if name == LEARNED:
+                sources.append(learned[i] if learned is not None
+                               else np.ones((s_out, s_out), np.float32))
+            elif name == FULL:
+                sources.append(np.ones((s_out, s_out), np.float32))
+            else:
+                sources.append(stored_mask_in_crop(rec, name, m_out[i], s_out))
+        raw = maskops.combine(sources, mcfg.combine) if len(sources) > 1 else sources[0]
+        mask = maskops.apply(raw, mcfg.replace(combine="multiply"))
+        t_b = time.perf_counter()
+        face = ctx.color.apply(pred[i], plates[i], raw, raw)
+        t_c = time.perf_counter()
+        if pcfg != PostConfig():
+            vel = np.zeros(2)
+            if pcfg.motion_blur > 0.0:
+                vel = m_out[i][:, :2] @ face_velocity(rec, ctx)
+            face = post.apply(face, pcfg, velocity_px=(float(vel[0]), float(vel[1])))
+        t_d = time.perf_counter()
+        mp = paste_matrix(m_out[i], s_out, cfg)
+        _paste_box(result, face, mask, mp, cfg, ctx.blender, frame_is_linear, alpha)
+        t_e = time.perf_counter()
+        ctx.add_time("mask", t_b - t_a)
+        ctx.add_time("color", t_c - t_b)
+        ctx.add_time("post", t_d - t_c)
+        ctx.add_time("paste", t_e - t_d)
+        patches.append(SwappedFace(rec, face, mask, mp))
+    return SwapResult(result, len(patches), [p.mask for p in patches], patches)
+
+
+def _paste_box(result: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray,
+               cfg: ConvertConfig, blender: Blender, frame_is_linear: bool,
+               alpha: AlphaMode | None) -> None:
+    """Paste one face into ``result`` in place, converting only the face's box to float."""
+    size = face.shape[0]
+    box = face_box(matrix, size, result.shape, pad=4)
+    if box.empty:
+        return
+    view = result[box.slices]
+    if result.dtype == np.uint8:
+        sub = view.astype(np.float32) * np.float32(1.0 / 255.0)
+    else:
+        sub = np.array(view, dtype=np.float32, copy=True)
+    colour = srgb_to_linear(face) if frame_is_linear else face
+    mb = compose_affine(matrix, _translate(box.x0, box.y0))  # box pixels → crop pixels
+    merged = paste_back(sub, colour, mask, mb, blend=blender, interpolation=cfg.interpolation,
+                        alpha=alpha, out=sub)
+    if result.dtype == np.uint8:
+        view[...] = _to_u8(merged)
+    else:
+        view[...] = merged
+
+
+__all__ = [
+    "FULL",
+    "LEARNED",
+    "ConvertConfig",
+    "OnnxPredictor",
+    "Predictor",
+    "SwapContext",
+    "SwapResult",
+    "SwappedFace",
+    "TorchPredictor",
+    "face_velocity",
+    "make_predictor",
+    "parse_frame_ranges",
+    "paste_matrix",
+    "select_faces",
+    "stored_mask_in_crop",
+    "swap_frame",
+]

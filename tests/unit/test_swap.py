@@ -1,0 +1,305 @@
+"""``faceplate.convert.swap``: the per-frame swap on real frames, real faces and a real model.
+
+Faces come from the shared store of ``single_face.mp4`` (built by ``tests.train_facesets`` with
+the real extractor); the model is a tiny real ``original`` model (``tests.convert_model``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from faceplate.convert.blend import BLEND
+from faceplate.convert.color import COLOR
+from faceplate.convert.composite import face_box
+from faceplate.convert.swap import (
+    ConvertConfig,
+    OnnxPredictor,
+    SwapContext,
+    TorchPredictor,
+    face_velocity,
+    make_predictor,
+    parse_frame_ranges,
+    paste_matrix,
+    select_faces,
+    stored_mask_in_crop,
+    swap_frame,
+)
+from faceplate.core.colorspace import srgb_to_linear
+from faceplate.core.errors import ConfigError, InputError, ModelError
+from faceplate.core.geometry import crop_matrix
+from faceplate.io import samples
+from faceplate.io.media import open_source
+from faceplate.io.store import AlignmentsStore
+from tests.convert_model import tiny_model
+from tests.train_facesets import facesets
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def torch_pred(model_dir: Path) -> TorchPredictor:
+    return TorchPredictor(model_dir)
+
+
+@pytest.fixture(scope="module")
+def plate(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, list, list, list]:
+    """(frame 10 uint8 RGB, its faces, faces of frame 9, faces of frame 11)."""
+    a, _ = facesets(tmp_path_factory)
+    with AlignmentsStore.open(a.parent / "b.fpstore", readonly=True) as st:
+        faces = [st.faces(i) for i in (9, 10, 11)]
+    with open_source(samples.path("single_face.mp4")) as src:
+        rgb = src.read(10).rgb
+    assert len(faces[1]) == 1
+    return rgb, faces[1], faces[0], faces[2]
+
+
+def _changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.any(a != b, axis=2)
+
+
+def _paste_box(face, pred, cfg, shape):
+    m = crop_matrix(face.landmarks, pred.output_size, pred.centering, pred.coverage)
+    return face_box(paste_matrix(m, pred.output_size, cfg), pred.output_size, shape, pad=4)
+
+
+@pytest.mark.parametrize("blend", BLEND.names())
+@pytest.mark.parametrize("color", COLOR.names())
+def test_every_colour_and_blend_changes_only_the_face_box(plate, torch_pred, color, blend):
+    rgb, faces, _, _ = plate
+    before = rgb.copy()
+    cfg = ConvertConfig(color=color, blend=blend, mask=("extended",))
+    res = swap_frame(rgb, faces, torch_pred, cfg, frame_is_linear=False)
+    assert np.array_equal(rgb, before), "input modified"
+    assert res.frame.dtype == np.uint8 and res.frame.shape == rgb.shape
+    assert res.faces_swapped == 1 and len(res.masks) == 1 and len(res.patches) == 1
+    changed = _changed(res.frame, rgb)
+    assert changed.sum() > 2000, "the face was not replaced"
+    box = _paste_box(faces[0], torch_pred, cfg, rgb.shape)
+    outside = np.ones(rgb.shape[:2], bool)
+    outside[box.slices] = False
+    assert not (changed & outside).any(), "pixels outside the face box changed"
+    p = res.patches[0]
+    assert p.face.dtype == np.float32 and p.face.shape == (64, 64, 3)
+    assert p.face.min() >= 0.0 and p.face.max() <= 1.0
+    assert p.mask.shape == (64, 64) and p.mask.min() >= 0.0 and p.mask.max() <= 1.0
+
+
+def test_float_linear_frame_keeps_values_outside_0_1_exactly(plate, torch_pred):
+    """Acceptance 2 (part): an EXR-like scene-linear frame with values > 1 and < 0 everywhere,
+    odd size (H, W swapped would fail): every pixel outside the face's matte is bit-exact."""
+    rgb, faces, _, _ = plate
+    h, w = rgb.shape[0] + 1, rgb.shape[1] + 3  # 361 × 643
+    rng = np.random.default_rng(7)
+    frame = rng.uniform(-0.5, 4.0, (h, w, 3)).astype(np.float32)
+    frame[: rgb.shape[0], : rgb.shape[1]] = srgb_to_linear(rgb.astype(np.float32) / 255.0)
+    # Keep out-of-range values inside the face region too, in the hair/background corners.
+    frame[::7, ::5] = np.float32(7.5)
+    frame[3::11, 2::13] = np.float32(-2.25)
+    before = frame.copy()
+    for blend in ("overlay", "seamless"):
+        cfg = ConvertConfig(blend=blend, color="rct", mask=("components",))
+        res = swap_frame(frame, faces, torch_pred, cfg, frame_is_linear=True)
+        assert np.array_equal(frame, before)
+        out = res.frame
+        assert out.dtype == np.float32 and out.shape == (h, w, 3)
+        matte = res.matte()
+        assert matte.shape == (h, w)
+        outside = matte == 0.0
+        assert np.array_equal(out[outside], frame[outside])
+        assert (out[outside] > 1.0).sum() > 1000 and (out[outside] < 0.0).sum() > 1000
+        inside = matte > 0.99
+        assert inside.sum() > 2000
+        assert not np.array_equal(out[inside], frame[inside])
+        assert np.isfinite(out).all()
+
+
+def test_rgba_float_raw_writes_the_matte_into_alpha(plate, torch_pred):
+    rgb, faces, _, _ = plate
+    frame = np.concatenate([rgb.astype(np.float32) / 255.0,
+                            np.full(rgb.shape[:2] + (1,), 0.5, np.float32)], axis=2)
+    res = swap_frame(frame, faces, torch_pred, ConvertConfig(blend="raw"),
+                     frame_is_linear=False)
+    alpha = res.frame[..., 3]
+    np.testing.assert_allclose(alpha, res.matte(), atol=1e-6)
+    assert alpha.max() == 1.0 and (alpha == 0).mean() > 0.8
+
+
+def test_uint8_and_float_srgb_frames_agree(plate, torch_pred):
+    rgb, faces, _, _ = plate
+    cfg = ConvertConfig(color="avg-color", blend="overlay")
+    a = swap_frame(rgb, faces, torch_pred, cfg, frame_is_linear=False).frame
+    b = swap_frame(rgb.astype(np.float32) / 255.0, faces, torch_pred, cfg,
+                   frame_is_linear=False).frame
+    assert np.abs(a.astype(np.float32) / 255.0 - b).max() <= 1.5 / 255.0
+
+
+def test_torch_and_onnx_predictors_agree(plate, model_dir, torch_pred):
+    rgb, faces, _, _ = plate
+    onnx = make_predictor("onnx", model_dir)
+    assert isinstance(onnx, OnnxPredictor)
+    x = np.random.default_rng(0).uniform(0, 1, (3, 64, 64, 3)).astype(np.float32)
+    ft, mt = torch_pred.predict(x)
+    fo, mo = onnx.predict(x)
+    assert ft.shape == fo.shape == (3, 64, 64, 3) and mt is not None and mo is not None
+    assert np.abs(ft - fo).max() < 1e-4 and np.abs(mt - mo).max() < 1e-4
+    cfg = ConvertConfig(mask=("learned", "extended"))
+    a = swap_frame(rgb, faces, torch_pred, cfg, frame_is_linear=False).frame
+    b = swap_frame(rgb, faces, onnx, cfg, frame_is_linear=False).frame
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_frame_without_faces_passes_through(torch_pred):
+    frame = np.random.default_rng(1).uniform(-1, 3, (99, 101, 3)).astype(np.float32)
+    res = swap_frame(frame, [], torch_pred, ConvertConfig(), frame_is_linear=True)
+    assert res.frame is frame and res.faces_swapped == 0 and res.patches == []
+
+
+def test_mask_sources_and_combinations(plate, torch_pred):
+    rgb, faces, _, _ = plate
+    ops: dict[str, Any] = {"blur_kernel": 0.0, "threshold": 0.0}
+
+    def area(**kw):
+        cfg = ConvertConfig(**ops, **kw)
+        return float(swap_frame(rgb, faces, torch_pred, cfg, frame_is_linear=False)
+                     .masks[0].sum())
+
+    full, comp, ext = area(mask=("full",)), area(mask=("components",)), area(mask=("extended",))
+    assert full == 64 * 64 and 0 < comp < ext < full
+    assert area(mask=("components", "full"), combine="multiply") == pytest.approx(comp)
+    assert area(mask=("components", "full"), combine="max") == pytest.approx(full)
+    assert area(mask=("components",), erode=5.0) < comp < area(mask=("components",), erode=-5.0)
+    learned = area(mask=("learned",))
+    assert 0 < learned <= full
+    assert area(mask=("learned", "components")) <= min(learned, comp) + 1e-3
+    with pytest.raises(InputError, match="no stored 'bisenet' mask"):
+        area(mask=("bisenet",))
+
+
+def test_stored_mask_maps_into_the_crop(plate):
+    rgb, faces, _, _ = plate
+    rec = faces[0]
+    m = crop_matrix(rec.landmarks, 128, "face")  # the store's own mask geometry, at 128 px
+    ours = stored_mask_in_crop(rec, "components", m, 128)
+    from faceplate.core.records import decode_mask
+
+    theirs = decode_mask(rec.masks["components"]).astype(np.float32) / 255.0
+    assert np.abs(ours - theirs).mean() < 0.01
+
+
+def test_face_scale_and_offset_move_the_paste(plate, torch_pred):
+    rgb, faces, _, _ = plate
+
+    def centroid_and_area(**kw):
+        cfg = ConvertConfig(mask=("full",), **kw)
+        res = swap_frame(rgb, faces, torch_pred, cfg, frame_is_linear=False)
+        ys, xs = np.nonzero(res.matte() > 0.5)
+        return np.array([xs.mean(), ys.mean()]), len(xs)
+
+    c0, a0 = centroid_and_area()
+    c1, _ = centroid_and_area(face_x=20.0)
+    c2, _ = centroid_and_area(face_y=-20.0)
+    _, a3 = centroid_and_area(face_scale=20.0)
+    assert c1[0] - c0[0] > 10 and abs(c1[1] - c0[1]) < 0.3 * (c1[0] - c0[0])
+    assert c0[1] - c2[1] > 10
+    assert a3 / a0 == pytest.approx(1.44, rel=0.08)
+
+
+def test_face_selection(plate, tmp_path):
+    rgb, faces, _, _ = plate
+    (rec,) = faces
+    small = rec.__class__(**{**rec.__dict__, "face_index": 1,
+                             "bbox": rec.bbox.__class__(0, 0, 10, 10),
+                             "landmarks": rec.landmarks * 0.2})
+    both = [rec, small]
+    assert select_faces(rgb, both, ConvertConfig()) == both
+    assert select_faces(rgb, both, ConvertConfig(select="largest")) == [rec]
+    assert select_faces(rgb, both, ConvertConfig(select="index", face_index=1)) == [small]
+    assert select_faces(rgb, both, ConvertConfig(select="index", face_index=5)) == []
+    # Reference identity: a frame of the same man is a match, Obama is not.
+    same = tmp_path / "same.png"
+    with open_source(samples.path("single_face.mp4")) as src:
+        cv2.imwrite(str(same), src.read(40).rgb[..., ::-1])
+    for ref, want in ((same, [rec]), (samples.path("obama.jpg"), [])):
+        cfg = ConvertConfig(select="reference", reference=(str(ref),))
+        ctx = SwapContext.create(cfg)
+        assert select_faces(rgb, [rec], cfg, ctx) == want
+
+
+def test_motion_velocity_from_neighbouring_frames(plate):
+    rgb, faces, prev, nxt = plate
+    rec = faces[0]
+    shifted = [rec.__class__(**{**rec.__dict__, "landmarks": rec.landmarks + [6.0, -2.0]})]
+    before = [rec.__class__(**{**rec.__dict__, "landmarks": rec.landmarks - [6.0, -2.0]})]
+    ctx = SwapContext.create(ConvertConfig())
+    assert np.allclose(face_velocity(rec, ctx), 0.0)
+    ctx.next_faces = shifted
+    assert np.allclose(face_velocity(rec, ctx), [6.0, -2.0], atol=1e-4)
+    ctx.prev_faces = before
+    assert np.allclose(face_velocity(rec, ctx), [6.0, -2.0], atol=1e-4)
+    ctx.prev_faces, ctx.next_faces = prev, nxt  # the real clip: a talking head, small motion
+    assert np.linalg.norm(face_velocity(rec, ctx)) < 10.0
+
+
+def test_motion_blur_softens_a_moving_face(plate, torch_pred):
+    rgb, faces, _, _ = plate
+    rec = faces[0]
+    cfg = ConvertConfig(motion_blur=1.0, color="none", mask=("full",))
+    ctx = SwapContext.create(cfg)
+    still = swap_frame(rgb, faces, torch_pred, cfg, frame_is_linear=False, context=ctx)
+    ctx.next_faces = [rec.__class__(**{**rec.__dict__, "landmarks": rec.landmarks + [25.0, 0]})]
+    moving = swap_frame(rgb, faces, torch_pred, cfg, frame_is_linear=False, context=ctx)
+
+    def hgrad(face):
+        return float(np.abs(np.diff(face, axis=1)).mean())
+
+    assert hgrad(moving.patches[0].face) < 0.8 * hgrad(still.patches[0].face)
+    assert set(ctx.times) >= {"select", "crop", "predict", "color", "mask", "post", "paste"}
+
+
+def test_config_validation():
+    assert parse_frame_ranges(["10-50", "7"]) == [(10, 50), (7, 7)]
+    for bad in (["a-b"], ["5-2"], ["1-2-3"], ["-3"]):
+        with pytest.raises(ConfigError):
+            ConvertConfig(frame_ranges=tuple(bad))
+    cfg = ConvertConfig(frame_ranges=("2-3", "8"))
+    assert [i for i in range(10) if cfg.in_ranges(i)] == [2, 3, 8]
+    with pytest.raises(ConfigError):
+        ConvertConfig(color="nope")
+    with pytest.raises(ConfigError):
+        ConvertConfig(select="reference")
+    with pytest.raises(ConfigError):
+        ConvertConfig(mask=())
+    assert ConvertConfig(erode=3.0).mask_ops().erode == 3.0
+    assert ConvertConfig(sharpen="box").post().sharpen == "box"
+
+
+def test_missing_or_incompatible_model(tmp_path, model_dir):
+    with pytest.raises(ModelError):
+        make_predictor("torch", tmp_path / "nope")
+    import shutil
+
+    bad = tmp_path / "m"
+    shutil.copytree(model_dir, bad)
+    (bad / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ModelError):
+        make_predictor("torch", bad)
+    (bad / "model.onnx").unlink()
+    with pytest.raises(ModelError, match="ONNX"):
+        make_predictor("onnx", bad)
+
+
+def test_bad_frames_are_rejected(torch_pred):
+    with pytest.raises(ValueError):
+        swap_frame(np.zeros((10, 10), np.float32), [], torch_pred, ConvertConfig(),
+                   frame_is_linear=False)
+    with pytest.raises(ValueError):
+        swap_frame(np.zeros((10, 10, 3), np.uint8), [], torch_pred, ConvertConfig(),
+                   frame_is_linear=True)
