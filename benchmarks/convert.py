@@ -6,6 +6,7 @@ alignments store once, and writes an untrained ``df`` model directory (random we
 Then each mode runs ``run_convert`` in its own subprocess (its own peak memory):
 
 * ``store``: faces from the store, torch predictor (the target: ≥ 10 fps on 2 cores);
+* ``store_bf16``: ``store`` with bf16 inference (``--precision bf16``);
 * ``store_onnx``: the same with the ONNX predictor (exported here once);
 * ``on_the_fly``: no store, faces detected per frame (detect + align + masks).
 
@@ -29,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-MODES = ("store", "store_onnx", "on_the_fly")
+MODES = ("store", "store_bf16", "store_onnx", "on_the_fly")
 SIZE = 128
 
 
@@ -77,7 +78,8 @@ def run_mode(mode: str, clip: Path, store: Path, model_dir: Path) -> dict[str, o
     from faceplate.convert.swap import ConvertConfig
     from faceplate.convert.writers.video import VideoConfig
 
-    cfg = ConvertConfig(predictor="onnx" if mode == "store_onnx" else "torch")
+    cfg = ConvertConfig(predictor="onnx" if mode == "store_onnx" else "torch",
+                        precision="bf16" if mode == "store_bf16" else "fp32")
     with tempfile.TemporaryDirectory() as tmp:
         src = clip
         if mode == "on_the_fly":  # a link in an empty folder: no store beside it

@@ -156,6 +156,19 @@ def test_torch_and_onnx_predictors_agree(plate, model_dir, torch_pred):
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
+def test_bf16_predictor_is_close_to_fp32_and_onnx_refuses_it(model_dir, torch_pred):
+    bf16 = make_predictor("torch", model_dir, precision="bf16")
+    x = np.random.default_rng(3).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+    f32, m32 = torch_pred.predict(x)
+    f16, m16 = bf16.predict(x)
+    assert f16.dtype == np.float32 and f16.shape == f32.shape
+    # bf16 keeps 8 bits of mantissa: outputs in [0, 1] move by a few 1/256 steps at most
+    assert 0 < np.abs(f16 - f32).max() < 0.05
+    assert m16 is not None and m32 is not None and np.abs(m16 - m32).max() < 0.05
+    with pytest.raises(ConfigError, match="bf16"):
+        make_predictor("onnx", model_dir, precision="bf16")
+
+
 def test_frame_without_faces_passes_through(torch_pred):
     frame = np.random.default_rng(1).uniform(-1, 3, (99, 101, 3)).astype(np.float32)
     res = swap_frame(frame, [], torch_pred, ConvertConfig(), frame_is_linear=True)

@@ -131,7 +131,8 @@ def build_sheet(model_dir: Path, input_path: Path, store_path: Path | None, fram
     :data:`LABEL_H`-pixel label strip.
     """
     cfgs = [parse_settings(s, base) for s in settings]
-    predictor = make_predictor(base.predictor, model_dir, threads=base.threads)
+    predictor = make_predictor(base.predictor, model_dir, threads=base.threads,
+                               precision=base.precision)
     rows: list[np.ndarray] = []
     with open_source(input_path) as source:
         st = open_store(store_path, input_path, source.width, source.height,

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,9 @@ from faceplate.core.errors import ConfigError, InputError
 from faceplate.core.types import FaceRecord, Frame
 from faceplate.io.media import is_video, open_source
 from faceplate.io.store import AlignmentsStore, default_store_path
+
+#: Frames handed to the writer thread and not yet written (bounds memory).
+MAX_PENDING_WRITES = 3
 
 
 @dataclass
@@ -204,7 +209,8 @@ def run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLike
     cfg = cfg or ConvertConfig()
     input_path = Path(input_path)
     output = Path(output)
-    pred = predictor or make_predictor(cfg.predictor, model_dir, threads=cfg.threads)
+    pred = predictor or make_predictor(cfg.predictor, model_dir, threads=cfg.threads,
+                                       precision=cfg.precision)
     ctx = SwapContext.create(cfg, color_cfg=color_cfg, blend_cfg=blend_cfg)
     stats = ConvertStats()
     to_video = is_video_output(output)
@@ -231,6 +237,7 @@ def run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLike
             stats.warnings.append("no alignments store: detecting faces on the fly (run "
                                   "`faceplate extract` first for faster, smoothed tracks)")
         writers: list[FrameWriter] = []
+        write_pool: ThreadPoolExecutor | None = None
         try:
             main_w, patch_w, mask_w = _open_writers(
                 source, input_path, output, to_video, cfg, video_cfg, images_cfg, patch_dir,
@@ -250,6 +257,28 @@ def run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLike
                         del cache[k]
                 return cache[i]
 
+            def emit(idx: int, out: np.ndarray, pixels: np.ndarray, info: Any,
+                     result: SwapResult | None) -> None:
+                """Write one frame to every output, in the writer thread, in frame order."""
+                t2 = time.perf_counter()
+                main_w.write(idx, _resize(out, out_size), info)
+                if patch_w is not None:
+                    faces_out = [] if result is None else [
+                        (p.face, p.mask, p.matrix) for p in result.patches]
+                    patch_w.write(idx, pixels, info, {"faces": faces_out})
+                if mask_w is not None:
+                    matte = (result.matte() if result is not None
+                             else np.zeros(pixels.shape[:2], np.float32))
+                    mask_w.write(idx, _resize(matte, (mask_w.width, mask_w.height)), info)
+                stats.frames += 1
+                add("write", time.perf_counter() - t2)
+                if on_frame:
+                    on_frame(idx, result)
+
+            # Encoding and file writes overlap the next frame's swap: one writer thread keeps
+            # the frames in order, and a few frames in flight bound the memory.
+            write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceplate-write")
+            pending: deque[Future[None]] = deque()
             t_read = time.perf_counter()
             for frame in source:
                 idx = frame.info.index
@@ -284,24 +313,16 @@ def run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLike
                     stats.skipped += 1
                     t_read = time.perf_counter()
                     continue
-                t2 = time.perf_counter()
-                main_w.write(idx, _resize(out, out_size), frame.info)
-                if patch_w is not None:
-                    faces_out = [] if result is None else [
-                        (p.face, p.mask, p.matrix) for p in result.patches]
-                    patch_w.write(idx, pixels, frame.info, {"faces": faces_out})
-                if mask_w is not None:
-                    matte = (result.matte() if result is not None
-                             else np.zeros(pixels.shape[:2], np.float32))
-                    mask_w.write(idx, _resize(matte, (mask_w.width, mask_w.height)),
-                                 frame.info)
-                stats.frames += 1
+                pending.append(write_pool.submit(emit, idx, out, pixels, frame.info, result))
+                while len(pending) > MAX_PENDING_WRITES:
+                    pending.popleft().result()  # re-raises a writer error here
                 t_read = time.perf_counter()
-                add("write", t_read - t2)
-                if on_frame:
-                    on_frame(idx, result)
+            while pending:
+                pending.popleft().result()
             stats.warnings += [f"skipped: {e}" for e in getattr(source, "errors", [])]
         finally:
+            if write_pool is not None:
+                write_pool.shutdown(wait=True, cancel_futures=True)
             for w in writers:
                 w.close()
             if st is not None:

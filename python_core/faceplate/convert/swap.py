@@ -111,6 +111,10 @@ class ConvertConfig(PostConfig, MaskOpsConfig):
                                       "directory's ONNX export through onnxruntime).")
     threads: int = option(0, "CPU threads for inference (0 = the engine's default).",
                           minimum=0, maximum=256)
+    precision: Literal["fp32", "bf16"] = option(
+        "fp32", "Torch inference precision: bf16 (autocast) about halves CPU inference time on "
+        "processors with bf16 support (AVX512-BF16 / AMX) and on GPUs, at a small cost in "
+        "precision (about 1/256 per value).")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -214,9 +218,12 @@ class TorchPredictor(Predictor):
     """The model's safetensors weights run with PyTorch (``load_inference_model``)."""
 
     def __init__(self, model_dir: str | os.PathLike[str], *, device: str = "cpu",
-                 threads: int = 0) -> None:
+                 threads: int = 0, precision: str = "fp32") -> None:
         import torch
 
+        if precision not in ("fp32", "bf16"):
+            raise ConfigError(f"precision: {precision!r} is not one of fp32, bf16")
+        self.precision = precision
         model, manifest = load_inference_model(model_dir, device)
         super().__init__(model_dir, manifest)
         if threads > 0:
@@ -227,7 +234,9 @@ class TorchPredictor(Predictor):
 
     def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         torch = self._torch
-        with torch.inference_mode():
+        device_type = "cuda" if str(self.device).startswith("cuda") else "cpu"
+        with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16,
+                                                    enabled=self.precision == "bf16"):
             face, mask = self.module(torch.from_numpy(x).to(self.device))
         return face.float().cpu().numpy(), mask.float().cpu().numpy()
 
@@ -270,15 +279,19 @@ class OnnxPredictor(Predictor):
 
 
 def make_predictor(kind: PredictorKind, model_dir: str | os.PathLike[str], *,
-                   threads: int = 0) -> Predictor:
+                   threads: int = 0, precision: str = "fp32") -> Predictor:
     """A :class:`TorchPredictor` or :class:`OnnxPredictor` for ``model_dir``.
 
     Raises:
         ModelError: a missing or incompatible model directory (or ONNX export).
+        ConfigError: bf16 asked of the ONNX predictor (it runs the float32 graph).
     """
     if kind == "torch":
-        return TorchPredictor(model_dir, threads=threads)
+        return TorchPredictor(model_dir, threads=threads, precision=precision)
     if kind == "onnx":
+        if precision != "fp32":
+            raise ConfigError("precision: the onnx predictor runs the exported float32 graph; "
+                              "use --predictor torch for bf16")
         return OnnxPredictor(model_dir, threads=threads)
     raise ConfigError(f"predictor: {kind!r} is not one of torch, onnx")
 
