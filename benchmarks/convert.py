@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_common import cpu_model
+
 MODES = ("store", "store_bf16", "store_onnx", "on_the_fly")
 SIZE = 128
 
@@ -101,15 +103,6 @@ def run_mode(mode: str, clip: Path, store: Path, model_dir: Path) -> dict[str, o
     }
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
@@ -144,7 +137,7 @@ def main() -> None:
         "model": {"architecture": "df", "size": SIZE, "weights": "random (untrained)"},
         "settings": "defaults: colour rct, blend overlay, mask extended, writer H.264 "
                     "ultrafast CRF 18",
-        "machine": {"cpus": os.cpu_count(), "cpu_model": _cpu_model(),
+        "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(),
                     "platform": platform.platform(), "python": platform.python_version()},
         "results": {r["mode"]: r for r in results},
     }

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_common import cpu_model
+
 MODES = ("decode", "detect", "detect_align", "full")
 
 
@@ -73,15 +75,6 @@ def run_mode(mode: str, clip: Path) -> dict[str, object]:
     return result
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
@@ -104,7 +97,7 @@ def main() -> None:
         "benchmark": "extract",
         "clip": {"path": str(clip), "width": 1920, "height": 1080, "frames": args.frames,
                  "faces_per_frame": 1},
-        "machine": {"cpus": os.cpu_count(), "cpu_model": _cpu_model(),
+        "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(),
                     "platform": platform.platform(), "python": platform.python_version()},
         "results": {r["mode"]: r for r in results},
     }

@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_common import cpu_model
+
 #: mode → (model, size, model config overrides, Faceswap's figure on 2 cores in EGs/s).
 #: Faceswap's dfl-sae "encoder dims 42 / decoder dims 21" are per input channel: its layers have
 #: 3 × 42 = 126 and 3 × 21 = 63 channels, two residual blocks per decoder stage, and its mask
@@ -130,21 +132,12 @@ def run_mode(mode: str, iterations: int, warmup: int, batch: int, device: str,
     return res
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def _machine() -> dict[str, Any]:
     import torch
 
     info: dict[str, Any] = {
-        "cpu_model": _cpu_model(), "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(), "cpus": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "platform": platform.platform(), "python": platform.python_version(),
         "torch": torch.__version__, "load_average": list(os.getloadavg()),
