@@ -18,12 +18,10 @@ detects corruption and casual edits; it is not a signature.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,13 +34,13 @@ import numpy as np
 from faceplate.core.errors import (
     FaceplateError,
     InputError,
-    OutputError,
     RecordError,
     SchemaVersionError,
     UnsupportedFormatError,
 )
 from faceplate.core.records import RECORD_VERSION, record_from_dict, record_to_dict
 from faceplate.core.types import CENTERINGS, Centering, FaceRecord
+from faceplate.io.paths import write_bytes_atomic
 
 FACE_CHUNK_KEY = "faceplate"
 
@@ -201,21 +199,7 @@ def write_face_png(path: Path, image: np.ndarray, meta: FaceMeta,
         OutputError: The file cannot be written (no partial file is left behind).
         ValueError / RecordError: As :func:`encode_face_png`.
     """
-    path = Path(path)
-    data = encode_face_png(image, meta, compress_level)
-    tmp: str | None = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as err:
-        raise OutputError(f"cannot write the face image ({err.strerror or err})", path) from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    write_bytes_atomic(Path(path), encode_face_png(image, meta, compress_level))
 
 
 # --------------------------------------------------------------------------- reading

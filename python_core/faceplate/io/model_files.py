@@ -49,7 +49,8 @@ from typing import TYPE_CHECKING, Any
 from faceplate import __version__
 from faceplate.core.errors import ConfigError, ModelError, OutputError, SchemaVersionError
 from faceplate.core.types import CENTERINGS
-from faceplate.io.paths import sha256_file
+from faceplate.io import paths
+from faceplate.io.paths import fsync_dir, sha256_file
 
 if TYPE_CHECKING:
     import torch
@@ -75,20 +76,6 @@ _MAX_JSON = 256 << 20
 # ---------------------------------------------------------------------------- atomic writes
 
 
-def fsync_dir(folder: Path) -> None:
-    """``fsync`` a folder so a rename inside it is durable (no-op where unsupported)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _output_error(err: OSError, path: Path) -> OutputError:
     why = "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
     return OutputError(f"cannot write ({why}); the previous version is left intact", path)
@@ -109,22 +96,13 @@ def _finish(tmp: Path, path: Path) -> None:
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file + fsync + rename).
+    """Write ``data`` to ``path`` atomically and durably (temp file + fsync + rename + fsync of
+    the folder): :func:`faceplate.io.paths.write_bytes_atomic` with ``durable=True``.
 
     Raises:
         OutputError: naming ``path`` (the old file, if any, is left as it was).
     """
-    path = Path(path)
-    tmp = _tmp_name(path)
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        _finish(tmp, path)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise _output_error(err, path) from None
-    return path
+    return paths.write_bytes_atomic(path, data, durable=True)
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:

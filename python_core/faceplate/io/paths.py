@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import threading
@@ -37,3 +39,48 @@ def ensure_output_dir(folder: str | os.PathLike[str], *, probe: bool = False) ->
         raise OutputError(f"cannot write the output folder ({err.strerror or err})",
                           folder) from None
     return folder
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """Flush a folder's entries (a rename into it) to disk, where the OS allows it."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *,
+                       durable: bool = False) -> Path:
+    """Write ``data`` to ``path`` through a hidden temporary file in the same folder and
+    ``os.replace``: readers see the old file or the new one, never a partial one.
+
+    Args:
+        path: The destination.
+        data: The bytes.
+        durable: Also ``fsync`` the file and the folder before returning (checkpoints,
+            manifests); off for high-rate outputs such as face PNGs and frame sequences.
+
+    Raises:
+        OutputError: naming ``path``; the temporary file is removed and an existing file at
+            ``path`` is left as it was.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        if durable:
+            fsync_dir(path.parent)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        why = "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+        raise OutputError(f"cannot write ({why}); an existing file is left intact",
+                          path) from None
+    return path

@@ -50,6 +50,7 @@ from faceplate.core.config import Config, option
 from faceplate.core.errors import ConfigError, OutputError
 from faceplate.core.registry import Registry
 from faceplate.core.types import FrameInfo
+from faceplate.io.paths import write_bytes_atomic
 
 InputSpace = Literal["srgb", "linear"]
 
@@ -116,19 +117,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     Raises:
         OutputError: the folder is not writable or the disk is full (no partial file is left).
     """
-    tmp: str | None = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as err:
-        raise OutputError(f"cannot write file ({err.strerror or err})", path) from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    write_bytes_atomic(path, data)
 
 
 def atomic_write_with(path: Path, writer: Callable[[Path], None]) -> None:
