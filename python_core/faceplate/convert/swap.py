@@ -230,14 +230,21 @@ class TorchPredictor(Predictor):
             torch.set_num_threads(threads)
         self._torch = torch
         self.device = device
-        self.module = model.inference("b2a").eval()
+        module = model.inference("b2a").eval()
+        if precision == "bf16":
+            # bf16 weights in channels-last layout: oneDNN's bf16 convolutions take this path
+            # directly (measured on a 2-core AVX512-BF16 CPU, df 128: 155 ms fp32 → 64 ms).
+            module = module.to(torch.bfloat16)
+            module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.module = module
 
     def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         torch = self._torch
-        device_type = "cuda" if str(self.device).startswith("cuda") else "cpu"
-        with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16,
-                                                    enabled=self.precision == "bf16"):
-            face, mask = self.module(torch.from_numpy(x).to(self.device))
+        t = torch.from_numpy(x).to(self.device)
+        if self.precision == "bf16":
+            t = t.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            face, mask = self.module(t)
         return face.float().cpu().numpy(), mask.float().cpu().numpy()
 
 
