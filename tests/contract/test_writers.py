@@ -489,3 +489,26 @@ def test_quantize_rounds_to_nearest_and_handles_non_finite() -> None:
     assert quantize(x, 8).tolist() == [[0, 0, 0, 128, 255, 255, 0, 255, 0]]
     v = np.linspace(0, 1, 100001, dtype=np.float32)[None]
     assert np.abs(quantize(v, 16) / 65535.0 - v).max() <= 0.5 / 65535 + 1e-7
+
+
+def test_video_takes_uint8_codes_exactly_as_their_float_equivalent(tmp_path: Path) -> None:
+    """The uint8 fast path (8-bit footage in, 8-bit video out) encodes the same pictures."""
+    rng = np.random.default_rng(7)
+    ys, xs = np.mgrid[0:96, 0:128]
+    base = np.stack([xs * 2, ys * 2, (xs + ys)], axis=-1).astype(np.float64)
+    frames = [np.clip(base + rng.normal(0, 3, base.shape) + 10 * k, 0, 255).astype(np.uint8)
+              for k in range(4)]
+    decoded = {}
+    for kind in ("u8", "f32"):
+        out = tmp_path / f"{kind}.mp4"
+        with WRITERS.create("video", VideoConfig(crf=0, preset="ultrafast")) as w:
+            w.open(out, width=128, height=96, fps=24)
+            for i, f in enumerate(frames):
+                w.write(i, f if kind == "u8" else f.astype(np.float32) / 255.0)
+        with av.open(str(out)) as c:
+            decoded[kind] = [fr.to_ndarray(format="rgb24") for fr in c.decode(video=0)]
+    assert len(decoded["u8"]) == len(decoded["f32"]) == 4
+    for a, b in zip(decoded["u8"], decoded["f32"]):
+        np.testing.assert_array_equal(a, b)
+    # and the picture is the input (up to 4:2:0 chroma subsampling and BT.709 limited range)
+    assert np.abs(decoded["u8"][0].astype(int) - frames[0].astype(int)).mean() < 3

@@ -259,6 +259,9 @@ class FrameWriter(ABC):
     channels: tuple[int, ...] = (3, 4)
     #: Frame indices must increase strictly (video) or only be unique (sequences: any order).
     strictly_increasing: bool = False
+    #: Whether ``_write`` also takes ``uint8`` display-sRGB codes as they are (8-bit input
+    #: footage written to an 8-bit output: no float round trip of the whole frame).
+    takes_uint8: bool = False
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
@@ -370,6 +373,8 @@ class FrameWriter(ABC):
         if frame.shape[:2] != (self.height, self.width):
             raise ValueError(f"frame: expected {self.width}×{self.height} (as opened), got "
                              f"{frame.shape[1]}×{frame.shape[0]}")
+        if frame.dtype == np.uint8 and self.takes_uint8:
+            return frame
         return as_float32(frame)
 
     def frame_number(self, index: int, info: FrameInfo | None) -> int:

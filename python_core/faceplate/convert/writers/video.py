@@ -53,6 +53,7 @@ from faceplate.convert.writers.base import (
     WRITERS,
     FrameWriter,
     InputSpace,
+    as_float32,
     prepare_folder,
     quantize,
     to_display,
@@ -254,6 +255,7 @@ class VideoWriter(FrameWriter):
     """Video file: H.264/H.265 (CRF, preset, 4:2:0/4:4:4, 8/10-bit), source rate and audio kept."""
 
     strictly_increasing = True
+    takes_uint8 = True
 
     def __init__(self, cfg: VideoConfig) -> None:
         super().__init__(cfg)
@@ -350,6 +352,14 @@ class VideoWriter(FrameWriter):
         return index * self._step
 
     def _to_video_frame(self, frame: np.ndarray) -> Any:
+        if frame.dtype == np.uint8:  # display-sRGB codes (see takes_uint8): use them as they are
+            if self._ten_bit or self.cfg.input_space != "srgb":
+                frame = as_float32(frame)
+            else:
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[..., :3]),
+                                                format="rgb24")
+                return vf.reformat(format=self.cfg.pix_fmt, dst_colorspace="itu709",
+                                   dst_color_range="MPEG")
         rgb = to_display(frame[..., :3], self.cfg.input_space)
         if self._ten_bit:
             vf = av.VideoFrame.from_ndarray(quantize(rgb, 16), format="rgb48le")
