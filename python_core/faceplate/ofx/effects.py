@@ -6,8 +6,9 @@ apart. Parameter names are the config field names, prefixed per section where tw
 collide (``post_`` for :class:`~faceplate.convert.post.PostConfig`). ``mix`` and ``maskInvert``
 use openfx-misc's names and maths and are applied by the C++ shell, never by Python.
 
-Faceplate Swap has no converter yet: its render returns the source unchanged with the status
-``"no model loaded"`` (see :data:`SWAP_STATUS`) until ``faceplate.convert.swap`` lands.
+Faceplate Swap is not wired to the converter yet: its render returns the source unchanged with
+the status ``"no model loaded"`` (see :data:`SWAP_STATUS`) until it calls
+``faceplate.convert.swap.swap_frame`` (the next step of the OFX issue).
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ SWAP_ID = "org.faceplate.Swap"
 # keep old projects on the old major); the minor version adds parameters compatibly.
 VERSION = (1, 0)
 
-SWAP_STATUS = ("no model loaded: the converter (faceplate.convert.swap) is not available yet, "
-               "so Faceplate Swap passes the source through unchanged")
+SWAP_STATUS = ("no model loaded: the node does not call the converter "
+               "(faceplate.convert.swap.swap_frame) yet, so Faceplate Swap passes the source "
+               "through unchanged")
 
 OutputMask = Literal["alpha", "matte"]
 OutputSwap = Literal["composite", "face_matte", "mask_only", "landmarks"]
