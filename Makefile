@@ -43,6 +43,24 @@ demo: setup media
 
 bench: setup media
 	$(PY) benchmarks/extract.py --output bench_out/extract.json
+	$(PY) benchmarks/train.py --output bench_out/train.json
+	$(PY) benchmarks/convert.py --output bench_out/convert.json
+
+# The OpenFX bundle: build/ofx/ofx_plugin/Faceplate.ofx.bundle (needs cmake and a C++17 compiler).
+.PHONY: ofx install-ofx
+OFX_BUILD := build/ofx
+OFX_BUNDLE := $(OFX_BUILD)/ofx_plugin/Faceplate.ofx.bundle
+
+ofx: setup
+	cmake -S . -B $(OFX_BUILD) -DCMAKE_BUILD_TYPE=Release -DFACEPLATE_PYTHON=$(CURDIR)/$(VENV)/bin/python
+	cmake --build $(OFX_BUILD) -j2 --target FaceplateOFX
+	@echo "built $(OFX_BUNDLE)"
+
+# Installs into the first entry of OFX_PLUGIN_PATH, else ~/.local/share/OFX/Plugins.
+install-ofx: ofx
+	@dest="$${OFX_PLUGIN_PATH%%:*}"; dest="$${dest:-$(HOME)/.local/share/OFX/Plugins}"; \
+	mkdir -p "$$dest" && rm -rf "$$dest/Faceplate.ofx.bundle" && \
+	cp -a $(OFX_BUNDLE) "$$dest/" && echo "installed $$dest/Faceplate.ofx.bundle"
 
 clean:
 	rm -rf build dist demo_out bench_out .pytest_cache .mypy_cache .ruff_cache

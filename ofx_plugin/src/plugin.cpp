@@ -1,0 +1,727 @@
+// Faceplate.ofx: the thin OpenFX shell of Faceplate Mask and Faceplate Swap.
+//
+// Describe reads the parameter schema that the build wrote into the bundle's Resources
+// (faceplate_schema.json, from faceplate.ofx.schema) and never starts Python. Render fetches every
+// parameter value and image first, converts Source (byte/short/float, RGB/RGBA/Alpha, any rowBytes
+// sign, any bounds) to a top-down float32 RGBA frame, releases the host images, then sends the
+// frame to faceplate-worker through WorkerClient (no host suite is called while Python runs; the
+// GIL lives in the worker process), and finally applies Mix / Mask with openfx-misc's maths
+// (a = mix * (maskInvert ? 1 - m : m), out = a * effect + (1 - a) * source; a = mix without a
+// connected Mask) and writes the output image in its own depth, components and row order.
+// Worker errors become a persistent error message and kOfxStatFailed for that frame.
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "faceplate/client.h"
+#include "faceplate/ofx_abi.h"
+#include "json_mini.h"
+
+namespace {
+using namespace faceplate::ofx;
+namespace fj = faceplate::json;
+
+// ---- identity block -------------------------------------------------------------------------
+// Identifiers are reverse-DNS and never change. Version policy: the major version is bumped when
+// saved projects would break (a parameter removed, renamed or retyped, a clip changed); the minor
+// version for compatible additions and fixes. These must equal the "version" of each effect in
+// the schema (faceplate.ofx.effects); describe fails loudly when they differ.
+struct Identity {
+  const char* identifier;
+  unsigned major, minor;
+};
+constexpr Identity kIdentities[] = {
+    {"org.faceplate.Mask", 1, 0},
+    {"org.faceplate.Swap", 1, 0},
+};
+constexpr int kNumPlugins = sizeof(kIdentities) / sizeof(kIdentities[0]);
+constexpr const char* kGrouping = "Faceplate";
+constexpr const char* kSchemaFile = "faceplate_schema.json";
+constexpr const char* kWorkerExe = "faceplate-worker";
+constexpr const char* kArchDir = "Linux-x86-64";
+constexpr const char* kClipMask = "Mask";
+constexpr const char* kParamMix = "mix";
+constexpr const char* kParamMaskInvert = "maskInvert";
+// Capabilities: full frames only (the worker detects faces on the whole frame), render scale 1.
+constexpr int kSupportsTiles = 0;
+constexpr int kSupportsMultiResolution = 0;
+constexpr int kHostFrameThreading = 0;
+
+// ---- host suites ----------------------------------------------------------------------------
+OfxHost* gHost = nullptr;
+const OfxPropertySuiteV1* gProp = nullptr;
+const OfxImageEffectSuiteV1* gFx = nullptr;
+const OfxParameterSuiteV1* gParam = nullptr;
+const OfxMessageSuiteV2* gMsg2 = nullptr;
+const OfxMessageSuiteV1* gMsg1 = nullptr;
+
+// ---- schema ---------------------------------------------------------------------------------
+struct ParamDef {
+  std::string name, type, label, hint, page;
+  fj::Value dflt, min, max;
+  std::vector<std::string> choices;
+  bool shell = false;  // mix / maskInvert: applied here, not sent to Python
+};
+struct ClipDef {
+  std::string name;
+  bool optional = false, is_mask = false;
+  std::vector<std::string> components;
+};
+struct PluginDef {
+  std::string identifier, label, description, grouping;
+  unsigned major = 0, minor = 0;
+  std::vector<ClipDef> clips;
+  std::vector<ParamDef> params;
+  std::vector<std::string> pages;  // in order of first appearance
+};
+
+std::once_flag gSchemaOnce;
+std::string gSchemaError;
+std::vector<PluginDef> gDefs;
+std::string gContentsDir;  // .../Faceplate.ofx.bundle/Contents
+
+std::string dirName(const std::string& p) {
+  size_t k = p.find_last_of('/');
+  return k == std::string::npos ? std::string(".") : p.substr(0, k);
+}
+
+void loadSchema() {
+  Dl_info info{};
+  if (!dladdr(reinterpret_cast<void*>(&loadSchema), &info) || !info.dli_fname) {
+    gSchemaError = "cannot locate Faceplate.ofx (dladdr failed)";
+    return;
+  }
+  gContentsDir = dirName(dirName(info.dli_fname));
+  std::string path = gContentsDir + "/Resources/" + kSchemaFile;
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    gSchemaError = "cannot read the parameter schema " + path;
+    return;
+  }
+  std::stringstream ss;
+  ss << f.rdbuf();
+  try {
+    fj::Value doc = fj::parse(ss.str());
+    if (doc["schema_version"].as_number(-1) != 1)
+      throw std::runtime_error("unsupported schema_version");
+    for (const fj::Value& p : doc["plugins"].arr) {
+      PluginDef d;
+      d.identifier = p["identifier"].as_string();
+      d.label = p["label"].as_string(d.identifier);
+      d.description = p["description"].as_string();
+      d.grouping = p["grouping"].as_string(kGrouping);
+      const fj::Value& v = p["version"];
+      if (v.arr.size() == 2) {
+        d.major = static_cast<unsigned>(v.arr[0].as_number());
+        d.minor = static_cast<unsigned>(v.arr[1].as_number());
+      }
+      for (const fj::Value& c : p["clips"].arr) {
+        ClipDef cd;
+        cd.name = c["name"].as_string();
+        cd.optional = c["optional"].as_number() != 0;
+        cd.is_mask = c["is_mask"].as_number() != 0;
+        for (const fj::Value& k : c["components"].arr) cd.components.push_back(k.as_string());
+        d.clips.push_back(cd);
+      }
+      for (const fj::Value& q : p["params"].arr) {
+        ParamDef pd;
+        pd.name = q["name"].as_string();
+        pd.type = q["type"].as_string();
+        pd.label = q["label"].as_string(pd.name);
+        pd.hint = q["hint"].as_string();
+        pd.page = q["page"].as_string("Controls");
+        pd.dflt = q["default"];
+        pd.min = q["min"];
+        pd.max = q["max"];
+        for (const fj::Value& k : q["choices"].arr) pd.choices.push_back(k.as_string());
+        pd.shell = q["owner"].as_string() == "shell";
+        if (pd.name.empty()) throw std::runtime_error(d.identifier + ": a parameter has no name");
+        if (std::find(d.pages.begin(), d.pages.end(), pd.page) == d.pages.end())
+          d.pages.push_back(pd.page);
+        d.params.push_back(std::move(pd));
+      }
+      gDefs.push_back(std::move(d));
+    }
+  } catch (const std::exception& e) {
+    gSchemaError = path + ": " + e.what();
+    gDefs.clear();
+  }
+}
+
+const PluginDef* defFor(int idx, std::string& err) {
+  std::call_once(gSchemaOnce, loadSchema);
+  if (!gSchemaError.empty()) {
+    err = gSchemaError;
+    return nullptr;
+  }
+  const Identity& id = kIdentities[idx];
+  for (const PluginDef& d : gDefs) {
+    if (d.identifier != id.identifier) continue;
+    if (d.major != id.major || d.minor != id.minor) {
+      err = d.identifier + ": schema version " + std::to_string(d.major) + "." +
+            std::to_string(d.minor) + " differs from the plugin's " + std::to_string(id.major) +
+            "." + std::to_string(id.minor);
+      return nullptr;
+    }
+    return &d;
+  }
+  err = std::string("the schema has no plugin ") + id.identifier;
+  return nullptr;
+}
+
+// ---- worker (one per process, shared by every instance; WorkerClient serializes calls) -------
+std::mutex gWorkerMu;
+std::shared_ptr<faceplate::WorkerClient> gWorker;
+int gLoads = 0;
+
+std::shared_ptr<faceplate::WorkerClient> worker() {
+  std::lock_guard<std::mutex> lock(gWorkerMu);
+  if (!gWorker) {
+    faceplate::WorkerOptions o;
+    o.worker_exe = gContentsDir + "/" + kArchDir + "/" + kWorkerExe;
+    if (const char* ms = std::getenv("FACEPLATE_OFX_TIMEOUT_MS")) {
+      int v = std::atoi(ms);
+      if (v > 0) o.request_timeout_ms = v;
+    }
+    gWorker = std::make_shared<faceplate::WorkerClient>(o);
+  }
+  return gWorker;
+}
+
+// ---- messages -------------------------------------------------------------------------------
+void persistentMessage(OfxImageEffectHandle fx, const char* type, const std::string& text) {
+  if (gMsg2) gMsg2->setPersistentMessage(fx, type, "", "%s", text.c_str());
+  else if (gMsg1) gMsg1->message(fx, type, "", "%s", text.c_str());
+}
+void clearMessage(OfxImageEffectHandle fx) {
+  if (gMsg2) gMsg2->clearPersistentMessage(fx);
+}
+
+// ---- instance -------------------------------------------------------------------------------
+struct Instance {
+  const PluginDef* def = nullptr;
+  OfxImageClipHandle src = nullptr, mask = nullptr, out = nullptr;
+  std::vector<OfxParamHandle> params;  // aligned with def->params
+  OfxParamHandle mix = nullptr, maskInvert = nullptr;
+  std::atomic<bool> messageShown{false};
+};
+
+Instance* instanceOf(OfxImageEffectHandle fx) {
+  OfxPropertySetHandle ps;
+  void* p = nullptr;
+  if (gFx->getPropertySet(fx, &ps) != kOfxStatOK) return nullptr;
+  if (gProp->propGetPointer(ps, kOfxPropInstanceData, 0, &p) != kOfxStatOK) return nullptr;
+  return static_cast<Instance*>(p);
+}
+
+// ---- actions --------------------------------------------------------------------------------
+OfxStatus onLoad() {
+  if (!gHost) return kOfxStatErrMissingHostFeature;
+  auto fetch = [](const char* n, int v) { return gHost->fetchSuite(gHost->host, n, v); };
+  gProp = static_cast<const OfxPropertySuiteV1*>(fetch(kOfxPropertySuite, 1));
+  gFx = static_cast<const OfxImageEffectSuiteV1*>(fetch(kOfxImageEffectSuite, 1));
+  gParam = static_cast<const OfxParameterSuiteV1*>(fetch(kOfxParameterSuite, 1));
+  if (!gProp || !gFx || !gParam) return kOfxStatErrMissingHostFeature;
+  gMsg2 = static_cast<const OfxMessageSuiteV2*>(fetch(kOfxMessageSuite, 2));
+  gMsg1 = gMsg2 ? reinterpret_cast<const OfxMessageSuiteV1*>(gMsg2)
+                : static_cast<const OfxMessageSuiteV1*>(fetch(kOfxMessageSuite, 1));
+  std::lock_guard<std::mutex> lock(gWorkerMu);
+  ++gLoads;
+  return kOfxStatOK;
+}
+
+OfxStatus onUnload() {
+  std::shared_ptr<faceplate::WorkerClient> w;
+  {
+    std::lock_guard<std::mutex> lock(gWorkerMu);
+    if (gLoads > 0 && --gLoads == 0) w.swap(gWorker);
+  }
+  w.reset();  // stops the worker (outside the lock)
+  return kOfxStatOK;
+}
+
+OfxStatus describe(int idx, OfxImageEffectHandle fx) {
+  std::string err;
+  const PluginDef* d = defFor(idx, err);
+  if (!d) {
+    std::fprintf(stderr, "Faceplate.ofx: %s\n", err.c_str());
+    return kOfxStatErrFatal;
+  }
+  OfxPropertySetHandle ps;
+  gFx->getPropertySet(fx, &ps);
+  gProp->propSetString(ps, kOfxPropLabel, 0, d->label.c_str());
+  gProp->propSetString(ps, kOfxImageEffectPluginPropGrouping, 0, d->grouping.c_str());
+  gProp->propSetString(ps, kOfxPropPluginDescription, 0, d->description.c_str());
+  const char* contexts[] = {kOfxImageEffectContextFilter, kOfxImageEffectContextGeneral};
+  gProp->propSetStringN(ps, kOfxImageEffectPropSupportedContexts, 2, contexts);
+  const char* depths[] = {kOfxBitDepthByte, kOfxBitDepthShort, kOfxBitDepthFloat};
+  gProp->propSetStringN(ps, kOfxImageEffectPropSupportedPixelDepths, 3, depths);
+  gProp->propSetInt(ps, kOfxImageEffectPluginPropSingleInstance, 0, 0);
+  gProp->propSetInt(ps, kOfxImageEffectPluginPropHostFrameThreading, 0, kHostFrameThreading);
+  gProp->propSetInt(ps, kOfxImageEffectPropSupportsMultiResolution, 0, kSupportsMultiResolution);
+  gProp->propSetInt(ps, kOfxImageEffectPropSupportsTiles, 0, kSupportsTiles);
+  gProp->propSetInt(ps, kOfxImageEffectPropTemporalClipAccess, 0, 0);
+  gProp->propSetInt(ps, kOfxImageEffectPropSupportsMultipleClipDepths, 0, 0);
+  gProp->propSetInt(ps, kOfxImageEffectPropSupportsMultipleClipPARs, 0, 0);
+  gProp->propSetString(ps, kOfxImageEffectPluginRenderThreadSafety, 0,
+                       kOfxImageEffectRenderFullySafe);
+  return kOfxStatOK;
+}
+
+const char* componentName(const std::string& c) {
+  if (c == "RGBA") return kOfxImageComponentRGBA;
+  if (c == "RGB") return kOfxImageComponentRGB;
+  if (c == "Alpha") return kOfxImageComponentAlpha;
+  return nullptr;
+}
+
+OfxStatus defineParam(OfxParamSetHandle set, const ParamDef& p) {
+  const char* type = nullptr;
+  if (p.type == "double") type = kOfxParamTypeDouble;
+  else if (p.type == "int") type = kOfxParamTypeInteger;
+  else if (p.type == "bool") type = kOfxParamTypeBoolean;
+  else if (p.type == "choice") type = kOfxParamTypeChoice;
+  else if (p.type == "string" || p.type == "path") type = kOfxParamTypeString;
+  if (!type) {
+    std::fprintf(stderr, "Faceplate.ofx: parameter %s has unknown type %s\n", p.name.c_str(),
+                 p.type.c_str());
+    return kOfxStatErrFatal;
+  }
+  OfxPropertySetHandle ps = nullptr;
+  if (gParam->paramDefine(set, type, p.name.c_str(), &ps) != kOfxStatOK || !ps)
+    return kOfxStatErrFatal;
+  gProp->propSetString(ps, kOfxPropLabel, 0, p.label.c_str());
+  gProp->propSetString(ps, kOfxParamPropHint, 0, p.hint.c_str());
+  gProp->propSetString(ps, kOfxParamPropScriptName, 0, p.name.c_str());
+  if (p.type == "double") {
+    gProp->propSetDouble(ps, kOfxParamPropDefault, 0, p.dflt.as_number());
+    if (!p.min.is_null()) {
+      gProp->propSetDouble(ps, kOfxParamPropMin, 0, p.min.as_number());
+      gProp->propSetDouble(ps, kOfxParamPropDisplayMin, 0, p.min.as_number());
+    }
+    if (!p.max.is_null()) {
+      gProp->propSetDouble(ps, kOfxParamPropMax, 0, p.max.as_number());
+      gProp->propSetDouble(ps, kOfxParamPropDisplayMax, 0, p.max.as_number());
+    }
+  } else if (p.type == "int") {
+    gProp->propSetInt(ps, kOfxParamPropDefault, 0, static_cast<int>(p.dflt.as_number()));
+    if (!p.min.is_null()) {
+      gProp->propSetInt(ps, kOfxParamPropMin, 0, static_cast<int>(p.min.as_number()));
+      gProp->propSetInt(ps, kOfxParamPropDisplayMin, 0, static_cast<int>(p.min.as_number()));
+    }
+    if (!p.max.is_null()) {
+      gProp->propSetInt(ps, kOfxParamPropMax, 0, static_cast<int>(p.max.as_number()));
+      gProp->propSetInt(ps, kOfxParamPropDisplayMax, 0, static_cast<int>(p.max.as_number()));
+    }
+  } else if (p.type == "bool") {
+    gProp->propSetInt(ps, kOfxParamPropDefault, 0, p.dflt.as_number() != 0 ? 1 : 0);
+    gProp->propSetInt(ps, kOfxParamPropAnimates, 0, 0);
+  } else if (p.type == "choice") {
+    std::vector<const char*> opts;
+    int dflt = 0;
+    for (size_t k = 0; k < p.choices.size(); ++k) {
+      opts.push_back(p.choices[k].c_str());
+      if (p.choices[k] == p.dflt.as_string()) dflt = static_cast<int>(k);
+    }
+    gProp->propSetStringN(ps, kOfxParamPropChoiceOption, static_cast<int>(opts.size()),
+                          opts.data());
+    gProp->propSetInt(ps, kOfxParamPropDefault, 0, dflt);
+    gProp->propSetInt(ps, kOfxParamPropAnimates, 0, 0);
+  } else {
+    gProp->propSetString(ps, kOfxParamPropDefault, 0, p.dflt.as_string().c_str());
+    gProp->propSetString(ps, kOfxParamPropStringMode, 0,
+                         p.type == "path" ? kOfxParamStringIsFilePath
+                                          : kOfxParamStringIsSingleLine);
+    gProp->propSetInt(ps, kOfxParamPropAnimates, 0, 0);
+  }
+  return kOfxStatOK;
+}
+
+OfxStatus describeInContext(int idx, OfxImageEffectHandle fx) {
+  std::string err;
+  const PluginDef* d = defFor(idx, err);
+  if (!d) return kOfxStatErrFatal;
+  for (const ClipDef& c : d->clips) {
+    OfxPropertySetHandle cp = nullptr;
+    if (gFx->clipDefine(fx, c.name.c_str(), &cp) != kOfxStatOK || !cp) return kOfxStatErrFatal;
+    std::vector<const char*> comps;
+    for (const std::string& k : c.components)
+      if (const char* n = componentName(k)) comps.push_back(n);
+    gProp->propSetStringN(cp, kOfxImageEffectPropSupportedComponents,
+                          static_cast<int>(comps.size()), comps.data());
+    gProp->propSetInt(cp, kOfxImageEffectPropSupportsTiles, 0, kSupportsTiles);
+    gProp->propSetInt(cp, kOfxImageClipPropOptional, 0, c.optional ? 1 : 0);
+    gProp->propSetInt(cp, kOfxImageClipPropIsMask, 0, c.is_mask ? 1 : 0);
+  }
+  OfxParamSetHandle set;
+  gFx->getParamSet(fx, &set);
+  for (const ParamDef& p : d->params)
+    if (defineParam(set, p) != kOfxStatOK) return kOfxStatErrFatal;
+  std::vector<const char*> pageNames;
+  for (const std::string& page : d->pages) {
+    OfxPropertySetHandle pp = nullptr;
+    if (gParam->paramDefine(set, kOfxParamTypePage, page.c_str(), &pp) != kOfxStatOK || !pp)
+      return kOfxStatErrFatal;
+    gProp->propSetString(pp, kOfxPropLabel, 0, page.c_str());
+    std::vector<const char*> kids;
+    for (const ParamDef& p : d->params)
+      if (p.page == page) kids.push_back(p.name.c_str());
+    gProp->propSetStringN(pp, kOfxParamPropPageChild, static_cast<int>(kids.size()), kids.data());
+    pageNames.push_back(page.c_str());
+  }
+  OfxPropertySetHandle ps;
+  gFx->getPropertySet(fx, &ps);
+  gProp->propSetStringN(ps, kOfxPluginPropParamPageOrder, static_cast<int>(pageNames.size()),
+                        pageNames.data());
+  return kOfxStatOK;
+}
+
+OfxStatus createInstance(int idx, OfxImageEffectHandle fx) {
+  std::string err;
+  const PluginDef* d = defFor(idx, err);
+  if (!d) return kOfxStatErrFatal;
+  auto inst = std::make_unique<Instance>();
+  inst->def = d;
+  gFx->clipGetHandle(fx, kOfxImageEffectSimpleSourceClipName, &inst->src, nullptr);
+  gFx->clipGetHandle(fx, kClipMask, &inst->mask, nullptr);
+  gFx->clipGetHandle(fx, kOfxImageEffectOutputClipName, &inst->out, nullptr);
+  OfxParamSetHandle set;
+  gFx->getParamSet(fx, &set);
+  for (const ParamDef& p : d->params) {
+    OfxParamHandle h = nullptr;
+    gParam->paramGetHandle(set, p.name.c_str(), &h, nullptr);
+    if (!h) return kOfxStatErrFatal;
+    inst->params.push_back(h);
+    if (p.name == kParamMix) inst->mix = h;
+    if (p.name == kParamMaskInvert) inst->maskInvert = h;
+  }
+  if (!inst->src || !inst->out) return kOfxStatErrFatal;
+  OfxPropertySetHandle ps;
+  gFx->getPropertySet(fx, &ps);
+  gProp->propSetPointer(ps, kOfxPropInstanceData, 0, inst.release());
+  return kOfxStatOK;
+}
+
+OfxStatus destroyInstance(OfxImageEffectHandle fx) {
+  delete instanceOf(fx);
+  OfxPropertySetHandle ps;
+  gFx->getPropertySet(fx, &ps);
+  gProp->propSetPointer(ps, kOfxPropInstanceData, 0, nullptr);
+  return kOfxStatOK;
+}
+
+double mixAt(Instance* inst, double t) {
+  double mix = 1.0;
+  if (inst->mix) gParam->paramGetValueAtTime(inst->mix, t, &mix);
+  return mix;
+}
+
+OfxStatus isIdentity(OfxImageEffectHandle fx, OfxPropertySetHandle in, OfxPropertySetHandle out) {
+  Instance* inst = instanceOf(fx);
+  if (!inst) return kOfxStatErrBadHandle;
+  double t = 0;
+  gProp->propGetDouble(in, kOfxPropTime, 0, &t);
+  if (mixAt(inst, t) != 0.0) return kOfxStatReplyDefault;
+  gProp->propSetString(out, kOfxPropName, 0, kOfxImageEffectSimpleSourceClipName);
+  gProp->propSetDouble(out, kOfxPropTime, 0, t);
+  return kOfxStatOK;
+}
+
+// ---- parameter values → JSON ----------------------------------------------------------------
+void jsonString(std::string& o, const std::string& s) {
+  o += '"';
+  for (unsigned char c : s) {
+    if (c == '"') o += "\\\"";
+    else if (c == '\\') o += "\\\\";
+    else if (c < 0x20) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\u%04x", c);
+      o += b;
+    } else {
+      o += static_cast<char>(c);
+    }
+  }
+  o += '"';
+}
+
+// Reads every Python-owned parameter at time t; false (with err) on a value JSON cannot carry.
+bool paramsJson(Instance* inst, double t, std::string& out, std::string& err) {
+  out = "{";
+  bool first = true;
+  for (size_t k = 0; k < inst->params.size(); ++k) {
+    const ParamDef& p = inst->def->params[k];
+    if (p.shell) continue;
+    OfxParamHandle h = inst->params[k];
+    std::string v;
+    if (p.type == "double") {
+      double d = 0;
+      gParam->paramGetValueAtTime(h, t, &d);
+      if (!std::isfinite(d)) {
+        err = "parameter " + p.name + " is not a finite number";
+        return false;
+      }
+      char b[40];
+      std::snprintf(b, sizeof b, "%.17g", d);
+      v = b;
+      std::replace(v.begin(), v.end(), ',', '.');  // a host locale with a decimal comma
+    } else if (p.type == "int" || p.type == "bool" || p.type == "choice") {
+      int i = 0;
+      gParam->paramGetValueAtTime(h, t, &i);
+      if (p.type == "int") {
+        v = std::to_string(i);
+      } else if (p.type == "bool") {
+        v = i ? "true" : "false";
+      } else {
+        if (i < 0 || static_cast<size_t>(i) >= p.choices.size()) {
+          err = "parameter " + p.name + ": choice index " + std::to_string(i) + " out of range";
+          return false;
+        }
+        jsonString(v, p.choices[static_cast<size_t>(i)]);
+      }
+    } else {
+      char* s = nullptr;
+      gParam->paramGetValueAtTime(h, t, &s);
+      jsonString(v, s ? s : "");
+    }
+    if (!first) out += ',';
+    first = false;
+    jsonString(out, p.name);
+    out += ':';
+    out += v;
+  }
+  out += '}';
+  return true;
+}
+
+// ---- pixels ---------------------------------------------------------------------------------
+struct View {
+  unsigned char* data = nullptr;
+  OfxRectI bounds{0, 0, 0, 0};
+  int rowBytes = 0, nComps = 0, bytesPerComp = 0;
+  bool contains(int x, int y) const {
+    return x >= bounds.x1 && x < bounds.x2 && y >= bounds.y1 && y < bounds.y2;
+  }
+  unsigned char* pixel(int x, int y) const {
+    return data + static_cast<long>(y - bounds.y1) * rowBytes +
+           static_cast<long>(x - bounds.x1) * nComps * bytesPerComp;
+  }
+  float get(int x, int y, int c) const {  // normalised: byte /255, short /65535, float as is
+    const unsigned char* p = pixel(x, y) + c * bytesPerComp;
+    if (bytesPerComp == 1) return static_cast<float>(*p) / 255.0f;
+    if (bytesPerComp == 2) {
+      uint16_t v;
+      std::memcpy(&v, p, 2);
+      return static_cast<float>(v) / 65535.0f;
+    }
+    float v;
+    std::memcpy(&v, p, 4);
+    return v;
+  }
+  void set(int x, int y, int c, float v) const {
+    unsigned char* p = pixel(x, y) + c * bytesPerComp;
+    if (bytesPerComp == 1) {
+      *p = static_cast<unsigned char>(std::clamp(std::floor(v * 255.0f + 0.5f), 0.0f, 255.0f));
+    } else if (bytesPerComp == 2) {
+      auto q = static_cast<uint16_t>(std::clamp(std::floor(v * 65535.0f + 0.5f), 0.0f, 65535.0f));
+      std::memcpy(p, &q, 2);
+    } else {
+      std::memcpy(p, &v, 4);
+    }
+  }
+};
+
+bool viewOf(OfxPropertySetHandle img, View& v) {
+  void* data = nullptr;
+  char* depth = nullptr;
+  char* comps = nullptr;
+  if (!img) return false;
+  if (gProp->propGetPointer(img, kOfxImagePropData, 0, &data) != kOfxStatOK || !data) return false;
+  if (gProp->propGetIntN(img, kOfxImagePropBounds, 4, &v.bounds.x1) != kOfxStatOK) return false;
+  if (gProp->propGetInt(img, kOfxImagePropRowBytes, 0, &v.rowBytes) != kOfxStatOK) return false;
+  if (gProp->propGetString(img, kOfxImageEffectPropPixelDepth, 0, &depth) != kOfxStatOK || !depth)
+    return false;
+  if (gProp->propGetString(img, kOfxImageEffectPropComponents, 0, &comps) != kOfxStatOK || !comps)
+    return false;
+  v.data = static_cast<unsigned char*>(data);
+  std::string d = depth, c = comps;
+  v.nComps = c == kOfxImageComponentRGBA ? 4 : c == kOfxImageComponentRGB ? 3
+           : c == kOfxImageComponentAlpha ? 1 : 0;
+  v.bytesPerComp = d == kOfxBitDepthByte ? 1 : d == kOfxBitDepthShort ? 2
+                 : d == kOfxBitDepthFloat ? 4 : 0;
+  return v.nComps > 0 && v.bytesPerComp > 0 && v.bounds.x2 >= v.bounds.x1 &&
+         v.bounds.y2 >= v.bounds.y1;
+}
+
+// Reads a View as straight RGBA floats (RGB → alpha 1, Alpha → RGB 0).
+void readRGBA(const View& v, int x, int y, float* px) {
+  if (v.nComps == 1) {
+    px[0] = px[1] = px[2] = 0.0f;
+    px[3] = v.get(x, y, 0);
+    return;
+  }
+  for (int c = 0; c < 3; ++c) px[c] = v.get(x, y, c);
+  px[3] = v.nComps == 4 ? v.get(x, y, 3) : 1.0f;
+}
+
+struct Images {  // releases whatever it holds
+  OfxPropertySetHandle src = nullptr, mask = nullptr, dst = nullptr;
+  void release() {
+    for (OfxPropertySetHandle* h : {&src, &mask, &dst})
+      if (*h) {
+        gFx->clipReleaseImage(*h);
+        *h = nullptr;
+      }
+  }
+  ~Images() { release(); }
+};
+
+OfxStatus fail(OfxImageEffectHandle fx, Instance* inst, const std::string& text) {
+  persistentMessage(fx, kOfxMessageError, text);
+  inst->messageShown = true;
+  return kOfxStatFailed;
+}
+
+OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
+  Instance* inst = instanceOf(fx);
+  if (!inst) return kOfxStatErrBadHandle;
+  double t = 0;
+  gProp->propGetDouble(in, kOfxPropTime, 0, &t);
+  OfxRectI window{0, 0, 0, 0};
+  gProp->propGetIntN(in, kOfxImageEffectPropRenderWindow, 4, &window.x1);
+
+  // 1. Parameter values.
+  std::string params, err;
+  if (!paramsJson(inst, t, params, err)) return fail(fx, inst, inst->def->label + ": " + err);
+  const double mix = mixAt(inst, t);
+  int maskInvert = 0;
+  if (inst->maskInvert) gParam->paramGetValueAtTime(inst->maskInvert, t, &maskInvert);
+  if (gFx->abort(fx)) return kOfxStatOK;
+
+  // 2. Images → a top-down float RGBA frame over the output bounds, and the mask as floats.
+  Images img;
+  View src, dst, msk;
+  if (gFx->clipGetImage(inst->out, t, nullptr, &img.dst) != kOfxStatOK || !viewOf(img.dst, dst))
+    return kOfxStatFailed;
+  if (gFx->clipGetImage(inst->src, t, nullptr, &img.src) != kOfxStatOK || !viewOf(img.src, src))
+    return kOfxStatFailed;
+  bool hasMask = false;
+  int connected = 0;
+  OfxPropertySetHandle mcp = nullptr;
+  if (inst->mask && gFx->clipGetPropertySet(inst->mask, &mcp) == kOfxStatOK)
+    gProp->propGetInt(mcp, kOfxImageClipPropConnected, 0, &connected);
+  if (connected && gFx->clipGetImage(inst->mask, t, nullptr, &img.mask) == kOfxStatOK)
+    hasMask = viewOf(img.mask, msk);
+  const OfxRectI region = dst.bounds;
+  const int w = region.x2 - region.x1, h = region.y2 - region.y1;
+  if (w <= 0 || h <= 0) return kOfxStatOK;
+  std::vector<float> frame(static_cast<size_t>(w) * h * 4, 0.0f);
+  std::vector<float> alpha(static_cast<size_t>(w) * h, static_cast<float>(mix));
+  for (int r = 0; r < h; ++r) {
+    const int y = region.y2 - 1 - r;  // top-down row r ↔ OFX row y (bottom-up)
+    for (int x = region.x1; x < region.x2; ++x) {
+      const size_t k = static_cast<size_t>(r) * w + (x - region.x1);
+      if (src.contains(x, y)) readRGBA(src, x, y, &frame[k * 4]);
+      if (hasMask) {
+        float m = msk.contains(x, y) ? msk.get(x, y, msk.nComps == 4 ? 3 : 0) : 0.0f;
+        alpha[k] *= maskInvert ? 1.0f - m : m;
+      }
+    }
+  }
+  img.release();  // no host image is held while Python runs
+  if (gFx->abort(fx)) return kOfxStatOK;
+
+  // 3. The worker (no host suite call until it answers).
+  std::vector<float> result(frame.size());
+  faceplate::RenderReply reply;
+  bool ok = worker()->render(inst->def->identifier, frame.data(), w, h, params, result.data(),
+                             reply, err);
+  if (!ok) return fail(fx, inst, inst->def->label + ": " + err);
+  if (gFx->abort(fx)) return kOfxStatOK;
+
+  // 4. Mix / mask, then write the output in its own depth, components and row order.
+  if (gFx->clipGetImage(inst->out, t, nullptr, &img.dst) != kOfxStatOK || !viewOf(img.dst, dst))
+    return kOfxStatFailed;
+  const int x1 = std::max({window.x1, dst.bounds.x1, region.x1});
+  const int x2 = std::min({window.x2, dst.bounds.x2, region.x2});
+  const int y1 = std::max({window.y1, dst.bounds.y1, region.y1});
+  const int y2 = std::min({window.y2, dst.bounds.y2, region.y2});
+  for (int y = y1; y < y2; ++y) {
+    const int r = region.y2 - 1 - y;
+    for (int x = x1; x < x2; ++x) {
+      const size_t k = static_cast<size_t>(r) * w + (x - region.x1);
+      const float a = alpha[k];
+      float px[4];
+      for (int c = 0; c < 4; ++c) px[c] = a * result[k * 4 + c] + (1.0f - a) * frame[k * 4 + c];
+      if (dst.nComps == 1) {
+        dst.set(x, y, 0, px[3]);
+      } else {
+        for (int c = 0; c < dst.nComps; ++c) dst.set(x, y, c, px[c]);
+      }
+    }
+  }
+  img.release();
+  if (!reply.status.empty()) {
+    persistentMessage(fx, kOfxMessageWarning, inst->def->label + ": " + reply.status);
+    inst->messageShown = true;
+  } else if (inst->messageShown.exchange(false)) {
+    clearMessage(fx);
+  }
+  return kOfxStatOK;
+}
+
+OfxStatus mainEntry(int idx, const char* action, const void* handle, OfxPropertySetHandle in,
+                    OfxPropertySetHandle out) {
+  try {
+    std::string a = action ? action : "";
+    auto fx = static_cast<OfxImageEffectHandle>(const_cast<void*>(handle));
+    if (a == kOfxActionLoad) return onLoad();
+    if (a == kOfxActionUnload) return onUnload();
+    if (a == kOfxActionDescribe) return describe(idx, fx);
+    if (a == kOfxImageEffectActionDescribeInContext) return describeInContext(idx, fx);
+    if (a == kOfxActionCreateInstance) return createInstance(idx, fx);
+    if (a == kOfxActionDestroyInstance) return destroyInstance(fx);
+    if (a == kOfxImageEffectActionIsIdentity) return isIdentity(fx, in, out);
+    if (a == kOfxImageEffectActionRender) return render(fx, in);
+    return kOfxStatReplyDefault;
+  } catch (const std::bad_alloc&) {
+    return kOfxStatErrMemory;
+  } catch (...) {
+    return kOfxStatErrUnknown;
+  }
+}
+
+template <int N>
+OfxStatus entry(const char* action, const void* handle, OfxPropertySetHandle in,
+                OfxPropertySetHandle out) {
+  return mainEntry(N, action, handle, in, out);
+}
+
+void setHost(OfxHost* host) { gHost = host; }
+
+OfxPlugin gPlugins[kNumPlugins] = {
+    {kOfxImageEffectPluginApi, kOfxImageEffectPluginApiVersion, kIdentities[0].identifier,
+     kIdentities[0].major, kIdentities[0].minor, setHost, entry<0>},
+    {kOfxImageEffectPluginApi, kOfxImageEffectPluginApiVersion, kIdentities[1].identifier,
+     kIdentities[1].major, kIdentities[1].minor, setHost, entry<1>},
+};
+}  // namespace
+
+FACEPLATE_OFX_EXPORT int OfxGetNumberOfPlugins(void) { return kNumPlugins; }
+FACEPLATE_OFX_EXPORT OfxPlugin* OfxGetPlugin(int nth) {
+  return nth >= 0 && nth < kNumPlugins ? &gPlugins[nth] : nullptr;
+}
+FACEPLATE_OFX_EXPORT OfxStatus OfxSetHost(const OfxHost* host) {
+  return host && host->fetchSuite ? kOfxStatOK : kOfxStatFailed;
+}

@@ -1,0 +1,276 @@
+"""Faceplate.ofx.bundle (ofx_plugin/) driven through the C++ OFX test host.
+
+The session fixture builds the bundle (plugin, worker, schema, Info.plist) and
+``faceplate-ofx-testhost`` with CMake into ``build/ofx-plugin-tests``. Images are ``.f32`` files
+(see tests/ofx_host/README.md) in the depth's native units. Renders are compared with calling
+:func:`faceplate.ofx.render.render_mask` directly on the same normalised float32 RGBA frame:
+float within 1e-5, byte within 1 code value. Mix / Mask follow openfx-misc:
+``a = mix * (maskInvert ? 1 - m : m)``, ``out = a * effect + (1 - a) * source``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from faceplate.io import samples
+from faceplate.ofx.render import render_mask
+from faceplate.ofx.schema import schema
+from tests.ofx_host.test_host import image_to_native, read_f32, run_host, write_f32
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / "build" / "ofx-plugin-tests"
+MASK_ID, SWAP_ID = "org.faceplate.Mask", "org.faceplate.Swap"
+FLOAT_TOL = 1e-5  # same code, same input bits: the worker and the direct call agree exactly here
+BYTE_TOL = 1.0  # one 8-bit code value (rounding of the mixed float result)
+
+pytestmark = pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not installed")
+
+
+@pytest.fixture(scope="session")
+def built() -> tuple[Path, Path]:
+    """Build the bundle and the test host; return (host executable, bundle dir)."""
+    py = ROOT / ".venv" / "bin" / "python"
+    subprocess.run(["cmake", "-S", str(ROOT), "-B", str(BUILD), "-DCMAKE_BUILD_TYPE=Release",
+                    f"-DFACEPLATE_PYTHON={py}"], check=True, capture_output=True)
+    proc = subprocess.run(["cmake", "--build", str(BUILD), "-j2", "--target", "FaceplateOFX",
+                           "faceplate-ofx-testhost"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return (BUILD / "tests" / "ofx_host" / "faceplate-ofx-testhost",
+            BUILD / "ofx_plugin" / "Faceplate.ofx.bundle")
+
+
+@pytest.fixture(scope="session")
+def obama() -> np.ndarray:
+    """obama.jpg as H×W×3 float32 in [0, 1] (top-down)."""
+    return image_to_native(samples.path("obama.jpg"), "float")
+
+
+def rgba(rgb: np.ndarray) -> np.ndarray:
+    return np.concatenate([rgb, np.ones(rgb.shape[:2] + (1,), np.float32)], axis=2)
+
+
+def render(built: tuple[Path, Path], tmp_path: Path, src: np.ndarray, *extra: str,
+           plugin: str = MASK_ID, depth: str = "float", comps: str = "RGBA",
+           rowbytes: str = "positive", env: dict[str, str] | None = None,
+           name: str = "out") -> tuple[int, dict[str, Any], Path]:
+    host, bundle = built
+    inp = write_f32(tmp_path / f"{name}_in.f32", src)
+    out = tmp_path / f"{name}.f32"
+    args = ["render", str(bundle), "--plugin", plugin, "--input", str(inp), "--output", str(out),
+            "--depth", depth, "--components", comps, "--rowbytes", rowbytes, *extra]
+    if env is None:
+        rc, js = run_host(host, *args)
+    else:
+        import json
+
+        proc = subprocess.run([str(host), *args], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, **env})
+        rc, js = proc.returncode, json.loads(proc.stdout)
+    return rc, js, out
+
+
+# ------------------------------------------------------------------------------------- describe
+def test_bundle_layout_and_exports(built: tuple[Path, Path]) -> None:
+    bundle = built[1] / "Contents"
+    for rel in ("Info.plist", "Linux-x86-64/Faceplate.ofx", "Linux-x86-64/faceplate-worker",
+                "Linux-x86-64/faceplate-worker.paths", "Resources/faceplate_schema.json"):
+        assert (bundle / rel).is_file(), rel
+    assert "<string>Faceplate.ofx</string>" in (bundle / "Info.plist").read_text()
+    if shutil.which("nm") is None:
+        pytest.skip("nm not installed")
+    nm = subprocess.run(["nm", "-D", "--defined-only", str(bundle / "Linux-x86-64/Faceplate.ofx")],
+                        capture_output=True, text=True, check=True).stdout
+    names = {line.split()[-1] for line in nm.splitlines() if line.strip()}
+    assert names == {"OfxGetNumberOfPlugins", "OfxGetPlugin", "OfxSetHost"}
+
+
+def test_describe_both_plugins(built: tuple[Path, Path]) -> None:
+    rc, js = run_host(built[0], "describe", built[1])
+    assert rc == 0, js
+    plugins = {p["identifier"]: p for p in js["plugins"]}
+    assert set(plugins) == {MASK_ID, SWAP_ID}
+    want = {p["identifier"]: p for p in schema()["plugins"]}
+    for ident, p in plugins.items():
+        assert p["errors"] == [] and p["load_status"] == 0 and p["unload_status"] == 0
+        assert p["version"] == want[ident]["version"]
+        props = p["props"]
+        assert props["OfxPropLabel"] == want[ident]["label"]
+        assert props["OfxImageEffectPluginPropGrouping"] == "Faceplate"
+        assert props["OfxImageEffectPluginRenderThreadSafety"] == "OfxImageEffectRenderFullySafe"
+        assert props["OfxImageEffectPluginPropHostFrameThreading"] == 0
+        assert props["OfxImageEffectPropSupportsTiles"] == 0
+        assert set(props["OfxImageEffectPropSupportedPixelDepths"]) == {
+            "OfxBitDepthByte", "OfxBitDepthShort", "OfxBitDepthFloat"}
+        assert set(p["contexts"]) == {"OfxImageEffectContextFilter",
+                                      "OfxImageEffectContextGeneral"}
+        for ctx in ("filter", "general"):
+            d = p["in_context"][ctx]
+            clips = {c["name"]: c for c in d["clips"]}
+            assert set(clips) == {"Source", "Mask", "Output"}
+            assert clips["Mask"]["optional"] == 1 and clips["Mask"]["is_mask"] == 1
+            assert clips["Mask"]["components"] == ["OfxImageComponentAlpha"]
+            assert clips["Source"]["components"] == ["OfxImageComponentRGBA",
+                                                     "OfxImageComponentRGB"]
+            assert clips["Source"]["optional"] == 0 and clips["Source"]["is_mask"] == 0
+            params = {q["name"]: q for q in d["params"]}
+            assert params["mix"]["type"] == "OfxParamTypeDouble" and params["mix"]["default"] == 1
+            assert params["maskInvert"]["type"] == "OfxParamTypeBoolean"
+            assert d["page_order"][-1] == "Controls"
+
+
+_OFX_TYPES = {"double": "OfxParamTypeDouble", "int": "OfxParamTypeInteger",
+              "bool": "OfxParamTypeBoolean", "choice": "OfxParamTypeChoice",
+              "string": "OfxParamTypeString", "path": "OfxParamTypeString"}
+
+
+def test_params_equal_python_schema(built: tuple[Path, Path]) -> None:
+    rc, js = run_host(built[0], "describe", built[1])
+    assert rc == 0
+    plugins = {p["identifier"]: p for p in js["plugins"]}
+    for want in schema()["plugins"]:
+        for ctx in ("filter", "general"):
+            d = plugins[want["identifier"]]["in_context"][ctx]
+            got = [q for q in d["params"] if q["type"] != "OfxParamTypePage"]
+            assert [q["name"] for q in got] == [q["name"] for q in want["params"]]
+            pages = list(dict.fromkeys(q["page"] for q in want["params"]))
+            assert d["page_order"] == pages
+            for g, w in zip(got, want["params"], strict=True):
+                where = f"{want['identifier']}.{w['name']}"
+                assert g["type"] == _OFX_TYPES[w["type"]], where
+                assert g["label"] == w["label"] and g["hint"] == w["hint"], where
+                assert g["page"] == w["page"], where
+                if w["type"] == "choice":
+                    assert g["options"] == w["choices"], where
+                    assert g["default"] == w["choices"].index(w["default"]), where
+                elif w["type"] == "bool":
+                    assert g["default"] == int(w["default"]), where
+                elif w["type"] in ("string", "path"):
+                    assert g["default"] == w["default"], where
+                    mode = g["props"]["OfxParamPropStringMode"]
+                    assert mode == ("OfxParamStringIsFilePath" if w["type"] == "path"
+                                    else "OfxParamStringIsSingleLine"), where
+                else:
+                    assert g["default"] == pytest.approx(w["default"]), where
+                    for key, prop in (("min", "OfxParamPropMin"), ("max", "OfxParamPropMax")):
+                        if w[key] is not None:
+                            assert g["props"][prop] == pytest.approx(w[key]), where
+
+
+# --------------------------------------------------------------------------------------- render
+@pytest.mark.parametrize("rowbytes", ["positive", "negative"])
+def test_mask_float_rgba_matches_python(built: tuple[Path, Path], tmp_path: Path,
+                                        obama: np.ndarray, rowbytes: str) -> None:
+    src = rgba(obama)
+    rc, js, out = render(built, tmp_path, src, rowbytes=rowbytes)
+    assert rc == 0, js
+    (frame,) = js["frames"]
+    assert frame["status"] == "ok" and frame["render_called"]
+    assert js["leaked_images"] == 0 and js["destroy_status"] == 0
+    got = read_f32(out)
+    want = render_mask(src, {})
+    assert want[..., 3].mean() > 0.01  # a face was found: the comparison is not all zeros
+    np.testing.assert_allclose(got, want, rtol=0, atol=FLOAT_TOL)
+    np.testing.assert_array_equal(got[..., :3], src[..., :3])  # output=alpha keeps RGB
+    assert js["persistent_message"] is None
+
+
+def test_mask_byte_rgb_matte_matches_python(built: tuple[Path, Path], tmp_path: Path) -> None:
+    src = image_to_native(samples.path("obama.jpg"), "byte")  # 0..255, 3 channels
+    rc, js, out = render(built, tmp_path, src, "--param", "output=matte", depth="byte",
+                         comps="RGB", rowbytes="negative")
+    assert rc == 0, js
+    got = read_f32(out)
+    want = render_mask(rgba(src / np.float32(255.0)), {"output": "matte"})[..., :3]
+    want_u8 = np.clip(np.floor(want * 255.0 + 0.5), 0, 255)
+    assert want_u8.max() == 255
+    assert np.abs(got - want_u8).max() <= BYTE_TOL
+
+
+def test_mix_zero_is_identity(built: tuple[Path, Path], tmp_path: Path,
+                              obama: np.ndarray) -> None:
+    src = rgba(obama[::4, ::4])
+    rc, js, out = render(built, tmp_path, src, "--param", "mix=0")
+    assert rc == 0
+    (frame,) = js["frames"]
+    assert frame["status"] == "identity" and frame["identity_clip"] == "Source"
+    assert not frame["render_called"]
+    np.testing.assert_array_equal(read_f32(out), src)
+
+
+@pytest.mark.parametrize("mask_invert", [0, 1])
+def test_mask_clip_and_mix_respected(built: tuple[Path, Path], tmp_path: Path,
+                                     obama: np.ndarray, mask_invert: int) -> None:
+    src = rgba(obama)
+    h, w = src.shape[:2]
+    m = np.zeros((h, w, 1), np.float32)
+    m[:, : w // 2] = 1.0  # left half on
+    m[h // 2 :, w // 2 :] = 0.25  # bottom-right quarter partly on
+    mpath = write_f32(tmp_path / "mask.f32", m)
+    rc, js, out = render(built, tmp_path, src, "--mask", str(mpath), "--param", "mix=0.8",
+                         "--param", f"maskInvert={mask_invert}", rowbytes="negative")
+    assert rc == 0, js
+    eff = render_mask(src, {})
+    a = np.float32(0.8) * (1 - m if mask_invert else m)
+    want = a * eff + (1 - a) * src
+    got = read_f32(out)
+    np.testing.assert_allclose(got, want, rtol=0, atol=FLOAT_TOL)
+    untouched = m[..., 0] == (1.0 if mask_invert else 0.0)
+    np.testing.assert_array_equal(got[untouched], src[untouched])
+    assert not np.array_equal(got[..., 3], src[..., 3])
+
+
+def test_frame_without_face_passes_through(built: tuple[Path, Path], tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    src = rgba(rng.uniform(0.2, 0.3, (157, 201, 3)).astype(np.float32))
+    rc, js, out = render(built, tmp_path, src)
+    assert rc == 0
+    assert js["frames"][0]["status"] == "ok"
+    got = read_f32(out)
+    np.testing.assert_array_equal(got[..., :3], src[..., :3])
+    assert got[..., 3].max() == 0.0  # an empty mask
+    pm = js["persistent_message"]
+    assert pm["type"] == "OfxMessageWarning" and "no face found" in pm["text"]
+
+
+def test_bad_param_fails_frame_with_message(built: tuple[Path, Path], tmp_path: Path,
+                                            obama: np.ndarray) -> None:
+    src = rgba(obama[::4, ::4])
+    rc, js, _ = render(built, tmp_path, src, "--param", "erode=100", "--frames", "1-2")
+    assert rc == 3
+    assert [f["status"] for f in js["frames"]] == ["failed", "failed"]
+    assert all(f["rc"] == 1 for f in js["frames"])
+    pm = js["persistent_message"]
+    assert pm["type"] == "OfxMessageError" and "erode" in pm["text"], pm
+    assert js["leaked_images"] == 0
+    assert js["destroy_status"] == 0 and js["unload_status"] == 0
+
+
+def test_worker_timeout_fails_frame_and_host_survives(built: tuple[Path, Path],
+                                                      tmp_path: Path, obama: np.ndarray) -> None:
+    src = rgba(obama)
+    rc, js, _ = render(built, tmp_path, src, "--frames", "1-2",
+                       env={"FACEPLATE_OFX_TIMEOUT_MS": "20"})
+    assert rc == 3
+    assert [f["status"] for f in js["frames"]] == ["failed", "failed"]
+    pm = js["persistent_message"]
+    assert pm["type"] == "OfxMessageError" and pm["text"].startswith("Faceplate Mask: "), pm
+    assert "no reply within 20 ms" in pm["text"]
+    assert js["leaked_images"] == 0
+    assert js["destroy_status"] == 0 and js["unload_status"] == 0
+
+
+def test_swap_passes_through_with_status(built: tuple[Path, Path], tmp_path: Path,
+                                         obama: np.ndarray) -> None:
+    src = np.round(rgba(obama[::3, ::3]) * np.float32(65535.0))  # short, native units
+    rc, js, out = render(built, tmp_path, src, plugin=SWAP_ID, depth="short")
+    assert rc == 0, js
+    np.testing.assert_array_equal(read_f32(out), src)  # short -> float -> short is exact
+    pm = js["persistent_message"]
+    assert pm["type"] == "OfxMessageWarning" and "no model loaded" in pm["text"]
