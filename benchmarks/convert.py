@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -30,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import cpu_model
+from bench_common import machine_info, write_report
 
 MODES = ("store", "store_bf16", "store_onnx", "on_the_fly")
 SIZE = 128
@@ -137,13 +135,10 @@ def main() -> None:
         "model": {"architecture": "df", "size": SIZE, "weights": "random (untrained)"},
         "settings": "defaults: colour rct, blend overlay, mask extended, writer H.264 "
                     "ultrafast CRF 18",
-        "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(),
-                    "platform": platform.platform(), "python": platform.python_version()},
+        "machine": machine_info(),
         "results": {r["mode"]: r for r in results},
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+    write_report(report, args.output)
 
 
 if __name__ == "__main__":

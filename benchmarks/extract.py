@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -20,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import cpu_model
+from bench_common import machine_info, write_report
 
 MODES = ("decode", "detect", "detect_align", "full")
 
@@ -97,13 +95,10 @@ def main() -> None:
         "benchmark": "extract",
         "clip": {"path": str(clip), "width": 1920, "height": 1080, "frames": args.frames,
                  "faces_per_frame": 1},
-        "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(),
-                    "platform": platform.platform(), "python": platform.python_version()},
+        "machine": machine_info(),
         "results": {r["mode"]: r for r in results},
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+    write_report(report, args.output)
 
 
 if __name__ == "__main__":

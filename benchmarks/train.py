@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -38,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_common import cpu_model
+from bench_common import machine_info, write_report
 
 #: mode → (model, size, model config overrides, Faceswap's figure on 2 cores in EGs/s).
 #: Faceswap's dfl-sae "encoder dims 42 / decoder dims 21" are per input channel: its layers have
@@ -136,17 +134,8 @@ def run_mode(mode: str, iterations: int, warmup: int, batch: int, device: str,
 def _machine() -> dict[str, Any]:
     import torch
 
-    info: dict[str, Any] = {
-        "cpu_model": cpu_model(), "cpus": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "platform": platform.platform(), "python": platform.python_version(),
-        "torch": torch.__version__, "load_average": list(os.getloadavg()),
-    }
-    try:
-        mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
-        info["memory_gib"] = round(int(mem) / 2**20, 1)
-    except (OSError, IndexError, ValueError):
-        pass
+    info = machine_info()
+    info["torch"] = torch.__version__
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -188,9 +177,7 @@ def main() -> None:
         "machine": _machine(),
         "results": {r["mode"]: r for r in results},
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+    write_report(report, args.output)
 
 
 if __name__ == "__main__":
