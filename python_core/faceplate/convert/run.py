@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +68,12 @@ class ConvertStats:
             with ``keep_unchanged``).
         skipped: Frames outside ``frame_ranges`` left out of the output.
         seconds: Wall time of the run.
-        stage_ms: Milliseconds per stage over the run (decode, detect, the swap's stages, write).
+        stage_ms: Milliseconds per stage over the run (decode, detect, the swap's stages, write);
+            the swap's stages are summed over the frames swapped at once.
         store: The alignments store used (None: on-the-fly detection).
         outputs: Every output path (the video or folders).
         warnings: Things the user should know.
+        jobs: Frames swapped at the same time.
     """
 
     frames: int = 0
@@ -84,6 +86,7 @@ class ConvertStats:
     store: Path | None = None
     outputs: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    jobs: int = 1
 
     @property
     def fps(self) -> float:
@@ -132,6 +135,19 @@ def open_store(store_path: str | os.PathLike[str] | None, input_path: Path, widt
         store.close()
         raise
     return store
+
+
+def swap_jobs(cfg: ConvertConfig) -> tuple[int, int]:
+    """How many frames to swap at once, and the inference threads each gets (0 = default).
+
+    ``cfg.jobs`` 0 means 2 on a machine with 2 or more cores (usable by this process), else 1;
+    ``cfg.threads`` 0 with several jobs shares the cores out (at least 1 thread each).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else (os.cpu_count() or 1)
+    jobs = cfg.jobs if cfg.jobs > 0 else (2 if cores >= 2 else 1)
+    threads = cfg.threads if cfg.threads > 0 or jobs == 1 else max(1, cores // jobs)
+    return jobs, threads
 
 
 def _scaled_size(width: int, height: int, percent: float, even: bool) -> tuple[int, int]:
@@ -209,9 +225,14 @@ def run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLike
     cfg = cfg or ConvertConfig()
     input_path = Path(input_path)
     output = Path(output)
-    pred = predictor or make_predictor(cfg.predictor, model_dir, threads=cfg.threads,
+    jobs, threads = swap_jobs(cfg)
+    pred = predictor or make_predictor(cfg.predictor, model_dir, threads=threads,
                                        precision=cfg.precision)
     ctx = SwapContext.create(cfg, color_cfg=color_cfg, blend_cfg=blend_cfg)
+    # One context per frame in flight (each frame's neighbours and timings are its own); the
+    # colour transfer, blender and reference embeddings are stateless and shared, the identity
+    # encoder is not shared between threads.
+    contexts = [ctx] + [replace(ctx, times={}, _encoder=None) for _ in range(jobs - 1)]
     stats = ConvertStats()
     to_video = is_video_output(output)
     if to_video and images_cfg is not None:
@@ -238,6 +259,7 @@ def run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLike
                                   "`faceplate extract` first for faster, smoothed tracks)")
         writers: list[FrameWriter] = []
         write_pool: ThreadPoolExecutor | None = None
+        swap_pool: ThreadPoolExecutor | None = None
         try:
             main_w, patch_w, mask_w = _open_writers(
                 source, input_path, output, to_video, cfg, video_cfg, images_cfg, patch_dir,
@@ -275,52 +297,87 @@ def run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLike
                 if on_frame:
                     on_frame(idx, result)
 
-            # Encoding and file writes overlap the next frame's swap: one writer thread keeps
-            # the frames in order, and a few frames in flight bound the memory.
+            # Up to ``jobs`` frames are swapped at once in a thread pool (torch, OpenCV and
+            # NumPy release the GIL); encoding and file writes overlap them in one writer thread
+            # that keeps the frames in order, and a few frames in flight bound the memory.
             write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceplate-write")
+            if jobs > 1:
+                swap_pool = ThreadPoolExecutor(max_workers=jobs,
+                                               thread_name_prefix="faceplate-swap")
             pending: deque[Future[None]] = deque()
-            t_read = time.perf_counter()
-            for frame in source:
-                idx = frame.info.index
-                pixels, linear = _pixels(frame)
-                t0 = time.perf_counter()
-                add("decode", t0 - t_read)
+            inflight: deque[tuple[int, Future[SwapResult] | None, np.ndarray, np.ndarray,
+                                  Any]] = deque()
+
+            def swap_in_slot(slot: int, pixels: np.ndarray, faces: list[FaceRecord],
+                             linear: bool, prev: list[FaceRecord] | None,
+                             nxt: list[FaceRecord] | None) -> SwapResult:
+                c = contexts[slot]
+                c.prev_faces, c.next_faces = prev, nxt
+                return swap_frame(pixels, faces, pred, cfg, frame_is_linear=linear, context=c)
+
+            def finish_oldest() -> None:
+                """Wait for the oldest frame in flight and hand it to the writer thread."""
+                idx, fut, out, pixels, info = inflight.popleft()
                 result: SwapResult | None = None
-                if cfg.in_ranges(idx):
-                    if st is not None:
-                        faces = stored(idx)
-                        if cfg.motion_blur > 0.0:
-                            ctx.prev_faces, ctx.next_faces = stored(idx - 1), stored(idx + 1)
-                    else:
-                        assert extractor is not None
-                        faces = extractor.process(frame).records
-                        ctx.prev_faces, ctx.next_faces = prev_detected, None
-                        prev_detected = faces
-                    t1 = time.perf_counter()
-                    add("detect" if st is None else "faces", t1 - t0)
-                    result = swap_frame(pixels, faces, pred, cfg, frame_is_linear=linear,
-                                        context=ctx)
+                if fut is not None:
+                    result = fut.result()  # re-raises a swap error here
                     out = result.frame
                     if result.faces_swapped:
                         stats.swapped += 1
                         stats.faces += result.faces_swapped
                     else:
                         stats.unchanged += 1
-                elif cfg.keep_unchanged:
-                    out = pixels
-                    stats.unchanged += 1
-                else:
+                pending.append(write_pool.submit(emit, idx, out, pixels, info, result))
+                while len(pending) > MAX_PENDING_WRITES:
+                    pending.popleft().result()  # re-raises a writer error here
+
+            n_swapped = 0
+            t_read = time.perf_counter()
+            for frame in source:
+                idx = frame.info.index
+                pixels, linear = _pixels(frame)
+                t0 = time.perf_counter()
+                add("decode", t0 - t_read)
+                fut: Future[SwapResult] | None = None
+                if cfg.in_ranges(idx):
+                    prev: list[FaceRecord] | None = None
+                    nxt: list[FaceRecord] | None = None
+                    if st is not None:
+                        faces = stored(idx)
+                        if cfg.motion_blur > 0.0:
+                            prev, nxt = stored(idx - 1), stored(idx + 1)
+                    else:
+                        assert extractor is not None
+                        faces = extractor.process(frame).records
+                        prev, prev_detected = prev_detected, faces
+                    t1 = time.perf_counter()
+                    add("detect" if st is None else "faces", t1 - t0)
+                    slot = n_swapped % jobs
+                    n_swapped += 1
+                    if swap_pool is not None:
+                        fut = swap_pool.submit(swap_in_slot, slot, pixels, faces, linear, prev,
+                                               nxt)
+                    else:
+                        fut = Future()
+                        fut.set_result(swap_in_slot(slot, pixels, faces, linear, prev, nxt))
+                elif not cfg.keep_unchanged:
                     stats.skipped += 1
                     t_read = time.perf_counter()
                     continue
-                pending.append(write_pool.submit(emit, idx, out, pixels, frame.info, result))
-                while len(pending) > MAX_PENDING_WRITES:
-                    pending.popleft().result()  # re-raises a writer error here
+                else:
+                    stats.unchanged += 1
+                inflight.append((idx, fut, pixels, pixels, frame.info))
+                while len(inflight) >= jobs:
+                    finish_oldest()
                 t_read = time.perf_counter()
+            while inflight:
+                finish_oldest()
             while pending:
                 pending.popleft().result()
             stats.warnings += [f"skipped: {e}" for e in getattr(source, "errors", [])]
         finally:
+            if swap_pool is not None:
+                swap_pool.shutdown(wait=True, cancel_futures=True)
             if write_pool is not None:
                 write_pool.shutdown(wait=True, cancel_futures=True)
             for w in writers:
@@ -330,7 +387,10 @@ def run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLike
     if extractor is not None:
         for k, v in extractor.times.ms.items():
             times[f"detect.{k}"] = v
-    times.update({f"swap.{k}": v for k, v in ctx.times.items()})
+    for c in contexts:  # summed over the jobs: with several, these exceed the wall time
+        for k, v in c.times.items():
+            times[f"swap.{k}"] = times.get(f"swap.{k}", 0.0) + v
+    stats.jobs = jobs
     stats.stage_ms = times
     stats.seconds = time.perf_counter() - start
     return stats

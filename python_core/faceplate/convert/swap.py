@@ -109,8 +109,12 @@ class ConvertConfig(PostConfig, MaskOpsConfig):
                                   "they are left out).")
     predictor: PredictorKind = option("torch", "Inference engine: torch, or onnx (the model "
                                       "directory's ONNX export through onnxruntime).")
-    threads: int = option(0, "CPU threads for inference (0 = the engine's default).",
-                          minimum=0, maximum=256)
+    threads: int = option(0, "CPU threads for inference (0 = the engine's default, or the "
+                          "cores shared out between --jobs).", minimum=0, maximum=256)
+    jobs: int = option(0, "Frames swapped at the same time (0 = auto: 2 when the machine has 2 "
+                       "or more cores, each inference then on cores/jobs threads: two "
+                       "single-threaded inferences outrun one two-threaded one on small CPUs).",
+                       minimum=0, maximum=16)
     precision: Literal["fp32", "bf16"] = option(
         "fp32", "Torch inference precision: bf16 (autocast) about halves CPU inference time on "
         "processors with bf16 support (AVX512-BF16 / AMX) and on GPUs, at a small cost in "
