@@ -195,7 +195,7 @@ bool WorkerClient::sleep_for_test(int ms, std::string& err) {
 
 bool WorkerClient::render(const std::string& effect, const float* src, int width, int height,
                           const std::string& params_json, float* dst, RenderReply& out,
-                          std::string& err) {
+                          std::string& err, double time, const std::string& action) {
   std::lock_guard<std::mutex> lock(mu_);
   if (width < 1 || height < 1 || width > 65536 || height > 65536) {
     err = "frame size " + std::to_string(width) + "x" + std::to_string(height) + " out of range";
@@ -217,7 +217,9 @@ bool WorkerClient::render(const std::string& effect, const float* src, int width
   std::memcpy(in_map_.data(), src, bytes);  // the one copy in
   std::string payload = "{\"effect\": " + json_quote(effect) + ", \"width\": " +
                         std::to_string(width) + ", \"height\": " + std::to_string(height) +
-                        ", \"params\": " + (params_json.empty() ? "{}" : params_json) + "}";
+                        ", \"time\": " + json_number(time) + ", \"action\": " +
+                        json_quote(action) + ", \"params\": " +
+                        (params_json.empty() ? "{}" : params_json) + "}";
   Message reply;
   if (!roundtrip(MsgType::kRender, payload, in_fd_.get(), reply, err)) return false;
   UniqueFd rfd(reply.fd);

@@ -9,8 +9,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -370,6 +372,15 @@ Mapping map_frame(int fd, std::uint64_t bytes, bool writable, std::string& err) 
     return Mapping();
   }
   return Mapping(p, bytes);
+}
+
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "0";
+  char b[40];
+  std::snprintf(b, sizeof b, "%.17g", v);
+  std::string o = b;
+  std::replace(o.begin(), o.end(), ',', '.');  // a host locale with a decimal comma
+  return o;
 }
 
 std::string json_quote(const std::string& s) {

@@ -103,6 +103,8 @@ Reply handle_render(PyState& st, const Message& msg, OutBuffer& out) {
     long long w = req["width"].cast<long long>(), h = req["height"].cast<long long>();
     std::string effect = req["effect"].cast<std::string>();
     py::object params = req.contains("params") ? py::object(req["params"]) : py::dict();
+    double time = req.contains("time") ? req["time"].cast<double>() : 0.0;
+    std::string action = req.contains("action") ? req["action"].cast<std::string>() : "render";
     if (w < 1 || h < 1 || w > 65536 || h > 65536)
       return error_reply("frame size " + std::to_string(w) + "x" + std::to_string(h) +
                          " is out of range");
@@ -135,7 +137,7 @@ Reply handle_render(PyState& st, const Message& msg, OutBuffer& out) {
     py::capsule out_base(out.map.data(), [](void*) {});
     py::array_t<float> dst_arr(shape, strides, static_cast<float*>(out.map.data()), out_base);
     double t0 = st.perf_counter().cast<double>();
-    py::tuple res = st.render_into(effect, src_arr, params, dst_arr);
+    py::tuple res = st.render_into(effect, src_arr, params, dst_arr, time, action);
     double t1 = st.perf_counter().cast<double>();
     py::dict rep;
     rep["status"] = res[0];

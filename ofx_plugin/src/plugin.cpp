@@ -54,6 +54,8 @@ constexpr const char* kArchDir = "Linux-x86-64";
 constexpr const char* kClipMask = "Mask";
 constexpr const char* kParamMix = "mix";
 constexpr const char* kParamMaskInvert = "maskInvert";
+constexpr const char* kParamAnalyze = "analyzeSequence";  // push buttons (Faceplate Swap)
+constexpr const char* kParamClear = "clearSequence";
 // Capabilities: full frames only (the worker detects faces on the whole frame), render scale 1.
 constexpr int kSupportsTiles = 0;
 constexpr int kSupportsMultiResolution = 0;
@@ -66,6 +68,8 @@ const OfxImageEffectSuiteV1* gFx = nullptr;
 const OfxParameterSuiteV1* gParam = nullptr;
 const OfxMessageSuiteV2* gMsg2 = nullptr;
 const OfxMessageSuiteV1* gMsg1 = nullptr;
+const OfxProgressSuiteV2* gProgress2 = nullptr;
+const OfxProgressSuiteV1* gProgress1 = nullptr;
 
 // ---- schema ---------------------------------------------------------------------------------
 struct ParamDef {
@@ -237,6 +241,9 @@ OfxStatus onLoad() {
   gMsg2 = static_cast<const OfxMessageSuiteV2*>(fetch(kOfxMessageSuite, 2));
   gMsg1 = gMsg2 ? reinterpret_cast<const OfxMessageSuiteV1*>(gMsg2)
                 : static_cast<const OfxMessageSuiteV1*>(fetch(kOfxMessageSuite, 1));
+  gProgress2 = static_cast<const OfxProgressSuiteV2*>(fetch(kOfxProgressSuite, 2));
+  gProgress1 = gProgress2 ? nullptr
+                          : static_cast<const OfxProgressSuiteV1*>(fetch(kOfxProgressSuite, 1));
   std::lock_guard<std::mutex> lock(gWorkerMu);
   ++gLoads;
   return kOfxStatOK;
@@ -294,6 +301,7 @@ OfxStatus defineParam(OfxParamSetHandle set, const ParamDef& p) {
   else if (p.type == "bool") type = kOfxParamTypeBoolean;
   else if (p.type == "choice") type = kOfxParamTypeChoice;
   else if (p.type == "string" || p.type == "path") type = kOfxParamTypeString;
+  else if (p.type == "pushbutton") type = kOfxParamTypePushButton;
   if (!type) {
     std::fprintf(stderr, "Faceplate.ofx: parameter %s has unknown type %s\n", p.name.c_str(),
                  p.type.c_str());
@@ -305,6 +313,7 @@ OfxStatus defineParam(OfxParamSetHandle set, const ParamDef& p) {
   gProp->propSetString(ps, kOfxPropLabel, 0, p.label.c_str());
   gProp->propSetString(ps, kOfxParamPropHint, 0, p.hint.c_str());
   gProp->propSetString(ps, kOfxParamPropScriptName, 0, p.name.c_str());
+  if (p.type == "pushbutton") return kOfxStatOK;
   if (p.type == "double") {
     gProp->propSetDouble(ps, kOfxParamPropDefault, 0, p.dflt.as_number());
     if (!p.min.is_null()) {
@@ -575,6 +584,18 @@ void readRGBA(const View& v, int x, int y, float* px) {
   px[3] = v.nComps == 4 ? v.get(x, y, 3) : 1.0f;
 }
 
+// The part of `src` inside `region` as a top-down straight RGBA float frame (0 outside src).
+void toFrame(const View& src, const OfxRectI& region, std::vector<float>& frame) {
+  const int w = region.x2 - region.x1, h = region.y2 - region.y1;
+  frame.assign(static_cast<size_t>(w) * h * 4, 0.0f);
+  for (int r = 0; r < h; ++r) {
+    const int y = region.y2 - 1 - r;  // top-down row r ↔ OFX row y (bottom-up)
+    for (int x = region.x1; x < region.x2; ++x)
+      if (src.contains(x, y))
+        readRGBA(src, x, y, &frame[(static_cast<size_t>(r) * w + (x - region.x1)) * 4]);
+  }
+}
+
 struct Images {  // releases whatever it holds
   OfxPropertySetHandle src = nullptr, mask = nullptr, dst = nullptr;
   void release() {
@@ -626,16 +647,15 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
   const OfxRectI region = dst.bounds;
   const int w = region.x2 - region.x1, h = region.y2 - region.y1;
   if (w <= 0 || h <= 0) return kOfxStatOK;
-  std::vector<float> frame(static_cast<size_t>(w) * h * 4, 0.0f);
+  std::vector<float> frame;
+  toFrame(src, region, frame);
   std::vector<float> alpha(static_cast<size_t>(w) * h, static_cast<float>(mix));
-  for (int r = 0; r < h; ++r) {
-    const int y = region.y2 - 1 - r;  // top-down row r ↔ OFX row y (bottom-up)
-    for (int x = region.x1; x < region.x2; ++x) {
-      const size_t k = static_cast<size_t>(r) * w + (x - region.x1);
-      if (src.contains(x, y)) readRGBA(src, x, y, &frame[k * 4]);
-      if (hasMask) {
+  if (hasMask) {
+    for (int r = 0; r < h; ++r) {
+      const int y = region.y2 - 1 - r;  // top-down row r ↔ OFX row y (bottom-up)
+      for (int x = region.x1; x < region.x2; ++x) {
         float m = msk.contains(x, y) ? msk.get(x, y, msk.nComps == 4 ? 3 : 0) : 0.0f;
-        alpha[k] *= maskInvert ? 1.0f - m : m;
+        alpha[static_cast<size_t>(r) * w + (x - region.x1)] *= maskInvert ? 1.0f - m : m;
       }
     }
   }
@@ -646,7 +666,7 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
   std::vector<float> result(frame.size());
   faceplate::RenderReply reply;
   bool ok = worker()->render(inst->def->identifier, frame.data(), w, h, params, result.data(),
-                             reply, err);
+                             reply, err, t);
   if (!ok) return fail(fx, inst, inst->def->label + ": " + err);
   if (gFx->abort(fx)) return kOfxStatOK;
 
@@ -681,6 +701,109 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
   return kOfxStatOK;
 }
 
+// ---- analysis (Faceplate Swap's Analyze Sequence / Clear buttons) ---------------------------
+struct Progress {  // the host's progress bar, v2 or v1; ends itself
+  OfxImageEffectHandle fx;
+  bool started = false;
+  Progress(OfxImageEffectHandle f, const char* label) : fx(f) {
+    if (gProgress2) started = gProgress2->progressStart(fx, label, "faceplate.analyze") == kOfxStatOK;
+    else if (gProgress1) started = gProgress1->progressStart(fx, label) == kOfxStatOK;
+  }
+  // false when the user cancelled
+  bool update(double v) {
+    if (!started) return true;
+    OfxStatus st = gProgress2 ? gProgress2->progressUpdate(fx, v) : gProgress1->progressUpdate(fx, v);
+    return st != kOfxStatReplyNo;
+  }
+  ~Progress() {
+    if (!started) return;
+    if (gProgress2) gProgress2->progressEnd(fx);
+    else gProgress1->progressEnd(fx);
+  }
+};
+
+// Runs detection + alignment on every frame of the Source clip's frame range and stores the
+// tracks in the node's alignments store (the worker writes them), then smooths them. Stops at the
+// first failing frame with a message, or when the user cancels (the frames done are kept).
+OfxStatus analyzeSequence(OfxImageEffectHandle fx, Instance* inst) {
+  OfxPropertySetHandle cp = nullptr;
+  double range[2] = {0, 0};
+  if (gFx->clipGetPropertySet(inst->src, &cp) != kOfxStatOK ||
+      gProp->propGetDoubleN(cp, kOfxImageEffectPropFrameRange, 2, range) != kOfxStatOK)
+    return fail(fx, inst, inst->def->label + ": cannot read the Source clip's frame range");
+  std::string params, err;
+  if (!paramsJson(inst, range[0], params, err))
+    return fail(fx, inst, inst->def->label + ": " + err);
+  const long first = std::lround(range[0]), last = std::lround(range[1]);
+  const long n = std::max(0L, last - first + 1);
+  Progress progress(fx, "Faceplate: analysing faces");
+  std::vector<float> frame, result;
+  long faces = 0, done = 0;
+  bool cancelled = false;
+  for (long f = first; f <= last; ++f) {
+    const double t = static_cast<double>(f);
+    Images img;
+    View src;
+    if (gFx->clipGetImage(inst->src, t, nullptr, &img.src) != kOfxStatOK || !viewOf(img.src, src))
+      return fail(fx, inst, inst->def->label + ": no Source image at frame " + std::to_string(f));
+    const OfxRectI region = src.bounds;
+    const int w = region.x2 - region.x1, h = region.y2 - region.y1;
+    if (w <= 0 || h <= 0) continue;
+    toFrame(src, region, frame);
+    img.release();  // no host image is held while Python runs
+    result.resize(frame.size());
+    faceplate::RenderReply reply;
+    if (!worker()->render(inst->def->identifier, frame.data(), w, h, params, result.data(), reply,
+                          err, t, "analyze"))
+      return fail(fx, inst, inst->def->label + ": Analyze Sequence, frame " + std::to_string(f) +
+                                ": " + err);
+    faces += reply.faces;
+    ++done;
+    if (!progress.update(static_cast<double>(done) / static_cast<double>(n))) {
+      cancelled = true;
+      break;
+    }
+  }
+  if (done > 0 && !cancelled) {
+    float px[4] = {0, 0, 0, 0}, out[4];
+    faceplate::RenderReply reply;
+    if (!worker()->render(inst->def->identifier, px, 1, 1, params, out, reply, err, range[0],
+                          "analyze_end"))
+      return fail(fx, inst, inst->def->label + ": smoothing the tracks: " + err);
+  }
+  std::string note = "analysed " + std::to_string(done) + " of " + std::to_string(n) +
+                     " frames, " + std::to_string(faces) + " faces" +
+                     (cancelled ? " (cancelled: the frames done are kept, not smoothed)" : "");
+  persistentMessage(fx, kOfxMessageMessage, inst->def->label + ": " + note);
+  inst->messageShown = true;
+  return kOfxStatOK;
+}
+
+OfxStatus clearSequence(OfxImageEffectHandle fx, Instance* inst) {
+  std::string params, err;
+  if (!paramsJson(inst, 0.0, params, err)) return fail(fx, inst, inst->def->label + ": " + err);
+  float px[4] = {0, 0, 0, 0}, out[4];
+  faceplate::RenderReply reply;
+  if (!worker()->render(inst->def->identifier, px, 1, 1, params, out, reply, err, 0.0, "clear"))
+    return fail(fx, inst, inst->def->label + ": Clear: " + err);
+  if (inst->messageShown.exchange(false)) clearMessage(fx);
+  return kOfxStatOK;
+}
+
+OfxStatus instanceChanged(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
+  Instance* inst = instanceOf(fx);
+  if (!inst) return kOfxStatErrBadHandle;
+  char* type = nullptr;
+  char* name = nullptr;
+  gProp->propGetString(in, kOfxPropType, 0, &type);
+  gProp->propGetString(in, kOfxPropName, 0, &name);
+  if (!type || !name || std::string(type) != kOfxTypeParameter) return kOfxStatReplyDefault;
+  const std::string n = name;
+  if (n == kParamAnalyze) return analyzeSequence(fx, inst);
+  if (n == kParamClear) return clearSequence(fx, inst);
+  return kOfxStatReplyDefault;
+}
+
 OfxStatus mainEntry(int idx, const char* action, const void* handle, OfxPropertySetHandle in,
                     OfxPropertySetHandle out) {
   try {
@@ -694,6 +817,7 @@ OfxStatus mainEntry(int idx, const char* action, const void* handle, OfxProperty
     if (a == kOfxActionDestroyInstance) return destroyInstance(fx);
     if (a == kOfxImageEffectActionIsIdentity) return isIdentity(fx, in, out);
     if (a == kOfxImageEffectActionRender) return render(fx, in);
+    if (a == kOfxActionInstanceChanged) return instanceChanged(fx, in);
     return kOfxStatReplyDefault;
   } catch (const std::bad_alloc&) {
     return kOfxStatErrMemory;

@@ -127,7 +127,8 @@ def test_describe_both_plugins(built: tuple[Path, Path]) -> None:
 
 _OFX_TYPES = {"double": "OfxParamTypeDouble", "int": "OfxParamTypeInteger",
               "bool": "OfxParamTypeBoolean", "choice": "OfxParamTypeChoice",
-              "string": "OfxParamTypeString", "path": "OfxParamTypeString"}
+              "string": "OfxParamTypeString", "path": "OfxParamTypeString",
+              "pushbutton": "OfxParamTypePushButton"}
 
 
 def test_params_equal_python_schema(built: tuple[Path, Path]) -> None:
@@ -151,6 +152,8 @@ def test_params_equal_python_schema(built: tuple[Path, Path]) -> None:
                     assert g["default"] == w["choices"].index(w["default"]), where
                 elif w["type"] == "bool":
                     assert g["default"] == int(w["default"]), where
+                elif w["type"] == "pushbutton":
+                    assert w["owner"] == "shell", where
                 elif w["type"] in ("string", "path"):
                     assert g["default"] == w["default"], where
                     mode = g["props"]["OfxParamPropStringMode"]
@@ -274,3 +277,101 @@ def test_swap_passes_through_with_status(built: tuple[Path, Path], tmp_path: Pat
     np.testing.assert_array_equal(read_f32(out), src)  # short -> float -> short is exact
     pm = js["persistent_message"]
     assert pm["type"] == "OfxMessageWarning" and "no model loaded" in pm["text"]
+
+
+# --------------------------------------------------------------- Faceplate Swap with a model
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.convert_model import tiny_model
+
+    return tiny_model(tmp_path_factory)
+
+
+SWAP_CASES = [("float", "RGBA", "positive", 1e-4), ("byte", "RGB", "negative", 1.0),
+              ("short", "RGBA", "negative", 2.0)]
+
+
+@pytest.mark.parametrize(("depth", "comps", "rowbytes", "tol"), SWAP_CASES)
+def test_swap_matches_python(built: tuple[Path, Path], tmp_path: Path, obama: np.ndarray,
+                             model_dir: Path, depth: str, comps: str, rowbytes: str,
+                             tol: float) -> None:
+    """Acceptance 2 for the swap: host → worker → host equals the direct Python render."""
+    from faceplate.ofx.render import render as py_render
+
+    scale = {"float": 1.0, "byte": 255.0, "short": 65535.0}[depth]
+    norm = rgba(obama)
+    if depth != "float":
+        norm = np.round(norm * np.float32(scale)) / np.float32(scale)
+    src = norm * np.float32(scale) if comps == "RGBA" else norm[..., :3] * np.float32(scale)
+    rc, js, out = render(built, tmp_path, src, "--param", f"model={model_dir}",
+                         plugin=SWAP_ID, depth=depth, comps=comps, rowbytes=rowbytes)
+    assert rc == 0, js
+    assert js["persistent_message"] is None, js["persistent_message"]
+    want = py_render(SWAP_ID, norm.astype(np.float32), {"model": str(model_dir)})
+    assert want.faces == 1
+    want_native = want.image[..., : src.shape[2]] * np.float32(scale)
+    if depth != "float":
+        want_native = np.clip(np.floor(want_native + 0.5), 0, scale)
+    got = read_f32(out)
+    assert np.abs(got - want_native).max() <= tol
+    changed = np.abs(got - src).max(axis=2) > tol
+    assert changed.mean() > 0.01  # the face really was swapped
+
+
+def test_swap_analyze_sequence_progress_cancel_and_clear(built: tuple[Path, Path],
+                                                         tmp_path: Path, obama: np.ndarray,
+                                                         model_dir: Path) -> None:
+    from faceplate.io.store import AlignmentsStore
+
+    src = rgba(obama)
+    store = tmp_path / "shot.fpstore"
+    common = ("--param", f"model={model_dir}", "--param", f"alignments={store}")
+    rc, js, _ = render(built, tmp_path, src, *common, "--frames", "3-5",
+                       "--instance-changed", "analyzeSequence", plugin=SWAP_ID, name="a")
+    assert rc == 0, js
+    assert js["instance_changed"] == [{"name": "analyzeSequence", "status": 0}]
+    calls = [p["call"] for p in js["progress"]]
+    assert calls == ["start", "update", "update", "update", "end"], js["progress"]
+    assert js["progress"][-2]["value"] == pytest.approx(1.0)
+    with AlignmentsStore.open(store, readonly=True) as st:
+        assert sorted(f.index for f in st.frames()) == [3, 4, 5]
+        assert st.get_meta("smoothing") is not None  # the end pass ran
+    assert [f["status"] for f in js["frames"]] == ["ok"] * 3
+    assert js["persistent_message"] is None  # renders read the store: nothing to report
+
+    # Cancelled after the first update: the frames done are kept, the tracks not smoothed.
+    store.unlink()
+    rc, js, _ = render(built, tmp_path, src, *common, "--frames", "3-6",
+                       "--instance-changed", "analyzeSequence", "--cancel-progress-after", "1",
+                       plugin=SWAP_ID, name="b")
+    assert rc == 0, js
+    assert [p["call"] for p in js["progress"]] == ["start", "update", "update", "end"]
+    with AlignmentsStore.open(store, readonly=True) as st:
+        assert sorted(f.index for f in st.frames()) == [3, 4]
+        assert st.get_meta("smoothing") is None
+
+    rc, js, _ = render(built, tmp_path, src, *common, "--instance-changed", "clearSequence",
+                       plugin=SWAP_ID, name="c")
+    assert rc == 0 and js["instance_changed"][0]["status"] == 0, js
+    assert not store.exists()
+
+
+def test_swap_analyze_without_store_fails_cleanly(built: tuple[Path, Path], tmp_path: Path,
+                                                  obama: np.ndarray, model_dir: Path) -> None:
+    src = rgba(obama[::2, ::2])
+    rc, js, _ = render(built, tmp_path, src, "--param", f"model={model_dir}",
+                       "--instance-changed", "analyzeSequence", plugin=SWAP_ID)
+    assert js["instance_changed"][0]["status"] != 0
+    assert js["destroy_status"] == 0 and js["unload_status"] == 0
+    assert js["leaked_images"] == 0
+
+
+def test_swap_bad_model_passes_through_with_message(built: tuple[Path, Path], tmp_path: Path,
+                                                    obama: np.ndarray) -> None:
+    src = rgba(obama[::2, ::2])
+    rc, js, out = render(built, tmp_path, src, "--param", f"model={tmp_path / 'missing'}",
+                         plugin=SWAP_ID)
+    assert rc == 0, js
+    np.testing.assert_array_equal(read_f32(out), src)
+    pm = js["persistent_message"]
+    assert pm["type"] == "OfxMessageWarning" and "model:" in pm["text"], pm

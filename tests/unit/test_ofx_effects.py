@@ -9,14 +9,15 @@ import cv2
 import numpy as np
 import pytest
 
+from faceplate.convert.swap import ConvertConfig
 from faceplate.core.colorspace import srgb_to_linear
 from faceplate.core.errors import ConfigError, InputError
 from faceplate.io import samples
-from faceplate.ofx.effects import EFFECTS, MASK_ID, SWAP_ID, SWAP_STATUS, effect
+from faceplate.ofx.effects import CLI_ONLY, EFFECTS, MASK_ID, SWAP_ID, SWAP_STATUS, effect
 from faceplate.ofx.render import render, render_mask
 from faceplate.ofx.schema import schema, write_schema
 
-TYPES = {"double", "int", "bool", "choice", "string", "path"}
+TYPES = {"double", "int", "bool", "choice", "string", "path", "pushbutton"}
 
 
 def linear_rgba(name: str) -> np.ndarray:
@@ -54,7 +55,7 @@ def test_schema_plugins_and_identity(tmp_path):
             if q["min"] is not None and q["type"] in ("double", "int"):
                 assert q["min"] <= q["default"] <= q["max"], q
     swap = data["plugins"][1]
-    assert swap["status"] == SWAP_STATUS and "no model loaded" in swap["description"]
+    assert swap["status"] == "" and "watermark" in swap["description"]
 
 
 @pytest.mark.parametrize("eid", list(EFFECTS))
@@ -63,16 +64,22 @@ def test_schema_has_every_config_field(eid):
     e = effect(eid)
     entry = next(p for p in schema()["plugins"] if p["identifier"] == eid)
     by_name = {q["name"]: q for q in entry["params"]}
+    shown: dict[type, set[str]] = {}
     for section in e.sections:
-        for f in dataclasses.fields(section.config):
-            q = by_name.get(section.prefix + f.name)
-            assert q is not None, f"{section.config.__name__}.{f.name} missing from {eid}"
-            assert q["field"] == f.name and q["config"].endswith(section.config.__qualname__)
-            default = f.default if not isinstance(f.default, tuple) else ",".join(f.default)
+        for p in section.params():
+            q = by_name.get(section.prefix + p.name)
+            assert q is not None, f"{section.config.__name__}.{p.name} missing from {eid}"
+            assert q["field"] == p.name and q["config"].endswith(section.config.__qualname__)
+            default = p.default if not isinstance(p.default, tuple) else ",".join(p.default)
             assert q["default"] == default
+            assert p.name not in shown.get(section.config, set()), f"{p.name} shown twice"
+            shown.setdefault(section.config, set()).add(p.name)
+    # Every field of every config is on a page, except the converter's whole-file options.
+    for cls, names in shown.items():
+        hidden = set(CLI_ONLY) if cls is ConvertConfig else set()
+        assert names | hidden == {f.name for f in dataclasses.fields(cls)}, cls
     python_owned = {q["name"] for q in entry["params"] if q["owner"] == "python"}
-    expected = {s.prefix + f.name for s in e.sections for f in dataclasses.fields(s.config)}
-    assert python_owned == expected
+    assert python_owned == {s.prefix + p.name for s, p in e.params()}
 
 
 def test_mask_choices_come_from_registries():

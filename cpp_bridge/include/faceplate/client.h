@@ -37,8 +37,12 @@ class WorkerClient {
   // in) and the reply into dst (the one copy out); dst may alias src. Starts the worker when
   // none runs. On a crash or timeout the worker is killed, this call fails with the reason, and
   // the next call starts a fresh worker.
+  // `time` is the host frame the image belongs to (the alignments store is keyed by it);
+  // `action` is "render", or one of the analysis steps "analyze" (store this frame's faces),
+  // "analyze_end" (smooth the stored tracks) and "clear" (see faceplate.ofx.render).
   bool render(const std::string& effect, const float* src, int width, int height,
-              const std::string& params_json, float* dst, RenderReply& reply, std::string& err);
+              const std::string& params_json, float* dst, RenderReply& reply, std::string& err,
+              double time = 0.0, const std::string& action = "render");
   // Starts the worker now (render does it lazily); info = the worker's pong JSON.
   bool start(std::string& info, std::string& err);
   // Test-only: asks the worker to sleep (needs --enable-test-requests in extra_args).

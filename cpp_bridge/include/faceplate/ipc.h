@@ -125,6 +125,9 @@ Mapping map_frame(int fd, std::uint64_t bytes, bool writable, std::string& err);
 
 // Minimal JSON helpers for the small status payloads.
 std::string json_quote(const std::string& s);
+// A finite double as a JSON number ("%.17g", '.' decimal point whatever the locale); 0 if not
+// finite.
+std::string json_number(double v);
 // The string value of top-level `"key": "..."` (escapes decoded); false when absent.
 bool json_get_string(const std::string& json, const std::string& key, std::string& out);
 // The integer value of `"key": N`; false when absent or not a number.

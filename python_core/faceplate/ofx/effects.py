@@ -6,9 +6,10 @@ apart. Parameter names are the config field names, prefixed per section where tw
 collide (``post_`` for :class:`~faceplate.convert.post.PostConfig`). ``mix`` and ``maskInvert``
 use openfx-misc's names and maths and are applied by the C++ shell, never by Python.
 
-Faceplate Swap is not wired to the converter yet: its render returns the source unchanged with
-the status ``"no model loaded"`` (see :data:`SWAP_STATUS`) until it calls
-``faceplate.convert.swap.swap_frame`` (the next step of the OFX issue).
+Faceplate Swap runs the converter's :func:`faceplate.convert.swap.swap_frame` with the same
+:class:`~faceplate.convert.swap.ConvertConfig` the CLI uses (its fields spread over the Swap, Mask
+and Post pages, minus the few that only make sense for a whole file: :data:`CLI_ONLY`), plus the
+node's own :class:`SwapNodeConfig` (model, alignments store, output, detector).
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from faceplate.convert.blend import BLEND
-from faceplate.convert.color import COLOR
 from faceplate.convert.maskops import MaskOpsConfig
-from faceplate.convert.post import PostConfig
+from faceplate.convert.swap import MASK_FIELDS, POST_FIELDS, ConvertConfig
 from faceplate.core.config import Config, Param, option, params
 from faceplate.core.errors import ConfigError
 from faceplate.extract.align import ALIGNERS
@@ -33,9 +32,15 @@ SWAP_ID = "org.faceplate.Swap"
 # keep old projects on the old major); the minor version adds parameters compatibly.
 VERSION = (1, 0)
 
-SWAP_STATUS = ("no model loaded: the node does not call the converter "
-               "(faceplate.convert.swap.swap_frame) yet, so Faceplate Swap passes the source "
-               "through unchanged")
+#: Status of Faceplate Swap while no model is set: the source passes through unchanged.
+SWAP_STATUS = "no model loaded: set the Model parameter to a folder written by `faceplate train`"
+
+#: ConvertConfig fields the node leaves out: the host owns frame ranges, output size and threads.
+CLI_ONLY: tuple[str, ...] = ("frame_ranges", "keep_unchanged", "output_scale", "threads", "jobs")
+#: ConvertConfig fields on the Swap page (the rest go to the Mask and Post pages).
+SWAP_FIELDS: tuple[str, ...] = tuple(
+    f for f in ConvertConfig.__dataclass_fields__
+    if f not in MASK_FIELDS and f not in POST_FIELDS and f not in CLI_ONLY)
 
 OutputMask = Literal["alpha", "matte"]
 OutputSwap = Literal["composite", "face_matte", "mask_only", "landmarks"]
@@ -55,34 +60,19 @@ class MaskConfig(Config):
 
 
 @dataclass(frozen=True)
-class SwapConfig(Config):
-    """Faceplate Swap: model, faces, colour and blending (the converter's ``ConvertConfig``
-    replaces this once ``faceplate.convert.swap`` exists)."""
+class SwapNodeConfig(Config):
+    """Faceplate Swap's own settings (the swap itself is a :class:`ConvertConfig`)."""
 
-    model: str = option("", "Path of the trained model file (.safetensors).")
-    face_selection: FaceSelection = option("largest", "Which faces to swap.")
-    face_index: int = option(0, "Face index (left to right) when selecting by index.",
-                             minimum=0, maximum=63)
-    reference: str = option("", "Reference image of the person to swap (selection=reference).")
-    ref_threshold: float = option(0.6, "Identity distance below which a face matches the "
-                                  "reference.", minimum=0.0, maximum=2.0)
-    detector: str = option("chain", "Face detector.", choices=tuple(DETECTORS.names()))
+    model: str = option("", "Model folder written by `faceplate train` (or any file in it, "
+                        "e.g. its manifest.json).")
+    alignments: str = option("", "Alignments store (.fpstore) filled by Analyze Sequence or "
+                             "`faceplate extract`; empty: faces are detected on every frame.")
+    output: OutputSwap = option("composite", "composite: the swapped frame; face_matte: the "
+                                "face (straight) with its matte in alpha; mask_only: the matte "
+                                "in RGBA; landmarks: the source with the 68 landmarks drawn.")
+    detector: str = option("chain", "Face detector (per-frame detection and Analyze Sequence).",
+                           choices=tuple(DETECTORS.names()))
     aligner: str = option("dlib68", "Landmark aligner.", choices=tuple(ALIGNERS.names()))
-    mask: str = option("extended", "Mask used to blend the face.",
-                       choices=tuple(MASKERS.names()))
-    color: str = option("rct", "Colour transfer onto the plate.", choices=tuple(COLOR.names()))
-    color_strength: float = option(1.0, "Colour transfer strength.", minimum=0.0, maximum=1.0)
-    blend: str = option("overlay", "How the face is blended into the plate.",
-                        choices=tuple(BLEND.names()))
-    face_scale: float = option(1.0, "Scale of the swapped face.", minimum=0.5, maximum=2.0)
-    face_offset_x: float = option(0.0, "Horizontal offset, % of the face size.",
-                                  minimum=-50.0, maximum=50.0)
-    face_offset_y: float = option(0.0, "Vertical offset, % of the face size.",
-                                  minimum=-50.0, maximum=50.0)
-    output: OutputSwap = option("composite", "composite, face + matte, mask only, or the "
-                                "landmarks drawn for checking.")
-    alignments: str = option("", "Alignments store written by Analyze Sequence (empty: "
-                             "detect on every frame).")
 
 
 @dataclass(frozen=True)
@@ -93,6 +83,11 @@ class Section:
     page: str
     prefix: str = ""
     path_fields: tuple[str, ...] = ()
+    fields: tuple[str, ...] | None = None  # None: every field of ``config``
+
+    def params(self) -> list[Param]:
+        """The section's fields (all, or those named by ``fields``, in the config's order)."""
+        return [p for p in params(self.config) if self.fields is None or p.name in self.fields]
 
 
 @dataclass(frozen=True)
@@ -106,6 +101,7 @@ class HostParam:
     hint: str
     minimum: float | None = None
     maximum: float | None = None
+    page: str = "Controls"
 
 
 # openfx-supportext/ofxsMaskMix.h names; the shell applies them after the render.
@@ -113,6 +109,17 @@ MIX = HostParam("mix", "double", 1.0, "Mix",
                 "Mix factor between the original (0) and the transformed image (1).", 0.0, 1.0)
 MASK_INVERT = HostParam("maskInvert", "bool", False, "Invert Mask",
                         "When checked, the effect is fully applied where the mask is 0.")
+
+
+# Faceplate Swap's analysis buttons (openfx-misc's ImageStatistics names): the shell runs them
+# in InstanceChanged with the host's progress bar (see faceplate.ofx.render, actions).
+ANALYZE = HostParam("analyzeSequence", "pushbutton", None, "Analyze Sequence",
+                    "Detect, align and smooth the faces of every frame of the Source clip and "
+                    "keep the tracks in the Alignments store (renders then read them at their "
+                    "own frame). Cancel keeps the frames done.", page="Swap")
+CLEAR = HostParam("clearSequence", "pushbutton", None, "Clear",
+                  "Delete the Alignments store: renders go back to per-frame detection.",
+                  page="Swap")
 
 
 @dataclass(frozen=True)
@@ -129,27 +136,27 @@ class Effect:
 
     def params(self) -> list[tuple[Section, Param]]:
         """Every config field of every section, in order."""
-        return [(s, p) for s in self.sections for p in params(s.config)]
+        return [(s, p) for s in self.sections for p in s.params()]
 
     def configs(self, values: dict[str, Any]) -> dict[type, Any]:
-        """Build each section's config from host values keyed by schema name.
+        """Build each config class from host values keyed by schema name (sections of the same
+        class are merged into one value).
 
-        Missing names take the config default; unknown names raise :class:`ConfigError`.
+        Missing names take the config default; unknown names raise :class:`ConfigError`, and
+        out-of-range values the config's own :class:`ConfigError`.
         """
         known = {s.prefix + p.name for s, p in self.params()}
         known |= {h.name for h in self.host_params}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"{self.identifier}: unknown parameter(s) {', '.join(unknown)}")
-        out: dict[type, Any] = {}
-        for s in self.sections:
-            kw: dict[str, Any] = {}
-            for p in params(s.config):
-                key = s.prefix + p.name
-                if key in values:
-                    kw[p.name] = _coerce(p, values[key])
-            out[s.config] = s.config(**kw)
-        return out
+        kws: dict[type, dict[str, Any]] = {}
+        for s, p in self.params():
+            kw = kws.setdefault(s.config, {})
+            key = s.prefix + p.name
+            if key in values:
+                kw[p.name] = _coerce(p, values[key])
+        return {cls: cls(**kw) for cls, kw in kws.items()}
 
 
 def _coerce(p: Param, v: Any) -> Any:
@@ -176,11 +183,16 @@ MASK = Effect(
 SWAP = Effect(
     identifier=SWAP_ID,
     label="Faceplate Swap",
-    description="Replaces faces with a trained model. " + SWAP_STATUS + ".",
-    sections=(Section(SwapConfig, "Swap", path_fields=("model", "reference", "alignments")),
-              Section(MaskOpsConfig, "Mask"),
-              Section(PostConfig, "Post", prefix="post_")),
-    status=SWAP_STATUS,
+    description="Replaces faces with a model trained by `faceplate train`, in scene-linear "
+                "float, with the converter's colour transfer, masks, blending and post filters. "
+                "Every swapped face carries Faceplate's invisible watermark. Analyze Sequence "
+                "stores smoothed face tracks in the alignments store; without it faces are "
+                "detected on every frame. Frames without faces pass through unchanged.",
+    sections=(Section(SwapNodeConfig, "Swap", path_fields=("model", "alignments")),
+              Section(ConvertConfig, "Swap", path_fields=("reference",), fields=SWAP_FIELDS),
+              Section(ConvertConfig, "Mask", fields=MASK_FIELDS),
+              Section(ConvertConfig, "Post", prefix="post_", fields=POST_FIELDS)),
+    host_params=(ANALYZE, CLEAR, MIX, MASK_INVERT),
 )
 
 EFFECTS: dict[str, Effect] = {MASK.identifier: MASK, SWAP.identifier: SWAP}

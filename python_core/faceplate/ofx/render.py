@@ -5,28 +5,62 @@ image; the C++ shell flips OFX's bottom-up rows), straight (unpremultiplied) alp
 the same shape and dtype. Detection runs on the display-sRGB ``uint8`` version of the frame
 (:func:`faceplate.core.colorspace.linear_to_display_u8`); output pixels are never re-encoded.
 
-Loaded models are kept per (detector, aligner, mask) in this module, process-wide, because the
+Faceplate Swap calls :func:`faceplate.convert.swap.swap_frame` on the float frame (the face is
+converted to scene-linear before the paste; pixels outside the faces' mattes come back bit for
+bit, values above 1 and below 0 included). Faces come from the alignments store at the host's
+frame ``round(time)`` when the node names one and that frame was analysed, else from per-frame
+detection. Nothing depends on render order: every render reads what it needs at its own time.
+
+Analysis (``action="analyze"`` per frame, then ``"analyze_end"``; ``"clear"``) is what the shell's
+Analyze Sequence / Clear buttons run: each analysed frame's faces are written to the store under
+the frame number, and the end pass smooths the tracks in place.
+
+Loaded models, extractors and swap contexts are kept process-wide in this module, because the
 worker serves one request at a time.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from faceplate.convert import maskops
 from faceplate.convert.maskops import MaskOpsConfig
+from faceplate.convert.swap import (
+    FULL,
+    LEARNED,
+    ConvertConfig,
+    Predictor,
+    SwapContext,
+    make_predictor,
+    swap_frame,
+)
 from faceplate.core.colorspace import linear_to_display_u8
-from faceplate.core.errors import InputError
+from faceplate.core.errors import ConfigError, FaceplateError, InputError
 from faceplate.core.records import decode_mask, encode_mask
-from faceplate.core.types import Frame, FrameInfo, StoredMask
+from faceplate.core.types import FaceRecord, Frame, FrameInfo, StoredMask
 from faceplate.extract.mask import mask_to_frame
 from faceplate.extract.pipeline import ExtractConfig, Extractor
-from faceplate.ofx.effects import MASK, MASK_ID, SWAP, SWAP_ID, MaskConfig
+from faceplate.io.store import AlignmentsStore
+from faceplate.ofx.effects import (
+    MASK,
+    MASK_ID,
+    SWAP,
+    SWAP_ID,
+    SWAP_STATUS,
+    MaskConfig,
+    SwapNodeConfig,
+)
 
-_extractors: dict[tuple[str, str, str], Extractor] = {}
+#: What ``render_into`` can be asked to do (the shell's render and its analysis buttons).
+ACTIONS = ("render", "analyze", "analyze_end", "clear")
+
+_extractors: dict[tuple[str, str, tuple[str, ...]], Extractor] = {}
 
 
 @dataclass(frozen=True)
@@ -47,31 +81,39 @@ def _check_frame(frame: Any) -> np.ndarray:
     return frame
 
 
-def _extractor(cfg: MaskConfig) -> Extractor:
-    key = (cfg.detector, cfg.aligner, cfg.mask)
+def _extractor(detector: str, aligner: str, masks: tuple[str, ...]) -> Extractor:
+    key = (detector, aligner, masks)
     ex = _extractors.get(key)
     if ex is None:
-        ex = Extractor(ExtractConfig(detector=cfg.detector, aligner=cfg.aligner,
-                                     masks=(cfg.mask,), thumbnails=False, write_faces=False))
+        ex = Extractor(ExtractConfig(detector=detector, aligner=aligner, masks=masks,
+                                     thumbnails=False, write_faces=False))
         _extractors[key] = ex
     return ex
+
+
+def _detect(frame: np.ndarray, detector: str, aligner: str, masks: tuple[str, ...],
+            index: int = 0) -> list[FaceRecord]:
+    """Detect, align and mask the faces of a linear RGBA frame (on its display-sRGB bytes)."""
+    h, w = frame.shape[:2]
+    rgb, _ = linear_to_display_u8(frame)
+    info = FrameInfo(index=index, name=f"ofx_{index:06d}", timestamp=None, width=w, height=h,
+                     frame_number=index)
+    return _extractor(detector, aligner, masks).process(Frame(info, rgb)).records
 
 
 def _face_matte(frame: np.ndarray, cfg: MaskConfig, ops: MaskOpsConfig) -> tuple[np.ndarray, int]:
     """H×W float32 [0, 1] union (max) of every face's processed mask, and the face count."""
     h, w = frame.shape[:2]
-    rgb, _ = linear_to_display_u8(frame)
-    info = FrameInfo(index=0, name="ofx", timestamp=None, width=w, height=h, frame_number=0)
-    res = _extractor(cfg).process(Frame(info, rgb))
+    records = _detect(frame, cfg.detector, cfg.aligner, (cfg.mask,))
     matte = np.zeros((h, w), np.float32)
-    for rec in res.records:
+    for rec in records:
         sm = rec.masks[cfg.mask]
         crop = decode_mask(sm).astype(np.float32) / np.float32(255.0)
         done = maskops.apply(crop, ops)
         done_u8 = (np.clip(done, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
         processed = StoredMask(sm.name, encode_mask(done_u8), sm.size, sm.affine, sm.centering)
         np.maximum(matte, mask_to_frame(processed, (h, w)), out=matte)
-    return matte, len(res.records)
+    return matte, len(records)
 
 
 def render_mask(frame_rgba_linear: np.ndarray, params: dict[str, Any]) -> np.ndarray:
@@ -103,18 +145,171 @@ def _render_mask(frame: np.ndarray, values: dict[str, Any]) -> RenderResult:
     return RenderResult(out, "" if n else "no face found", n)
 
 
-def _render_swap(frame: np.ndarray, values: dict[str, Any]) -> RenderResult:
+_predictors: dict[tuple[Any, ...], Predictor] = {}
+_contexts: dict[ConvertConfig, SwapContext] = {}
+
+
+def _model_dir(path: str) -> Path:
+    p = Path(os.path.expanduser(path.strip()))
+    return p.parent if p.is_file() else p
+
+
+def _predictor(path: str, cfg: ConvertConfig) -> Predictor:
+    """The loaded model for the Model parameter (reloaded when its manifest changes)."""
+    d = _model_dir(path)
+    manifest = d / "manifest.json"
+    stamp = manifest.stat().st_mtime_ns if manifest.is_file() else None
+    key = (str(d.resolve()) if d.exists() else str(d), stamp, cfg.predictor, cfg.precision)
+    pred = _predictors.get(key)
+    if pred is None:
+        pred = make_predictor(cfg.predictor, d, precision=cfg.precision)
+        _predictors.clear()  # one model at a time: a node's model change frees the old one
+        _predictors[key] = pred
+    return pred
+
+
+def _context(cfg: ConvertConfig) -> SwapContext:
+    ctx = _contexts.get(cfg)
+    if ctx is None:
+        ctx = SwapContext.create(cfg)
+        if len(_contexts) > 8:
+            _contexts.clear()
+        _contexts[cfg] = ctx
+    return ctx
+
+
+def _frame_number(time: float) -> int:
+    n = int(round(float(time)))
+    if n < 0:
+        raise InputError(f"frame {time:g}: the alignments store keeps frames 0 and later")
+    return n
+
+
+def _stored_masks(cfg: ConvertConfig) -> tuple[str, ...]:
+    return tuple(n for n in cfg.mask if n not in (LEARNED, FULL))
+
+
+def _store_faces(path: str, n: int) -> tuple[list[FaceRecord] | None, list[FaceRecord] | None,
+                                              list[FaceRecord] | None]:
+    """(faces at frame n, at n − 1, at n + 1) from the store; None where a frame is missing."""
+    p = Path(os.path.expanduser(path.strip()))
+    if not p.is_file():
+        raise InputError("the alignments store does not exist (run Analyze Sequence)", p)
+    with AlignmentsStore.open(p, readonly=True) as st:
+        def at(i: int) -> list[FaceRecord] | None:
+            return st.faces(i) if i >= 0 and st.frame(i) is not None else None
+
+        return at(n), at(n - 1), at(n + 1)
+
+
+def _draw_landmarks(frame: np.ndarray, faces: list[FaceRecord]) -> np.ndarray:
+    """The frame with each face's landmarks as small green discs (radius ~1/100 of the face)."""
+    out = frame.copy()
+    rgb = np.ascontiguousarray(out[..., :3])
+    for rec in faces:
+        pts = np.asarray(rec.landmarks, np.float64)
+        r = max(1, int(round(0.01 * float(np.ptp(pts[:, 0])) + 1)))
+        for x, y in pts:
+            cv2.circle(rgb, (int(x), int(y)), r, (0.0, 1.0, 0.0), -1, cv2.LINE_AA)
+    out[..., :3] = rgb
+    return out
+
+
+def _render_swap(frame: np.ndarray, values: dict[str, Any], time: float) -> RenderResult:
     frame = _check_frame(frame)
-    SWAP.configs(values)  # validate the values even though no converter runs yet
-    return RenderResult(frame.copy(), SWAP.status, 0)
+    cfgs = SWAP.configs(values)
+    node: SwapNodeConfig = cfgs[SwapNodeConfig]
+    cfg: ConvertConfig = cfgs[ConvertConfig]
+    notes: list[str] = []
+    faces: list[FaceRecord] | None = None
+    if node.alignments.strip():
+        try:
+            faces, prev, nxt = _store_faces(node.alignments, _frame_number(time))
+        except FaceplateError as err:
+            notes.append(f"{err}; detecting on this frame")
+        else:
+            if faces is None:
+                notes.append(f"frame {time:g} is not in the alignments store (run Analyze "
+                             "Sequence); detecting on this frame")
+    else:
+        prev = nxt = None
+    if faces is None:
+        prev = nxt = None
+        faces = _detect(frame, node.detector, node.aligner, _stored_masks(cfg))
+    if node.output == "landmarks":
+        return RenderResult(_draw_landmarks(frame, faces), "; ".join(notes), len(faces))
+    if not node.model.strip():
+        return RenderResult(frame.copy(), SWAP_STATUS, 0)
+    try:
+        pred = _predictor(node.model, cfg)
+    except FaceplateError as err:
+        return RenderResult(frame.copy(), f"model: {err}", 0)
+    run_cfg = cfg.replace(blend="raw") if node.output == "face_matte" else cfg
+    ctx = _context(run_cfg)
+    ctx.prev_faces, ctx.next_faces = prev, nxt
+    res = swap_frame(frame, faces, pred, run_cfg, frame_is_linear=True, context=ctx)
+    if not res.faces_swapped:
+        notes.append("no face found" if not faces else "no face selected")
+    image = res.frame
+    if node.output == "mask_only":
+        image = np.repeat(res.matte()[..., None], 4, axis=2)
+    return RenderResult(image, "; ".join(notes), res.faces_swapped)
 
 
-def render(effect_id: str, frame: np.ndarray, params: dict[str, Any]) -> RenderResult:
+def _analyze(frame: np.ndarray, values: dict[str, Any], time: float) -> RenderResult:
+    """Detect the faces of one frame and store them under frame ``round(time)``."""
+    frame = _check_frame(frame)
+    cfgs = SWAP.configs(values)
+    node: SwapNodeConfig = cfgs[SwapNodeConfig]
+    cfg: ConvertConfig = cfgs[ConvertConfig]
+    if not node.alignments.strip():
+        raise ConfigError("Analyze Sequence needs the Alignments parameter: a .fpstore file "
+                          "to keep the face tracks in")
+    n = _frame_number(time)
+    faces = _detect(frame, node.detector, node.aligner, _stored_masks(cfg) or ("extended",), n)
+    h, w = frame.shape[:2]
+    info = FrameInfo(index=n, name=f"ofx_{n:06d}", timestamp=None, width=w, height=h,
+                     frame_number=n)
+    with AlignmentsStore.open(Path(os.path.expanduser(node.alignments.strip())),
+                              create=True) as st:
+        if st.get_meta("width") is None:
+            st.set_meta("width", w)
+            st.set_meta("height", h)
+            st.set_meta("kind", "ofx")
+        st.put_frame(info, faces)
+    return RenderResult(frame, "" if faces else "no face found", len(faces))
+
+
+def _analyze_end(values: dict[str, Any]) -> int:
+    """Smooth every track of the node's store in place; returns the number of tracks."""
+    from faceplate.extract.smoothing import smooth_store
+
+    node: SwapNodeConfig = SWAP.configs(values)[SwapNodeConfig]
+    path = Path(os.path.expanduser(node.alignments.strip()))
+    if not node.alignments.strip() or not path.is_file():
+        raise InputError("no alignments store to smooth (run Analyze Sequence first)", path)
+    with AlignmentsStore.open(path) as st:
+        report = smooth_store(st)
+    return int(getattr(report, "tracks", 0))
+
+
+def _clear(values: dict[str, Any]) -> None:
+    """Delete the node's alignments store (renders go back to per-frame detection)."""
+    node: SwapNodeConfig = SWAP.configs(values)[SwapNodeConfig]
+    if node.alignments.strip():
+        path = Path(os.path.expanduser(node.alignments.strip()))
+        for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            p.unlink(missing_ok=True)
+
+
+def render(effect_id: str, frame: np.ndarray, params: dict[str, Any], *,
+           time: float = 0.0) -> RenderResult:
     """Render one frame for the effect ``effect_id`` (``org.faceplate.Mask`` or
-    ``org.faceplate.Swap``).
+    ``org.faceplate.Swap``) at host frame ``time``.
 
-    Faceplate Swap returns the source unchanged with the status
-    :data:`faceplate.ofx.effects.SWAP_STATUS` until the converter exists.
+    Faceplate Swap without a model returns the source unchanged with the status
+    :data:`faceplate.ofx.effects.SWAP_STATUS`; a model that cannot be loaded does the same with
+    the loader's error as the status.
 
     Raises:
         ConfigError: Unknown effect, unknown parameter or a value out of range.
@@ -123,7 +318,7 @@ def render(effect_id: str, frame: np.ndarray, params: dict[str, Any]) -> RenderR
     if effect_id == MASK_ID:
         return _render_mask(frame, params)
     if effect_id == SWAP_ID:
-        return _render_swap(frame, params)
+        return _render_swap(frame, params, time)
     from faceplate.ofx.effects import effect
 
     effect(effect_id)  # raises ConfigError naming the known effects
@@ -131,10 +326,25 @@ def render(effect_id: str, frame: np.ndarray, params: dict[str, Any]) -> RenderR
 
 
 def render_into(effect_id: str, frame: np.ndarray, params: dict[str, Any],
-                out: np.ndarray) -> tuple[str, int]:
-    """:func:`render` writing into a preallocated H×W×4 float32 ``out`` (the worker's reply
-    buffer). Returns (status, face count)."""
-    res = render(effect_id, frame, params)
+                out: np.ndarray, time: float = 0.0, action: str = "render") -> tuple[str, int]:
+    """:func:`render` (or an analysis step) writing into a preallocated H×W×4 float32 ``out``
+    (the worker's reply buffer). Returns (status, face count).
+
+    ``action``: ``"render"``; ``"analyze"`` (Faceplate Swap: store this frame's faces at
+    ``time``, ``out`` gets the source); ``"analyze_end"`` (smooth the stored tracks; the count
+    returned is the number of tracks); ``"clear"`` (delete the store).
+    """
+    if action not in ACTIONS:
+        raise ConfigError(f"action: {action!r} is not one of {', '.join(ACTIONS)}")
+    if action != "render" and effect_id != SWAP_ID:
+        raise ConfigError(f"{effect_id} has no analysis")
+    if action == "analyze_end":
+        return "", _analyze_end(params)
+    if action == "clear":
+        _clear(params)
+        return "", 0
+    res = _analyze(frame, params, time) if action == "analyze" else \
+        render(effect_id, frame, params, time=time)
     if out.shape != res.image.shape or out.dtype != np.float32:
         raise InputError(f"out: expected {res.image.shape} float32, got {out.dtype} {out.shape}")
     np.copyto(out, res.image)

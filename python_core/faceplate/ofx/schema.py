@@ -11,9 +11,10 @@ Layout (``SCHEMA_VERSION`` 1)::
                   "params": [{"name", "type", "default", "min", "max", "label", "hint",
                               "page", "choices", "owner"}]}]}
 
-``type`` is one of double, int, bool, choice, string, path. ``choices`` lists the option values
-of a choice (``default`` is one of them). ``owner`` is ``"python"`` for parameters the worker
-reads, ``"shell"`` for ``mix`` / ``maskInvert`` (applied by the C++ shell).
+``type`` is one of double, int, bool, choice, string, path, pushbutton (shell-owned buttons).
+``choices`` lists the option values of a choice (``default`` is one of them). ``owner`` is
+``"python"`` for parameters the worker reads, ``"shell"`` for ``mix`` / ``maskInvert``
+(applied by the C++ shell) and the analysis buttons (run by the shell in InstanceChanged).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def plugin_schema(e: Effect) -> dict[str, Any]:
     ps = [_param(s, p) for s, p in e.params()]
     for h in e.host_params:
         ps.append({"name": h.name, "type": h.type, "default": h.default, "min": h.minimum,
-                   "max": h.maximum, "label": h.label, "hint": h.hint, "page": "Controls",
+                   "max": h.maximum, "label": h.label, "hint": h.hint, "page": h.page,
                    "choices": None, "owner": "shell", "config": None, "field": None})
     names = [p["name"] for p in ps]
     dup = sorted({n for n in names if names.count(n) > 1})
