@@ -45,6 +45,7 @@ bench: setup media
 	$(PY) benchmarks/extract.py --output bench_out/extract.json
 	$(PY) benchmarks/train.py --output bench_out/train.json
 	$(PY) benchmarks/convert.py --output bench_out/convert.json
+	$(PY) benchmarks/ofx.py --output bench_out/ofx.json
 
 # The OpenFX bundle: build/ofx/ofx_plugin/Faceplate.ofx.bundle (needs cmake and a C++17 compiler).
 .PHONY: ofx install-ofx

@@ -10,6 +10,12 @@ import pytest
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Content Credentials: the tests sign with a throwaway local identity, never the user's own.
+if "FACEPLATE_C2PA_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["FACEPLATE_C2PA_DIR"] = str(Path(tempfile.mkdtemp(prefix="faceplate-c2pa-"))
+                                           / "identity")
 
 
 @pytest.fixture(scope="session")

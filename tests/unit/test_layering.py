@@ -29,6 +29,8 @@ FORBIDDEN = {
     "models": ("faceplate.train", "faceplate.convert", "faceplate.cli"),
     "io": ("faceplate.cli", "faceplate.train", "faceplate.convert"),
     "evaluate": ("faceplate.train", "faceplate.cli"),
+    "provenance": ("faceplate.train", "faceplate.cli"),
+    "ofx": ("faceplate.train", "faceplate.cli"),
 }
 
 

@@ -22,6 +22,7 @@ COMMANDS = (
     "faceplate.cli.convert",
     "faceplate.cli.preview",
     "faceplate.cli.evaluate",
+    "faceplate.cli.verify",
     "faceplate.cli.media",
     "faceplate.cli.demo",
 )

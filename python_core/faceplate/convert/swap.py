@@ -6,8 +6,9 @@ detections), a :class:`Predictor` and a :class:`ConvertConfig`, and returns the 
     select faces → crop matrix (the model's centering / coverage / input size, + face scale and
     offset for the paste) → warp the plate's display-sRGB crop (box only) → predict (all the
     frame's faces in one batch) → colour transfer against the plate crop (masked) → mask
-    (learned / stored / combined, then the mask operations) → post filters → convert the face to
-    the frame's colour space → paste back inside the face's box with the blend mode.
+    (learned / stored / combined, then the mask operations) → post filters → the invisible
+    watermark (:mod:`faceplate.provenance.watermark`, always; payload: the model id) → convert
+    the face to the frame's colour space → paste back inside the face's box with the blend mode.
 
 Conventions:
     Frames are H×W×C, top-left origin, RGB(A): ``uint8`` display sRGB (C = 3 or 4), or
@@ -27,6 +28,7 @@ the input array itself (not copied) with ``faces_swapped == 0``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from abc import ABC, abstractmethod
@@ -51,6 +53,7 @@ from faceplate.core.geometry import compose_affine, crop_matrix, invert_affine, 
 from faceplate.core.records import decode_mask
 from faceplate.core.types import Centering, FaceRecord
 from faceplate.io.model_files import Manifest, load_inference_model, read_manifest
+from faceplate.provenance.watermark import canon_to_crop, embed_face, payload_id
 
 Selection = Literal["all", "largest", "index", "reference"]
 PredictorKind = Literal["torch", "onnx"]
@@ -187,6 +190,7 @@ class Predictor(ABC):
         self.centering: Centering = manifest.centering  # type: ignore[assignment]
         self.coverage = float(manifest.coverage)
         self.learn_mask = bool(manifest.learn_mask)
+        self.model_id = model_id(manifest, self.model_dir)
 
     def predict(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Swap a batch of faces.
@@ -216,6 +220,16 @@ class Predictor(ABC):
     @abstractmethod
     def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """N×3×S×S float32 → (N×3×S'×S' face, N×1×S'×S' mask) as NumPy arrays."""
+
+
+def model_id(manifest: Manifest, model_dir: str | os.PathLike[str]) -> str:
+    """The short model id every swapped face's watermark and every output's provenance carry:
+    :func:`faceplate.provenance.watermark.payload_id` of the weights' sha256 (of the model
+    folder's absolute path when an old manifest has no digest)."""
+    digest = str(manifest.weights.get("sha256") or "")
+    if not digest:
+        digest = hashlib.sha256(str(Path(model_dir).resolve()).encode("utf-8")).hexdigest()
+    return payload_id(digest)
 
 
 class TorchPredictor(Predictor):
@@ -676,13 +690,15 @@ def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
             if pcfg.motion_blur > 0.0:
                 vel = m_out[i][:, :2] @ face_velocity(rec, ctx)
             face = post.apply(face, pcfg, velocity_px=(float(vel[0]), float(vel[1])))
-        t_d = time.perf_counter()
         mp = paste_matrix(m_out[i], s_out, cfg)
+        # The invisible watermark, in the face's canonical frame, on every swapped face.
+        face = embed_face(face, canon_to_crop(rec.landmarks, mp), predictor.model_id)
+        t_d = time.perf_counter()
         _paste_box(result, face, mask, mp, cfg, ctx.blender, frame_is_linear, alpha)
         t_e = time.perf_counter()
         ctx.add_time("mask", t_b - t_a)
         ctx.add_time("color", t_c - t_b)
-        ctx.add_time("post", t_d - t_c)
+        ctx.add_time("post", t_d - t_c)  # post filters + watermark
         ctx.add_time("paste", t_e - t_d)
         patches.append(SwappedFace(rec, face, mask, mp))
     return SwapResult(result, len(patches), [p.mask for p in patches], patches)

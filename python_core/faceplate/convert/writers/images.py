@@ -8,6 +8,13 @@ rounded to the nearest code), half and float OpenEXR and 32-bit float TIFF throu
 is written to a hidden temporary file and moved into place, so a killed run leaves only complete
 files under final names.
 
+Provenance (always, no option turns it off): every file carries the statement that a face was
+synthetically replaced, through :mod:`faceplate.provenance.metadata` — PNG ``iTXt`` chunks and an
+XMP packet, JPEG ``APP1`` XMP and ``COM``, EXR string attributes, TIFF ``Software``/XMP. The facts
+include the frame index and number and whatever the caller passes as
+``extra["provenance"]`` to :meth:`~faceplate.convert.writers.base.FrameWriter.write` (e.g.
+``{"model_id": ...}``).
+
 Alpha: PNG stores straight alpha; JPEG drops it; EXR stores colour premultiplied by alpha unless
 ``exr_premultiply`` is off (the EXR convention is premultiplied); float TIFF stores straight alpha
 (tagged unassociated).
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +48,12 @@ from faceplate.convert.writers.base import (
 from faceplate.core.config import option
 from faceplate.core.errors import OutputError
 from faceplate.core.types import FrameInfo
+from faceplate.provenance.metadata import (
+    exr_attributes,
+    jpeg_with_provenance,
+    png_with_provenance,
+    tiff_attributes,
+)
 
 ImageFormat = Literal["png8", "png16", "jpeg", "exr-half", "exr-float", "tiff-float"]
 ExrCompression = Literal["none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa",
@@ -130,8 +144,9 @@ def _oiio_write(tmp: Path, pixels: np.ndarray, spec_format: Any, names: tuple[st
 
 def encode_file(path: Path, pixels: np.ndarray, fmt: str, *, png_compression: int = 1,
                 jpeg_quality: int = 95, exr_compression: str = "zip",
-                metadata: tuple[str, str] | None = None) -> None:
-    """Write one image file atomically.
+                metadata: tuple[str, str] | None = None,
+                provenance: Mapping[str, Any] | None = None) -> None:
+    """Write one image file atomically, with Faceplate's provenance metadata.
 
     Args:
         path: Destination (its extension should match ``fmt``).
@@ -144,6 +159,9 @@ def encode_file(path: Path, pixels: np.ndarray, fmt: str, *, png_compression: in
         exr_compression: OpenEXR compression name.
         metadata: ``(key, text)`` stored as a PNG ``iTXt`` chunk, an EXR string attribute or
             (TIFF) the ``ImageDescription`` tag.
+        provenance: Extra provenance facts (model id, frame index…) added to the fixed ones
+            (:func:`faceplate.provenance.metadata.provenance_attributes`); the statement that
+            the face was synthetically replaced is written whatever this is.
 
     Raises:
         OutputError: the file cannot be written.
@@ -171,8 +189,12 @@ def encode_file(path: Path, pixels: np.ndarray, fmt: str, *, png_compression: in
         if not ok:
             raise OutputError(f"OpenCV could not encode {fmt}", path)
         data = buf.tobytes()
-        if metadata is not None and spec.ext == ".png":
-            data = add_png_itxt(data, metadata[0], metadata[1])
+        if spec.ext == ".png":
+            data = png_with_provenance(data, provenance)
+            if metadata is not None:
+                data = add_png_itxt(data, metadata[0], metadata[1])
+        else:
+            data = jpeg_with_provenance(data, provenance)
         atomic_write_bytes(path, data)
         return
     names = {1: ("Y",), 3: ("R", "G", "B"), 4: ("R", "G", "B", "A")}[c]
@@ -180,15 +202,28 @@ def encode_file(path: Path, pixels: np.ndarray, fmt: str, *, png_compression: in
     if spec.ext == ".exr":
         attrs["compression"] = exr_compression
         fmt_type = oiio.HALF if spec.bits == 16 else oiio.FLOAT
+        attrs.update(exr_attributes(provenance))
         if metadata is not None:
             attrs[metadata[0]] = metadata[1]
     else:
         attrs["compression"] = "zip"
         attrs["oiio:UnassociatedAlpha"] = 1
         fmt_type = oiio.FLOAT
+        attrs.update(tiff_attributes(provenance, description_free=metadata is None))
         if metadata is not None:
             attrs["ImageDescription"] = metadata[1]
     atomic_write_with(path, lambda tmp: _oiio_write(tmp, pixels, fmt_type, names, attrs))
+
+
+def frame_provenance(writer: FrameWriter, index: int, info: FrameInfo | None,
+                     extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The provenance facts of one written frame: ``frame_index``, ``frame_number`` (as in the
+    file name, offset included) and the caller's ``extra["provenance"]`` mapping."""
+    facts: dict[str, Any] = {"frame_index": int(index),
+                             "frame_number": writer.frame_number(index, info)
+                             + int(getattr(writer.cfg, "offset", 0))}
+    facts.update(extra.get("provenance") or {})
+    return facts
 
 
 @dataclass(frozen=True)
@@ -255,7 +290,8 @@ class ImageSequenceWriter(FrameWriter):
         pixels = _prepare(frame, spec, self.cfg.input_space, self.cfg.exr_premultiply)
         target = self.path_for(index, info)
         encode_file(target, pixels, self.cfg.format, png_compression=self.cfg.png_compression,
-                    jpeg_quality=self.cfg.jpeg_quality, exr_compression=self.cfg.exr_compression)
+                    jpeg_quality=self.cfg.jpeg_quality, exr_compression=self.cfg.exr_compression,
+                    provenance=frame_provenance(self, index, info, extra))
         self.written.append(target)
 
     def _close(self) -> None:

@@ -5,7 +5,8 @@ coverage). Output: single-channel 8- or 16-bit PNG (rounded to the nearest code)
 ``Y`` channel (half or float, the values as given). Named like the ``images`` writer, by default
 ``<stem>_mask_<frame_number:06d>.<ext>`` so it can share a folder with the frames without a name
 clash (give it its own folder to re-read it with :func:`faceplate.io.media.open_source`).
-Written atomically per file, like every sequence writer.
+Written atomically per file, like every sequence writer, with the provenance metadata of
+:func:`~faceplate.convert.writers.images.encode_file` (``extra["provenance"]`` adds facts).
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ from faceplate.convert.writers.base import (
     prepare_folder,
     resolve_stem,
 )
-from faceplate.convert.writers.images import IMAGE_FORMATS, ExrCompression, encode_file
+from faceplate.convert.writers.images import (
+    IMAGE_FORMATS,
+    ExrCompression,
+    encode_file,
+    frame_provenance,
+)
 from faceplate.core.config import option
 from faceplate.core.errors import OutputError
 from faceplate.core.types import FrameInfo
@@ -74,7 +80,8 @@ class MaskSequenceWriter(FrameWriter):
                extra: dict[str, Any]) -> None:
         target = self.path_for(index, info)
         encode_file(target, frame, self.cfg.format, png_compression=self.cfg.png_compression,
-                    exr_compression=self.cfg.exr_compression)
+                    exr_compression=self.cfg.exr_compression,
+                    provenance=frame_provenance(self, index, info, extra))
         self.written.append(target)
 
     def _close(self) -> None:

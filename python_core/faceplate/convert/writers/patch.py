@@ -30,6 +30,10 @@ Matrix convention: ``M`` maps a point ``p = (x, y)`` to ``M[:, :2] @ p + M[:, 2]
 the patch; with ``origin="bottom-left"`` (OpenFX, Nuke) y points up from their bottom edges, i.e.
 ``y_bl = H − y_tl`` in the frame and ``y_bl = h − y_tl`` in the patch (:func:`convert_origin`).
 
+Provenance: every patch and mask file also carries the statement that the face was synthetically
+replaced (:func:`~faceplate.convert.writers.images.encode_file`), with the frame index and number,
+the face slot and the facts the caller passes as ``extra["provenance"]`` to :meth:`write`.
+
 Empty frames (no face): ``empty="blank"`` writes one fully transparent patch (face slot 0, the size
 of the last patch written, else ``blank_size``; metadata ``"empty": true`` and null matrices) so a
 compositor sees no missing frame; ``"skip"`` writes nothing.
@@ -164,6 +168,7 @@ class PatchWriter(FrameWriter):
         self.patches_written = 0
         self._last_size: tuple[int, int] | None = None
         self._faces_in_frame: dict[int, int] = {}
+        self._provenance: dict[str, Any] = {}
 
     @property
     def ext(self) -> str:
@@ -189,6 +194,7 @@ class PatchWriter(FrameWriter):
         empty frame (see ``empty``)."""
         faces: Sequence[PatchFace | tuple[np.ndarray, np.ndarray, np.ndarray]] = (
             extra.get("faces") or ())
+        self._provenance = dict(extra.get("provenance") or {})
         if not faces:
             self.write_empty(index, info)
             return
@@ -305,16 +311,18 @@ class PatchWriter(FrameWriter):
                               None if mask_path is None else mask_path.name)
         text = json.dumps(meta, indent=1)
         key = EXR_ATTR if spec.ext == ".exr" else PNG_KEY
+        facts = {"frame_index": int(index), "frame_number": meta["frame_number"],
+                 "face_index": int(face_index), **self._provenance}
         if mask_path is not None:
             encode_file(mask_path, mask[..., None], fmt,
-                        png_compression=self.cfg.png_compression)
+                        png_compression=self.cfg.png_compression, provenance=facts)
             pixels = rgb
         else:
             a = mask[..., None]
             colour = rgb * a if meta["alpha"] == "premultiplied" else rgb
             pixels = np.concatenate([colour, a], axis=2)
         encode_file(target, pixels, fmt, png_compression=self.cfg.png_compression,
-                    metadata=(key, text))
+                    metadata=(key, text), provenance=facts)
         if self.cfg.sidecar:
             atomic_write_bytes(target.with_suffix(".json"), (text + "\n").encode("utf-8"))
         if mask_path is not None:

@@ -25,6 +25,13 @@ else it is decoded and re-encoded to AAC (``audio_bitrate`` kbit/s); ``"aac"`` a
 range keeps its own stretch of sound). Audio packets are interleaved with the video as it is
 written.
 
+Provenance (always, no option turns it off): the container carries the statement that a face was
+synthetically replaced (:func:`faceplate.provenance.metadata.video_metadata`: ``comment``,
+``description`` and ``faceplate:*`` keys, MP4/MOV written with ``movflags=+use_metadata_tags`` so
+the custom keys are kept), plus whatever the first :meth:`~VideoWriter.write` passes as
+``extra["provenance"]`` (e.g. ``{"model_id": ...}``). The signed C2PA manifest is added after the
+file is finished (:func:`faceplate.provenance.c2pa_sign.sign_outputs`).
+
 Crash behaviour: the video is written to ``<stem>.partial<ext>`` next to the output and moved onto
 the output name by :meth:`VideoWriter.close`, so a file under the output name is always a finished,
 valid container. ``close`` runs on leaving a ``with`` block even when an exception ends it (the
@@ -62,6 +69,7 @@ from faceplate.core.config import Config, option
 from faceplate.core.errors import ConfigError, OutputError
 from faceplate.core.types import FrameInfo
 from faceplate.io.media import is_video
+from faceplate.provenance.metadata import video_metadata
 
 #: H.264/H.265 encoders present in this PyAV build, in order of preference.
 VIDEO_ENCODERS: tuple[str, ...] = tuple(
@@ -301,9 +309,12 @@ class VideoWriter(FrameWriter):
         self._step = max(1, round(1 / (self.rate * self.time_base)))
         self.partial = out.with_name(f"{out.stem}.partial{out.suffix}")
         options: dict[str, str] = {}
-        if self.cfg.fragmented and out.suffix.lower() in (".mp4", ".m4v", ".mov"):
-            options["movflags"] = "+frag_keyframe+empty_moov+default_base_moof"
-            options["flush_packets"] = "1"  # hand each fragment to the OS as it is finished
+        if out.suffix.lower() in (".mp4", ".m4v", ".mov"):
+            # use_metadata_tags: keep the provenance keys (not only the iTunes set) in the file
+            options["movflags"] = "+use_metadata_tags"
+            if self.cfg.fragmented:
+                options["movflags"] += "+frag_keyframe+empty_moov+default_base_moof"
+                options["flush_packets"] = "1"  # hand each fragment to the OS as it is finished
         try:
             with contextlib.suppress(FileNotFoundError):
                 self.partial.unlink()
@@ -311,6 +322,7 @@ class VideoWriter(FrameWriter):
         except (av.error.FFmpegError, OSError) as err:
             raise OutputError(f"cannot create the video file ({err})", self.partial) from None
         try:
+            self._container.metadata.update(video_metadata())
             self._add_video_stream()
             if has_audio and self.cfg.audio != "none":
                 assert self.source is not None
@@ -370,6 +382,9 @@ class VideoWriter(FrameWriter):
 
     def _write(self, index: int, frame: np.ndarray, info: FrameInfo | None,
                extra: dict[str, Any]) -> None:
+        if self.frames_written == 0 and extra.get("provenance"):
+            # The header (with the metadata) is written with the first packet: still in time.
+            self._container.metadata.update(video_metadata(extra["provenance"]))
         vf = self._to_video_frame(frame)
         pts = self.pts_for(index)
         vf.pts = pts

@@ -1,0 +1,152 @@
+"""The OFX node's overhead: host → worker → host against calling the Python swap directly.
+
+One 1920×1080 float RGBA frame (frame 0 of ``samples.upscaled_clip("single_face.mp4", 48)`` in
+scene-linear float, alpha 1) is rendered by Faceplate Swap with an untrained ``df`` 128 px model
+(the convert benchmark's, cached) three ways:
+
+* ``direct``: :func:`faceplate.ofx.render.render` in this process (what the node runs);
+* ``host``: the real bundle loaded by the C++ test host (``tests/ofx_host``), which converts the
+  host image to a float frame, sends it to ``faceplate-worker`` over the UNIX socket + memfd,
+  waits, and writes the result back (per-frame milliseconds reported by the host);
+* ``bridge``: ``faceplate-bridge-probe`` — the worker round trip alone, with the worker's own
+  Python time (``python_ms``) subtracted: the pure IPC cost.
+
+The first frame of each (model loading) is dropped; figures are medians. Overhead =
+``host − direct`` (noisy: both contain the whole swap) and ``bridge − python_ms`` (exact). The
+target is ≤ 10 ms per frame. Writes JSON (``--output``) and prints it; never asserts on time.
+
+Usage: python benchmarks/ofx.py [--frames 8] [--output bench_out/ofx.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench_common import machine_info, write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "build" / "bench-ofx"
+
+
+def build() -> tuple[Path, Path, Path, Path]:
+    """(test host, bundle, bridge probe, worker) built with CMake in Release."""
+    py = ROOT / ".venv" / "bin" / "python"
+    subprocess.run(["cmake", "-S", str(ROOT), "-B", str(BUILD), "-DCMAKE_BUILD_TYPE=Release",
+                    f"-DFACEPLATE_PYTHON={py}"], check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", str(BUILD), "-j2", "--target", "FaceplateOFX",
+                    "faceplate-ofx-testhost", "faceplate-bridge-probe", "faceplate-worker"],
+                   check=True, capture_output=True)
+    bundle = BUILD / "ofx_plugin" / "Faceplate.ofx.bundle"
+    worker = next(bundle.rglob("faceplate-worker"))
+    return (BUILD / "tests" / "ofx_host" / "faceplate-ofx-testhost", bundle,
+            BUILD / "cpp_bridge" / "faceplate-bridge-probe", worker)
+
+
+def frame_1080p() -> Any:
+    """H×W×4 float32 scene-linear RGBA, top-down."""
+    import numpy as np
+
+    from faceplate.core.colorspace import srgb_to_linear
+    from faceplate.io import samples
+    from faceplate.io.media import open_source
+
+    with open_source(samples.upscaled_clip("single_face.mp4", 48)) as src:
+        rgb = src.read(0).rgb
+    lin = srgb_to_linear(rgb.astype(np.float32) / np.float32(255.0))
+    alpha = np.ones(lin.shape[:2] + (1,), np.float32)
+    return np.ascontiguousarray(np.concatenate([lin, alpha], axis=2), dtype=np.float32)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--output", type=Path, default=Path("bench_out/ofx.json"))
+    args = ap.parse_args()
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from convert import prepare  # the convert benchmark's cached df 128 model
+    from faceplate.io import samples
+    from faceplate.ofx.effects import SWAP_ID
+    from faceplate.ofx.render import render
+
+    work = samples.cache_dir().parent / "derived" / "bench_convert_48"
+    work.mkdir(parents=True, exist_ok=True)
+    _, _, model_dir = prepare(48, work)
+    host, bundle, probe, worker = build()
+    frame = frame_1080p()
+    h, w = frame.shape[:2]
+    params = {"model": str(model_dir)}
+    n = args.frames
+
+    # direct
+    direct: list[float] = []
+    faces = 0
+    for _ in range(n + 1):
+        t = time.perf_counter()
+        res = render(SWAP_ID, frame, params)
+        direct.append((time.perf_counter() - t) * 1000.0)
+        faces = res.faces
+    direct = direct[1:]
+
+    tmp = BUILD / "bench_io"
+    tmp.mkdir(parents=True, exist_ok=True)
+    f32 = tmp / "frame.f32"
+    f32.write_bytes(b"FPF32\0\0\0" + struct.pack("<3I", w, h, 4) + frame.astype("<f4").tobytes())
+    raw = tmp / "frame.raw"
+    raw.write_bytes(frame.astype("<f4").tobytes())
+
+    # host → worker → host
+    proc = subprocess.run([str(host), "render", str(bundle), "--plugin", SWAP_ID, "--input",
+                           str(f32), "--depth", "float", "--components", "RGBA",
+                           "--param", f"model={model_dir}", "--frames", f"1-{n + 1}"],
+                          capture_output=True, text=True, timeout=1200)
+    js = json.loads(proc.stdout)
+    host_ms = [f["ms"] for f in js["frames"]][1:]
+    statuses = sorted({f["status"] for f in js["frames"]})
+
+    # the bridge alone
+    proc = subprocess.run([str(probe), "--worker", str(worker), "--effect", SWAP_ID,
+                           "--width", str(w), "--height", str(h), "--in", str(raw),
+                           "--params", json.dumps(params),
+                           "--steps", ",".join(["render"] * (n + 1))],
+                          capture_output=True, text=True, timeout=1200)
+    steps = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    renders = [s for s in steps if s["step"] == "render"][1:]
+    ipc = [s["ms"] - s["python_ms"] for s in renders]
+
+    med = statistics.median
+    report = {
+        "benchmark": "ofx",
+        "frame": {"width": w, "height": h, "format": "float32 RGBA scene-linear",
+                  "faces": faces},
+        "model": {"architecture": "df", "size": 128, "weights": "random (untrained)"},
+        "settings": "Faceplate Swap defaults (detect per frame, colour rct, blend overlay)",
+        "machine": machine_info(),
+        "results": {
+            "frames_timed": n,
+            "direct_ms": med(direct),
+            "host_ms": med(host_ms),
+            "host_statuses": statuses,
+            "overhead_host_minus_direct_ms": med(host_ms) - med(direct),
+            "bridge_ms": med([s["ms"] for s in renders]),
+            "bridge_python_ms": med([s["python_ms"] for s in renders]),
+            "bridge_faces": sorted({s["faces"] for s in renders}),
+            "overhead_ipc_ms": med(ipc),
+            "target_overhead_ms": 10.0,
+            "direct_all_ms": direct, "host_all_ms": host_ms, "ipc_all_ms": ipc,
+        },
+    }
+    write_report(report, args.output)
+
+
+if __name__ == "__main__":
+    main()

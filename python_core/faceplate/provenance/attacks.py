@@ -1,0 +1,129 @@
+"""What the watermark must survive, and a stand-in swap to mark real footage with.
+
+Used by the watermark tests and ``benchmarks/provenance.py``; each attack is what issue #6
+names: JPEG at a quality, H.264 at a CRF (PyAV, in memory), a resize, and a grade (exposure in
+linear light plus a saturation change).
+
+Conventions: frames are H×W×3 ``uint8`` display sRGB (RGB, top-left origin); landmarks 68×2
+(x, y) frame pixels, pixel centres at +0.5.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import av
+import cv2
+import numpy as np
+
+from faceplate.convert.composite import paste_back
+from faceplate.core.colorspace import linear_to_srgb, srgb_to_linear
+from faceplate.core.geometry import crop_matrix, to_cv2
+from faceplate.extract.mask import MASKERS
+from faceplate.provenance.watermark import canon_to_crop, embed_face
+
+
+def _u8(x: np.ndarray) -> np.ndarray:
+    return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def jpeg(frame: np.ndarray, quality: int) -> np.ndarray:
+    """Encode and decode with OpenCV's JPEG (4:2:0) at ``quality``."""
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(frame[..., ::-1]),
+                           [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError("jpeg: OpenCV could not encode the frame")
+    dec = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if dec is None:
+        raise ValueError("jpeg: OpenCV could not decode its own JPEG")
+    return np.ascontiguousarray(dec[..., ::-1])
+
+
+def h264(frames: Sequence[np.ndarray], crf: int, fps: int = 25) -> list[np.ndarray]:
+    """Encode a clip with libx264 (yuv420p, preset medium) at ``crf`` and decode it back."""
+    h, w = frames[0].shape[:2]
+    w2, h2 = w - w % 2, h - h % 2
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w2, h2, "yuv420p"
+        stream.options = {"crf": str(int(crf)), "preset": "medium"}
+        for f in frames:
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[:h2, :w2]), format="rgb24")
+            for packet in stream.encode(vf):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    buf.seek(0)
+    with av.open(buf, "r") as inp:
+        return [f.to_ndarray(format="rgb24") for f in inp.decode(video=0)]
+
+
+def downscale(frame: np.ndarray, factor: float) -> np.ndarray:
+    """Resize by ``factor`` with area averaging (what a delivery down-res does)."""
+    h, w = frame.shape[:2]
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def grade(frame: np.ndarray, exposure: float, saturation: float) -> np.ndarray:
+    """Multiply linear light by ``exposure`` and scale chroma (around linear luminance) by
+    ``saturation``; back to display sRGB uint8."""
+    lin = srgb_to_linear(frame.astype(np.float32) / np.float32(255.0)) * np.float32(exposure)
+    y = lin @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    lin = y[..., None] + (lin - y[..., None]) * np.float32(saturation)
+    return _u8(linear_to_srgb(np.clip(lin, 0.0, None)))
+
+
+@dataclass(frozen=True)
+class Swapped:
+    """A face "swapped" for the watermark tests (the plate's own face, re-pasted).
+
+    Attributes:
+        marked: H×W×3 uint8 frame with the marked face pasted.
+        plain: The same paste without the mark (the reference for the PSNR).
+        matte: H×W float32 in [0, 1], where the face was pasted.
+    """
+
+    marked: np.ndarray
+    plain: np.ndarray
+    matte: np.ndarray
+
+
+def swap_face(frame: np.ndarray, landmarks: np.ndarray, model_id: str,
+              size: int = 128) -> Swapped:
+    """Imitate ``swap_frame`` on one face with an identity "model".
+
+    The face is cropped as a model would see it (``crop_matrix(landmarks, size, "face", 1.0)``,
+    bicubic), marked with :func:`embed_face` in that crop space, and pasted back with the
+    ``extended`` landmark mask and the default (overlay) blend.
+    """
+    m = crop_matrix(landmarks, size, "face", 1.0)
+    crop_u8 = cv2.warpAffine(frame, to_cv2(m), (size, size), flags=cv2.INTER_CUBIC,
+                             borderMode=cv2.BORDER_REPLICATE)
+    face = crop_u8.astype(np.float32) / np.float32(255.0)
+    mask = MASKERS.create("extended").mask(crop_u8, landmarks.astype(np.float32), m)
+    mask_f = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), size / 64.0)
+    marked = embed_face(face, canon_to_crop(landmarks, m), model_id)
+    plate = frame.astype(np.float32) / np.float32(255.0)
+    out_m = paste_back(plate, marked, np.clip(mask_f, 0.0, 1.0), m)
+    out_p = paste_back(plate, face, np.clip(mask_f, 0.0, 1.0), m)
+    ones = np.ones((size, size, 1), np.float32)
+    matte = paste_back(np.zeros(frame.shape[:2] + (1,), np.float32), ones,
+                       np.clip(mask_f, 0.0, 1.0), m)[..., 0]
+    return Swapped(_u8(out_m), _u8(out_p), matte)
+
+
+def face_psnr(marked: np.ndarray, plain: np.ndarray, matte: np.ndarray,
+              threshold: float = 0.5) -> float:
+    """PSNR (dB, peak 255) of ``marked`` against ``plain`` over the pixels where
+    ``matte > threshold`` (all three channels)."""
+    sel = matte > threshold
+    diff = marked[sel].astype(np.float64) - plain[sel].astype(np.float64)
+    mse = float(np.mean(diff**2)) if diff.size else 0.0
+    return float("inf") if mse == 0.0 else float(10.0 * np.log10(255.0**2 / mse))
+
+
+__all__ = ["Swapped", "downscale", "face_psnr", "grade", "h264", "jpeg", "swap_face"]
