@@ -193,6 +193,15 @@ bool WorkerClient::sleep_for_test(int ms, std::string& err) {
   return true;
 }
 
+std::string render_request_json(const std::string& effect, int width, int height,
+                                const std::string& params_json, double time,
+                                const std::string& action) {
+  return "{\"effect\": " + json_quote(effect) + ", \"width\": " + std::to_string(width) +
+         ", \"height\": " + std::to_string(height) + ", \"time\": " + json_number(time) +
+         ", \"action\": " + json_quote(action) + ", \"params\": " +
+         (params_json.empty() ? "{}" : params_json) + "}";
+}
+
 bool WorkerClient::render(const std::string& effect, const float* src, int width, int height,
                           const std::string& params_json, float* dst, RenderReply& out,
                           std::string& err, double time, const std::string& action) {
@@ -215,11 +224,7 @@ bool WorkerClient::render(const std::string& effect, const float* src, int width
     in_bytes_ = bytes;
   }
   std::memcpy(in_map_.data(), src, bytes);  // the one copy in
-  std::string payload = "{\"effect\": " + json_quote(effect) + ", \"width\": " +
-                        std::to_string(width) + ", \"height\": " + std::to_string(height) +
-                        ", \"time\": " + json_number(time) + ", \"action\": " +
-                        json_quote(action) + ", \"params\": " +
-                        (params_json.empty() ? "{}" : params_json) + "}";
+  std::string payload = render_request_json(effect, width, height, params_json, time, action);
   Message reply;
   if (!roundtrip(MsgType::kRender, payload, in_fd_.get(), reply, err)) return false;
   UniqueFd rfd(reply.fd);

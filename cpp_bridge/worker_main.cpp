@@ -7,9 +7,10 @@
 // `home=<python prefix>`, `site=<site-packages dir>` and `path=<dir on sys.path>`: the venv and
 // python_core go on sys.path explicitly, never through PYTHONPATH (the interpreter is isolated).
 //
-// GIL: taken once per request, inside one scope; socket I/O and waiting happen without it.
-#include <pybind11/embed.h>
-#include <pybind11/numpy.h>
+// `libpython=<path>` names the shared libpython (the in-process placement loads it).
+//
+// GIL: taken once per request, inside one scope (pycore.h); socket I/O and waiting happen
+// without it.
 #include <unistd.h>
 
 #include <chrono>
@@ -23,17 +24,13 @@
 #include <vector>
 
 #include "faceplate/ipc.h"
+#include "faceplate/pycore.h"
 
-namespace py = pybind11;
 using namespace faceplate::ipc;
+using faceplate::pycore::Core;
+using faceplate::pycore::Paths;
 
 namespace {
-
-struct Paths {
-  std::string home;
-  std::vector<std::string> site;
-  std::vector<std::string> path;
-};
 
 std::string exe_dir() {
   char buf[PATH_MAX];
@@ -41,40 +38,6 @@ std::string exe_dir() {
   if (n <= 0) return ".";
   std::string s(buf, static_cast<std::size_t>(n));
   return s.substr(0, s.rfind('/'));
-}
-
-bool read_paths(const std::string& file, Paths& p, std::string& err) {
-  std::ifstream in(file);
-  if (!in) {
-    err = "cannot read the paths file " + file;
-    return false;
-  }
-  std::string line;
-  while (std::getline(in, line)) {
-    auto eq = line.find('=');
-    if (line.empty() || line[0] == '#' || eq == std::string::npos) continue;
-    std::string k = line.substr(0, eq), v = line.substr(eq + 1);
-    if (k == "home") p.home = v;
-    else if (k == "site") p.site.push_back(v);
-    else if (k == "path") p.path.push_back(v);
-  }
-  if (p.home.empty()) {
-    err = "paths file " + file + " has no home= line";
-    return false;
-  }
-  return true;
-}
-
-// Python objects the worker keeps; created and destroyed with the GIL held.
-struct PyState {
-  py::object json_loads, json_dumps, render_into, perf_counter;
-  std::string import_error;
-  std::string version;
-};
-
-std::string describe_python_error(py::error_already_set& e) {
-  std::string type = e.type() ? py::str(e.type().attr("__name__")).cast<std::string>() : "Error";
-  return type + ": " + py::str(e.value()).cast<std::string>();
 }
 
 // The reply frame: one memfd reused while the frame size stays the same.
@@ -94,73 +57,47 @@ Reply error_reply(const std::string& what) {
   return Reply{MsgType::kError, "{\"error\": " + json_quote(what) + "}", -1};
 }
 
-Reply handle_render(PyState& st, const Message& msg, OutBuffer& out) {
+Reply handle_render(Core& core, const Message& msg, OutBuffer& out) {
   if (msg.fd < 0) return error_reply("render request without a frame descriptor");
-  py::gil_scoped_acquire gil;  // the one GIL scope of this request
-  if (!st.render_into) return error_reply("Python core unavailable: " + st.import_error);
-  try {
-    py::dict req = st.json_loads(py::bytes(msg.payload));
-    long long w = req["width"].cast<long long>(), h = req["height"].cast<long long>();
-    std::string effect = req["effect"].cast<std::string>();
-    py::object params = req.contains("params") ? py::object(req["params"]) : py::dict();
-    double time = req.contains("time") ? req["time"].cast<double>() : 0.0;
-    std::string action = req.contains("action") ? req["action"].cast<std::string>() : "render";
-    if (w < 1 || h < 1 || w > 65536 || h > 65536)
-      return error_reply("frame size " + std::to_string(w) + "x" + std::to_string(h) +
-                         " is out of range");
+  Mapping in;  // unmapped when this request is done (Python keeps no view of it)
+  auto buffers = [&](int w, int h, const float*& src, float*& dst, std::string& err) {
     std::uint64_t bytes = static_cast<std::uint64_t>(w) * static_cast<std::uint64_t>(h) * 16u;
-    if (bytes > kMaxFrameBytes) return error_reply("frame too large");
-    std::string err;
-    Mapping in = map_frame(msg.fd, bytes, false, err);
-    if (!in.data()) return error_reply(err);
+    if (bytes > kMaxFrameBytes) {
+      err = "frame too large";
+      return false;
+    }
+    in = map_frame(msg.fd, bytes, false, err);
+    if (!in.data()) return false;
     if (out.bytes != bytes) {
       out.map = Mapping();
       out.fd = make_frame_memfd(bytes, err);
-      if (!out.fd) return error_reply(err);
+      if (!out.fd) return false;
       out.map = map_frame(out.fd.get(), bytes, true, err);
       if (!out.map.data()) {
         out.fd.reset();
-        return error_reply(err);
+        out.bytes = 0;
+        return false;
       }
       out.bytes = bytes;
     }
-    std::vector<py::ssize_t> shape{h, w, 4};
-    std::vector<py::ssize_t> strides{w * 16, 16, 4};
-    // Zero-copy views: a base object is required or pybind11 copies the data. The input's
-    // capsule owns its mapping (unmapped when NumPy drops the last view); the output buffer
-    // lives in `out`, so its capsule owns nothing.
-    auto* owned = new Mapping(std::move(in));
-    float* src = static_cast<float*>(owned->data());
-    py::capsule in_base(owned, [](void* p) { delete static_cast<Mapping*>(p); });
-    py::array_t<float> src_arr(shape, strides, src, in_base);
-    src_arr.attr("setflags")(py::arg("write") = false);
-    py::capsule out_base(out.map.data(), [](void*) {});
-    py::array_t<float> dst_arr(shape, strides, static_cast<float*>(out.map.data()), out_base);
-    double t0 = st.perf_counter().cast<double>();
-    py::tuple res = st.render_into(effect, src_arr, params, dst_arr, time, action);
-    double t1 = st.perf_counter().cast<double>();
-    py::dict rep;
-    rep["status"] = res[0];
-    rep["faces"] = res[1];
-    rep["python_ms"] = (t1 - t0) * 1000.0;
-    std::string payload = st.json_dumps(rep).cast<std::string>();
-    return Reply{MsgType::kRenderOk, payload, out.fd.get()};
-  } catch (py::error_already_set& e) {
-    return error_reply(describe_python_error(e));
-  } catch (const std::exception& e) {
-    return error_reply(std::string("bad render request: ") + e.what());
-  }
+    src = static_cast<const float*>(in.data());
+    dst = static_cast<float*>(out.map.data());
+    return true;
+  };
+  std::string reply, err;
+  if (!core.call(msg.payload, buffers, reply, err)) return error_reply(err);
+  return Reply{MsgType::kRenderOk, reply, out.fd.get()};
 }
 
-std::string pong_payload(const PyState& st) {
-  return "{\"pid\": " + std::to_string(::getpid()) + ", \"python\": " + json_quote(st.version) +
-         ", \"ready\": " + (st.render_into ? "true" : "false") +
-         ", \"error\": " + json_quote(st.import_error) + "}";
+std::string pong_payload(const Core& core) {
+  return "{\"pid\": " + std::to_string(::getpid()) + ", \"python\": " +
+         json_quote(core.version()) + ", \"ready\": " + (core.ready() ? "true" : "false") +
+         ", \"error\": " + json_quote(core.import_error()) + "}";
 }
 
 // Serves one connection until it closes or sends something malformed. Returns false on
 // a shutdown request.
-bool serve(int conn, PyState& st, OutBuffer& out, bool test_requests) {
+bool serve(int conn, Core& core, OutBuffer& out, bool test_requests) {
   for (;;) {
     Message msg;
     std::string err;
@@ -176,13 +113,11 @@ bool serve(int conn, PyState& st, OutBuffer& out, bool test_requests) {
     }
     Reply reply;
     switch (msg.type()) {
-      case MsgType::kPing: {
-        py::gil_scoped_acquire gil;
-        reply = Reply{MsgType::kPong, pong_payload(st), -1};
+      case MsgType::kPing:
+        reply = Reply{MsgType::kPong, pong_payload(core), -1};
         break;
-      }
       case MsgType::kRender:
-        reply = handle_render(st, msg, out);
+        reply = handle_render(core, msg, out);
         break;
       case MsgType::kSleep: {
         if (!test_requests) {
@@ -208,64 +143,35 @@ bool serve(int conn, PyState& st, OutBuffer& out, bool test_requests) {
 }
 
 int run(const std::string& socket_path, const Paths& paths, bool test_requests) {
-  PyConfig config;
-  PyConfig_InitIsolatedConfig(&config);
-  config.install_signal_handlers = 0;
-  config.site_import = 0;  // our site dirs are added explicitly below
-  std::wstring home(paths.home.begin(), paths.home.end());
-  PyStatus status = PyConfig_SetString(&config, &config.home, home.c_str());
-  if (PyStatus_Exception(status)) {
-    std::fprintf(stderr, "faceplate-worker: bad Python home %s\n", paths.home.c_str());
+  Core core;
+  std::string err;
+  if (!core.start(paths, "faceplate-worker", err)) {  // returns with the GIL released
+    std::fprintf(stderr, "faceplate-worker: %s\n", err.c_str());
     return 2;
   }
-  const char* py_argv[] = {"faceplate-worker"};
-  py::scoped_interpreter guard(&config, 1, py_argv, false);
-  auto st = std::make_unique<PyState>();
-  {
-    py::module_ sys = py::module_::import("sys");
-    std::string version = py::str(sys.attr("version")).cast<std::string>();
-    st->version = version.substr(0, version.find(' '));
-    py::module_ site = py::module_::import("site");
-    for (const auto& s : paths.site) site.attr("addsitedir")(s);
-    py::list sys_path = sys.attr("path");
-    for (auto it = paths.path.rbegin(); it != paths.path.rend(); ++it) sys_path.insert(0, *it);
-    py::module_ json = py::module_::import("json");
-    st->json_loads = json.attr("loads");
-    st->json_dumps = json.attr("dumps");
-    st->perf_counter = py::module_::import("time").attr("perf_counter");
-    try {
-      st->render_into = py::module_::import("faceplate.ofx.render").attr("render_into");
-    } catch (py::error_already_set& e) {
-      st->import_error = describe_python_error(e);
-      std::fprintf(stderr, "faceplate-worker: %s\n", st->import_error.c_str());
-    }
-  }
-  std::string err;
+  if (!core.ready()) std::fprintf(stderr, "faceplate-worker: %s\n", core.import_error().c_str());
   UniqueFd listener = listen_unix(socket_path, err);
   if (!listener) {
     std::fprintf(stderr, "faceplate-worker: %s\n", err.c_str());
-    py::gil_scoped_acquire gil;
-    st.reset();
     return 2;
   }
-  {
-    py::gil_scoped_release nogil;  // held again only inside each request's scope
-    OutBuffer out;
-    bool running = true;
-    while (running) {
-      UniqueFd conn = accept_unix(listener.get(), -1, err);
-      if (!conn) continue;
-      int pid = 0;
-      if (!peer_is_same_user(conn.get(), &pid, err)) {
-        std::fprintf(stderr, "faceplate-worker: refused a connection: %s\n", err.c_str());
-        continue;
-      }
-      running = serve(conn.get(), *st, out, test_requests);
+  OutBuffer out;
+  bool running = true;
+  while (running) {
+    UniqueFd conn = accept_unix(listener.get(), -1, err);
+    if (!conn) continue;
+    int pid = 0;
+    if (!peer_is_same_user(conn.get(), &pid, err)) {
+      std::fprintf(stderr, "faceplate-worker: refused a connection: %s\n", err.c_str());
+      continue;
     }
+    running = serve(conn.get(), core, out, test_requests);
   }
-  st.reset();  // py::object destructors with the GIL held
   ::unlink(socket_path.c_str());
-  return 0;
+  // The interpreter is not finalised: the process ends here (finalising could wait on threads
+  // that libraries such as torch started).
+  std::fflush(nullptr);
+  ::_exit(0);
 }
 
 }  // namespace
@@ -290,7 +196,7 @@ int main(int argc, char** argv) {
   }
   Paths paths;
   std::string err;
-  if (!read_paths(paths_file, paths, err)) {
+  if (!faceplate::pycore::read_paths(paths_file, paths, err)) {
     std::fprintf(stderr, "faceplate-worker: %s\n", err.c_str());
     return 2;
   }

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -202,6 +203,84 @@ std::shared_ptr<faceplate::WorkerClient> worker() {
     gWorker = std::make_shared<faceplate::WorkerClient>(o);
   }
   return gWorker;
+}
+
+// ---- placement: faceplate-worker (default) or in-process -----------------------------------
+// FACEPLATE_OFX_PLACEMENT=inprocess loads libfaceplate_inproc.so (and its libpython, RTLD_GLOBAL)
+// into the host — only when the host has no Python of its own (Py_IsInitialized not visible in
+// its global scope: a second libpython beside the host's is a crash waiting to happen). Any
+// failure falls back to the worker. The choice is made once per process and logged on stderr.
+typedef int (*InprocStartFn)(const char*, char*, int);
+typedef int (*InprocRenderFn)(const char*, const float*, float*, int, int, char*, int, char*,
+                              int);
+std::once_flag gPlacementOnce;
+bool gInProcess = false;
+InprocRenderFn gInprocRender = nullptr;
+std::string gPlacementNote;
+
+std::string pathsValue(const std::string& file, const std::string& key) {
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(key + "=", 0) == 0) return line.substr(key.size() + 1);
+  return "";
+}
+
+void choosePlacement() {
+  const char* env = std::getenv("FACEPLATE_OFX_PLACEMENT");
+  const std::string want = env ? env : "worker";
+  const std::string bin = gContentsDir + "/" + kArchDir;
+  if (want != "inprocess") {
+    gPlacementNote = "rendering in faceplate-worker";
+  } else if (dlsym(RTLD_DEFAULT, "Py_IsInitialized") != nullptr) {
+    gPlacementNote = "FACEPLATE_OFX_PLACEMENT=inprocess ignored: the host has its own Python; "
+                     "rendering in faceplate-worker";
+  } else {
+    const std::string paths = bin + "/faceplate-worker.paths";
+    const std::string libpython = pathsValue(paths, "libpython");
+    void* py = libpython.empty() ? nullptr : dlopen(libpython.c_str(), RTLD_NOW | RTLD_GLOBAL);
+    void* lib = py ? dlopen((bin + "/libfaceplate_inproc.so").c_str(), RTLD_NOW | RTLD_LOCAL)
+                   : nullptr;
+    auto start = lib ? reinterpret_cast<InprocStartFn>(dlsym(lib, "faceplate_inproc_start"))
+                     : nullptr;
+    auto render = lib ? reinterpret_cast<InprocRenderFn>(dlsym(lib, "faceplate_inproc_render"))
+                      : nullptr;
+    char err[2048] = {0};
+    if (!py || !lib || !start || !render) {
+      const char* why = dlerror();
+      gPlacementNote = std::string("in-process placement unavailable (") +
+                       (why ? why : "no libpython in the paths file") +
+                       "); rendering in faceplate-worker";
+    } else if (!start(paths.c_str(), err, sizeof err)) {
+      gPlacementNote = std::string("in-process Python failed to start (") + err +
+                       "); rendering in faceplate-worker";
+    } else {
+      gInProcess = true;
+      gInprocRender = render;
+      gPlacementNote = "rendering in-process";
+    }
+  }
+  std::fprintf(stderr, "Faceplate.ofx: %s\n", gPlacementNote.c_str());
+}
+
+// One render or analysis request, in whichever placement was chosen. src and dst must not alias.
+bool renderCall(const std::string& effect, const float* src, int w, int h,
+                const std::string& params, float* dst, faceplate::RenderReply& reply,
+                std::string& err, double t, const std::string& action = "render") {
+  std::call_once(gPlacementOnce, choosePlacement);
+  if (!gInProcess) return worker()->render(effect, src, w, h, params, dst, reply, err, t, action);
+  const std::string req = faceplate::render_request_json(effect, w, h, params, t, action);
+  std::vector<char> rep(8192, 0), e(8192, 0);
+  if (!gInprocRender(req.c_str(), src, dst, w, h, rep.data(), static_cast<int>(rep.size()),
+                     e.data(), static_cast<int>(e.size()))) {
+    err = e.data();
+    return false;
+  }
+  const std::string json = rep.data();
+  reply = faceplate::RenderReply();
+  faceplate::ipc::json_get_string(json, "status", reply.status);
+  faceplate::ipc::json_get_int(json, "faces", reply.faces);
+  return true;
 }
 
 // ---- messages -------------------------------------------------------------------------------
@@ -665,8 +744,8 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
   // 3. The worker (no host suite call until it answers).
   std::vector<float> result(frame.size());
   faceplate::RenderReply reply;
-  bool ok = worker()->render(inst->def->identifier, frame.data(), w, h, params, result.data(),
-                             reply, err, t);
+  bool ok = renderCall(inst->def->identifier, frame.data(), w, h, params, result.data(), reply,
+                       err, t);
   if (!ok) return fail(fx, inst, inst->def->label + ": " + err);
   if (gFx->abort(fx)) return kOfxStatOK;
 
@@ -753,8 +832,8 @@ OfxStatus analyzeSequence(OfxImageEffectHandle fx, Instance* inst) {
     img.release();  // no host image is held while Python runs
     result.resize(frame.size());
     faceplate::RenderReply reply;
-    if (!worker()->render(inst->def->identifier, frame.data(), w, h, params, result.data(), reply,
-                          err, t, "analyze"))
+    if (!renderCall(inst->def->identifier, frame.data(), w, h, params, result.data(), reply, err,
+                    t, "analyze"))
       return fail(fx, inst, inst->def->label + ": Analyze Sequence, frame " + std::to_string(f) +
                                 ": " + err);
     faces += reply.faces;
@@ -767,8 +846,8 @@ OfxStatus analyzeSequence(OfxImageEffectHandle fx, Instance* inst) {
   if (done > 0 && !cancelled) {
     float px[4] = {0, 0, 0, 0}, out[4];
     faceplate::RenderReply reply;
-    if (!worker()->render(inst->def->identifier, px, 1, 1, params, out, reply, err, range[0],
-                          "analyze_end"))
+    if (!renderCall(inst->def->identifier, px, 1, 1, params, out, reply, err, range[0],
+                    "analyze_end"))
       return fail(fx, inst, inst->def->label + ": smoothing the tracks: " + err);
   }
   std::string note = "analysed " + std::to_string(done) + " of " + std::to_string(n) +
@@ -784,7 +863,7 @@ OfxStatus clearSequence(OfxImageEffectHandle fx, Instance* inst) {
   if (!paramsJson(inst, 0.0, params, err)) return fail(fx, inst, inst->def->label + ": " + err);
   float px[4] = {0, 0, 0, 0}, out[4];
   faceplate::RenderReply reply;
-  if (!worker()->render(inst->def->identifier, px, 1, 1, params, out, reply, err, 0.0, "clear"))
+  if (!renderCall(inst->def->identifier, px, 1, 1, params, out, reply, err, 0.0, "clear"))
     return fail(fx, inst, inst->def->label + ": Clear: " + err);
   if (inst->messageShown.exchange(false)) clearMessage(fx);
   return kOfxStatOK;

@@ -26,6 +26,12 @@ struct RenderReply {
   double python_ms = 0.0;  // time spent inside the Python render call in the worker
 };
 
+// The JSON of one render request (what faceplate-worker and libfaceplate_inproc parse):
+// {"effect", "width", "height", "time", "action", "params"}; params_json is a JSON object.
+std::string render_request_json(const std::string& effect, int width, int height,
+                                const std::string& params_json, double time,
+                                const std::string& action);
+
 class WorkerClient {
  public:
   explicit WorkerClient(WorkerOptions opts);
