@@ -90,6 +90,8 @@ struct PluginDef {
   std::vector<ClipDef> clips;
   std::vector<ParamDef> params;
   std::vector<std::string> pages;  // in order of first appearance
+  // output choice → "source" | "unpremultiplied" | "premultiplied" (schema "alpha")
+  std::vector<std::pair<std::string, std::string>> alpha;
 };
 
 std::once_flag gSchemaOnce;
@@ -157,6 +159,7 @@ void loadSchema() {
           d.pages.push_back(pd.page);
         d.params.push_back(std::move(pd));
       }
+      for (const auto& kv : p["alpha"].obj) d.alpha.emplace_back(kv.first, kv.second.as_string());
       gDefs.push_back(std::move(d));
     }
   } catch (const std::exception& e) {
@@ -363,6 +366,10 @@ OfxStatus describe(int idx, OfxImageEffectHandle fx) {
   gProp->propSetInt(ps, kOfxImageEffectPropSupportsMultipleClipPARs, 0, 0);
   gProp->propSetString(ps, kOfxImageEffectPluginRenderThreadSafety, 0,
                        kOfxImageEffectRenderFullySafe);
+  // The Output's premultiplication depends on "output": the host asks GetClipPreferences again
+  // when it changes (a host that does not know the property ignores it).
+  if (!d->alpha.empty())
+    gProp->propSetString(ps, "OfxImageEffectPropClipPreferencesSlaveParam", 0, "output");
   return kOfxStatOK;
 }
 
@@ -593,6 +600,47 @@ bool paramsJson(Instance* inst, double t, std::string& out, std::string& err) {
   return true;
 }
 
+// ---- premultiplication ----------------------------------------------------------------------
+// The "alpha" mode of the effect's current output choice ("source" when it has none).
+std::string alphaMode(Instance* inst, double t) {
+  for (size_t k = 0; k < inst->params.size(); ++k) {
+    const ParamDef& p = inst->def->params[k];
+    if (p.name != "output" || p.type != "choice") continue;
+    int i = 0;
+    gParam->paramGetValueAtTime(inst->params[k], t, &i);
+    if (i < 0 || static_cast<size_t>(i) >= p.choices.size()) break;
+    for (const auto& kv : inst->def->alpha)
+      if (kv.first == p.choices[static_cast<size_t>(i)]) return kv.second;
+  }
+  return "source";
+}
+
+std::string premultOf(OfxPropertySetHandle props) {
+  char* v = nullptr;
+  if (!props || gProp->propGetString(props, kOfxImageEffectPropPreMultiplication, 0, &v) !=
+                    kOfxStatOK || !v)
+    return kOfxImageOpaque;
+  return v;
+}
+
+OfxStatus getClipPreferences(OfxImageEffectHandle fx, OfxPropertySetHandle out) {
+  Instance* inst = instanceOf(fx);
+  if (!inst) return kOfxStatErrBadHandle;
+  const std::string mode = alphaMode(inst, 0.0);
+  std::string premult;
+  if (mode == "unpremultiplied") {
+    premult = kOfxImageAlphaUnPremultiplied;
+  } else if (mode == "premultiplied") {
+    premult = kOfxImageAlphaPremultiplied;
+  } else {
+    OfxPropertySetHandle cp = nullptr;
+    gFx->clipGetPropertySet(inst->src, &cp);
+    premult = premultOf(cp);
+  }
+  gProp->propSetString(out, kOfxImageEffectPropPreMultiplication, 0, premult.c_str());
+  return kOfxStatOK;
+}
+
 // ---- pixels ---------------------------------------------------------------------------------
 struct View {
   unsigned char* data = nullptr;
@@ -728,6 +776,18 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
   if (w <= 0 || h <= 0) return kOfxStatOK;
   std::vector<float> frame;
   toFrame(src, region, frame);
+  // A premultiplied Source is rendered in straight colour (Python's convention) and premultiplied
+  // again on the way out when the Output follows the Source ("source"); the other modes write
+  // the render as is and declare it so in GetClipPreferences.
+  const bool srcPremult = src.nComps == 4 && premultOf(img.src) == kOfxImageAlphaPremultiplied;
+  const bool repremultiply = srcPremult && alphaMode(inst, t) == "source";
+  if (srcPremult) {
+    for (size_t k = 0; k < frame.size(); k += 4) {
+      const float a = frame[k + 3];
+      if (a > 0.0f)
+        for (int c = 0; c < 3; ++c) frame[k + c] /= a;
+    }
+  }
   std::vector<float> alpha(static_cast<size_t>(w) * h, static_cast<float>(mix));
   if (hasMask) {
     for (int r = 0; r < h; ++r) {
@@ -763,6 +823,8 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
       const float a = alpha[k];
       float px[4];
       for (int c = 0; c < 4; ++c) px[c] = a * result[k * 4 + c] + (1.0f - a) * frame[k * 4 + c];
+      if (repremultiply)
+        for (int c = 0; c < 3; ++c) px[c] *= px[3];
       if (dst.nComps == 1) {
         dst.set(x, y, 0, px[3]);
       } else {
@@ -897,6 +959,7 @@ OfxStatus mainEntry(int idx, const char* action, const void* handle, OfxProperty
     if (a == kOfxImageEffectActionIsIdentity) return isIdentity(fx, in, out);
     if (a == kOfxImageEffectActionRender) return render(fx, in);
     if (a == kOfxActionInstanceChanged) return instanceChanged(fx, in);
+    if (a == kOfxImageEffectActionGetClipPreferences) return getClipPreferences(fx, out);
     return kOfxStatReplyDefault;
   } catch (const std::bad_alloc&) {
     return kOfxStatErrMemory;

@@ -428,3 +428,32 @@ def test_in_process_refused_when_the_host_has_python(built: tuple[Path, Path], t
     assert rc == 0, (js, err)
     assert "ignored: the host has its own Python" in err, err
     np.testing.assert_allclose(read_f32(out), render_mask(src, {}), rtol=0, atol=FLOAT_TOL)
+
+
+# ---------------------------------------------------------------------------- premultiplication
+def test_premultiplied_source_and_declared_output_alpha(built: tuple[Path, Path],
+                                                        tmp_path: Path,
+                                                        obama: np.ndarray) -> None:
+    """The test host hands RGBA as premultiplied: the shell renders straight colour, puts a
+    Source-following Output back in premultiplied form, and declares each output's state."""
+    straight = rgba(obama[::3, ::3])
+    h, w = straight.shape[:2]
+    a = np.linspace(0.25, 1.0, w, dtype=np.float32)[None, :].repeat(h, axis=0)
+    straight[..., 3] = a
+    premult = straight.copy()
+    premult[..., :3] *= a[..., None]
+    # Swap without a model: the Output follows the Source (premultiplied, unchanged).
+    rc, js, out = render(built, tmp_path, premult, plugin=SWAP_ID, name="sw")
+    assert rc == 0, js
+    prefs = js["clip_preferences"]["OfxImageEffectPropPreMultiplication"]
+    assert prefs == "OfxImageAlphaPremultiplied"
+    np.testing.assert_allclose(read_f32(out), premult, rtol=0, atol=1e-6)
+    # Mask into alpha: straight colour with the new alpha, declared unpremultiplied.
+    rc, js, out = render(built, tmp_path, premult, name="mk")
+    assert rc == 0, js
+    prefs = js["clip_preferences"]["OfxImageEffectPropPreMultiplication"]
+    assert prefs == "OfxImageAlphaUnPremultiplied"
+    got = read_f32(out)
+    np.testing.assert_allclose(got[..., :3], straight[..., :3], rtol=1e-5, atol=1e-6)
+    want = render_mask(straight, {})
+    np.testing.assert_allclose(got[..., 3], want[..., 3], atol=FLOAT_TOL)

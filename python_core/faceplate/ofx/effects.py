@@ -133,6 +133,12 @@ class Effect:
     host_params: tuple[HostParam, ...] = (MIX, MASK_INVERT)
     version: tuple[int, int] = VERSION
     status: str = ""
+    #: Premultiplication of the Output per value of the ``output`` parameter: "source" (the
+    #: shell unpremultiplies a premultiplied Source before the render and premultiplies the
+    #: result, so the Output is what the Source was), "unpremultiplied" (straight colour and a new
+    #: alpha: written as rendered, declared straight) or "premultiplied" (RGBA already in the
+    #: premultiplied form, e.g. a white matte: written as rendered).
+    alpha: tuple[tuple[str, str], ...] = ()
 
     def params(self) -> list[tuple[Section, Param]]:
         """Every config field of every section, in order."""
@@ -178,6 +184,7 @@ MASK = Effect(
                 "channel or as a matte, with erode and blur, for refinement with the host's "
                 "own tools. Frames without faces pass through with an empty mask.",
     sections=(Section(MaskConfig, "Mask"), Section(MaskOpsConfig, "Mask")),
+    alpha=(("alpha", "unpremultiplied"), ("matte", "premultiplied")),
 )
 
 SWAP = Effect(
@@ -193,6 +200,8 @@ SWAP = Effect(
               Section(ConvertConfig, "Mask", fields=MASK_FIELDS),
               Section(ConvertConfig, "Post", prefix="post_", fields=POST_FIELDS)),
     host_params=(ANALYZE, CLEAR, MIX, MASK_INVERT),
+    alpha=(("composite", "source"), ("face_matte", "unpremultiplied"),
+           ("mask_only", "premultiplied"), ("landmarks", "source")),
 )
 
 EFFECTS: dict[str, Effect] = {MASK.identifier: MASK, SWAP.identifier: SWAP}

@@ -9,7 +9,13 @@ Layout (``SCHEMA_VERSION`` 1)::
                   "clips": [{"name": "Source", ...}, {"name": "Mask", "optional": true,
                              "is_mask": true}, {"name": "Output"}],
                   "params": [{"name", "type", "default", "min", "max", "label", "hint",
-                              "page", "choices", "owner"}]}]}
+                              "page", "choices", "owner"}],
+                  "alpha": {"<output choice>": "source" | "unpremultiplied" |
+                            "premultiplied"}}]}
+
+``alpha`` says how the Output's premultiplication follows from the ``output`` parameter (see
+:attr:`faceplate.ofx.effects.Effect.alpha`); the shell declares it in GetClipPreferences and
+converts a premultiplied Source to straight colour for the render where it says "source".
 
 ``type`` is one of double, int, bool, choice, string, path, pushbutton (shell-owned buttons).
 ``choices`` lists the option values of a choice (``default`` is one of them). ``owner`` is
@@ -81,9 +87,17 @@ def plugin_schema(e: Effect) -> dict[str, Any]:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ValueError(f"{e.identifier}: parameter names collide: {', '.join(dup)}")
+    outputs = next((q["choices"] for q in ps if q["name"] == "output"), None)
+    alpha = dict(e.alpha)
+    if sorted(alpha) != sorted(outputs or []):
+        raise ValueError(f"{e.identifier}: the alpha map {sorted(alpha)} must cover every "
+                         f"output choice {outputs}")
+    bad = sorted(set(alpha.values()) - {"source", "unpremultiplied", "premultiplied"})
+    if bad:
+        raise ValueError(f"{e.identifier}: unknown premultiplication {bad}")
     return {"identifier": e.identifier, "label": e.label, "description": e.description,
             "version": list(e.version), "grouping": GROUPING, "status": e.status,
-            "clips": [dict(c) for c in CLIPS], "params": ps}
+            "clips": [dict(c) for c in CLIPS], "params": ps, "alpha": alpha}
 
 
 def schema() -> dict[str, Any]:
