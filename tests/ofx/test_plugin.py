@@ -80,8 +80,15 @@ def render(built: tuple[Path, Path], tmp_path: Path, src: np.ndarray, *extra: st
 def test_bundle_layout_and_exports(built: tuple[Path, Path]) -> None:
     bundle = built[1] / "Contents"
     for rel in ("Info.plist", "Linux-x86-64/Faceplate.ofx", "Linux-x86-64/faceplate-worker",
-                "Linux-x86-64/faceplate-worker.paths", "Resources/faceplate_schema.json"):
+                "Linux-x86-64/faceplate-worker.paths", "Linux-x86-64/libfaceplate_inproc.so",
+                "Resources/faceplate_schema.json"):
         assert (bundle / rel).is_file(), rel
+    for icon in (f"{MASK_ID}.png", f"{SWAP_ID}.png", "Faceplate.png"):  # Natron's icon names
+        import cv2
+
+        img = cv2.imread(str(bundle / "Resources" / icon), cv2.IMREAD_UNCHANGED)
+        assert img is not None and img.shape == (128, 128, 4), icon
+        assert img[..., 3].min() == 0 and img[..., 3].max() == 255, icon
     assert "<string>Faceplate.ofx</string>" in (bundle / "Info.plist").read_text()
     if shutil.which("nm") is None:
         pytest.skip("nm not installed")
