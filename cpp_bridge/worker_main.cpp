@@ -11,7 +11,11 @@
 //
 // GIL: taken once per request, inside one scope (pycore.h); socket I/O and waiting happen
 // without it.
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <chrono>
 #include <climits>
@@ -40,11 +44,15 @@ std::string exe_dir() {
   return s.substr(0, s.rfind('/'));
 }
 
-// The reply frame: one memfd reused while the frame size stays the same.
+// The reply frame: one memfd reused while the frame size stays the same. The client also
+// reuses its input memfd: its mapping is kept while the inode and size stay the same (no
+// fresh mmap and page faults per frame).
 struct OutBuffer {
   UniqueFd fd;
   Mapping map;
   std::uint64_t bytes = 0;
+  Mapping in_map;
+  unsigned long in_ino = 0;
 };
 
 struct Reply {
@@ -59,15 +67,24 @@ Reply error_reply(const std::string& what) {
 
 Reply handle_render(Core& core, const Message& msg, OutBuffer& out) {
   if (msg.fd < 0) return error_reply("render request without a frame descriptor");
-  Mapping in;  // unmapped when this request is done (Python keeps no view of it)
   auto buffers = [&](int w, int h, const float*& src, float*& dst, std::string& err) {
     std::uint64_t bytes = static_cast<std::uint64_t>(w) * static_cast<std::uint64_t>(h) * 16u;
     if (bytes > kMaxFrameBytes) {
       err = "frame too large";
       return false;
     }
-    in = map_frame(msg.fd, bytes, false, err);
-    if (!in.data()) return false;
+    struct stat st{};
+    if (::fstat(msg.fd, &st) != 0) {
+      err = std::string("fstat request frame: ") + std::strerror(errno);
+      return false;
+    }
+    if (!out.in_map.data() || out.in_ino != st.st_ino || out.in_map.size() != bytes) {
+      out.in_map = Mapping();  // map_frame checks the size and the seals of the new one
+      out.in_map = map_frame(msg.fd, bytes, false, err);
+      out.in_ino = out.in_map.data() ? st.st_ino : 0;
+      if (!out.in_map.data()) return false;
+    }
+    const Mapping& in = out.in_map;
     if (out.bytes != bytes) {
       out.map = Mapping();
       out.fd = make_frame_memfd(bytes, err);

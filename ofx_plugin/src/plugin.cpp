@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -714,14 +715,48 @@ void readRGBA(const View& v, int x, int y, float* px) {
 // The part of `src` inside `region` as a top-down straight RGBA float frame (0 outside src).
 void toFrame(const View& src, const OfxRectI& region, std::vector<float>& frame) {
   const int w = region.x2 - region.x1, h = region.y2 - region.y1;
-  frame.assign(static_cast<size_t>(w) * h * 4, 0.0f);
+  const bool covered = src.bounds.x1 <= region.x1 && src.bounds.x2 >= region.x2 &&
+                       src.bounds.y1 <= region.y1 && src.bounds.y2 >= region.y2;
+  if (covered) frame.resize(static_cast<size_t>(w) * h * 4);  // every value is written below
+  else frame.assign(static_cast<size_t>(w) * h * 4, 0.0f);
+  const bool floatRGBA = src.bytesPerComp == 4 && src.nComps == 4;
   for (int r = 0; r < h; ++r) {
     const int y = region.y2 - 1 - r;  // top-down row r ↔ OFX row y (bottom-up)
-    for (int x = region.x1; x < region.x2; ++x)
-      if (src.contains(x, y))
-        readRGBA(src, x, y, &frame[(static_cast<size_t>(r) * w + (x - region.x1)) * 4]);
+    if (y < src.bounds.y1 || y >= src.bounds.y2) continue;
+    const int xa = std::max(region.x1, src.bounds.x1), xb = std::min(region.x2, src.bounds.x2);
+    float* row = &frame[(static_cast<size_t>(r) * w + (xa - region.x1)) * 4];
+    if (floatRGBA) {  // the common case: one copy per row
+      if (xb > xa) std::memcpy(row, src.pixel(xa, y), static_cast<size_t>(xb - xa) * 16);
+      continue;
+    }
+    for (int x = xa; x < xb; ++x) readRGBA(src, x, y, row + static_cast<size_t>(x - xa) * 4);
   }
 }
+
+// FACEPLATE_OFX_TIMING=1: one line per render on stderr with the milliseconds of each phase
+// (host images in / the Python call, its own Python time / host images out).
+struct Timing {
+  bool on = std::getenv("FACEPLATE_OFX_TIMING") != nullptr;
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now(), last = t0;
+  std::string text;
+  double python_ms = 0;
+  void mark(const char* phase) {
+    if (!on) return;
+    auto now = std::chrono::steady_clock::now();
+    char b[64];
+    std::snprintf(b, sizeof b, " %s=%.2f", phase,
+                  std::chrono::duration<double, std::milli>(now - last).count());
+    text += b;
+    last = now;
+  }
+  void report(const std::string& label) const {
+    if (!on) return;
+    std::fprintf(stderr, "Faceplate.ofx timing %s:%s python=%.2f total=%.2f\n", label.c_str(),
+                 text.c_str(), python_ms,
+                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                     .count());
+  }
+};
 
 struct Images {  // releases whatever it holds
   OfxPropertySetHandle src = nullptr, mask = nullptr, dst = nullptr;
@@ -748,6 +783,7 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
   gProp->propGetDouble(in, kOfxPropTime, 0, &t);
   OfxRectI window{0, 0, 0, 0};
   gProp->propGetIntN(in, kOfxImageEffectPropRenderWindow, 4, &window.x1);
+  Timing timing;
 
   // 1. Parameter values.
   std::string params, err;
@@ -774,7 +810,8 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
   const OfxRectI region = dst.bounds;
   const int w = region.x2 - region.x1, h = region.y2 - region.y1;
   if (w <= 0 || h <= 0) return kOfxStatOK;
-  std::vector<float> frame;
+  // Per-thread buffers, kept between renders: no fresh pages to fault in for every frame.
+  thread_local std::vector<float> frame, result;
   toFrame(src, region, frame);
   // A premultiplied Source is rendered in straight colour (Python's convention) and premultiplied
   // again on the way out when the Output follows the Source ("source"); the other modes write
@@ -788,8 +825,9 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
         for (int c = 0; c < 3; ++c) frame[k + c] /= a;
     }
   }
-  std::vector<float> alpha(static_cast<size_t>(w) * h, static_cast<float>(mix));
+  std::vector<float> alpha;  // per-pixel mix × mask, only with a Mask
   if (hasMask) {
+    alpha.assign(static_cast<size_t>(w) * h, static_cast<float>(mix));
     for (int r = 0; r < h; ++r) {
       const int y = region.y2 - 1 - r;  // top-down row r ↔ OFX row y (bottom-up)
       for (int x = region.x1; x < region.x2; ++x) {
@@ -799,14 +837,17 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
     }
   }
   img.release();  // no host image is held while Python runs
+  timing.mark("images_in");
   if (gFx->abort(fx)) return kOfxStatOK;
 
   // 3. The worker (no host suite call until it answers).
-  std::vector<float> result(frame.size());
+  result.resize(frame.size());  // fully written by the render
   faceplate::RenderReply reply;
   bool ok = renderCall(inst->def->identifier, frame.data(), w, h, params, result.data(), reply,
                        err, t);
   if (!ok) return fail(fx, inst, inst->def->label + ": " + err);
+  timing.mark("python_call");
+  timing.python_ms = reply.python_ms;
   if (gFx->abort(fx)) return kOfxStatOK;
 
   // 4. Mix / mask, then write the output in its own depth, components and row order.
@@ -816,16 +857,28 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
   const int x2 = std::min({window.x2, dst.bounds.x2, region.x2});
   const int y1 = std::max({window.y1, dst.bounds.y1, region.y1});
   const int y2 = std::min({window.y2, dst.bounds.y2, region.y2});
+  const bool plain = !hasMask && mix == 1.0 && !repremultiply && dst.bytesPerComp == 4 &&
+                     dst.nComps == 4;
   for (int y = y1; y < y2; ++y) {
     const int r = region.y2 - 1 - y;
+    if (plain) {  // the common case: the render as is, one copy per row
+      if (x2 > x1)
+        std::memcpy(dst.pixel(x1, y), &result[(static_cast<size_t>(r) * w + (x1 - region.x1)) * 4],
+                    static_cast<size_t>(x2 - x1) * 16);
+      continue;
+    }
+    const bool floatRGBA = dst.bytesPerComp == 4 && dst.nComps == 4;
+    unsigned char* orow = x2 > x1 ? dst.pixel(x1, y) : nullptr;
     for (int x = x1; x < x2; ++x) {
       const size_t k = static_cast<size_t>(r) * w + (x - region.x1);
-      const float a = alpha[k];
+      const float a = hasMask ? alpha[k] : static_cast<float>(mix);
       float px[4];
       for (int c = 0; c < 4; ++c) px[c] = a * result[k * 4 + c] + (1.0f - a) * frame[k * 4 + c];
       if (repremultiply)
         for (int c = 0; c < 3; ++c) px[c] *= px[3];
-      if (dst.nComps == 1) {
+      if (floatRGBA) {
+        std::memcpy(orow + static_cast<size_t>(x - x1) * 16, px, 16);
+      } else if (dst.nComps == 1) {
         dst.set(x, y, 0, px[3]);
       } else {
         for (int c = 0; c < dst.nComps; ++c) dst.set(x, y, c, px[c]);
@@ -833,6 +886,8 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
     }
   }
   img.release();
+  timing.mark("images_out");
+  timing.report(inst->def->label);
   if (!reply.status.empty()) {
     persistentMessage(fx, kOfxMessageWarning, inst->def->label + ": " + reply.status);
     inst->messageShown = true;

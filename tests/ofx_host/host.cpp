@@ -858,6 +858,7 @@ struct RenderCtx {
   int outRowBytes = 0;
   std::atomic<long> abortCalls{0};
   std::atomic<bool> aborted{false};
+  std::atomic<long long> imageNs{0};  // time spent in this host's clipGetImage (its own cost)
 };
 
 struct HostImage {
@@ -1010,6 +1011,15 @@ OfxStatus clipGetImage(OfxImageClipHandle clip, OfxTime time, const OfxRectD* re
   OfxImageEffectStruct* fx = clip->effect;
   Session& s = *fx->session;
   RenderCtx& ctx = currentCtx(fx);
+  const auto t_img = std::chrono::steady_clock::now();
+  struct AddTime {  // charges this call's time to the host, not the plugin
+    RenderCtx& c;
+    std::chrono::steady_clock::time_point t;
+    ~AddTime() {
+      c.imageNs += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::steady_clock::now() - t).count();
+    }
+  } add_time{ctx, t_img};
   std::string depth = clip->props.getString(kOfxImageEffectPropPixelDepth, s.depth);
   std::string comps = clip->props.getString(kOfxImageEffectPropComponents, s.comps);
   int bpp = bytesPerComponent(depth) * componentCount(comps);
@@ -1408,6 +1418,8 @@ struct FrameResult {
   std::string identityClip;
   long abortCalls = 0;
   double ms = 0;
+  double renderMs = 0;   // the plugin's Render action, wall time
+  double hostImageMs = 0;  // of which spent in this host's clipGetImage
   Frame out;
 };
 
@@ -1482,7 +1494,11 @@ FrameResult renderOne(OfxPlugin* p, OfxImageEffectStruct* inst, Session& s, doub
     PS rin; rin.kind = "inArgs";
     addRenderArgs(rin, t, ctx.window, s.scale);
     r.renderCalled = true;
+    const auto t_render = std::chrono::steady_clock::now();
     OfxStatus st = callAction(p, kOfxImageEffectActionRender, inst, &rin, nullptr);
+    r.renderMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                           t_render).count();
+    r.hostImageMs = static_cast<double>(ctx.imageNs.load()) / 1e6;
     r.rc = st;
     r.status = st != kOfxStatOK ? "failed" : (ctx.aborted ? "aborted" : "ok");
     for (int y = ctx.window.y1; y < ctx.window.y2; ++y) {
@@ -1682,7 +1698,8 @@ int cmdRender(RenderArgs& a, Session& s) {
     o += std::string(k ? "," : "") + "{\"time\":" + jnum(r.time) + ",\"status\":" + jstr(r.status) +
          ",\"rc\":" + std::to_string(r.rc) + ",\"render_called\":" + (r.renderCalled ? "true" : "false") +
          ",\"identity_clip\":" + jstr(r.identityClip) + ",\"abort_calls\":" + std::to_string(r.abortCalls) +
-         ",\"hash\":" + jstr(hash) + ",\"ms\":" + jnum(r.ms) + ",\"width\":" + std::to_string(r.out.w) +
+         ",\"hash\":" + jstr(hash) + ",\"ms\":" + jnum(r.ms) + ",\"render_ms\":" + jnum(r.renderMs) +
+         ",\"host_image_ms\":" + jnum(r.hostImageMs) + ",\"width\":" + std::to_string(r.out.w) +
          ",\"height\":" + std::to_string(r.out.h) + "}";
     if (r.status == "failed") exitCode = 3;
     else if (r.status == "aborted" && exitCode == 0) exitCode = 4;

@@ -220,6 +220,8 @@ def _render_swap(frame: np.ndarray, values: dict[str, Any], time: float) -> Rend
     cfgs = SWAP.configs(values)
     node: SwapNodeConfig = cfgs[SwapNodeConfig]
     cfg: ConvertConfig = cfgs[ConvertConfig]
+    if node.output != "landmarks" and not node.model.strip():
+        return RenderResult(frame.copy(), SWAP_STATUS, 0)
     notes: list[str] = []
     faces: list[FaceRecord] | None = None
     if node.alignments.strip():
@@ -238,8 +240,6 @@ def _render_swap(frame: np.ndarray, values: dict[str, Any], time: float) -> Rend
         faces = _detect(frame, node.detector, node.aligner, _stored_masks(cfg))
     if node.output == "landmarks":
         return RenderResult(_draw_landmarks(frame, faces), "; ".join(notes), len(faces))
-    if not node.model.strip():
-        return RenderResult(frame.copy(), SWAP_STATUS, 0)
     try:
         pred = _predictor(node.model, cfg)
     except FaceplateError as err:
