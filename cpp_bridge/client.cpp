@@ -202,18 +202,15 @@ std::string render_request_json(const std::string& effect, int width, int height
          (params_json.empty() ? "{}" : params_json) + "}";
 }
 
-bool WorkerClient::render(const std::string& effect, const float* src, int width, int height,
-                          const std::string& params_json, float* dst, RenderReply& out,
-                          std::string& err, double time, const std::string& action) {
-  std::lock_guard<std::mutex> lock(mu_);
+bool WorkerClient::prepare_input(int width, int height, std::string& err) {
   if (width < 1 || height < 1 || width > 65536 || height > 65536) {
     err = "frame size " + std::to_string(width) + "x" + std::to_string(height) + " out of range";
     return false;
   }
-  if (!ensure_started(err)) return false;
   std::uint64_t bytes = static_cast<std::uint64_t>(width) * static_cast<std::uint64_t>(height) * 16u;
-  if (in_bytes_ != bytes) {
+  if (in_bytes_ != bytes || !in_map_.data()) {
     in_map_ = Mapping();
+    in_bytes_ = 0;
     in_fd_ = make_frame_memfd(bytes, err);
     if (!in_fd_) return false;
     in_map_ = map_frame(in_fd_.get(), bytes, true, err);
@@ -223,7 +220,14 @@ bool WorkerClient::render(const std::string& effect, const float* src, int width
     }
     in_bytes_ = bytes;
   }
-  std::memcpy(in_map_.data(), src, bytes);  // the one copy in
+  return true;
+}
+
+bool WorkerClient::send_frame(const std::string& effect, int width, int height,
+                              const std::string& params_json, double time,
+                              const std::string& action, RenderReply& out, std::string& err) {
+  if (!ensure_started(err)) return false;
+  std::uint64_t bytes = static_cast<std::uint64_t>(width) * static_cast<std::uint64_t>(height) * 16u;
   std::string payload = render_request_json(effect, width, height, params_json, time, action);
   Message reply;
   if (!roundtrip(MsgType::kRender, payload, in_fd_.get(), reply, err)) return false;
@@ -248,13 +252,52 @@ bool WorkerClient::render(const std::string& effect, const float* src, int width
     if (!out_map_.data()) return false;
     out_ino_ = rst.st_ino;
   }
-  std::memcpy(dst, out_map_.data(), bytes);  // the one copy out
   out = RenderReply();
   json_get_string(reply.payload, "status", out.status);
   json_get_int(reply.payload, "faces", out.faces);
   std::string::size_type p = reply.payload.find("\"python_ms\":");
   if (p != std::string::npos) out.python_ms = std::strtod(reply.payload.c_str() + p + 12, nullptr);
   return true;
+}
+
+bool WorkerClient::render(const std::string& effect, const float* src, int width, int height,
+                          const std::string& params_json, float* dst, RenderReply& out,
+                          std::string& err, double time, const std::string& action) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!prepare_input(width, height, err)) return false;
+  std::memcpy(in_map_.data(), src, in_bytes_);  // the one copy in
+  if (!send_frame(effect, width, height, params_json, time, action, out, err)) return false;
+  std::memcpy(dst, out_map_.data(), in_bytes_);  // the one copy out
+  return true;
+}
+
+WorkerClient::Lease WorkerClient::lease(int width, int height, std::string& err) {
+  Lease l;
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!prepare_input(width, height, err)) return l;
+  l.lock_ = std::move(lock);
+  l.c_ = this;
+  l.w_ = width;
+  l.h_ = height;
+  return l;
+}
+
+float* WorkerClient::Lease::input() const {
+  return c_ ? static_cast<float*>(c_->in_map_.data()) : nullptr;
+}
+
+const float* WorkerClient::Lease::output() const {
+  return c_ ? static_cast<const float*>(c_->out_map_.data()) : nullptr;
+}
+
+bool WorkerClient::Lease::render(const std::string& effect, const std::string& params_json,
+                                 RenderReply& reply, std::string& err, double time,
+                                 const std::string& action) {
+  if (!c_) {
+    err = "no frame lease";
+    return false;
+  }
+  return c_->send_frame(effect, w_, h_, params_json, time, action, reply, err);
 }
 
 }  // namespace faceplate

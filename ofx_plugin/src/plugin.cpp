@@ -713,23 +713,32 @@ void readRGBA(const View& v, int x, int y, float* px) {
 }
 
 // The part of `src` inside `region` as a top-down straight RGBA float frame (0 outside src).
-void toFrame(const View& src, const OfxRectI& region, std::vector<float>& frame) {
+// The part of `src` inside `region` as a top-down straight RGBA float frame into `frame`
+// (w × h × 4 floats; 0 outside src). `unpremultiply`: divide colour by alpha where alpha > 0.
+void toFrame(const View& src, const OfxRectI& region, float* frame, bool unpremultiply) {
   const int w = region.x2 - region.x1, h = region.y2 - region.y1;
   const bool covered = src.bounds.x1 <= region.x1 && src.bounds.x2 >= region.x2 &&
                        src.bounds.y1 <= region.y1 && src.bounds.y2 >= region.y2;
-  if (covered) frame.resize(static_cast<size_t>(w) * h * 4);  // every value is written below
-  else frame.assign(static_cast<size_t>(w) * h * 4, 0.0f);
+  if (!covered) std::fill(frame, frame + static_cast<size_t>(w) * h * 4, 0.0f);
   const bool floatRGBA = src.bytesPerComp == 4 && src.nComps == 4;
   for (int r = 0; r < h; ++r) {
     const int y = region.y2 - 1 - r;  // top-down row r ↔ OFX row y (bottom-up)
     if (y < src.bounds.y1 || y >= src.bounds.y2) continue;
     const int xa = std::max(region.x1, src.bounds.x1), xb = std::min(region.x2, src.bounds.x2);
-    float* row = &frame[(static_cast<size_t>(r) * w + (xa - region.x1)) * 4];
+    if (xb <= xa) continue;
+    float* row = frame + (static_cast<size_t>(r) * w + (xa - region.x1)) * 4;
     if (floatRGBA) {  // the common case: one copy per row
-      if (xb > xa) std::memcpy(row, src.pixel(xa, y), static_cast<size_t>(xb - xa) * 16);
-      continue;
+      std::memcpy(row, src.pixel(xa, y), static_cast<size_t>(xb - xa) * 16);
+    } else {
+      for (int x = xa; x < xb; ++x) readRGBA(src, x, y, row + static_cast<size_t>(x - xa) * 4);
     }
-    for (int x = xa; x < xb; ++x) readRGBA(src, x, y, row + static_cast<size_t>(x - xa) * 4);
+    if (unpremultiply) {  // while the row is in cache
+      for (int x = 0; x < xb - xa; ++x) {
+        float* px = row + static_cast<size_t>(x) * 4;
+        if (px[3] > 0.0f && px[3] != 1.0f)
+          for (int c = 0; c < 3; ++c) px[c] /= px[3];
+      }
+    }
   }
 }
 
@@ -810,21 +819,29 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
   const OfxRectI region = dst.bounds;
   const int w = region.x2 - region.x1, h = region.y2 - region.y1;
   if (w <= 0 || h <= 0) return kOfxStatOK;
-  // Per-thread buffers, kept between renders: no fresh pages to fault in for every frame.
-  thread_local std::vector<float> frame, result;
-  toFrame(src, region, frame);
   // A premultiplied Source is rendered in straight colour (Python's convention) and premultiplied
   // again on the way out when the Output follows the Source ("source"); the other modes write
   // the render as is and declare it so in GetClipPreferences.
   const bool srcPremult = src.nComps == 4 && premultOf(img.src) == kOfxImageAlphaPremultiplied;
   const bool repremultiply = srcPremult && alphaMode(inst, t) == "source";
-  if (srcPremult) {
-    for (size_t k = 0; k < frame.size(); k += 4) {
-      const float a = frame[k + 3];
-      if (a > 0.0f)
-        for (int c = 0; c < 3; ++c) frame[k + c] /= a;
-    }
+  // The frame goes straight into the worker's shared input buffer (a lease holds the client
+  // until the result has been written out); in-process, into per-thread buffers kept between
+  // renders (no fresh pages to fault in for every frame).
+  std::call_once(gPlacementOnce, choosePlacement);
+  const size_t nfloats = static_cast<size_t>(w) * h * 4;
+  thread_local std::vector<float> localFrame, localResult;
+  faceplate::WorkerClient::Lease lease;
+  float* frame = nullptr;
+  if (gInProcess) {
+    localFrame.resize(nfloats);
+    localResult.resize(nfloats);
+    frame = localFrame.data();
+  } else {
+    lease = worker()->lease(w, h, err);
+    if (!lease) return fail(fx, inst, inst->def->label + ": " + err);
+    frame = lease.input();
   }
+  toFrame(src, region, frame, srcPremult);
   std::vector<float> alpha;  // per-pixel mix × mask, only with a Mask
   if (hasMask) {
     alpha.assign(static_cast<size_t>(w) * h, static_cast<float>(mix));
@@ -841,10 +858,16 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
   if (gFx->abort(fx)) return kOfxStatOK;
 
   // 3. The worker (no host suite call until it answers).
-  result.resize(frame.size());  // fully written by the render
   faceplate::RenderReply reply;
-  bool ok = renderCall(inst->def->identifier, frame.data(), w, h, params, result.data(), reply,
-                       err, t);
+  const float* result = nullptr;
+  bool ok;
+  if (gInProcess) {
+    ok = renderCall(inst->def->identifier, frame, w, h, params, localResult.data(), reply, err, t);
+    result = localResult.data();
+  } else {
+    ok = lease.render(inst->def->identifier, params, reply, err, t);
+    result = lease.output();
+  }
   if (!ok) return fail(fx, inst, inst->def->label + ": " + err);
   timing.mark("python_call");
   timing.python_ms = reply.python_ms;
@@ -869,6 +892,15 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
     }
     const bool floatRGBA = dst.bytesPerComp == 4 && dst.nComps == 4;
     unsigned char* orow = x2 > x1 ? dst.pixel(x1, y) : nullptr;
+    if (repremultiply && floatRGBA && !hasMask && mix == 1.0) {  // premultiplied render
+      const float* rr = result + (static_cast<size_t>(r) * w + (x1 - region.x1)) * 4;
+      for (int x = 0; x < x2 - x1; ++x) {
+        const float* q = rr + static_cast<size_t>(x) * 4;
+        const float px[4] = {q[0] * q[3], q[1] * q[3], q[2] * q[3], q[3]};
+        std::memcpy(orow + static_cast<size_t>(x) * 16, px, 16);
+      }
+      continue;
+    }
     for (int x = x1; x < x2; ++x) {
       const size_t k = static_cast<size_t>(r) * w + (x - region.x1);
       const float a = hasMask ? alpha[k] : static_cast<float>(mix);
@@ -945,7 +977,9 @@ OfxStatus analyzeSequence(OfxImageEffectHandle fx, Instance* inst) {
     const OfxRectI region = src.bounds;
     const int w = region.x2 - region.x1, h = region.y2 - region.y1;
     if (w <= 0 || h <= 0) continue;
-    toFrame(src, region, frame);
+    frame.resize(static_cast<size_t>(w) * h * 4);
+    toFrame(src, region, frame.data(),
+            src.nComps == 4 && premultOf(img.src) == kOfxImageAlphaPremultiplied);
     img.release();  // no host image is held while Python runs
     result.resize(frame.size());
     faceplate::RenderReply reply;

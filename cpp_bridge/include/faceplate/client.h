@@ -49,6 +49,29 @@ class WorkerClient {
   bool render(const std::string& effect, const float* src, int width, int height,
               const std::string& params_json, float* dst, RenderReply& reply, std::string& err,
               double time = 0.0, const std::string& action = "render");
+  // Zero-copy rendering: holds the client (other calls wait) while the caller writes the frame
+  // straight into the shared input buffer and reads the reply frame where the worker wrote it.
+  class Lease {
+   public:
+    Lease() = default;
+    explicit operator bool() const { return c_ != nullptr; }
+    // width × height × 4 float32, top-down RGBA: write the frame here before render().
+    float* input() const;
+    // Renders the frame in input(); on success output() holds the result until the lease ends.
+    bool render(const std::string& effect, const std::string& params_json, RenderReply& reply,
+                std::string& err, double time = 0.0, const std::string& action = "render");
+    const float* output() const;
+
+   private:
+    friend class WorkerClient;
+    std::unique_lock<std::mutex> lock_;
+    WorkerClient* c_ = nullptr;
+    int w_ = 0, h_ = 0;
+  };
+  // A lease for one width × height frame (an empty Lease, with err, on a bad size or when the
+  // input buffer cannot be made). The worker is started on render().
+  Lease lease(int width, int height, std::string& err);
+
   // Starts the worker now (render does it lazily); info = the worker's pong JSON.
   bool start(std::string& info, std::string& err);
   // Test-only: asks the worker to sleep (needs --enable-test-requests in extra_args).
@@ -61,6 +84,12 @@ class WorkerClient {
 
  private:
   bool ensure_started(std::string& err);
+  // With mu_ held: the input memfd for a width × height frame (kept while the size stays).
+  bool prepare_input(int width, int height, std::string& err);
+  // With mu_ held: sends the frame in the input memfd, maps the reply frame into out_map_.
+  bool send_frame(const std::string& effect, int width, int height,
+                  const std::string& params_json, double time, const std::string& action,
+                  RenderReply& out, std::string& err);
   bool spawn(std::string& err);
   void stop(bool graceful);
   // Sends one request and waits for its reply; on any failure kills the worker.
