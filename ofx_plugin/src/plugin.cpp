@@ -518,6 +518,17 @@ OfxStatus destroyInstance(OfxImageEffectHandle fx) {
   return kOfxStatOK;
 }
 
+// Render scale: the node works on full-resolution frames only (faces are detected on the whole
+// frame). Like openfx-misc's plugins without render-scale support it fails GetRegionOfDefinition,
+// IsIdentity and Render at any other scale: Natron's probe (RoD at scale 0.5) then marks it
+// "no render-scale support" and renders it at full scale, downscaling itself.
+bool fullScale(OfxPropertySetHandle in) {
+  double sc[2] = {1.0, 1.0};
+  if (!in || gProp->propGetDoubleN(in, kOfxImageEffectPropRenderScale, 2, sc) != kOfxStatOK)
+    return true;
+  return sc[0] == 1.0 && sc[1] == 1.0;
+}
+
 double mixAt(Instance* inst, double t) {
   double mix = 1.0;
   if (inst->mix) gParam->paramGetValueAtTime(inst->mix, t, &mix);
@@ -527,6 +538,7 @@ double mixAt(Instance* inst, double t) {
 OfxStatus isIdentity(OfxImageEffectHandle fx, OfxPropertySetHandle in, OfxPropertySetHandle out) {
   Instance* inst = instanceOf(fx);
   if (!inst) return kOfxStatErrBadHandle;
+  if (!fullScale(in)) return kOfxStatFailed;
   double t = 0;
   gProp->propGetDouble(in, kOfxPropTime, 0, &t);
   if (mixAt(inst, t) != 0.0) return kOfxStatReplyDefault;
@@ -788,6 +800,7 @@ OfxStatus fail(OfxImageEffectHandle fx, Instance* inst, const std::string& text)
 OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
   Instance* inst = instanceOf(fx);
   if (!inst) return kOfxStatErrBadHandle;
+  if (!fullScale(in)) return kOfxStatFailed;
   double t = 0;
   gProp->propGetDouble(in, kOfxPropTime, 0, &t);
   OfxRectI window{0, 0, 0, 0};
@@ -1046,6 +1059,8 @@ OfxStatus mainEntry(int idx, const char* action, const void* handle, OfxProperty
     if (a == kOfxActionCreateInstance) return createInstance(idx, fx);
     if (a == kOfxActionDestroyInstance) return destroyInstance(fx);
     if (a == kOfxImageEffectActionIsIdentity) return isIdentity(fx, in, out);
+    if (a == kOfxImageEffectActionGetRegionOfDefinition)
+      return fullScale(in) ? kOfxStatReplyDefault : kOfxStatFailed;
     if (a == kOfxImageEffectActionRender) return render(fx, in);
     if (a == kOfxActionInstanceChanged) return instanceChanged(fx, in);
     if (a == kOfxImageEffectActionGetClipPreferences) return getClipPreferences(fx, out);

@@ -464,3 +464,17 @@ def test_premultiplied_source_and_declared_output_alpha(built: tuple[Path, Path]
     np.testing.assert_allclose(got[..., :3], straight[..., :3], rtol=1e-5, atol=1e-6)
     want = render_mask(straight, {})
     np.testing.assert_allclose(got[..., 3], want[..., 3], atol=FLOAT_TOL)
+
+
+@pytest.mark.parametrize("plugin", [MASK_ID, SWAP_ID])
+def test_render_scale_refused_like_natron_expects(built: tuple[Path, Path], tmp_path: Path,
+                                                  obama: np.ndarray, plugin: str) -> None:
+    """At render scale 0.5 (Natron's probe) RoD, IsIdentity and Render fail cleanly, so Natron
+    renders the node at full scale; at scale 1 RoD is the host's default."""
+    src = rgba(obama[::4, ::4])
+    rc, js, _ = render(built, tmp_path, src, "--render-scale", "0.5", plugin=plugin)
+    assert js["rod_status"] == 1  # kOfxStatFailed
+    assert [f["status"] for f in js["frames"]] == ["failed"]
+    assert js["leaked_images"] == 0 and js["destroy_status"] == 0
+    rc, js, _ = render(built, tmp_path, src, plugin=plugin, name="full")
+    assert rc == 0 and js["rod_status"] == 14  # kOfxStatReplyDefault
