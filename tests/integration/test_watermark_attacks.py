@@ -1,58 +1,77 @@
-"""The watermark on real footage: marked faces survive each attack of issue #6, unmarked faces
+"""The watermark on REAL swaps: marked faces survive each attack of issue #6, unmarked faces
 of the sample media are not detected.
 
-Faces of the sample videos are "swapped" by an identity model (``attacks.swap_face``: crop as
-a model would, mark in crop space, paste back with the extended mask), attacked, and looked
-for with ``detect_frame`` (its own detection and landmarks). A share of the frames is upscaled
-to 1920×1080 and swapped at 256 px. ``benchmarks/provenance.py`` runs the same on more frames.
+Frames are swapped by the real ``swap_frame`` with a really trained model
+(``tests.convert_model.trained_model``: B = the man → A = the woman, 64 px; it converts any
+face), faces found by the default ``Extractor``; attacked; and looked for with
+``detect_frame`` (its own detection and landmarks, nothing from the swap). 640×360 frames of
+both sample videos and 1920×1080 frames of the upscaled test footage.
+``benchmarks/provenance.py`` runs the same on more frames.
 """
 
 from __future__ import annotations
 
-import hashlib
+from pathlib import Path
+from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 
+from faceplate.convert.swap import ConvertConfig, TorchPredictor, swap_frame
+from faceplate.core.colorspace import linear_to_srgb, srgb_to_linear
+from faceplate.core.types import Frame, FrameInfo
+from faceplate.extract.pipeline import ExtractConfig, Extractor
 from faceplate.io import samples
 from faceplate.io.media import open_source, read_image
 from faceplate.provenance import attacks
 from faceplate.provenance import watermark as wm
+from tests.convert_model import trained_model
 
-SHA = hashlib.sha256(b"integration model").hexdigest()
-MODEL_ID = wm.payload_id(SHA)
-
-#: The least detection rate each attack must keep on this test's frames (the figures measured
-#: on them are higher; the benchmark reports the rates on more frames).
-MIN_RATE = {"none": 0.9, "jpeg75": 0.9, "h264_crf23": 0.75, "downscale_0.5": 0.9,
-            "grade_dark": 0.9, "grade_bright": 0.9}
+#: The least detection rate each attack must keep on this test's frames (measured: all of
+#: them; the benchmark reports the rates on more frames).
+MIN_RATE = {"none": 1.0, "jpeg75": 0.95, "h264_crf23": 0.9, "downscale_0.5": 0.95,
+            "grade_dark": 0.95, "grade_bright": 0.95}
 
 
-def _video_faces(name: str, step: int) -> list[tuple[np.ndarray, np.ndarray]]:
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory: pytest.TempPathFactory) -> TorchPredictor:
+    return TorchPredictor(trained_model(tmp_path_factory))
+
+
+@pytest.fixture(scope="module")
+def extractor() -> Extractor:
+    return Extractor(ExtractConfig(masks=("extended",), write_faces=False, thumbnails=False))
+
+
+def _records(ex: Extractor, rgb: np.ndarray) -> list[Any]:
+    h, w = rgb.shape[:2]
+    return ex.process(Frame(FrameInfo(0, "f", None, w, h, 0), rgb)).records
+
+
+def _swaps(path: Path, step: int, pred: TorchPredictor, ex: Extractor) -> list[attacks.Swapped]:
     out = []
-    with open_source(samples.path(name)) as src:
+    with open_source(path) as src:
         for frame in src:
             if frame.info.index % step:
                 continue
-            lms = wm.frame_landmarks(frame.rgb)
-            if len(lms) == 1:
-                out.append((frame.rgb, lms[0]))
+            recs = _records(ex, frame.rgb)
+            if len(recs) == 1:
+                out.append(attacks.real_swap(frame.rgb, recs, pred))
     return out
 
 
 @pytest.fixture(scope="module")
-def clips() -> dict[str, list[np.ndarray]]:
-    """Marked clips: 640×360 (swapped at 128 px) and 1920×1080 (swapped at 256 px)."""
-    faces = _video_faces("WolfgangLanger_Pexels.mp4", 20) + _video_faces("single_face.mp4", 12)
-    small = [attacks.swap_face(f, lm, SHA, 128) for f, lm in faces]
-    big = []
-    for f, _ in faces[1::4]:
-        up = cv2.resize(f, (1920, 1080), interpolation=cv2.INTER_CUBIC)
-        big.append(attacks.swap_face(up, wm.frame_landmarks(up)[0], SHA, 256))
+def clips(predictor: TorchPredictor, extractor: Extractor) -> dict[str, list[attacks.Swapped]]:
+    """Real swaps: 640×360 (both sample videos) and 1920×1080 (the upscaled test clip)."""
+    small = (_swaps(samples.path("WolfgangLanger_Pexels.mp4"), 40, predictor, extractor)
+             + _swaps(samples.path("single_face.mp4"), 12, predictor, extractor))
+    big = _swaps(samples.upscaled_clip("single_face.mp4", 48), 12, predictor, extractor)
+    assert len(small) >= 15 and len(big) >= 3
     for sw in small + big:
         assert attacks.face_psnr(sw.marked, sw.plain, sw.matte) >= 45.0
-    return {"small": [s.marked for s in small], "big": [s.marked for s in big]}
+        # The mark stays inside the matte: bit-exact elsewhere.
+        assert not np.any(sw.marked[sw.matte == 0.0] != sw.plain[sw.matte == 0.0])
+    return {"small": small, "big": big}
 
 
 def _attack(name: str, clip: list[np.ndarray]) -> list[np.ndarray]:
@@ -69,24 +88,70 @@ def _attack(name: str, clip: list[np.ndarray]) -> list[np.ndarray]:
     return [attacks.grade(f, 1.1, 1.1) for f in clip]
 
 
+def test_real_swap_is_marked_and_detected(clips: dict[str, list[attacks.Swapped]],
+                                          predictor: TorchPredictor) -> None:
+    """The un-attacked swaps (both resolutions): detected with the model's id; the same swaps
+    without the mark are not."""
+    for sw in clips["small"][::4] + clips["big"]:
+        marks = wm.detect_frame(sw.marked)
+        assert len(marks) == 1 and marks[0].detected, marks
+        assert marks[0].payload == predictor.model_id
+        (plain,) = wm.detect_frame(sw.plain)
+        assert not plain.detected and plain.payload is None
+
+
+def test_linear_float_frame_is_marked_inside_the_matte(predictor: TorchPredictor,
+                                                       extractor: Extractor) -> None:
+    """A scene-linear float frame (the OFX path): values beyond [0, 1] outside the face are
+    kept exactly, and the displayed result carries the mark."""
+    with open_source(samples.path("single_face.mp4")) as src:
+        rgb = src.read(20).rgb
+    recs = _records(extractor, rgb)
+    lin = srgb_to_linear(rgb.astype(np.float32) / np.float32(255.0))
+    lin[:40, :40] = 6.0
+    lin[-20:, -20:, 1] = -0.5
+    res = swap_frame(lin, recs, predictor, ConvertConfig(), frame_is_linear=True)
+    matte = res.matte()
+    assert np.array_equal(res.frame[matte == 0.0], lin[matte == 0.0])
+    disp = (np.clip(linear_to_srgb(res.frame), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    (mark,) = wm.detect_frame(disp)
+    assert mark.detected and mark.payload == predictor.model_id
+
+
+def test_head_turn_frame_found_by_the_second_pass(predictor: TorchPredictor,
+                                                  extractor: Extractor) -> None:
+    """Frame 112 of the woman's clip at 1080p (head turned, hand on the face): the swapped,
+    blurred face fails the extractor's detector check upright and its rotation retry finds
+    an upside-down "face" above it (score ≈ 4, no mark there). The verifier's second pass
+    (raw upright BlazeFace candidates, landmarks by the embedder's own procedure, stricter
+    threshold) finds the mark."""
+    with open_source(samples.upscaled_clip("WolfgangLanger_Pexels.mp4", 120)) as src:
+        rgb = src.read(112).rgb
+    sw = attacks.real_swap(rgb, _records(extractor, rgb), predictor)
+    found = [m for m in wm.detect_frame(sw.marked) if m.detected]
+    assert len(found) == 1 and found[0].payload in (None, predictor.model_id)
+    assert not any(m.detected for m in wm.detect_frame(sw.plain))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("attack", list(MIN_RATE))
-def test_marked_faces_survive(clips: dict[str, list[np.ndarray]], attack: str) -> None:
-    frames = _attack(attack, clips["small"]) + _attack(attack, clips["big"])
-    assert len(frames) >= 30
-    found = payloads = 0
-    for f in frames:
-        marks = wm.detect_frame(f)
-        best = max(marks, key=lambda m: m.score, default=None)
-        if best is not None and best.detected:
-            found += 1
-            payloads += best.payload == MODEL_ID
-            # A decoded payload is never a wrong one.
-            assert best.payload in (None, MODEL_ID)
-    rate = found / len(frames)
-    assert rate >= MIN_RATE[attack], f"{attack}: detected {found}/{len(frames)}"
-    # The id is weaker than the marker (16 + 8 bits decoded one by one, no search of its own).
-    assert payloads >= 0.3 * found
+def test_marked_faces_survive(clips: dict[str, list[attacks.Swapped]], attack: str,
+                              predictor: TorchPredictor) -> None:
+    for res, clip in clips.items():
+        frames = _attack(attack, [s.marked for s in clip])
+        found = payloads = 0
+        for f in frames:
+            best = max(wm.detect_frame(f), key=lambda m: m.score, default=None)
+            if best is not None and best.detected:
+                found += 1
+                payloads += best.payload == predictor.model_id
+                # A decoded payload is never a wrong one.
+                assert best.payload in (None, predictor.model_id)
+        rate = found / len(frames)
+        assert rate >= MIN_RATE[attack], f"{attack} {res}: detected {found}/{len(frames)}"
+        # The id is weaker than the marker (16 + 8 bits decoded one by one, no search of its
+        # own): H.264 at 640×360 blurs it most (measured: about half the frames).
+        assert payloads >= (0.3 if attack == "h264_crf23" else 0.8) * found
 
 
 def test_unmarked_sample_media_not_detected() -> None:

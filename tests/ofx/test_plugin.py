@@ -478,3 +478,29 @@ def test_render_scale_refused_like_natron_expects(built: tuple[Path, Path], tmp_
     assert js["leaked_images"] == 0 and js["destroy_status"] == 0
     rc, js, _ = render(built, tmp_path, src, plugin=plugin, name="full")
     assert rc == 0 and js["rod_status"] == 14  # kOfxStatReplyDefault
+
+
+def test_swap_render_is_watermarked(built: tuple[Path, Path], tmp_path: Path,
+                                    tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Issue #6 acceptance 2 (OFX path): a frame rendered by Faceplate Swap with a really trained
+    model carries the watermark with the model's id, found from the pixels alone."""
+    from faceplate.convert.swap import model_id
+    from faceplate.core.colorspace import linear_to_display_u8, srgb_to_linear
+    from faceplate.io.media import open_source
+    from faceplate.io.model_files import read_manifest
+    from faceplate.provenance import watermark
+    from tests.convert_model import trained_model
+
+    model = trained_model(tmp_path_factory)
+    with open_source(samples.path("single_face.mp4")) as src_clip:
+        rgb = src_clip.read(10).rgb
+    lin = srgb_to_linear(rgb.astype(np.float32) / np.float32(255.0))
+    src = rgba(lin)
+    assert not any(m.detected for m in watermark.detect_frame(rgb))  # the plate is unmarked
+    rc, js, out = render(built, tmp_path, src, "--param", f"model={model}", plugin=SWAP_ID)
+    assert rc == 0 and js["persistent_message"] is None, js
+    got = read_f32(out)
+    shown, _ = linear_to_display_u8(np.ascontiguousarray(got, dtype=np.float32))
+    marks = watermark.detect_frame(np.ascontiguousarray(shown[..., :3]))
+    assert marks and marks[0].detected, marks
+    assert marks[0].payload == model_id(read_manifest(model), model)

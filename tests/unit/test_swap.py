@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from faceplate.convert import swap as swap_mod
 from faceplate.convert.blend import BLEND
 from faceplate.convert.color import COLOR
 from faceplate.convert.composite import face_box
@@ -35,7 +36,8 @@ from faceplate.core.geometry import crop_matrix
 from faceplate.io import samples
 from faceplate.io.media import open_source
 from faceplate.io.store import AlignmentsStore
-from tests.convert_model import tiny_model
+from faceplate.provenance import watermark
+from tests.convert_model import tiny_model, trained_model
 from tests.train_facesets import facesets
 
 
@@ -47,6 +49,12 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def torch_pred(model_dir: Path) -> TorchPredictor:
     return TorchPredictor(model_dir)
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A really trained model: its output is a face the watermark verifier finds."""
+    return trained_model(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -132,13 +140,62 @@ def test_rgba_float_raw_writes_the_matte_into_alpha(plate, torch_pred):
     assert alpha.max() == 1.0 and (alpha == 0).mean() > 0.8
 
 
-def test_uint8_and_float_srgb_frames_agree(plate, torch_pred):
+def _no_mark(*args: object, **kwargs: object) -> None:
+    return None
+
+
+@pytest.fixture
+def unmarked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``swap_frame`` without its watermark step, for tests that compare the swaps themselves
+    (the mark is added on the final pixels and its QIM lattice choice may flip between two
+    nearly equal hosts; the marks are checked separately)."""
+    monkeypatch.setattr(swap_mod, "embed_in_frame", _no_mark)
+
+
+def _mark_of(frame: np.ndarray) -> Any:
+    """The verifier's verdict on the frame's one face (watermark.detect_frame, from pixels)."""
+    if frame.dtype != np.uint8:
+        frame = (np.clip(frame, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    marks = watermark.detect_frame(frame)
+    assert len(marks) == 1, marks
+    return marks[0]
+
+
+def _assert_marked(frame: np.ndarray, model_id: str) -> None:
+    """The verifier finds the mark, and an id it decodes is the model's (it may fail its CRC,
+    but a decoded id is never wrong)."""
+    mark = _mark_of(frame)
+    assert mark.detected and mark.payload in (None, watermark.payload_id(model_id)), mark
+
+
+def _swap_pair(rgb, faces, pred_a, pred_b, cfg, float_b):
+    """(a, b) swapped with pred_a on the uint8 frame and pred_b on it (or its float copy)."""
+    a = swap_frame(rgb, faces, pred_a, cfg, frame_is_linear=False).frame
+    fb = rgb.astype(np.float32) / 255.0 if float_b else rgb
+    b = swap_frame(fb, faces, pred_b, cfg, frame_is_linear=False).frame
+    return a, b
+
+
+def test_uint8_and_float_srgb_frames_agree(plate, torch_pred, unmarked):
     rgb, faces, _, _ = plate
     cfg = ConvertConfig(color="avg-color", blend="overlay")
-    a = swap_frame(rgb, faces, torch_pred, cfg, frame_is_linear=False).frame
-    b = swap_frame(rgb.astype(np.float32) / 255.0, faces, torch_pred, cfg,
-                   frame_is_linear=False).frame
+    a, b = _swap_pair(rgb, faces, torch_pred, torch_pred, cfg, True)
     assert np.abs(a.astype(np.float32) / 255.0 - b).max() <= 1.5 / 255.0
+
+
+def test_uint8_and_float_srgb_frames_both_carry_the_mark(plate, trained_dir):
+    rgb, faces, _, _ = plate
+    pred = TorchPredictor(trained_dir)
+    cfg = ConvertConfig(color="avg-color", blend="overlay")
+    a, b = _swap_pair(rgb, faces, pred, pred, cfg, True)
+    for f in (a, b):
+        _assert_marked(f, pred.model_id)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(swap_mod, "embed_in_frame", _no_mark)
+        plain = _swap_pair(rgb, faces, pred, pred, cfg, True)
+    assert not any(_mark_of(f).detected for f in plain)
+    # The marks are the same size: a few 1/255 at most, never a different picture.
+    assert np.abs(a.astype(np.float32) / 255.0 - b).max() <= 8.0 / 255.0
 
 
 def test_torch_and_onnx_predictors_agree(plate, model_dir, torch_pred):
@@ -151,9 +208,21 @@ def test_torch_and_onnx_predictors_agree(plate, model_dir, torch_pred):
     assert ft.shape == fo.shape == (3, 64, 64, 3) and mt is not None and mo is not None
     assert np.abs(ft - fo).max() < 1e-4 and np.abs(mt - mo).max() < 1e-4
     cfg = ConvertConfig(mask=("learned", "extended"))
-    a = swap_frame(rgb, faces, torch_pred, cfg, frame_is_linear=False).frame
-    b = swap_frame(rgb, faces, onnx, cfg, frame_is_linear=False).frame
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(swap_mod, "embed_in_frame", _no_mark)
+        a, b = _swap_pair(rgb, faces, torch_pred, onnx, cfg, False)
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    assert onnx.model_id == torch_pred.model_id
+
+
+def test_torch_and_onnx_swaps_both_carry_the_mark(plate, trained_dir):
+    """With the mark: both engines' swaps verify, with the same id (the models' ids agree)."""
+    rgb, faces, _, _ = plate
+    pt, po = make_predictor("torch", trained_dir), make_predictor("onnx", trained_dir)
+    assert pt.model_id == po.model_id
+    cfg = ConvertConfig(mask=("learned", "extended"))
+    for f in _swap_pair(rgb, faces, pt, po, cfg, False):
+        _assert_marked(f, pt.model_id)
 
 
 def test_bf16_predictor_is_close_to_fp32_and_onnx_refuses_it(model_dir, torch_pred):

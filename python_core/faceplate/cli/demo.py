@@ -87,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
           ["convert", "--model", str(model), "--input", str(clips["man"]),
            "--alignments", str(out / "man.fpstore"), "--output", str(converted),
            "--color", "rct", "--blend", "overlay"])
+    _step("check its provenance: the watermark in the frames, the metadata, the C2PA manifest",
+          ["verify", str(converted), "--every", "8", "--json", str(out / "verify.json")])
     _step("evaluate the conversion",
           ["evaluate", str(clips["man"]), str(converted), "--source", str(out / "faces" / "woman"),
            "--alignments", str(out / "man.fpstore"), "--json", str(out / "evaluate.json"),
@@ -104,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  alignments as JSON: {(out / 'man_alignments.json').resolve()}")
     print(f"  model (previews, loss.png, TensorBoard logs/): {model.resolve()}")
     print(f"  converted video: {converted.resolve()}")
+    print(f"  provenance check: {(out / 'verify.json').resolve()}")
     print(f"  evaluation: {(out / 'evaluate.json').resolve()} and evaluate.png")
     print(f"  contact sheet: {(out / 'contact_sheet.png').resolve()}")
     return 0

@@ -6,9 +6,11 @@ detections), a :class:`Predictor` and a :class:`ConvertConfig`, and returns the 
     select faces → crop matrix (the model's centering / coverage / input size, + face scale and
     offset for the paste) → warp the plate's display-sRGB crop (box only) → predict (all the
     frame's faces in one batch) → colour transfer against the plate crop (masked) → mask
-    (learned / stored / combined, then the mask operations) → post filters → the invisible
-    watermark (:mod:`faceplate.provenance.watermark`, always; payload: the model id) → convert
-    the face to the frame's colour space → paste back inside the face's box with the blend mode.
+    (learned / stored / combined, then the mask operations) → post filters → convert the face
+    to the frame's colour space → paste back inside the face's box with the blend mode → the
+    invisible watermark on the merged frame (:mod:`faceplate.provenance.watermark`, always;
+    payload: the model id), inside each face's matte, in the canonical frame of landmarks
+    re-found on the result (the patch in ``SwapResult.patches`` carries the same mark).
 
 Conventions:
     Frames are H×W×C, top-left origin, RGB(A): ``uint8`` display sRGB (C = 3 or 4), or
@@ -43,7 +45,13 @@ import numpy as np
 from faceplate.convert import maskops, post
 from faceplate.convert.blend import BLEND, AlphaMode, Blender
 from faceplate.convert.color import COLOR, ColorTransfer
-from faceplate.convert.composite import INTERPOLATIONS, Interpolation, face_box, paste_back
+from faceplate.convert.composite import (
+    INTERPOLATIONS,
+    Interpolation,
+    face_box,
+    paste_back,
+    paste_region,
+)
 from faceplate.convert.maskops import MaskOpsConfig
 from faceplate.convert.post import PostConfig
 from faceplate.core.colorspace import linear_to_srgb, srgb_to_linear
@@ -53,7 +61,7 @@ from faceplate.core.geometry import compose_affine, crop_matrix, invert_affine, 
 from faceplate.core.records import decode_mask
 from faceplate.core.types import Centering, FaceRecord
 from faceplate.io.model_files import Manifest, load_inference_model, read_manifest
-from faceplate.provenance.watermark import canon_to_crop, embed_face, payload_id
+from faceplate.provenance.watermark import embed_in_frame, mark_crop, payload_id
 
 Selection = Literal["all", "largest", "index", "reference"]
 PredictorKind = Literal["torch", "onnx"]
@@ -669,6 +677,7 @@ def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
         result[..., 3] = 0
         alpha = "over"
     patches: list[SwappedFace] = []
+    pasted: list[_Placed | None] = []
     for i, rec in enumerate(chosen):
         t_a = time.perf_counter()
         sources = []
@@ -691,27 +700,53 @@ def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
                 vel = m_out[i][:, :2] @ face_velocity(rec, ctx)
             face = post.apply(face, pcfg, velocity_px=(float(vel[0]), float(vel[1])))
         mp = paste_matrix(m_out[i], s_out, cfg)
-        # The invisible watermark, in the face's canonical frame, on every swapped face.
-        face = embed_face(face, canon_to_crop(rec.landmarks, mp), predictor.model_id)
         t_d = time.perf_counter()
-        _paste_box(result, face, mask, mp, cfg, ctx.blender, frame_is_linear, alpha)
+        placed = _paste_box(result, face, mask, mp, cfg, ctx.blender, frame_is_linear, alpha)
         t_e = time.perf_counter()
         ctx.add_time("mask", t_b - t_a)
         ctx.add_time("color", t_c - t_b)
-        ctx.add_time("post", t_d - t_c)  # post filters + watermark
+        ctx.add_time("post", t_d - t_c)
         ctx.add_time("paste", t_e - t_d)
         patches.append(SwappedFace(rec, face, mask, mp))
+        pasted.append(placed)
+    # The invisible watermark on every swapped face, on the frame's final pixels (after every
+    # paste), in the canonical frame of landmarks re-found on the result: where the verifier
+    # will look. The patch keeps the same mark in crop space.
+    t_f = time.perf_counter()
+    for p, placed in zip(patches, pasted):
+        if placed is None:
+            continue
+        box, matte, seen, by_hand = placed
+        mark = embed_in_frame(result, box, matte, p.record.landmarks, predictor.model_id,
+                              frame_is_linear=frame_is_linear, seed_box=p.record.bbox,
+                              seen=seen, by_hand=by_hand)
+        if mark is not None:
+            p.face = mark_crop(p.face, mark, p.matrix)
+    ctx.add_time("watermark", time.perf_counter() - t_f)
     return SwapResult(result, len(patches), [p.mask for p in patches], patches)
+
+
+#: What ``_paste_box`` tells the watermark: (box, matte, the box as seen, matte left to the user).
+_Placed = tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, bool]
 
 
 def _paste_box(result: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray,
                cfg: ConvertConfig, blender: Blender, frame_is_linear: bool,
-               alpha: AlphaMode | None) -> None:
-    """Paste one face into ``result`` in place, converting only the face's box to float."""
+               alpha: AlphaMode | None) -> _Placed | None:
+    """Paste one face into ``result`` in place, converting only the face's box to float.
+
+    Returns:
+        ((x0, y0, x1, y1) half-open frame box; its matte, float32 in [0, 1], the warped mask
+        exactly as the paste used it, 0 wherever the frame was left bit-exact; the box as it
+        will be seen, float32 in the frame's colour space (the paste before 8-bit rounding,
+        or, for a blender that leaves the matte to the user — ``raw`` writes it as alpha —
+        the composite over the plate); whether it is left to the user), or None when nothing
+        was pasted.
+    """
     size = face.shape[0]
     box = face_box(matrix, size, result.shape, pad=4)
     if box.empty:
-        return
+        return None
     view = result[box.slices]
     if result.dtype == np.uint8:
         sub = view.astype(np.float32) * np.float32(1.0 / 255.0)
@@ -719,12 +754,28 @@ def _paste_box(result: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: n
         sub = np.array(view, dtype=np.float32, copy=True)
     colour = srgb_to_linear(face) if frame_is_linear else face
     mb = compose_affine(matrix, _translate(box.x0, box.y0))  # box pixels → crop pixels
+    by_hand = blender.default_alpha == "mask"
+    plate = sub[..., :3].copy() if by_hand else None
     merged = paste_back(sub, colour, mask, mb, blend=blender, interpolation=cfg.interpolation,
                         alpha=alpha, out=sub)
     if result.dtype == np.uint8:
         view[...] = _to_u8(merged)
     else:
         view[...] = merged
+    # The matte as paste_back computed it (same call; the "face" warped is the mask itself).
+    reg = paste_region(sub.shape, mask[..., None], mask, mb, interpolation="nearest")
+    if reg is None:
+        return None
+    rb = reg.box
+    seen = merged[rb.slices][..., :3]
+    if plate is not None:
+        # face·m + plate·(1 − m), with the straight face the blender left where m > 0.
+        m = reg.mask[..., None]
+        p = plate[rb.slices]
+        seen = seen * m + p * (np.float32(1.0) - m)
+        np.copyto(seen, p, where=m <= 0.0)
+    return ((box.x0 + rb.x0, box.y0 + rb.y0, box.x0 + rb.x1, box.y0 + rb.y1), reg.mask, seen,
+            plate is not None)
 
 
 __all__ = [

@@ -1,8 +1,10 @@
-"""What the watermark must survive, and a stand-in swap to mark real footage with.
+"""What the watermark must survive, and the swaps to mark footage with.
 
 Used by the watermark tests and ``benchmarks/provenance.py``; each attack is what issue #6
 names: JPEG at a quality, H.264 at a CRF (PyAV, in memory), a resize, and a grade (exposure in
-linear light plus a saturation change).
+linear light plus a saturation change). :func:`real_swap` runs the real ``swap_frame`` with a
+trained model and also returns the same swap without the mark (the PSNR reference);
+:func:`swap_face` is a cheap stand-in (the plate's own face re-pasted) for unit tests.
 
 Conventions: frames are H×W×3 ``uint8`` display sRGB (RGB, top-left origin); landmarks 68×2
 (x, y) frame pixels, pixel centres at +0.5.
@@ -18,11 +20,13 @@ import av
 import cv2
 import numpy as np
 
-from faceplate.convert.composite import paste_back
+from faceplate.convert.composite import paste_back, paste_region
+from faceplate.convert.swap import ConvertConfig, Predictor
 from faceplate.core.colorspace import linear_to_srgb, srgb_to_linear
 from faceplate.core.geometry import crop_matrix, to_cv2
+from faceplate.core.types import FaceRecord
 from faceplate.extract.mask import MASKERS
-from faceplate.provenance.watermark import canon_to_crop, embed_face
+from faceplate.provenance.watermark import embed_in_frame
 
 
 def _u8(x: np.ndarray) -> np.ndarray:
@@ -79,12 +83,12 @@ def grade(frame: np.ndarray, exposure: float, saturation: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Swapped:
-    """A face "swapped" for the watermark tests (the plate's own face, re-pasted).
+    """A swapped frame for the watermark tests.
 
     Attributes:
         marked: H×W×3 uint8 frame with the marked face pasted.
-        plain: The same paste without the mark (the reference for the PSNR).
-        matte: H×W float32 in [0, 1], where the face was pasted.
+        plain: The same swap without the mark (the reference for the PSNR).
+        matte: H×W float32 in [0, 1], where faces were pasted.
     """
 
     marked: np.ndarray
@@ -92,28 +96,57 @@ class Swapped:
     matte: np.ndarray
 
 
+def real_swap(frame: np.ndarray, faces: Sequence[FaceRecord], predictor: Predictor,
+              cfg: ConvertConfig | None = None) -> Swapped:
+    """Swap a uint8 frame with ``swap_frame`` (the mark included), and the same without it.
+
+    The unmarked reference is the same ``swap_frame`` call with the watermark step skipped
+    (the swap module's ``embed_in_frame`` swapped for a no-op for that one call): every other
+    pixel is the product's.
+    """
+    from faceplate.convert import swap as swap_mod
+
+    cfg = cfg if cfg is not None else ConvertConfig()
+    res = swap_mod.swap_frame(frame, faces, predictor, cfg, frame_is_linear=False)
+    real = swap_mod.embed_in_frame
+    try:
+        swap_mod.embed_in_frame = _no_mark
+        plain = swap_mod.swap_frame(frame, faces, predictor, cfg, frame_is_linear=False)
+    finally:
+        swap_mod.embed_in_frame = real
+    return Swapped(res.frame, plain.frame, res.matte())
+
+
+def _no_mark(*args: object, **kwargs: object) -> None:
+    return None
+
+
 def swap_face(frame: np.ndarray, landmarks: np.ndarray, model_id: str,
               size: int = 128) -> Swapped:
-    """Imitate ``swap_frame`` on one face with an identity "model".
+    """Imitate ``swap_frame`` on one face with an identity "model" (cheap, for unit tests).
 
     The face is cropped as a model would see it (``crop_matrix(landmarks, size, "face", 1.0)``,
-    bicubic), marked with :func:`embed_face` in that crop space, and pasted back with the
-    ``extended`` landmark mask and the default (overlay) blend.
+    bicubic), pasted back with the ``extended`` landmark mask and the default (overlay) blend,
+    and marked on the frame with :func:`embed_in_frame` (landmarks re-found on the result).
     """
     m = crop_matrix(landmarks, size, "face", 1.0)
     crop_u8 = cv2.warpAffine(frame, to_cv2(m), (size, size), flags=cv2.INTER_CUBIC,
                              borderMode=cv2.BORDER_REPLICATE)
     face = crop_u8.astype(np.float32) / np.float32(255.0)
     mask = MASKERS.create("extended").mask(crop_u8, landmarks.astype(np.float32), m)
-    mask_f = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), size / 64.0)
-    marked = embed_face(face, canon_to_crop(landmarks, m), model_id)
+    mask_f = np.clip(cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), size / 64.0),
+                     0.0, 1.0)
     plate = frame.astype(np.float32) / np.float32(255.0)
-    out_m = paste_back(plate, marked, np.clip(mask_f, 0.0, 1.0), m)
-    out_p = paste_back(plate, face, np.clip(mask_f, 0.0, 1.0), m)
-    ones = np.ones((size, size, 1), np.float32)
-    matte = paste_back(np.zeros(frame.shape[:2] + (1,), np.float32), ones,
-                       np.clip(mask_f, 0.0, 1.0), m)[..., 0]
-    return Swapped(_u8(out_m), _u8(out_p), matte)
+    plain = _u8(paste_back(plate, face, mask_f, m))
+    reg = paste_region(frame.shape, mask_f[..., None], mask_f, m, interpolation="nearest")
+    matte = np.zeros(frame.shape[:2], np.float32)
+    marked = plain.copy()
+    if reg is not None:
+        matte[reg.box.slices] = reg.mask
+        b = reg.box
+        embed_in_frame(marked, (b.x0, b.y0, b.x1, b.y1), reg.mask, landmarks, model_id,
+                       frame_is_linear=False)
+    return Swapped(marked, plain, matte)
 
 
 def face_psnr(marked: np.ndarray, plain: np.ndarray, matte: np.ndarray,
@@ -126,4 +159,5 @@ def face_psnr(marked: np.ndarray, plain: np.ndarray, matte: np.ndarray,
     return float("inf") if mse == 0.0 else float(10.0 * np.log10(255.0**2 / mse))
 
 
-__all__ = ["Swapped", "downscale", "face_psnr", "grade", "h264", "jpeg", "swap_face"]
+__all__ = ["Swapped", "downscale", "face_psnr", "grade", "h264", "jpeg", "real_swap",
+           "swap_face"]

@@ -42,11 +42,31 @@ Gain: projections are divided by the window's mean luma (+0.055, the sRGB offset
 change of k in linear light scales display values by about k^(1/2.4) around −0.055, so the
 grade attack leaves the normalised projections almost unchanged (residual error 0.13Δ → 0.03Δ).
 
+Where it is embedded (:func:`embed_in_frame`, called by ``swap_frame`` after every face is
+pasted): on the frame's final pixels, where the verifier will look. The verifier re-detects
+the face on the output and its landmarks come from the *swapped* face, which differ from the
+plate's stored ones by 1.7–2.8 canonical px RMS (up to 8 px on head turns; measured on real
+swaps with the trained test model), more than the registration search covers. So the embedder
+re-finds the landmarks on the pasted result (:func:`refine_landmarks`, seeded with the
+record's detector box; no detection): dlib's 68-point predictor on the area around the box,
+area-downscaled by an integer factor so the box is 192–383 px, re-run from the box fitted to
+its own landmarks until that (integer) box repeats. The verifier uses the same procedure from
+its detector's box (:func:`frame_landmarks`), so both reach the same fixed point whatever
+their seed boxes: 0.3–0.65 canonical px RMS apart on 1080p real swaps. The host projections
+are measured on the pasted box's own display-sRGB
+luma (before 8-bit rounding), the change is multiplied by the face's matte (the frame stays
+bit-exact where the matte is 0) and added in display sRGB (a scene-linear box is converted,
+marked and converted back only where the matte is > 0). ``EMBED_PASSES`` passes re-measure
+and correct in canonical space (the matte's attenuation). A ``raw`` paste (matte left to the
+user) is aligned and measured on the composite it will become and marked without the matte.
+:func:`mark_crop` puts the same mark on the crop-space patch. :func:`embed_face` (marking a
+crop before the paste with the plate's landmarks) is kept for callers without a frame.
+
 Detection (:func:`detect_faces`):
     the frame's luma is warped into the canonical crop from the detected landmarks (low-passed
-    first when the face is larger than the crop) and projected. Re-detected landmarks put the
-    canonical crop up to ~1.5 px (0.5× downscale: ~3 px at the edge, 1–2° and 1–2 % scale) off
-    the embedder's, which moves the host's projections by more than Δ/4, so the detector
+    first when the face is larger than the crop) and projected. The embedder's and the
+    verifier's landmarks still differ a little (and by ~1.5 px more after a 0.5× downscale),
+    which moves the host's projections by more than Δ/4, so the detector
     registers: a coarse grid of exact similarity warps (shift ±1 px, rotation ±1.5°, scale
     ±2 %) with a first-order fine grid around each, keeping the alignment that best fits the
     marker. Each bit gives ``s_k = cos(2π(c_k − dither_k)/Δ)`` (+1 for a 0 bit, −1 for a 1).
@@ -56,24 +76,42 @@ Detection (:func:`detect_faces`):
     calibrated on unmarked faces of the sample media with random stand-in markers
     (:func:`null_scores`, table ``NULL_TAIL``): ``SCORE_THRESHOLD`` sits where its tail is
     below ``FP_TARGET``, and ``confidence = 1 − null_tail(score)``. The payload is reported
-    when the id's bits pass the CRC.
+    when the id's bits pass the CRC. (The search is unchanged from v1, so is its null.)
 
-Calling it from the swap (the recipe, with ``mp`` the frame → crop matrix the face is pasted
-with and ``lm`` the face's 68 frame landmarks)::
+Second pass (:func:`detect_frame`): a swapped face can fail the extractor's detector check
+    (e.g. the 64 px model's blurred face half hidden by a hand, frame 112 of the woman's clip at
+    1080p: upright it is rejected, and the rotation retry finds an upside-down "face" above it
+    where the mark cannot be). So the raw upright BlazeFace candidates are also aligned (same
+    procedure) and scored when they are not a first-pass face, against the stricter
+    ``SECOND_PASS_THRESHOLD`` (null tail 2e-4: with up to two extra candidates per face the
+    false-positive rate per face stays ≤ 6e-4 + 2·2e-4 ≤ ``FP_TARGET``); only detections are
+    reported.
 
-    face = embed_face(face, canon_to_crop(lm, mp), payload_id(model_sha256))
+What a detection proves, and what it does not:
+    a detected mark says that this face was, with overwhelming likelihood (false-positive
+    rate measured 0 on 634 unmarked faces, calibrated ≤ 1e-3 per face), output by Faceplate's
+    swap, and the payload (when its CRC checks) names the model by 4 hex digits of its sha256
+    (65,536 values: a hint to match against a manifest, not an identity). It is not
+    cryptographic: the pattern seed is public in this source, so anyone can embed, remove or
+    forge the mark on purpose; it proves nothing about who ran the swap or when (that is the
+    signed C2PA manifest's job, :mod:`faceplate.provenance.c2pa_sign`). An absent mark proves
+    nothing either: heavy compression, a strong re-grade, a crop that loses the face, a
+    re-detection that fails, or another tool's swap all read as "not found".
 
-Measured (``benchmarks/provenance.py``, 85 swapped frames of the sample videos, 68 at
-640×360 with 128 px crops and 17 at 1920×1080 with 256 px crops; 2-core CPU): PSNR over the
-face 46.5 dB mean, 45.8 min; detection 97.6 % clean, 96.5 % JPEG 75, 85.9 % H.264 CRF 23,
-98.8 % 0.5× downscale, 98.8 % / 96.5 % exposure and saturation ×0.9 / ×1.1; no false positive
-on 634 unmarked faces (every frame of every sample video and photo; top score 5.09 against
-5.25); embed 0.9 ms per 256 px face (3.6 ms at 512 px); detect ~38 ms per face (+ the
-detector). Short of the 99 % target, mostly because a re-detected face's landmarks sometimes
-fall outside the registration search (the misses score 3.5–3.9 on every attack, the same
-faces) and H.264 blurs the 640×360 faces' band. A real swap adds the gap between the plate's
-landmarks and the swapped face's; a ``seamless`` (Poisson) blend that re-shades the face, or
-heavy occlusion, weaken it further.
+Measured (``benchmarks/provenance.py``, full run, REAL swaps: ``swap_frame`` with the trained
+64 px test model, default settings; 190 frames per resolution: all 72 of single_face.mp4 and
+every 4th of the woman's 472-frame head-turn clip, at 1920×1080 (upscaled test footage) and at
+640×360; 2-core CPU shared with other jobs). PSNR over the face 46.7 dB mean, 46.1 min (both
+resolutions). Detection at 1920×1080: 190/190 (100 %) clean, JPEG 75, H.264 CRF 23, 0.5×
+downscale and both grades (lowest score 6.40 against 5.25); payload decoded on 91–98 %, never
+a wrong one. At 640×360: 190/190 for every attack except H.264 CRF 23, 186/190 (97.9 %,
+payload 40 %): the small face loses the band to the codec there (independent of the landmark
+procedure: 0 to 3 fixed-point runs give the same rate on half of these frames). False
+positives: 0 of 634 unmarked faces on all 821 frames/photos of the sample media (top score
+4.84). Embedding at 1080p (faces 490–710 px): 9.9 ms per face median on a loaded machine
+(the landmark refinement ~2 ms of it when quiet), over the 5 ms target; the ``watermark``
+stage inside ``swap_frame`` 12.8 ms. Verify: ~60 ms per 1080p frame (one face, no
+second-pass candidate).
 """
 
 from __future__ import annotations
@@ -87,6 +125,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from faceplate.core.colorspace import linear_to_srgb, srgb_to_linear
 from faceplate.core.geometry import (
     MEAN_FACE_68,
     compose_affine,
@@ -166,6 +205,7 @@ class _Bank:
     max_energy: float  # Σ w² over canonical pixels allowed at PSNR_FLOOR
     marker: np.ndarray  # MARKER_BITS uint8
     window: np.ndarray  # n² float32, the window normalised to sum 1
+    support: tuple[int, int, int, int]  # canonical (x0, y0, x1, y1) where the patterns live
 
 
 @functools.cache
@@ -192,7 +232,10 @@ def _bank() -> _Bank:
     dither = rng.uniform(0.0, delta, _K)
     marker = rng.integers(0, 2, MARKER_BITS).astype(np.uint8)
     wsum = (win / win.sum()).ravel().astype(np.float32)
-    return _Bank(d, dither, delta, max_energy, marker, wsum)
+    amp = np.abs(d).max(axis=0).reshape(n, n)
+    ys, xs = np.nonzero(amp > 1e-3 * amp.max())
+    support = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    return _Bank(d, dither, delta, max_energy, marker, wsum, support)
 
 
 def _gain(canon: np.ndarray, bank: _Bank) -> float:
@@ -355,6 +398,331 @@ def embed_face(face: np.ndarray, canon_to_crop: np.ndarray, model_id: str) -> np
     return out
 
 
+@dataclass(frozen=True, eq=False)
+class FrameMark:
+    """What :func:`embed_in_frame` added to one face.
+
+    Attributes:
+        landmarks: 68×2 float64 frame landmarks the canonical frame was built from (re-found
+            on the pasted face by the dlib68 aligner; the record's own when that failed).
+        to_canon: 2×3 float64 frame → canonical matrix (:func:`canonical_matrix` of them).
+        change: ``CANON_SIZE``×``CANON_SIZE`` float32, the luma change in canonical pixels
+            (display-sRGB units, added equally to R, G and B), before the matte.
+        refined: Whether the landmarks were re-found (False: the aligner failed, the record's
+            landmarks were used).
+    """
+
+    landmarks: np.ndarray
+    to_canon: np.ndarray
+    change: np.ndarray
+    refined: bool
+
+
+#: Passes of the informed embedding: each re-measures the projections on the frame's final
+#: pixels (after the matte, clipping and uint8 rounding) and moves them the rest of the way.
+EMBED_PASSES = 2
+
+
+def _box_from_landmarks(lm: np.ndarray) -> Any:
+    """The dlib-convention detector box the mean face would sit in (inverse of
+    ``mean_face_in_box``): a least-squares centre and size."""
+    from faceplate.core.types import BBox
+    from faceplate.extract.align.base import BOX_TEMPLATE
+
+    ox, oy, unit = BOX_TEMPLATE
+    t = MEAN_FACE_68 - np.array([ox, oy])
+    tc = t - t.mean(axis=0)
+    pc = lm - lm.mean(axis=0)
+    k = float((tc * pc).sum() / (tc * tc).sum())  # unit · box size
+    cx, cy = lm.mean(axis=0) - t.mean(axis=0) * k
+    size = k / unit
+    return BBox(float(cx - size / 2.0), float(cy - size / 2.0), size, size)
+
+
+def _display_region(region: np.ndarray, frame_is_linear: bool) -> np.ndarray:
+    """An H×W×3 frame region → float32 display sRGB (finite; not clipped)."""
+    if region.dtype == np.uint8:
+        return region.astype(np.float32) * np.float32(1.0 / 255.0)
+    x = np.nan_to_num(region.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=0.0)
+    return linear_to_srgb(x) if frame_is_linear else x
+
+
+#: At most this many extra dlib68 runs of :func:`refine_landmarks`, each from the box fitted
+#: to the previous run's landmarks, stopping when the (integer) box repeats: a fixed-point
+#: iteration, so the result no longer depends on the seed box (measured: each run moves the
+#: landmarks ~0.65 canonical px until the box repeats, usually after 1–2 extra runs; a
+#: cycle of boxes, seen on faces that are barely faces, gives the mean over the cycle).
+REFINE_ITERATIONS = 3
+#: The least side (pixels) of the seed box in the image the aligner reads: a face more than
+#: twice as large is area-downscaled by an integer factor first (fast, and the aligner then
+#: reads about the same pixels at any resolution, before or after a 0.5× downscale).
+REFINE_BOX = 192.0
+#: Half-side of the area read around the box's centre, in box sizes (the dlib predictor
+#: reads well inside the box ± half a box; the iteration may move the box a little).
+REFINE_REACH = 1.0
+
+
+@functools.cache
+def _shape_predictor() -> Any:
+    from faceplate.extract import dlib_models
+
+    return dlib_models.shape_predictor_68()
+
+
+def refine_landmarks(frame: np.ndarray, seed_box: Any, *, frame_is_linear: bool = False,
+                     patch: tuple[tuple[int, int, int, int], np.ndarray] | None = None,
+                     iterations: int | None = None) -> np.ndarray | None:
+    """Re-find a face's 68 landmarks on ``frame`` with dlib's 68-point predictor, from a box.
+
+    The embedder's procedure, also the verifier's (:func:`frame_landmarks`): the area around
+    the box is converted to uint8 display sRGB, area-downscaled so that the box is about
+    ``REFINE_BOX`` pixels, and aligned from the box, then ``iterations`` times more from the
+    box fitted to the previous landmarks (a fixed point of "landmarks → box → landmarks").
+
+    Args:
+        frame: H×W×3/4 uint8 display sRGB, or float32 display sRGB / scene-linear.
+        seed_box: :class:`faceplate.core.types.BBox` in dlib's frontal-face convention (a
+            detector's box).
+        frame_is_linear: Whether a float frame is scene-linear.
+        patch: ((x0, y0, x1, y1), pixels): align as if this box of the frame held these
+            pixels (float32, the frame's colour space; :func:`embed_in_frame`'s composite).
+        iterations: At most this many extra runs from the landmarks' own box (None:
+            ``REFINE_ITERATIONS``).
+
+    Returns:
+        68×2 float64 (x, y) frame pixels, or None when the box is degenerate or off the frame.
+    """
+    import dlib
+
+    h, w = frame.shape[:2]
+    if seed_box.w < 4 or seed_box.h < 4:
+        return None
+    cx, cy = seed_box.center
+    size = float(seed_box.size)
+    reach = REFINE_REACH * size
+    x0, y0 = max(0, int(math.floor(cx - reach))), max(0, int(math.floor(cy - reach)))
+    x1, y1 = min(w, int(math.ceil(cx + reach))), min(h, int(math.ceil(cy + reach)))
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    region = frame[y0:y1, x0:x1, :3]
+    if region.dtype != np.uint8 or patch is not None:
+        disp = np.clip(_display_region(region, frame_is_linear), 0.0, 1.0)
+        if patch is not None:
+            (px0, py0, px1, py1), pix = patch
+            ix0, iy0 = max(px0, x0), max(py0, y0)
+            ix1, iy1 = min(px1, x1), min(py1, y1)
+            if ix1 > ix0 and iy1 > iy0:
+                lin = frame_is_linear and frame.dtype != np.uint8
+                disp[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = np.clip(_display_region(
+                    pix[iy0 - py0:iy1 - py0, ix0 - px0:ix1 - px0, :3], lin), 0.0, 1.0)
+        region = (disp * 255.0 + 0.5).astype(np.uint8)
+    f = max(1, int(size / REFINE_BOX))  # integer area factor: OpenCV's fast path
+    if f > 1:
+        rh, rw = (y1 - y0) // f, (x1 - x0) // f
+        if rw < 8 or rh < 8:
+            return None
+        img = cv2.resize(region[:rh * f, :rw * f], (rw, rh), interpolation=cv2.INTER_AREA)
+    else:
+        img = np.ascontiguousarray(region)
+    kx = ky = 1.0 / f
+    scale = np.array([kx, ky])
+    origin = np.array([x0, y0], np.float64)
+    predictor = _shape_predictor()
+    bx, by, bw, bh = seed_box.x, seed_box.y, seed_box.w, seed_box.h
+    runs: list[tuple[tuple[int, int, int, int], np.ndarray]] = []
+    extra = REFINE_ITERATIONS if iterations is None else iterations
+    for _ in range(1 + max(0, extra)):
+        # The box in resampled pixels, as a dlib rectangle (inclusive pixel indices).
+        left, top = (bx - x0) * kx, (by - y0) * ky
+        r = (round(left), round(top), round(left + bw * kx) - 1, round(top + bh * ky) - 1)
+        seen = [i for i, (ri, _) in enumerate(runs) if ri == r]
+        if seen:
+            # A fixed point (the same rectangle gives the same landmarks) or a cycle: the
+            # mean over the cycle, whichever rectangle it was entered from.
+            return np.mean([lm for _, lm in runs[seen[0]:]], axis=0)
+        shape = predictor(img, dlib.rectangle(*r))
+        # dlib's parts are pixel indices; pixel centres sit at +0.5 for us.
+        pts = np.array([[p.x, p.y] for p in shape.parts()], np.float64) + 0.5
+        lm = pts / scale + origin
+        runs.append((r, lm))
+        # The box the mean face would fill at these landmarks: re-aligning from it forgets
+        # the detector's own box (its size and offset), so both sides reach the same point.
+        nb = _box_from_landmarks(lm)
+        bx, by, bw, bh = nb.x, nb.y, nb.w, nb.h
+    return runs[-1][1]
+
+
+def _translate(dx: float, dy: float) -> np.ndarray:
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+
+
+def embed_in_frame(frame: np.ndarray, box: tuple[int, int, int, int], matte_box: np.ndarray,
+                   landmarks: np.ndarray, model_id: str, *, frame_is_linear: bool,
+                   seed_box: Any = None, seen: np.ndarray | None = None,
+                   by_hand: bool = False) -> FrameMark | None:
+    """Mark a face on the frame's final pixels, in place, where the verifier will look.
+
+    The canonical frame comes from landmarks re-found on the pasted face
+    (:func:`refine_landmarks`, seeded with ``seed_box``), the host projections are measured on
+    the frame's own pixels (display sRGB luma, exactly as the detector warps them), and the
+    luma change, multiplied by the matte, is added to R, G and B; ``EMBED_PASSES`` passes
+    re-measure and correct (matte, clipping, uint8 rounding).
+
+    Args:
+        frame: H×W×3/4 ``uint8`` display sRGB, or ``float32`` display sRGB or scene-linear
+            (``frame_is_linear``: the box is converted to display sRGB, marked, and converted
+            back only where the matte is > 0). Alpha is never touched. Modified in place.
+        box: (x0, y0, x1, y1) half-open frame pixels of ``matte_box``.
+        matte_box: (y1 − y0)×(x1 − x0) float32 in [0, 1], the face's matte in the frame: the
+            frame is bit-exact wherever it is 0.
+        landmarks: The face's 68×2 (x, y) frame landmarks (the record's; the fallback).
+        model_id: The model's sha256 hex digest or its :func:`payload_id`.
+        frame_is_linear: Whether a float frame is scene-linear (False for uint8).
+        seed_box: The record's detector box (:class:`faceplate.core.types.BBox`, dlib
+            convention) to re-align from; when None, a box fitted to ``landmarks``.
+        seen: The box's pixels as they will be seen, (y1 − y0)×(x1 − x0)×3 float32 in the
+            frame's colour space (display [0, 1] for a uint8 frame): measured instead of the
+            frame's own (the paste's float result before 8-bit rounding; or, with
+            ``by_hand``, the composite over the plate). None: the frame's pixels.
+        by_hand: The paste leaves the matte to the user (the ``raw`` blend: the box holds the
+            straight face wherever the matte is > 0, and ``seen`` is the composite): the mark
+            is aligned and measured on ``seen`` and added *without* the matte (compositing by
+            hand multiplies by it), so the composite carries the default blend's mark.
+
+    Returns:
+        A :class:`FrameMark`, or None when the box is empty (nothing changed).
+    """
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] not in (3, 4) \
+            or frame.dtype not in (np.uint8, np.float32):
+        got = (frame.dtype, frame.shape) if isinstance(frame, np.ndarray) \
+            else type(frame).__name__
+        raise ValueError(f"frame: expected an H×W×3/4 uint8 or float32 array, got {got}")
+    if frame.dtype == np.uint8 and frame_is_linear:
+        raise ValueError("frame: a uint8 frame is display sRGB; frame_is_linear must be False")
+    bits = payload_bits(model_id)
+    lm0 = check_points(landmarks, 68).astype(np.float64)
+    h, w = frame.shape[:2]
+    bx0, by0, bx1, by1 = (int(v) for v in box)
+    bx0, by0, bx1, by1 = max(bx0, 0), max(by0, 0), min(bx1, w), min(by1, h)
+    matte = np.asarray(matte_box, np.float32)
+    if matte.shape != (int(box[3]) - int(box[1]), int(box[2]) - int(box[0])):
+        raise ValueError(f"matte_box: expected shape {(box[3] - box[1], box[2] - box[0])}, "
+                         f"got {matte.shape}")
+    matte = matte[by0 - int(box[1]):by1 - int(box[1]), bx0 - int(box[0]):bx1 - int(box[0])]
+    if bx1 <= bx0 or by1 <= by0 or not np.any(matte > 0.0):
+        return None
+    if seen is not None and seen.shape[:2] != matte_box.shape:
+        raise ValueError(f"seen: expected {matte_box.shape} pixels, got {seen.shape[:2]}")
+    if by_hand and seen is None:
+        raise ValueError("by_hand: needs the composite as `seen`")
+    seed = seed_box if seed_box is not None else _box_from_landmarks(lm0)
+    bxy = (int(box[0]), int(box[1]), int(box[2]), int(box[3]))
+    # A uint8 frame already holds the 8-bit rendering of `seen` (unless composited by hand).
+    lm = refine_landmarks(frame, seed, frame_is_linear=frame_is_linear,
+                          patch=(bxy, seen) if by_hand and seen is not None else None)
+    refined = lm is not None
+    if lm is None:
+        lm = lm0
+    bank = _bank()
+    to_canon = canonical_matrix(lm)
+    to_src = invert_affine(to_canon)
+    # The work region: the matte's box ∩ the patterns' support (+ the kernels' reach).
+    u0, v0, u1, v1 = bank.support
+    corners = np.array([[u0, v0], [u1, v0], [u0, v1], [u1, v1]], np.float64)
+    pts = corners @ to_src[:, :2].T + to_src[:, 2]
+    pad = 4 + int(math.ceil(3.0 * AA_SIGMA * matrix_scale(to_src)))
+    rx0 = max(bx0, int(math.floor(pts[:, 0].min())) - pad)
+    ry0 = max(by0, int(math.floor(pts[:, 1].min())) - pad)
+    rx1 = min(bx1, int(math.ceil(pts[:, 0].max())) + pad)
+    ry1 = min(by1, int(math.ceil(pts[:, 1].max())) + pad)
+    if rx1 - rx0 < 4 or ry1 - ry0 < 4:
+        return None
+    view = frame[ry0:ry1, rx0:rx1, :3]
+    mat = np.ascontiguousarray(matte[ry0 - by0:ry1 - by0, rx0 - bx0:rx1 - bx0])
+    # The detector's view of the host: display luma in [0, 1] (before any 8-bit rounding, so
+    # that a uint8 and a float frame of the same picture get the same mark), warped as the
+    # detector warps.
+    base = None if view.dtype == np.uint8 else _display_region(view, frame_is_linear)
+    if seen is not None:
+        part = seen[ry0 - bxy[1]:ry1 - bxy[1], rx0 - bxy[0]:rx1 - bxy[0], :3]
+        lin = frame_is_linear and frame.dtype != np.uint8
+        luma0 = _luma(np.clip(_display_region(part, lin), 0.0, 1.0))
+    elif base is None:
+        luma0 = _luma(view)
+    else:
+        luma0 = _luma(np.clip(base, 0.0, 1.0))
+    canon_to_region = compose_affine(_translate(-rx0, -ry0), to_src)
+    region_to_canon = to_cv2(compose_affine(to_canon, _translate(rx0, ry0)))
+    n = CANON_SIZE
+    host = _to_canonical(luma0, canon_to_region).ravel()
+    # The matte seen from canonical space: the change lands multiplied by it.
+    matte_c = _warp(mat, canon_to_region).ravel()
+    total = np.zeros(n * n, np.float32)
+    target: np.ndarray | None = None
+    for _ in range(max(1, EMBED_PASSES)):
+        # The host plus the change so far, as the detector will measure it (the change is the
+        # same on R, G and B and the luma weights sum to 1; a band-limited change survives
+        # the canonical → frame → canonical round trip; clipping and uint8 rounding are far
+        # below Δ). Products by einsum: single-threaded, no BLAS thread start-up.
+        cur = host + total * matte_c
+        g = _gain(cur.reshape(n, n), bank)
+        c = np.einsum("kp,p->k", bank.patterns, cur) / g
+        if target is None:
+            # Nearest point of bit b's coset Δ·(j + b/2) + dither.
+            u = (c - bank.dither) / bank.delta - bits * 0.5
+            target = (np.round(u) + bits * 0.5) * bank.delta + bank.dither
+        coeff = ((target - c) * g).astype(np.float32)
+        total = total + np.einsum("k,kp->p", coeff, bank.patterns)
+        energy = float(np.dot(total, total))
+        if energy > bank.max_energy:
+            total *= np.float32(math.sqrt(bank.max_energy / energy))
+    d: np.ndarray = cv2.warpAffine(total.reshape(n, n), region_to_canon,
+                                   (rx1 - rx0, ry1 - ry0),
+                                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    d = d * ((mat > 0.0).astype(np.float32) if by_hand else mat)
+    if base is None:
+        # k/255 + d clipped to [0, 1] and rounded is k + rint(255·d) clipped to 0..255; d = 0
+        # (matte 0) gives k back exactly.
+        q = np.rint(d * np.float32(255.0)).astype(np.int16)
+        rows = np.flatnonzero(q.any(axis=1))
+        cols = np.flatnonzero(q.any(axis=0))
+        if rows.size:
+            ys = slice(int(rows[0]), int(rows[-1]) + 1)
+            xs = slice(int(cols[0]), int(cols[-1]) + 1)
+            part = view[ys, xs].astype(np.int16)
+            part += q[ys, xs, None]
+            np.clip(part, 0, 255, out=part)
+            view[ys, xs] = part.astype(np.uint8)
+    else:
+        new_disp = base + d[..., None]
+        np.clip(new_disp, np.minimum(base, 0.0), np.maximum(base, 1.0), out=new_disp)
+        out = srgb_to_linear(new_disp) if frame_is_linear else new_disp
+        np.copyto(view, out, where=(mat > 0.0)[..., None])
+    return FrameMark(lm, to_canon, total.reshape(n, n), refined)
+
+
+def mark_crop(face: np.ndarray, mark: FrameMark, frame_to_crop: np.ndarray) -> np.ndarray:
+    """The same mark on a crop-space face (e.g. the patch a patch writer exports), so that
+    pasting it with its matte gives the marked frame.
+
+    Args:
+        face: S×S×3 float32 display sRGB crop. Never modified.
+        mark: What :func:`embed_in_frame` returned for this face.
+        frame_to_crop: 2×3 frame → crop matrix the face is pasted with.
+
+    Returns:
+        A new S×S×3 float32 array (values inside [0, 1] stay inside it).
+    """
+    m = compose_affine(check_matrix(frame_to_crop, "frame_to_crop"), invert_affine(mark.to_canon))
+    hh, ww = face.shape[:2]
+    wc = cv2.warpAffine(mark.change, to_cv2(m), (ww, hh), flags=cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    out = face + wc[..., None]
+    np.clip(out, np.minimum(face, 0.0), np.maximum(face, 1.0), out=out)
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Detection
 
@@ -410,6 +778,9 @@ NULL_TAIL: tuple[tuple[float, float], ...] = (
 N_EFFECTIVE: float = 8000.0
 #: Score at or above which a face is "detected": the null's tail there is ≤ FP_TARGET.
 SCORE_THRESHOLD: float = 5.25
+#: The threshold for the second pass's extra candidates (:func:`detect_frame`): its tail is
+#: 2e-4, so one face with up to two extra candidates stays under FP_TARGET in all.
+SECOND_PASS_THRESHOLD: float = 5.45
 
 
 def null_tail(score: float) -> float:
@@ -524,7 +895,8 @@ def _face_source(luma: np.ndarray, landmarks: np.ndarray
     return box, np.ascontiguousarray(luma[by0:by1, bx0:bx1]), to_sub
 
 
-def _score_face(luma: np.ndarray, landmarks: np.ndarray) -> FaceMark:
+def _score_face(luma: np.ndarray, landmarks: np.ndarray,
+                threshold: float = SCORE_THRESHOLD) -> FaceMark:
     bank = _bank()
     box, sub, to_sub = _face_source(luma, landmarks)
     if sub is None:
@@ -533,7 +905,7 @@ def _score_face(luma: np.ndarray, landmarks: np.ndarray) -> FaceMark:
     score = float(scores[0])
     s = _soft_bits(c, bank)
     confidence = 1.0 - null_tail(score)
-    detected = score >= SCORE_THRESHOLD
+    detected = score >= threshold
     bits = (s < 0).astype(np.uint8)
     marker_errors = int(np.count_nonzero(bits[:MARKER_BITS] != bank.marker))
     payload = None
@@ -578,25 +950,52 @@ def detect_faces(frame: np.ndarray, landmarks: Sequence[np.ndarray]) -> list[Fac
 
 
 @functools.cache
+def _second_detector() -> Any:
+    from faceplate.extract.detect.base import DETECTORS
+
+    return DETECTORS.create("blazeface")
+
+
+def _same_face(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two landmark sets are one registration hypothesis (within 2 canonical px RMS)."""
+    m = canonical_matrix(b)
+    d = (a - b) @ m[:, :2].T
+    return bool(np.sqrt((d**2).sum(axis=1).mean()) < 2.0)
+
+
+@functools.cache
 def _default_extractor() -> Any:
     from faceplate.extract.pipeline import ExtractConfig, Extractor
 
     return Extractor(ExtractConfig(masks=(), write_faces=False, thumbnails=False))
 
 
-def frame_landmarks(frame: np.ndarray, extractor: Any | None = None) -> list[np.ndarray]:
-    """68-point landmarks of every face in a display-sRGB frame (the extractor's detector and
-    aligner; faces left to right)."""
+def frame_landmarks(frame: np.ndarray, extractor: Any | None = None, *,
+                    refine: bool = True) -> list[np.ndarray]:
+    """68-point landmarks of every face in a display-sRGB frame, in the extractor's order.
+
+    The extractor's detector finds the faces; with ``refine`` each face's landmarks are then
+    :func:`refine_landmarks` from its detector box (the embedder's own procedure; the
+    extractor's landmarks when that fails).
+    """
     from faceplate.core.types import Frame, FrameInfo
 
     ex = extractor if extractor is not None else _default_extractor()
+    rgb = _u8_rgb(frame)
+    h, w = rgb.shape[:2]
+    res = ex.process(Frame(FrameInfo(0, "frame", None, w, h, 0), rgb))
+    out = []
+    for r in res.records:
+        lm = refine_landmarks(rgb, r.bbox) if refine else None
+        out.append(lm if lm is not None else r.landmarks.astype(np.float64))
+    return out
+
+
+def _u8_rgb(frame: np.ndarray) -> np.ndarray:
     rgb = frame[..., :3]
     if rgb.dtype != np.uint8:
         rgb = (np.clip(np.nan_to_num(rgb), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    rgb = np.ascontiguousarray(rgb)
-    h, w = rgb.shape[:2]
-    res = ex.process(Frame(FrameInfo(0, "frame", None, w, h, 0), rgb))
-    return [r.landmarks.astype(np.float64) for r in res.records]
+    return np.ascontiguousarray(rgb)
 
 
 def detect_frame(frame: np.ndarray, extractor: Any | None = None) -> list[FaceMark]:
@@ -610,18 +1009,46 @@ def detect_frame(frame: np.ndarray, extractor: Any | None = None) -> list[FaceMa
 
     Returns:
         One :class:`FaceMark` per face found, left to right (empty when there is none).
+
+    Two passes. First, every face the extractor finds (its detector verifies candidates), its
+    landmarks re-found from its box as the embedder does (:func:`frame_landmarks`), scored
+    against ``SCORE_THRESHOLD``. Second, the raw upright candidates of the fast detector
+    (BlazeFace, no verification: a swapped face, e.g. blurred by a small model or half
+    hidden by a hand, can fail the extractor's check and be found only upside down by its
+    rotation retries), aligned the same way; those that are not a first-pass face are scored
+    against the stricter ``SECOND_PASS_THRESHOLD`` and reported only when detected.
     """
     if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] not in (3, 4) \
             or frame.dtype not in (np.uint8, np.float32):
         got = (frame.dtype, frame.shape) if isinstance(frame, np.ndarray) \
             else type(frame).__name__
         raise ValueError(f"frame: expected an H×W×3/4 uint8 or float32 array, got {got}")
-    return detect_faces(frame, frame_landmarks(frame, extractor))
+    lms = frame_landmarks(frame, extractor)
+    marks = detect_faces(frame, lms)
+    rgb = _u8_rgb(frame)
+    luma: np.ndarray | None = None
+    for det in _second_detector().detect(rgb):
+        if det.angle != 0.0:
+            continue
+        lm = refine_landmarks(rgb, det.bbox)
+        if lm is None or any(_same_face(lm, o) for o in lms):
+            continue
+        lms.append(lm)
+        luma = _luma(frame) if luma is None else luma
+        mark = _score_face(luma, lm, SECOND_PASS_THRESHOLD)
+        if mark.detected:
+            marks.append(mark)
+    return sorted(marks, key=lambda m: m.box[0])
 
 
 __all__ = [
     "CANON_SIZE",
     "SCORE_THRESHOLD",
+    "SECOND_PASS_THRESHOLD",
+    "FrameMark",
+    "embed_in_frame",
+    "mark_crop",
+    "refine_landmarks",
     "null_scores",
     "null_tail",
     "FaceMark",
