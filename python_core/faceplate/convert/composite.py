@@ -180,7 +180,7 @@ def paste_region(frame_shape: tuple[int, ...], face: np.ndarray, mask: np.ndarra
 def paste_back(frame: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray, *,
                blend: Blender | str = "overlay", interpolation: Interpolation = "cubic",
                alpha: AlphaMode | None = None, out: np.ndarray | None = None,
-               pad: int = 2) -> np.ndarray:
+               pad: int = 2, regions: list[PasteRegion] | None = None) -> np.ndarray:
     """Blend a crop-space face into the frame, working on the face's box only.
 
     Args:
@@ -200,6 +200,8 @@ def paste_back(frame: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np
             first filled with ``frame`` unless it *is* ``frame``); lets a caller paste several
             faces with a single frame copy.
         pad: Extra frame pixels around the box.
+        regions: When given, the :class:`PasteRegion` used (the box and the warped matte
+            exactly as blended) is appended to it (nothing when nothing was pasted).
 
     Returns:
         The merged frame, H×W×C float32: a new array unless ``out`` was given. Outside the box,
@@ -235,6 +237,8 @@ def paste_back(frame: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np
         result[..., 3] = 0.0
     if region is None:
         return result
+    if regions is not None:
+        regions.append(region)
     view = result[region.box.slices]
     plate = np.ascontiguousarray(view[..., :nc])
     view[..., :nc] = blender.blend(plate, region.face, region.mask)

@@ -48,9 +48,9 @@ from faceplate.convert.color import COLOR, ColorTransfer
 from faceplate.convert.composite import (
     INTERPOLATIONS,
     Interpolation,
+    PasteRegion,
     face_box,
     paste_back,
-    paste_region,
 )
 from faceplate.convert.maskops import MaskOpsConfig
 from faceplate.convert.post import PostConfig
@@ -756,16 +756,17 @@ def _paste_box(result: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: n
     mb = compose_affine(matrix, _translate(box.x0, box.y0))  # box pixels → crop pixels
     by_hand = blender.default_alpha == "mask"
     plate = sub[..., :3].copy() if by_hand else None
+    used: list[PasteRegion] = []
     merged = paste_back(sub, colour, mask, mb, blend=blender, interpolation=cfg.interpolation,
-                        alpha=alpha, out=sub)
+                        alpha=alpha, out=sub, regions=used)
     if result.dtype == np.uint8:
         view[...] = _to_u8(merged)
     else:
         view[...] = merged
-    # The matte as paste_back computed it (same call; the "face" warped is the mask itself).
-    reg = paste_region(sub.shape, mask[..., None], mask, mb, interpolation="nearest")
-    if reg is None:
+    # The matte exactly as paste_back blended it.
+    if not used:
         return None
+    reg = used[0]
     rb = reg.box
     seen = merged[rb.slices][..., :3]
     if plate is not None:

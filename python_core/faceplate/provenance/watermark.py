@@ -324,12 +324,26 @@ def canon_to_crop(landmarks: np.ndarray, frame_to_crop: np.ndarray) -> np.ndarra
                           invert_affine(canonical_matrix(landmarks)))
 
 
+def _finite(x: np.ndarray) -> np.ndarray:
+    """``x`` with NaN → 0, +inf → 1, −inf → 0 (the array itself when all finite: one pass)."""
+    if np.isfinite(x).all():
+        return x
+    return np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=0.0)
+
+
+_LUMA_U8 = (LUMA / np.float32(255.0)).reshape(1, 3)
+_LUMA_F = LUMA.reshape(1, 3)
+
+
 def _luma(rgb: np.ndarray) -> np.ndarray:
     """H×W float32 luma in [0, 1]-ish from H×W×C uint8 or float display sRGB (C ≥ 3)."""
     x = rgb[..., :3]
     if x.dtype == np.uint8:
-        return (x.astype(np.float32) @ (LUMA / np.float32(255.0))).astype(np.float32)
-    return (np.nan_to_num(x.astype(np.float32, copy=False)) @ LUMA).astype(np.float32)
+        xf, m = x.astype(np.float32), _LUMA_U8
+    else:
+        xf, m = np.ascontiguousarray(_finite(x.astype(np.float32, copy=False))), _LUMA_F
+    y: np.ndarray = cv2.transform(xf, m)  # OpenCV's SIMD per-pixel dot product
+    return y[..., 0] if y.ndim == 3 else y
 
 
 def _antialias(luma: np.ndarray, canon_to_src: np.ndarray) -> np.ndarray:
@@ -443,7 +457,7 @@ def _display_region(region: np.ndarray, frame_is_linear: bool) -> np.ndarray:
     """An H×W×3 frame region → float32 display sRGB (finite; not clipped)."""
     if region.dtype == np.uint8:
         return region.astype(np.float32) * np.float32(1.0 / 255.0)
-    x = np.nan_to_num(region.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=0.0)
+    x = _finite(region.astype(np.float32, copy=False))
     return linear_to_srgb(x) if frame_is_linear else x
 
 
@@ -680,21 +694,14 @@ def embed_in_frame(frame: np.ndarray, box: tuple[int, int, int, int], matte_box:
                                    (rx1 - rx0, ry1 - ry0),
                                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    d = d * ((mat > 0.0).astype(np.float32) if by_hand else mat)
+    weight = (mat > 0.0).astype(np.float32) if by_hand else mat
     if base is None:
-        # k/255 + d clipped to [0, 1] and rounded is k + rint(255·d) clipped to 0..255; d = 0
-        # (matte 0) gives k back exactly.
-        q = np.rint(d * np.float32(255.0)).astype(np.int16)
-        rows = np.flatnonzero(q.any(axis=1))
-        cols = np.flatnonzero(q.any(axis=0))
-        if rows.size:
-            ys = slice(int(rows[0]), int(rows[-1]) + 1)
-            xs = slice(int(cols[0]), int(cols[-1]) + 1)
-            part = view[ys, xs].astype(np.int16)
-            part += q[ys, xs, None]
-            np.clip(part, 0, 255, out=part)
-            view[ys, xs] = part.astype(np.uint8)
+        # k/255 + d clipped to [0, 1] and rounded: OpenCV's saturating add of 255·d·matte to
+        # the bytes (round to nearest); d·matte = 0 (matte 0) gives k back exactly.
+        q = cv2.multiply(d, weight, scale=255.0)
+        view[...] = cv2.add(np.ascontiguousarray(view), cv2.merge([q, q, q]), dtype=cv2.CV_8U)
     else:
+        d = d * weight
         new_disp = base + d[..., None]
         np.clip(new_disp, np.minimum(base, 0.0), np.maximum(base, 1.0), out=new_disp)
         out = srgb_to_linear(new_disp) if frame_is_linear else new_disp
