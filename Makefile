@@ -46,6 +46,7 @@ bench: setup media
 	$(PY) benchmarks/train.py --output bench_out/train.json
 	$(PY) benchmarks/convert.py --output bench_out/convert.json
 	$(PY) benchmarks/ofx.py --output bench_out/ofx.json
+	$(PY) benchmarks/provenance.py --output bench_out/provenance.json
 
 # The OpenFX bundle: build/ofx/ofx_plugin/Faceplate.ofx.bundle (needs cmake and a C++17 compiler).
 .PHONY: ofx install-ofx
