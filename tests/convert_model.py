@@ -94,6 +94,7 @@ def trained_model(tmp_path_factory: Any) -> Path:
             a, b = facesets(tmp_path_factory)
             sink = io.StringIO()
             threads = torch.get_num_threads()
+            torch.set_num_threads(len(os.sched_getaffinity(0)))  # every core, whatever ran before
             try:
                 with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
                     code = main(["train", "--a", str(a), "--b", str(b), "--output",

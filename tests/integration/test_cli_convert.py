@@ -134,7 +134,10 @@ def test_convert_frame_ranges_keep_unchanged_and_extra_outputs(clip, model_dir, 
 def test_convert_jobs_give_the_same_frames_in_order(clip, model_dir, tmp_path, capsys):
     """Frames swapped at once (``--jobs``) come out identical and in order: each frame in
     flight has its own neighbours (motion blur) and the writer keeps the input's order."""
+    import torch
+
     video, store = clip
+    threads = torch.get_num_threads()
     outs = {}
     for jobs in (1, 3):
         out = tmp_path / f"jobs{jobs}"
@@ -143,6 +146,7 @@ def test_convert_jobs_give_the_same_frames_in_order(clip, model_dir, tmp_path, c
                      "--frame-ranges", "0-6", "--post-motion-blur", "1.0", "--jobs", str(jobs),
                      "--threads", "1"])
         assert code == 0, capsys.readouterr().out
+        assert torch.get_num_threads() == threads  # the run's own thread count is put back
         outs[jobs] = sorted(out.glob("*.png"))
     assert [f.name for f in outs[1]] == [f.name for f in outs[3]] and len(outs[1]) == 7
     for a, b in zip(outs[1], outs[3], strict=True):

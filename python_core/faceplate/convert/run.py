@@ -228,6 +228,44 @@ def run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLike
         does not match it. OutputError: an output that cannot be written. ConfigError: an
         unsupported codec, container or option.
     """
+    # The inference thread count is process-wide in torch: put it back after the run, so a
+    # caller's own work (another run, training in the same process) keeps its threads.
+    torch_threads = _torch_threads()
+    try:
+        return _run_convert(model_dir, input_path, output, store, cfg, video_cfg=video_cfg,
+                            images_cfg=images_cfg, patch_dir=patch_dir, patch_cfg=patch_cfg,
+                            mask_dir=mask_dir, masks_cfg=masks_cfg, color_cfg=color_cfg,
+                            blend_cfg=blend_cfg, predictor=predictor, on_start=on_start,
+                            on_frame=on_frame)
+    finally:
+        if torch_threads is None and "torch" in __import__("sys").modules:
+            torch_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+                else (os.cpu_count() or 1)  # loaded by this run: back to one per core
+        if torch_threads is not None:
+            _torch_threads(torch_threads)
+
+
+def _torch_threads(restore: int | None = None) -> int | None:
+    """torch's intra-op thread count (None when torch is not loaded); sets it when given."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    if restore is not None:
+        torch.set_num_threads(restore)
+    return int(torch.get_num_threads())
+
+
+def _run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLike[str],
+                 output: str | os.PathLike[str], store: str | os.PathLike[str] | None,
+                 cfg: ConvertConfig | None, *, video_cfg: VideoConfig | None,
+                 images_cfg: ImagesConfig | None, patch_dir: str | os.PathLike[str] | None,
+                 patch_cfg: PatchConfig | None, mask_dir: str | os.PathLike[str] | None,
+                 masks_cfg: MasksConfig | None, color_cfg: Any, blend_cfg: Any,
+                 predictor: Predictor | None,
+                 on_start: Callable[[int], None] | None,
+                 on_frame: Callable[[int, SwapResult | None], None] | None) -> ConvertStats:
     start = time.perf_counter()
     cfg = cfg or ConvertConfig()
     input_path = Path(input_path)
