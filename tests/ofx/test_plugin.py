@@ -504,3 +504,20 @@ def test_swap_render_is_watermarked(built: tuple[Path, Path], tmp_path: Path,
     marks = watermark.detect_frame(np.ascontiguousarray(shown[..., :3]))
     assert marks and marks[0].detected, marks
     assert marks[0].payload == model_id(read_manifest(model), model)
+
+
+def test_in_process_swap_runs_the_model_inside_the_host(built: tuple[Path, Path],
+                                                        tmp_path: Path, obama: np.ndarray,
+                                                        model_dir: Path) -> None:
+    """The in-process placement runs torch inside the host process too, with the same result."""
+    from faceplate.ofx.render import render as py_render
+
+    src = rgba(obama)
+    rc, js, err, out = _run_env(built, tmp_path, src, {"FACEPLATE_OFX_PLACEMENT": "inprocess"},
+                                "--param", f"model={model_dir}", plugin=SWAP_ID)
+    assert rc == 0 and "rendering in-process" in err, (js, err)
+    assert js["persistent_message"] is None and js["unload_status"] == 0, js
+    want = py_render(SWAP_ID, src, {"model": str(model_dir)})
+    assert want.faces == 1
+    diff = np.abs(read_f32(out) - want.image)
+    assert (diff <= 1e-4).mean() >= 0.998 and diff.max() <= 0.02 + 1e-4  # as test_swap_matches
