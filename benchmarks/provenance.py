@@ -36,28 +36,12 @@ VIDEOS = ("WolfgangLanger_Pexels.mp4", "single_face.mp4", "face_noface.mov", "no
 PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "obama_partial_face.jpg",
           "obama_partial_face2.jpg", "biden.jpg", "single_face.jpg", "multi_face.jpg",
           "einstein.jpg", "astronaut.png", "takeo.ppm", "Image_with_alpha.png", "32bit.png")
-ATTACKS = ("none", "jpeg75", "h264_crf23", "downscale_0.5", "grade_dark", "grade_bright")
 #: (resolution, source clip, frames of the source to read (0: the 640×360 original), swap
 #: every Nth × step): the full run swaps every frame of single_face.mp4 (72) and every 4th of
 #: the woman's clip (118 of 472), at both resolutions.
 CLIPS = (("1920x1080", "single_face.mp4", 72, 1), ("1920x1080", "WolfgangLanger_Pexels.mp4",
                                                    472, 4),
          ("640x360", "single_face.mp4", 0, 1), ("640x360", "WolfgangLanger_Pexels.mp4", 0, 4))
-
-
-def attacked(name: str, clip: list[np.ndarray]) -> list[np.ndarray]:
-    from faceplate.provenance import attacks
-
-    if name == "none":
-        return clip
-    if name == "jpeg75":
-        return [attacks.jpeg(f, 75) for f in clip]
-    if name == "h264_crf23":
-        return attacks.h264(clip, 23)
-    if name == "downscale_0.5":
-        return [attacks.downscale(f, 0.5) for f in clip]
-    exp = 0.9 if name == "grade_dark" else 1.1
-    return [attacks.grade(f, exp, exp) for f in clip]
 
 
 def _records(extractor: Any, rgb: np.ndarray) -> list[Any]:
@@ -101,15 +85,16 @@ def swapped_clips(step: int) -> tuple[dict[str, list[Any]], dict[str, Any], str]
 
 
 def detection(clips: dict[str, list[np.ndarray]], model_id: str) -> dict[str, Any]:
+    from faceplate.provenance import attacks
     from faceplate.provenance import watermark as wm
 
     out: dict[str, Any] = {}
-    for attack in ATTACKS:
+    for attack in attacks.ATTACKS:
         row: dict[str, Any] = {}
         for res, clip in clips.items():
             found = payload = wrong = 0
             scores = []
-            for f in attacked(attack, clip):
+            for f in attacks.attack(attack, clip):
                 best = max(wm.detect_frame(f), key=lambda m: m.score, default=None)
                 scores.append(best.score if best is not None else 0.0)
                 if best is not None and best.detected:

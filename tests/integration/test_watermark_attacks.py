@@ -74,20 +74,6 @@ def clips(predictor: TorchPredictor, extractor: Extractor) -> dict[str, list[att
     return {"small": small, "big": big}
 
 
-def _attack(name: str, clip: list[np.ndarray]) -> list[np.ndarray]:
-    if name == "none":
-        return clip
-    if name == "jpeg75":
-        return [attacks.jpeg(f, 75) for f in clip]
-    if name == "h264_crf23":
-        return attacks.h264(clip, 23)
-    if name == "downscale_0.5":
-        return [attacks.downscale(f, 0.5) for f in clip]
-    if name == "grade_dark":
-        return [attacks.grade(f, 0.9, 0.9) for f in clip]
-    return [attacks.grade(f, 1.1, 1.1) for f in clip]
-
-
 def test_real_swap_is_marked_and_detected(clips: dict[str, list[attacks.Swapped]],
                                           predictor: TorchPredictor) -> None:
     """The un-attacked swaps (both resolutions): detected with the model's id; the same swaps
@@ -134,11 +120,11 @@ def test_head_turn_frame_found_by_the_second_pass(predictor: TorchPredictor,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("attack", list(MIN_RATE))
+@pytest.mark.parametrize("attack", attacks.ATTACKS)
 def test_marked_faces_survive(clips: dict[str, list[attacks.Swapped]], attack: str,
                               predictor: TorchPredictor) -> None:
     for res, clip in clips.items():
-        frames = _attack(attack, [s.marked for s in clip])
+        frames = attacks.attack(attack, [s.marked for s in clip])
         found = payloads = 0
         for f in frames:
             best = max(wm.detect_frame(f), key=lambda m: m.score, default=None)

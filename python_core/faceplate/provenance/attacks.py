@@ -81,6 +81,28 @@ def grade(frame: np.ndarray, exposure: float, saturation: float) -> np.ndarray:
     return _u8(linear_to_srgb(np.clip(lin, 0.0, None)))
 
 
+#: The attacks of issue #6 by name, in the order the benchmark reports them.
+ATTACKS = ("none", "jpeg75", "h264_crf23", "downscale_0.5", "grade_dark", "grade_bright")
+
+
+def attack(name: str, clip: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Apply the attack ``name`` (one of :data:`ATTACKS`) to a clip of uint8 frames: JPEG
+    quality 75, H.264 CRF 23 (the clip as one video), a 0.5× area downscale, or a grade of
+    ×0.9 / ×1.1 exposure with the same factor on saturation."""
+    if name == "none":
+        return list(clip)
+    if name == "jpeg75":
+        return [jpeg(f, 75) for f in clip]
+    if name == "h264_crf23":
+        return h264(clip, 23)
+    if name == "downscale_0.5":
+        return [downscale(f, 0.5) for f in clip]
+    if name in ("grade_dark", "grade_bright"):
+        k = 0.9 if name == "grade_dark" else 1.1
+        return [grade(f, k, k) for f in clip]
+    raise ValueError(f"attack: {name!r} is not one of {', '.join(ATTACKS)}")
+
+
 @dataclass(frozen=True)
 class Swapped:
     """A swapped frame for the watermark tests.
@@ -159,5 +181,5 @@ def face_psnr(marked: np.ndarray, plain: np.ndarray, matte: np.ndarray,
     return float("inf") if mse == 0.0 else float(10.0 * np.log10(255.0**2 / mse))
 
 
-__all__ = ["Swapped", "downscale", "face_psnr", "grade", "h264", "jpeg", "real_swap",
-           "swap_face"]
+__all__ = ["ATTACKS", "Swapped", "attack", "downscale", "face_psnr", "grade", "h264", "jpeg",
+           "real_swap", "swap_face"]
