@@ -255,8 +255,7 @@ bool WorkerClient::send_frame(const std::string& effect, int width, int height,
   out = RenderReply();
   json_get_string(reply.payload, "status", out.status);
   json_get_int(reply.payload, "faces", out.faces);
-  std::string::size_type p = reply.payload.find("\"python_ms\":");
-  if (p != std::string::npos) out.python_ms = std::strtod(reply.payload.c_str() + p + 12, nullptr);
+  json_get_number(reply.payload, "python_ms", out.python_ms);
   return true;
 }
 

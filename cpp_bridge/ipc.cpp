@@ -476,4 +476,16 @@ bool json_get_int(const std::string& j, const std::string& key, long long& out) 
   return true;
 }
 
+bool json_get_number(const std::string& j, const std::string& key, double& out) {
+  std::size_t q = find_value(j, key);
+  if (q == std::string::npos || q >= j.size()) return false;
+  const char* s = j.c_str() + q;
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(s, &end);
+  if (end == s || errno != 0) return false;
+  out = v;
+  return true;
+}
+
 }  // namespace faceplate::ipc

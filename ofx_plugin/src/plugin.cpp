@@ -284,8 +284,7 @@ bool renderCall(const std::string& effect, const float* src, int w, int h,
   reply = faceplate::RenderReply();
   faceplate::ipc::json_get_string(json, "status", reply.status);
   faceplate::ipc::json_get_int(json, "faces", reply.faces);
-  const std::string::size_type p = json.find("\"python_ms\":");
-  if (p != std::string::npos) reply.python_ms = std::strtod(json.c_str() + p + 12, nullptr);
+  faceplate::ipc::json_get_number(json, "python_ms", reply.python_ms);
   return true;
 }
 

@@ -132,5 +132,7 @@ std::string json_number(double v);
 bool json_get_string(const std::string& json, const std::string& key, std::string& out);
 // The integer value of `"key": N`; false when absent or not a number.
 bool json_get_int(const std::string& json, const std::string& key, long long& out);
+// The number value of `"key": X` (C locale); false when absent or not a number.
+bool json_get_number(const std::string& json, const std::string& key, double& out);
 
 }  // namespace faceplate::ipc
