@@ -27,6 +27,7 @@ the frames written so far when the run stops on an error.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -53,6 +54,7 @@ from faceplate.convert.writers.images import ImagesConfig
 from faceplate.convert.writers.masks import MasksConfig
 from faceplate.convert.writers.patch import PatchConfig
 from faceplate.convert.writers.video import VIDEO_CONTAINERS, VideoConfig
+from faceplate.core.cpu import usable_cores
 from faceplate.core.errors import ConfigError, InputError
 from faceplate.core.types import FaceRecord, Frame
 from faceplate.io.media import is_video, open_source
@@ -150,8 +152,7 @@ def swap_jobs(cfg: ConvertConfig) -> tuple[int, int]:
     ``cfg.jobs`` 0 means 2 on a machine with 2 or more cores (usable by this process), else 1;
     ``cfg.threads`` 0 with several jobs shares the cores out (at least 1 thread each).
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-        else (os.cpu_count() or 1)
+    cores = usable_cores()
     jobs = cfg.jobs if cfg.jobs > 0 else (2 if cores >= 2 else 1)
     threads = cfg.threads if cfg.threads > 0 or jobs == 1 else max(1, cores // jobs)
     return jobs, threads
@@ -238,17 +239,14 @@ def run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLike
                             blend_cfg=blend_cfg, predictor=predictor, on_start=on_start,
                             on_frame=on_frame)
     finally:
-        if torch_threads is None and "torch" in __import__("sys").modules:
-            torch_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-                else (os.cpu_count() or 1)  # loaded by this run: back to one per core
+        if torch_threads is None and "torch" in sys.modules:
+            torch_threads = usable_cores()  # loaded by this run: back to one per core
         if torch_threads is not None:
             _torch_threads(torch_threads)
 
 
 def _torch_threads(restore: int | None = None) -> int | None:
     """torch's intra-op thread count (None when torch is not loaded); sets it when given."""
-    import sys
-
     torch = sys.modules.get("torch")
     if torch is None:
         return None

@@ -224,6 +224,8 @@ def _render_swap(frame: np.ndarray, values: dict[str, Any], time: float) -> Rend
         return RenderResult(frame.copy(), SWAP_STATUS, 0)
     notes: list[str] = []
     faces: list[FaceRecord] | None = None
+    prev: list[FaceRecord] | None = None  # neighbours for motion blur: from the store only
+    nxt: list[FaceRecord] | None = None
     if node.alignments.strip():
         try:
             faces, prev, nxt = _store_faces(node.alignments, _frame_number(time))
@@ -233,8 +235,6 @@ def _render_swap(frame: np.ndarray, values: dict[str, Any], time: float) -> Rend
             if faces is None:
                 notes.append(f"frame {time:g} is not in the alignments store (run Analyze "
                              "Sequence); detecting on this frame")
-    else:
-        prev = nxt = None
     if faces is None:
         prev = nxt = None
         faces = _detect(frame, node.detector, node.aligner, _stored_masks(cfg))

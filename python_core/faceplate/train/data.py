@@ -48,6 +48,7 @@ import torch
 from torch import Tensor
 
 from faceplate.core.config import Config, option
+from faceplate.core.cpu import usable_cores
 from faceplate.core.errors import ConfigError, FaceplateError, InputError
 from faceplate.core.geometry import (
     CENTERING_FRAMES,
@@ -128,8 +129,7 @@ def auto_workers(cfg: DataConfig) -> int:
     """
     if cfg.workers >= 0:
         return cfg.workers
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = cores or 1
+    cores = usable_cores()
     return 0 if cores <= 4 else min(4, cores // 4)
 
 
