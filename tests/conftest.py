@@ -29,3 +29,15 @@ def media() -> dict[str, Path]:
 @pytest.fixture()
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+@pytest.fixture()
+def ident_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, empty C2PA signing-identity folder for this test (no user key in the env)."""
+    from faceplate.provenance import c2pa_sign as cs
+
+    folder = tmp_path / "c2pa-id"
+    monkeypatch.setenv(cs.ENV_DIR, str(folder))
+    monkeypatch.delenv(cs.ENV_KEY, raising=False)
+    monkeypatch.delenv(cs.ENV_CERT, raising=False)
+    return folder

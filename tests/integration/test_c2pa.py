@@ -36,15 +36,6 @@ from faceplate.provenance.metadata import IPTC_DIGITAL_SOURCE_TYPE, read_provena
 H, W = 99, 101
 
 
-@pytest.fixture()
-def ident_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "c2pa-id"
-    monkeypatch.setenv(cs.ENV_DIR, str(folder))
-    monkeypatch.delenv(cs.ENV_KEY, raising=False)
-    monkeypatch.delenv(cs.ENV_CERT, raising=False)
-    return folder
-
-
 def _frames(tmp: Path, fmt: str, n: int = 2) -> list[Path]:
     frame = np.random.default_rng(0).random((H, W, 3)).astype(np.float32)
     with WRITERS.create("images", ImagesConfig(format=fmt)).open(

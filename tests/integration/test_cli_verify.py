@@ -21,15 +21,6 @@ from faceplate.provenance.verify import VerifyConfig, verify
 H, W = 99, 101
 
 
-@pytest.fixture()
-def ident_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "c2pa-id"
-    monkeypatch.setenv(cs.ENV_DIR, str(folder))
-    monkeypatch.delenv(cs.ENV_KEY, raising=False)
-    monkeypatch.delenv(cs.ENV_CERT, raising=False)
-    return folder
-
-
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     code = main(argv)
     out = capsys.readouterr()
