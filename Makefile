@@ -13,13 +13,13 @@ export FACEPLATE_CACHE ?= $(HOME)/.cache/faceplate
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-nodeps.txt setup.py pyproject.toml
+$(STAMP): requirements.txt requirements-nodeps.txt setup.py pyproject.toml python_core/faceplate/extract/_ert.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip "setuptools<81" wheel
 	$(PIP) install -q -r requirements.txt
 	$(PIP) install -q --no-deps -r requirements-nodeps.txt
 	$(PIP) install -q --no-deps --no-build-isolation -e .
-	$(PY) -c "import faceplate, mediapipe, dlib, cv2, av, OpenImageIO, torch"
+	$(PY) -c "import faceplate, faceplate.extract._ert, mediapipe, dlib, cv2, av, OpenImageIO, torch"
 	touch $(STAMP)
 
 media: $(MEDIA_STAMP)

@@ -1,9 +1,17 @@
-"""Builds the ``faceplate`` Python package from ``python_core/`` (metadata in pyproject.toml)."""
+"""Builds the ``faceplate`` Python package from ``python_core/`` (metadata in pyproject.toml).
 
-from setuptools import find_packages, setup
+One C extension: ``faceplate.extract._ert``, the regression-tree shape predictor evaluator
+(:mod:`faceplate.extract.ert`); plain C99 against Python's C API, no other headers.
+"""
+
+from setuptools import Extension, find_packages, setup
 
 setup(
     package_dir={"": "python_core"},
     packages=find_packages("python_core"),
-    package_data={"faceplate": ["py.typed"]},
+    package_data={"faceplate": ["py.typed", "extract/_ert.pyi"]},
+    ext_modules=[
+        Extension("faceplate.extract._ert", ["python_core/faceplate/extract/_ert.c"],
+                  extra_compile_args=["-O2", "-std=c99"]),
+    ],
 )
