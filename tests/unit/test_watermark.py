@@ -77,7 +77,7 @@ def test_embed_is_deterministic_new_and_typed(photo: tuple[np.ndarray, np.ndarra
     assert np.array_equal(a, b)
     d = a - face
     assert np.abs(d).max() > 0
-    inner = ((face > 0.01) & (face < 0.99)).all(axis=2)  # not clipped
+    inner = ((face > 0.03) & (face < 0.97)).all(axis=2)  # not clipped (changes < 8/255)
     assert np.allclose(d[..., 0][inner], d[..., 1][inner], atol=1e-6)  # same on R, G, B
     assert np.allclose(d[..., 2][inner], d[..., 1][inner], atol=1e-6)
     assert a.min() >= 0.0 and a.max() <= 1.0

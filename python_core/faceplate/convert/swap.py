@@ -717,9 +717,11 @@ def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
         if placed is None:
             continue
         box, matte, seen, by_hand = placed
+        # The frame itself is what the verifier reads; only a composite left to the user is
+        # measured on the composite it will become.
         mark = embed_in_frame(result, box, matte, p.record.landmarks, predictor.model_id,
                               frame_is_linear=frame_is_linear, seed_box=p.record.bbox,
-                              seen=seen, by_hand=by_hand)
+                              seen=seen if by_hand else None, by_hand=by_hand)
         if mark is not None:
             p.face = mark_crop(p.face, mark, p.matrix)
     ctx.add_time("watermark", time.perf_counter() - t_f)
