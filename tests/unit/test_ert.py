@@ -131,3 +131,20 @@ def test_bad_files_are_clear_errors(tmp_path: Path) -> None:
         with pytest.raises(ModelError) as err:
             ShapeModel.load(path)
         assert name in str(err.value)
+
+
+def test_quantized_leaves_within_half_a_step() -> None:
+    from faceplate.extract import _ert
+
+    exact = ShapeModel.load(frm.pose_predictor_model_location(), compact=False)
+    compact = shape_model(68)
+    c = exact.dims[0]
+    lv = exact.leaves.reshape(c, -1).astype(np.float64)
+    back = compact.leaves.reshape(c, -1).astype(np.float64) * compact.scales[:, None]
+    assert np.all(np.abs(back - lv) <= compact.scales[:, None] * 0.5 + 1e-12)
+    assert np.allclose(compact.scales, np.abs(lv).max(axis=1) / 32767.0, rtol=1e-6)
+    q, s = _ert.quantize(np.array([0.0, 1.0, -2.0, 0.0, 0.0, 0.0], np.float32), 2)
+    assert np.frombuffer(q, np.int16).tolist() == [0, 16384, -32767, 0, 0, 0]
+    assert np.frombuffer(s, np.float32).tolist() == [pytest.approx(2.0 / 32767.0), 1.0]
+    with pytest.raises(ValueError):
+        _ert.quantize(np.zeros(5, np.float32), 2)

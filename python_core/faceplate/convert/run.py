@@ -60,6 +60,7 @@ from faceplate.core.types import FaceRecord, Frame
 from faceplate.io.media import is_video, open_source
 from faceplate.io.store import AlignmentsStore, default_store_path
 from faceplate.provenance.c2pa_sign import sign_outputs
+from faceplate.provenance.watermark import prepare as prepare_watermark
 
 #: Frames handed to the writer thread and not yet written (bounds memory).
 MAX_PENDING_WRITES = 3
@@ -272,6 +273,7 @@ def _run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLik
     pred = predictor or make_predictor(cfg.predictor, model_dir, threads=threads,
                                        precision=cfg.precision)
     ctx = SwapContext.create(cfg, color_cfg=color_cfg, blend_cfg=blend_cfg)
+    prepare_watermark()  # before the first frame: no frame's timings carry the model load
     # One context per frame in flight (each frame's neighbours and timings are its own); the
     # colour transfer, blender and reference embeddings are stateless and shared, the identity
     # encoder is not shared between threads.

@@ -10,14 +10,15 @@
  * cascade (steps of < 2e-6 of the box: well under a thousandth of a pixel), which halves the
  * bytes a run reads.
  *
- * Two functions, no state (the model lives in Python, as bytes / NumPy arrays):
+ * Three functions, no state (the model lives in Python, as bytes / NumPy arrays):
  *   parse(data: bytes) -> (dims, initial, idx1, idx2, thresh, leaves, anchor, deltas)
  *       the serialised predictor (dlib's own file format) as flat little-endian arrays;
  *   predict(image, rect, initial, idx1, idx2, thresh, leaves, scales, anchor, deltas, dims)
  *       -> bytes: the landmarks (2·P float64: x0, y0, x1, y1, ...) in pixel-index coordinates
  *       (pixel (i, j)'s centre at x = i, y = j), unrounded. The leaves are either float32
  *       (scales None: dlib's own arithmetic, the same result to the bit) or int16, cascade c's
- *       in units of scales[c] (half the bytes to fetch; summed exactly in int32).
+ *       in units of scales[c] (half the bytes to fetch; summed exactly in int32);
+ *   quantize(leaves, cascades) -> (int16 leaves, scales): that form from float32 leaves.
  *
  * The file format, as dlib writes it (facts, read from its documentation and files):
  *   integers: a control byte (bits 0-6: the number of magnitude bytes that follow, bit 7: the
@@ -429,7 +430,51 @@ done:
     return result;
 }
 
+/* quantize(leaves: float32 buffer, cascades) -> (int16 leaves bytes, float32 scales bytes):
+ * cascade c's values in units of scales[c] = max |value| over the cascade / 32767, rounded to
+ * nearest. */
+static PyObject *ert_quantize(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer in;
+    long long cascades;
+    if (!PyArg_ParseTuple(args, "y*L", &in, &cascades)) return NULL;
+    const Py_ssize_t n = in.len / (Py_ssize_t)sizeof(float);
+    if (cascades <= 0 || in.len % (Py_ssize_t)sizeof(float) != 0 || n % cascades != 0) {
+        PyBuffer_Release(&in);
+        PyErr_SetString(PyExc_ValueError, "leaves: not a whole number of float32 per cascade");
+        return NULL;
+    }
+    const float *v = in.buf;
+    const Py_ssize_t per = n / cascades;
+    PyObject *q = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(int16_t));
+    PyObject *sc = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(cascades * sizeof(float)));
+    if (!q || !sc) {
+        Py_XDECREF(q);
+        Py_XDECREF(sc);
+        PyBuffer_Release(&in);
+        return NULL;
+    }
+    int16_t *out = (int16_t *)PyBytes_AS_STRING(q);
+    float *scales = (float *)PyBytes_AS_STRING(sc);
+    for (long long c = 0; c < cascades; ++c) {
+        const float *x = v + c * per;
+        double top = 0.0;
+        for (Py_ssize_t i = 0; i < per; ++i) top = fmax(top, fabs((double)x[i]));
+        const float scale = top > 0.0 ? (float)(top / 32767.0) : 1.0f;
+        scales[c] = scale;
+        for (Py_ssize_t i = 0; i < per; ++i) {
+            double r = nearbyint((double)x[i] / (double)scale);
+            r = r > 32767.0 ? 32767.0 : (r < -32767.0 ? -32767.0 : r);
+            out[c * per + i] = (int16_t)r;
+        }
+    }
+    PyBuffer_Release(&in);
+    return Py_BuildValue("(NN)", q, sc);
+}
+
 static PyMethodDef methods[] = {
+    {"quantize", ert_quantize, METH_VARARGS,
+     "quantize(leaves, cascades) -> (int16 leaves, float32 scales): per-cascade 16-bit leaves."},
     {"parse", ert_parse, METH_VARARGS,
      "parse(data) -> (dims, initial, idx1, idx2, thresh, leaves, anchor, deltas): a serialised "
      "dlib shape predictor as flat arrays (bytes)."},

@@ -91,11 +91,9 @@ class ShapeModel:
         init, i1, i2, th, lv, anc, dl = (np.frombuffer(a, dt) for a, dt in zip(arrays, dtypes))
         if not compact:
             return cls(dims, init, i1, i2, th, lv, None, anc, dl, p)
-        per = lv.reshape(dims[0], -1)
-        top = np.abs(per).max(axis=1).astype(np.float64)
-        scales = np.where(top > 0.0, top / 32767.0, 1.0).astype(np.float32)
-        q = np.rint(per / scales[:, None].astype(np.float64)).astype(np.int16).ravel()
-        return cls(dims, init, i1, i2, th, q, scales, anc, dl, p)
+        q, scales = _ert.quantize(arrays[4], dims[0])
+        return cls(dims, init, i1, i2, th, np.frombuffer(q, np.int16),
+                   np.frombuffer(scales, np.float32), anc, dl, p)
 
     def predict(self, image: np.ndarray, box: tuple[float, float, float, float]
                 ) -> np.ndarray:

@@ -56,6 +56,7 @@ from faceplate.ofx.effects import (
     MaskConfig,
     SwapNodeConfig,
 )
+from faceplate.provenance.watermark import prepare as prepare_watermark
 
 #: What ``render_into`` can be asked to do (the shell's render and its analysis buttons).
 ACTIONS = ("render", "analyze", "analyze_end", "clear")
@@ -163,6 +164,7 @@ def _predictor(path: str, cfg: ConvertConfig) -> Predictor:
     pred = _predictors.get(key)
     if pred is None:
         pred = make_predictor(cfg.predictor, d, precision=cfg.precision)
+        prepare_watermark()  # with the model: the first render does not pay for it
         _predictors.clear()  # one model at a time: a node's model change frees the old one
         _predictors[key] = pred
     return pred
