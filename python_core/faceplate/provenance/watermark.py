@@ -214,10 +214,9 @@ class _Bank:
     max_energy: float  # Σ w² over canonical pixels allowed at PSNR_FLOOR
     marker: np.ndarray  # MARKER_BITS uint8
     window: np.ndarray  # n² float32, the window normalised to sum 1
-    support: tuple[int, int, int, int]  # canonical (x0, y0, x1, y1) where the patterns live
-    # The same, on the support box only (+1 px margin, for the detector's gradients): every
-    # projection is taken there (the patterns and the window are ~0 outside it).
-    box: tuple[int, int, int, int]  # canonical (x0, y0, x1, y1) of the support box
+    # Where the patterns and the window live (+1 px margin, for the detector's gradients):
+    # every projection is taken on this box (both are ~0 outside it).
+    box: tuple[int, int, int, int]  # canonical (x0, y0, x1, y1)
     patterns_box: np.ndarray  # K×(box pixels) float32
     window_box: np.ndarray  # (box pixels) float32
 
@@ -248,13 +247,12 @@ def _bank() -> _Bank:
     wsum = (win / win.sum()).ravel().astype(np.float32)
     amp = np.abs(d).max(axis=0).reshape(n, n)
     ys, xs = np.nonzero((amp > 1e-3 * amp.max()) | (win > 0.0))
-    support = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-    box = (max(0, support[0] - 1), max(0, support[1] - 1), min(n, support[2] + 1),
-           min(n, support[3] + 1))
+    box = (max(0, int(xs.min()) - 1), max(0, int(ys.min()) - 1), min(n, int(xs.max()) + 2),
+           min(n, int(ys.max()) + 2))
     cut = (slice(box[1], box[3]), slice(box[0], box[2]))
     pbox = np.ascontiguousarray(d.reshape(_K, n, n)[:, cut[0], cut[1]].reshape(_K, -1))
     wbox = np.ascontiguousarray(wsum.reshape(n, n)[cut].ravel())
-    return _Bank(d, dither, delta, max_energy, marker, wsum, support, box, pbox, wbox)
+    return _Bank(d, dither, delta, max_energy, marker, wsum, box, pbox, wbox)
 
 
 def _gain(canon: np.ndarray, window: np.ndarray) -> float:
