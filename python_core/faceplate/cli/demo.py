@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
            "--alignments", str(out / "stills.fpstore"), "--size", size, "--identity"])
     _step("smooth the woman's landmark tracks",
           ["faceset", "smooth", "--alignments", str(out / "woman.fpstore")])
+    if (out / "sorted").exists():  # sort refuses to overwrite: a second run starts afresh
+        shutil.rmtree(out / "sorted")
     _step("sort the man's faces by sharpness (a copy, with an undo log)",
           ["sort", str(out / "faces" / "man"), "-o", str(out / "sorted" / "man_by_blur"),
            "--sort-by", "blur", "--keep"])

@@ -518,18 +518,27 @@ class FrameMark:
 EMBED_PASSES = 2
 
 
-def _box_from_landmarks(lm: np.ndarray) -> Any:
-    """The dlib-convention detector box the mean face would sit in (inverse of
-    ``mean_face_in_box``): a least-squares centre and size."""
-    from faceplate.core.types import BBox
+@functools.cache
+def _box_template() -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(the mean face relative to its box's origin, centred; its mean; Σ|centred|²; the box
+    unit) for :func:`_box_from_landmarks`."""
     from faceplate.extract.align.base import BOX_TEMPLATE
 
     ox, oy, unit = BOX_TEMPLATE
     t = MEAN_FACE_68 - np.array([ox, oy])
     tc = t - t.mean(axis=0)
-    pc = lm - lm.mean(axis=0)
-    k = float((tc * pc).sum() / (tc * tc).sum())  # unit · box size
-    cx, cy = lm.mean(axis=0) - t.mean(axis=0) * k
+    return tc, t.mean(axis=0), float((tc * tc).sum()), float(unit)
+
+
+def _box_from_landmarks(lm: np.ndarray) -> Any:
+    """The dlib-convention detector box the mean face would sit in (inverse of
+    ``mean_face_in_box``): a least-squares centre and size."""
+    from faceplate.core.types import BBox
+
+    tc, tmean, tnorm, unit = _box_template()
+    mean = lm.mean(axis=0)
+    k = float(((lm - mean) * tc).sum() / tnorm)  # unit · box size
+    cx, cy = mean - tmean * k
     size = k / unit
     return BBox(float(cx - size / 2.0), float(cy - size / 2.0), size, size)
 
