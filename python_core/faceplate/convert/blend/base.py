@@ -16,6 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Literal
 
+import cv2
 import numpy as np
 
 from faceplate.core.registry import Registry
@@ -86,7 +87,12 @@ class Blender(ABC):
                                f"expected {p.shape}")
         if out is p or out is f or np.shares_memory(out, p) or np.shares_memory(out, f):
             out = out.copy()
-        np.copyto(out, p, where=(m <= 0.0)[..., None])
+        zero = m <= 0.0
+        if out.shape[2] <= 4 and out.flags.c_contiguous and p.flags.c_contiguous:
+            # OpenCV's masked copy: one pass (NumPy's broadcast `where=` is ~7× slower here).
+            cv2.copyTo(p.reshape(out.shape), zero.view(np.uint8), out)
+        else:
+            np.copyto(out, p, where=zero[..., None])
         return out
 
     @abstractmethod
