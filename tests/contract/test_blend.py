@@ -151,6 +151,21 @@ def test_overlay_is_alpha_over(arrays) -> None:
     np.testing.assert_allclose(ov.blend(plate, face, mask), ref, atol=1e-6)
 
 
+@pytest.mark.parametrize("channels", [1, 3, 4, 5])
+def test_overlay_is_numpys_float32_formula_bit_for_bit(rng, channels) -> None:
+    """OpenCV's passes (up to 4 channels) and NumPy (more) give the same bits."""
+    plate = rng.uniform(-0.1, 4.0, size=(23, 31, channels)).astype(np.float32)
+    face = rng.uniform(0.0, 1.0, size=(23, 31, channels)).astype(np.float32)
+    mask = rng.random((23, 31)).astype(np.float32)
+    mask[:5] = 0.0
+    mask[5:9] = 1.0
+    m = mask[..., None]
+    ref = face * m + plate * (np.float32(1.0) - m)
+    got = BLEND.create("overlay").blend(plate, face, mask)
+    assert got.shape == plate.shape
+    np.testing.assert_array_equal(_bits(got), _bits(ref))
+
+
 def test_raw_is_the_face_inside_the_matte(arrays) -> None:
     plate, face, mask = arrays
     raw = BLEND.create("raw")
