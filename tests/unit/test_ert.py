@@ -106,6 +106,8 @@ def test_odd_images_and_boxes(faces: list[tuple[np.ndarray, dlib.rectangle]]) ->
         out = m.predict(img, box)
         assert out.shape == (68, 2) and np.isfinite(out).all()
     assert np.isfinite(m.predict(np.zeros((1, 1), np.uint8), (0.0, 0.0, 0.0, 0.0))).all()
+    with pytest.raises(ValueError, match="finite"):
+        m.predict(img, (0.0, float("nan"), 10.0, 10.0))
     with pytest.raises(ValueError, match="uint8"):
         m.predict(img.astype(np.float32), _box(r))
     with pytest.raises(ValueError, match="image"):

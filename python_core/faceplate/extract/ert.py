@@ -116,6 +116,8 @@ class ShapeModel:
             got = image.dtype if isinstance(image, np.ndarray) else type(image).__name__
             raise ValueError(f"image: expected a uint8 array, got {got}")
         x0, y0, x1, y1 = (float(v) for v in box)
+        if not all(np.isfinite((x0, y0, x1, y1))):
+            raise ValueError(f"box: expected finite (left, top, right, bottom), got {box}")
         out = _ert.predict(image, (x0, y0, x1, y1), self.initial, self.idx1,
                            self.idx2, self.thresh, self.leaves, self.scales, self.anchor,
                            self.deltas, self.dims)

@@ -646,6 +646,8 @@ def refine_landmarks(frame: np.ndarray, seed_box: Any, *, frame_is_linear: bool 
             return np.mean([lm for _, lm in runs[seen[0]:]], axis=0)
         # Pixel-index landmarks (unrounded); pixel centres sit at +0.5 for us.
         pts = model.predict(img, r) + 0.5
+        if not np.isfinite(pts).all():  # a broken model file: fall back to the record's
+            return None
         lm = pts / scale + origin
         runs.append((r, lm))
         # The box the mean face would fill at these landmarks: re-aligning from it forgets
