@@ -18,10 +18,50 @@ from __future__ import annotations
 
 import contextlib
 import io
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from tests.train_facesets import facesets
+
+#: Frame rate of :func:`sample_clip` (single_face.mp4's own).
+CLIP_RATE = Fraction(30)
+
+
+def sample_clip(path: Path, n: int, *, audio: bool) -> None:
+    """Write the first ``n`` frames of single_face.mp4 (640×360, 30 fps, H.264 CRF 12) to
+    ``path``, with a 440 Hz stereo AAC track when ``audio``."""
+    import av
+    import numpy as np
+
+    from faceplate.io import samples
+
+    sr = 48000
+    with av.open(str(samples.path("single_face.mp4"))) as inp, av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=CLIP_RATE)
+        v.width, v.height, v.pix_fmt = 640, 360, "yuv420p"
+        v.options = {"preset": "ultrafast", "crf": "12"}
+        a = out.add_stream("aac", rate=sr) if audio else None
+        if a is not None:
+            a.layout = "stereo"
+        for i, frame in enumerate(inp.decode(video=0)):
+            if i >= n:
+                break
+            vf = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
+            vf.pts = i
+            out.mux(v.encode(vf))
+        out.mux(v.encode(None))
+        if a is None:
+            return
+        total, s = int(n / CLIP_RATE * sr), 0
+        while s < total:
+            k = min(1024, total - s)
+            x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(s, s + k) / sr)).astype(np.float32)
+            af = av.AudioFrame.from_ndarray(np.stack([x, x]), format="fltp", layout="stereo")
+            af.sample_rate, af.pts = sr, s
+            out.mux(a.encode(af))
+            s += k
+        out.mux(a.encode(None))
 
 _MEMO: dict[str, Path] = {}
 
@@ -73,7 +113,7 @@ def trained_model(tmp_path_factory: Any) -> Path:
     import torch
 
     from faceplate.cli.main import main
-    from tests.train_facesets import _lock, cache_root
+    from tests.train_facesets import _lock, cache_root, start_build
 
     root = cache_root().parent.parent / "test_models" / TRAINED_VERSION
     try:
@@ -85,12 +125,7 @@ def trained_model(tmp_path_factory: Any) -> Path:
         stamp = root / "stamp.json"
         if not (done.is_file() and stamp.is_file()
                 and json.loads(stamp.read_text()).get("args") == list(TRAINED_ARGS)):
-            if root.exists():
-                shutil.rmtree(root)
-            work = root.parent / f".{root.name}.building"
-            if work.exists():
-                shutil.rmtree(work)
-            work.mkdir(parents=True)
+            work = start_build(root)
             a, b = facesets(tmp_path_factory)
             sink = io.StringIO()
             threads = torch.get_num_threads()

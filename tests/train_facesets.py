@@ -71,6 +71,19 @@ def _valid(root: Path) -> bool:
     return True
 
 
+def start_build(root: Path) -> Path:
+    """Remove a stale cache folder ``root`` and any half-built one; return a fresh, empty
+    folder beside it to build in (call under :func:`_lock`; ``os.replace`` it onto ``root``
+    when complete, so a crash never leaves a partial cache)."""
+    if root.exists():
+        shutil.rmtree(root)
+    work = root.parent / f".{root.name}.building"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    return work
+
+
 @contextlib.contextmanager
 def _lock(root: Path) -> Iterator[None]:
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -105,12 +118,7 @@ def build_facesets(root: Path) -> tuple[Path, Path]:
     root = Path(root)
     with _lock(root):
         if not _valid(root):
-            if root.exists():
-                shutil.rmtree(root)
-            work = root.parent / f".{root.name}.building"
-            if work.exists():
-                shutil.rmtree(work)
-            work.mkdir(parents=True)
+            work = start_build(root)
             stamp: dict[str, Any] = {"version": CACHE_VERSION}
             for side, name, extra in RECIPES:
                 _extract(samples.path(name), work / side, work / f"{side}.fpstore", extra)

@@ -22,10 +22,10 @@ from faceplate.cli.main import main
 from faceplate.cli.preview import LABEL_H
 from faceplate.io import samples
 from faceplate.io.media import open_source
-from tests.convert_model import tiny_model
+from tests.convert_model import CLIP_RATE, sample_clip, tiny_model
 
 N = 24
-RATE = Fraction(30)
+RATE = CLIP_RATE
 
 
 @pytest.fixture(scope="session")
@@ -33,39 +33,12 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_model(tmp_path_factory)
 
 
-def _clip_with_audio(path: Path, n: int = N) -> None:
-    """The first ``n`` frames of single_face.mp4 (640×360, 30 fps) plus a 440 Hz AAC track."""
-    sr = 48000
-    with av.open(str(samples.path("single_face.mp4"))) as inp, av.open(str(path), "w") as out:
-        v = out.add_stream("libx264", rate=RATE)
-        v.width, v.height, v.pix_fmt = 640, 360, "yuv420p"
-        v.options = {"preset": "ultrafast", "crf": "12"}
-        a = out.add_stream("aac", rate=sr)
-        a.layout = "stereo"
-        for i, frame in enumerate(inp.decode(video=0)):
-            if i >= n:
-                break
-            vf = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
-            vf.pts = i
-            out.mux(v.encode(vf))
-        out.mux(v.encode(None))
-        total, s = int(n / RATE * sr), 0
-        while s < total:
-            k = min(1024, total - s)
-            x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(s, s + k) / sr)).astype(np.float32)
-            af = av.AudioFrame.from_ndarray(np.stack([x, x]), format="fltp", layout="stereo")
-            af.sample_rate, af.pts = sr, s
-            out.mux(a.encode(af))
-            s += k
-        out.mux(a.encode(None))
-
-
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(clip.mp4 with audio, its alignments store made by the real `faceplate extract`)."""
     root = tmp_path_factory.mktemp("clip")
     video = root / "clip.mp4"
-    _clip_with_audio(video)
+    sample_clip(video, N, audio=True)
     store = root / "clip.fpstore"
     code = main(["extract", str(video), "--alignments", str(store), "--no-write-faces",
                  "--no-thumbnails"])

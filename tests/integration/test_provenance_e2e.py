@@ -12,14 +12,12 @@ import json
 import shutil
 from pathlib import Path
 
-import av
 import pytest
 
 from faceplate.cli.main import main
-from faceplate.io import samples
 from faceplate.provenance.c2pa_sign import read_manifest
 from faceplate.provenance.metadata import IPTC_DIGITAL_SOURCE_TYPE, read_provenance
-from tests.convert_model import trained_model
+from tests.convert_model import sample_clip, trained_model
 
 N = 24
 
@@ -34,17 +32,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The first N frames of single_face.mp4 (no audio) and their alignments store."""
     root = tmp_path_factory.mktemp("prov_clip")
     video = root / "man.mp4"
-    with av.open(str(samples.path("single_face.mp4"))) as inp, av.open(str(video), "w") as out:
-        s = out.add_stream("libx264", rate=30)
-        s.width, s.height, s.pix_fmt = 640, 360, "yuv420p"
-        s.options = {"preset": "ultrafast", "crf": "12"}
-        for i, frame in enumerate(inp.decode(video=0)):
-            if i >= N:
-                break
-            vf = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
-            vf.pts = i
-            out.mux(s.encode(vf))
-        out.mux(s.encode(None))
+    sample_clip(video, N, audio=False)
     store = root / "man.fpstore"
     assert main(["extract", str(video), "--alignments", str(store), "--no-write-faces",
                  "--no-thumbnails"]) == 0
