@@ -94,6 +94,21 @@ static int64_t read_size(Reader *r, int64_t expect, const char *what) {
     return n;
 }
 
+/* A count every cascade (or tree) repeats: the first read fixes *size, which must lie in
+ * 1..max (else `bad`); later reads must equal it (else `differs`). Returns 1 when this read
+ * fixed it (the caller then allocates), 0 otherwise or on error. */
+static int read_same_size(Reader *r, int64_t *size, int64_t max, const char *differs,
+                          const char *bad) {
+    int64_t n = read_size(r, *size, differs);
+    if (r->error || *size >= 0) return 0;
+    if (n <= 0 || n > max) {
+        r->error = bad;
+        return 0;
+    }
+    *size = n;
+    return 1;
+}
+
 static PyObject *ert_parse(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer data;
@@ -115,22 +130,13 @@ static PyObject *ert_parse(PyObject *self, PyObject *args) {
     int64_t trees = -1, splits = -1, features = -1;
     if (!r.error && (cascades <= 0 || cascades > 64)) r.error = "bad cascade count";
     for (int64_t c = 0; !r.error && c < cascades; ++c) {
-        int64_t nt = read_size(&r, trees, "cascades with different tree counts");
-        if (r.error) break;
-        if (trees < 0) {
-            trees = nt;
-            if (trees <= 0 || trees > 100000) {
-                r.error = "bad tree count";
-                break;
-            }
-        }
+        read_same_size(&r, &trees, 100000, "cascades with different tree counts",
+                       "bad tree count");
         for (int64_t t = 0; !r.error && t < trees; ++t) {
-            int64_t ns = read_size(&r, splits, "trees with different depths");
-            if (r.error) break;
-            if (splits < 0) {
-                splits = ns;
+            if (read_same_size(&r, &splits, 1023, "trees with different depths",
+                               "trees are not complete binary trees")) {
                 /* a complete binary tree: 2^depth − 1 splits */
-                if (splits <= 0 || splits > 1023 || ((splits + 1) & splits) != 0) {
+                if (((splits + 1) & splits) != 0) {
                     r.error = "trees are not complete binary trees";
                     break;
                 }
@@ -144,6 +150,7 @@ static PyObject *ert_parse(PyObject *self, PyObject *args) {
                     break;
                 }
             }
+            if (r.error) break;
             size_t base = (size_t)((c * trees + t) * splits);
             for (int64_t s = 0; !r.error && s < splits; ++s) {
                 int64_t a = read_int(&r), b = read_int(&r);
@@ -163,14 +170,8 @@ static PyObject *ert_parse(PyObject *self, PyObject *args) {
     }
     read_size(&r, cascades, "anchor list count differs from the cascade count");
     for (int64_t c = 0; !r.error && c < cascades; ++c) {
-        int64_t nf = read_size(&r, features, "cascades with different feature counts");
-        if (r.error) break;
-        if (features < 0) {
-            features = nf;
-            if (features <= 0 || features > 65536) {
-                r.error = "bad feature count";
-                break;
-            }
+        if (read_same_size(&r, &features, 65536, "cascades with different feature counts",
+                           "bad feature count")) {
             anchor = malloc(sizeof(uint32_t) * (size_t)(cascades * features));
             deltas = malloc(sizeof(float) * 2 * (size_t)(cascades * features));
             if (!anchor || !deltas) {
