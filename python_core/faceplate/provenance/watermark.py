@@ -1150,10 +1150,10 @@ def detect_frame(frame: np.ndarray, extractor: Any | None = None) -> list[FaceMa
         got = (frame.dtype, frame.shape) if isinstance(frame, np.ndarray) \
             else type(frame).__name__
         raise ValueError(f"frame: expected an H×W×3/4 uint8 or float32 array, got {got}")
-    lms = frame_landmarks(frame, extractor)
-    marks = detect_faces(frame, lms)
-    rgb = _u8_rgb(frame)
-    luma: np.ndarray | None = None
+    rgb = _u8_rgb(frame)  # once: the landmarks of both passes are found on it
+    lms = frame_landmarks(rgb, extractor)
+    luma = _luma(frame) if lms else None  # once: both passes score on it
+    marks = [_score_face(luma, lm) for lm in lms] if luma is not None else []
     for det in _second_detector().detect(rgb):
         if det.angle != 0.0:
             continue
