@@ -220,11 +220,14 @@ def test_refeed_reduces_jitter_on_still_clip() -> None:
     dets = [[Detection(bbox_from_dlib(r), 1.0, "dlib") for r in det(f, 0)][:1] for f in frames]
     assert all(dets)
 
-    def jitter(refeed: int) -> float:
-        aligner = ALIGNERS.create("dlib68", ALIGNERS.config_class("dlib68")(refeed=refeed))
-        tr = np.array([aligner.align(f, d)[0].landmarks for f, d in zip(frames, dets)])
+    def track_jitter(tr: np.ndarray) -> float:
         iod = np.linalg.norm(tr[:, 36] - tr[:, 45], axis=1).mean()
         return float(np.mean(np.linalg.norm(tr[2:] - 2 * tr[1:-1] + tr[:-2], axis=2)) / iod)
+
+    def jitter(refeed: int) -> float:
+        aligner = ALIGNERS.create("dlib68", ALIGNERS.config_class("dlib68")(refeed=refeed))
+        return track_jitter(np.array([aligner.align(f, d)[0].landmarks
+                                      for f, d in zip(frames, dets)]))
 
     j0, j3 = jitter(0), jitter(3)
     assert j3 < 0.85 * j0, f"refeed 0: {j0:.4f}, refeed 3: {j3:.4f}"
@@ -236,10 +239,6 @@ def test_refeed_reduces_jitter_on_still_clip() -> None:
     whole = np.array([[[p.x, p.y] for p in pred(f, r).parts()] for f, r in zip(frames, rects)])
     sub = np.array([model.predict(f, (r.left(), r.top(), r.right(), r.bottom()))
                     for f, r in zip(frames, rects)])
-
-    def track_jitter(tr: np.ndarray) -> float:
-        iod = np.linalg.norm(tr[:, 36] - tr[:, 45], axis=1).mean()
-        return float(np.mean(np.linalg.norm(tr[2:] - 2 * tr[1:-1] + tr[:-2], axis=2)) / iod)
 
     j_whole, j_sub = track_jitter(whole.astype(np.float64)), track_jitter(sub)
     assert j_sub < 0.9 * j_whole, f"sub-pixel {j_sub:.4f}, dlib's whole pixels {j_whole:.4f}"
