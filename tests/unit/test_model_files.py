@@ -165,3 +165,25 @@ def test_missing_pieces(tmp_path: Path) -> None:
     (tmp_path / mf.MANIFEST).write_text("[1, 2")
     with pytest.raises(ModelError, match="not valid JSON"):
         mf.read_manifest(tmp_path)
+
+
+def test_inference_model_holds_the_file_weights_in_float32(tmp_path: Path) -> None:
+    # The model is built on the meta device and takes the file's tensors: every parameter must
+    # be a real CPU tensor, equal to the file's, in the layer's float32 even when the file holds
+    # half precision.
+    model = tiny_model()
+    half = {k: v.half() for k, v in model.state_dict().items()}
+    d = tmp_path / "half"
+    d.mkdir()
+    mf.save_model(d, half, manifest_for(model))
+    loaded, _ = mf.load_inference_model(d)
+    got = loaded.state_dict()
+    assert set(got) == set(half)
+    for k, v in got.items():
+        assert v.device.type == "cpu" and not v.is_meta, k
+        assert v.dtype == torch.float32, k
+        assert torch.equal(v, half[k].float()), k
+    x = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        face, mask = loaded.inference("b2a")(x)
+    assert torch.isfinite(face).all() and torch.isfinite(mask).all()
