@@ -120,6 +120,28 @@ def test_no_mask_head_when_learn_mask_off(name: str, flags: tuple[str, ...]) -> 
 
 
 @pytest.mark.parametrize(("name", "flags"), CASES, ids=CASE_IDS)
+def test_face_only_inference_skips_the_mask_branch(name: str, flags: tuple[str, ...]) -> None:
+    # The converter asks for the face alone when no mask source uses the learned mask: the
+    # same face, no mask, and not one layer of the mask branch run.
+    model = make(name, flags, size=64).eval()
+    ran: list[str] = []
+    branch = [(n, m) for n, m in model.named_modules() if n.split(".")[-1] == "mask"]
+    assert branch  # every decoder names its mask branch "mask"
+    for n, m in branch:
+        m.register_forward_pre_hook(lambda _m, _a, n=n: ran.append(n))
+    x = faces(2, 64, seed=5)
+    with torch.no_grad():
+        full_face, full_mask = model.inference("b2a")(x)
+        assert ran and full_mask is not None
+        ran.clear()
+        face, mask = model.inference("b2a", mask=False)(x)
+        assert mask is None and ran == []
+        assert torch.equal(face, full_face)
+        face_b, mask_b = model(x, "b", mask=False)
+        assert mask_b is None and ran == [] and torch.equal(face_b, model(x, "b")[0])
+
+
+@pytest.mark.parametrize(("name", "flags"), CASES, ids=CASE_IDS)
 def test_inference_and_forward_pair_equal_forward(name: str, flags: tuple[str, ...]) -> None:
     model = make(name, flags, size=64).eval()
     x_a, x_b = faces(2, 64, seed=2), faces(3, 64, seed=3)

@@ -238,6 +238,21 @@ def test_bf16_predictor_is_close_to_fp32_and_onnx_refuses_it(model_dir, torch_pr
         make_predictor("onnx", model_dir, precision="bf16")
 
 
+def test_predict_without_the_mask(model_dir, torch_pred):
+    # The torch predictor skips the mask branch (same faces); bf16 too; the ONNX graph computes
+    # it anyway and drops it.
+    x = np.random.default_rng(4).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+    bf16 = make_predictor("torch", model_dir, precision="bf16")
+    onnx = make_predictor("onnx", model_dir)
+    for pred in (torch_pred, bf16, onnx):
+        face, mask = pred.predict(x)
+        face2, mask2 = pred.predict(x, mask=False)
+        assert mask is not None and mask2 is None
+        np.testing.assert_array_equal(face2, face)
+    empty, none = torch_pred.predict(np.zeros((0, 64, 64, 3), np.float32), mask=False)
+    assert empty.shape == (0, 64, 64, 3) and none is None
+
+
 def test_frame_without_faces_passes_through(torch_pred):
     frame = np.random.default_rng(1).uniform(-1, 3, (99, 101, 3)).astype(np.float32)
     res = swap_frame(frame, [], torch_pred, ConvertConfig(), frame_is_linear=True)

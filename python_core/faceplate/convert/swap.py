@@ -200,15 +200,19 @@ class Predictor(ABC):
         self.learn_mask = bool(manifest.learn_mask)
         self.model_id = model_id(manifest, self.model_dir)
 
-    def predict(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict(self, faces: np.ndarray, *, mask: bool = True
+                ) -> tuple[np.ndarray, np.ndarray | None]:
         """Swap a batch of faces.
 
         Args:
             faces: N×S×S×3 float32 display sRGB in [0, 1], S = ``input_size``.
+            mask: False when the learned mask is not wanted (the torch predictor then skips
+                the model's mask branch).
 
         Returns:
             ``(faces, masks)``: N×S'×S'×3 float32 sRGB in [0, 1] (S' = ``output_size``) and
-            N×S'×S' float32 masks in [0, 1], or ``None`` when the model learns no mask.
+            N×S'×S' float32 masks in [0, 1], or ``None`` when the model learns no mask or
+            ``mask`` is False.
         """
         x = np.asarray(faces)
         s = self.input_size
@@ -217,17 +221,21 @@ class Predictor(ABC):
         if x.shape[0] == 0:
             so = self.output_size
             empty = np.zeros((0, so, so), np.float32)
-            return np.zeros((0, so, so, 3), np.float32), (empty if self.learn_mask else None)
+            return np.zeros((0, so, so, 3), np.float32), (empty if self.learn_mask and mask
+                                                          else None)
         nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-        face, mask = self._run(nchw)
+        want = self.learn_mask and mask
+        face, learned = self._run(nchw, want)
         out = np.clip(np.ascontiguousarray(face.transpose(0, 2, 3, 1)), 0.0, 1.0)
-        m = np.clip(np.ascontiguousarray(mask[:, 0]), 0.0, 1.0) if self.learn_mask else None
+        m = np.clip(np.ascontiguousarray(learned[:, 0]), 0.0, 1.0) \
+            if want and learned is not None else None
         return out.astype(np.float32, copy=False), (None if m is None else
                                                      m.astype(np.float32, copy=False))
 
     @abstractmethod
-    def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """N×3×S×S float32 → (N×3×S'×S' face, N×1×S'×S' mask) as NumPy arrays."""
+    def _run(self, x: np.ndarray, mask: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """N×3×S×S float32 → (N×3×S'×S' face, N×1×S'×S' mask) as NumPy arrays (the mask may
+        be None when ``mask`` is False)."""
 
 
 def model_id(manifest: Manifest, model_dir: str | os.PathLike[str]) -> str:
@@ -256,22 +264,24 @@ class TorchPredictor(Predictor):
             torch.set_num_threads(threads)
         self._torch = torch
         self.device = device
-        module = model.inference("b2a").eval()
         if precision == "bf16":
             # bf16 weights in channels-last layout: oneDNN's bf16 convolutions take this path
             # directly (measured on a 2-core AVX512-BF16 CPU, df 128: 155 ms fp32 → 64 ms).
-            module = module.to(torch.bfloat16)
-            module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        self.module = module
+            model = model.to(torch.bfloat16)
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        # Both share the weights; the face-only one skips the mask branch.
+        self.module = model.inference("b2a").eval()
+        self.face_module = model.inference("b2a", mask=False).eval()
 
-    def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, x: np.ndarray, mask: bool) -> tuple[np.ndarray, np.ndarray | None]:
         torch = self._torch
         t = torch.from_numpy(x).to(self.device)
         if self.precision == "bf16":
             t = t.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            face, mask = self.module(t)
-        return face.float().cpu().numpy(), mask.float().cpu().numpy()
+            face, learned = (self.module if mask else self.face_module)(t)
+        return face.float().cpu().numpy(), (None if learned is None
+                                            else learned.float().cpu().numpy())
 
 
 class OnnxPredictor(Predictor):
@@ -306,9 +316,12 @@ class OnnxPredictor(Predictor):
             raise ModelError(f"unexpected ONNX graph (inputs {names}, outputs {outs}; expected "
                              f"{_ONNX_INPUT} → {', '.join(_ONNX_OUTPUTS)})", path)
 
-    def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        face, mask = self.session.run(list(_ONNX_OUTPUTS), {_ONNX_INPUT: x})
-        return np.asarray(face, np.float32), np.asarray(mask, np.float32)
+    def _run(self, x: np.ndarray, mask: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        # The exported graph has one path computing both outputs; unwanted, the mask is
+        # dropped.
+        face, learned = self.session.run(list(_ONNX_OUTPUTS), {_ONNX_INPUT: x})
+        return np.asarray(face, np.float32), (np.asarray(learned, np.float32) if mask
+                                              else None)
 
 
 def make_predictor(kind: PredictorKind, model_dir: str | os.PathLike[str], *,
@@ -663,7 +676,8 @@ def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
     t2 = time.perf_counter()
     ctx.add_time("crop", t2 - t1)
 
-    pred, learned = predictor.predict(x)
+    # The model's mask branch runs only when a mask source uses it.
+    pred, learned = predictor.predict(x, mask=LEARNED in cfg.mask)
     t3 = time.perf_counter()
     ctx.add_time("predict", t3 - t2)
 

@@ -101,16 +101,18 @@ class SwapModel(nn.Module):
         return bool(self.cfg.learn_mask)
 
     @abstractmethod
-    def forward(self, x: Tensor, side: Side) -> tuple[Tensor, Tensor | None]:
+    def forward(self, x: Tensor, side: Side, mask: bool = True) -> tuple[Tensor, Tensor | None]:
         """Encode ``x`` and decode it as ``side``'s face.
 
         Args:
             x: N×3×input_size×input_size float32 RGB in [0, 1].
             side: ``"a"`` or ``"b"``: whose decoder (or code, for LIAE) renders the output.
+            mask: False skips the mask branch (a converter that does not use the learned mask:
+                DFL's default decoder spends ~6 % of a face's work on it).
 
         Returns:
             ``(face, mask)``: face N×3×output_size² in [0, 1]; mask N×1×output_size² in [0, 1],
-            or ``None`` when :attr:`learn_mask` is off.
+            or ``None`` when :attr:`learn_mask` is off or ``mask`` is False.
         """
 
     def forward_pair(
@@ -140,15 +142,16 @@ class SwapModel(nn.Module):
         if not x.is_floating_point():
             raise InputError(f"{self.registry_name} model takes float faces, got {x.dtype}")
 
-    def inference(self, direction: Direction = "b2a") -> nn.Module:
-        """A module for export and convert: ``forward(x) -> (face, mask)``, both tensors.
+    def inference(self, direction: Direction = "b2a", *, mask: bool = True) -> nn.Module:
+        """A module for export and convert: ``forward(x) -> (face, mask)``.
 
         ``direction="b2a"`` decodes with A's side (turns the footage's B faces into A), ``"a2b"``
         with B's. The mask is the predicted mask, or ones (N×1×S×S) when the model does not
         learn one, so exported graphs always have the two outputs ``face`` and ``mask``.
+        ``mask=False``: a face-only module (its mask is None, the mask branch never runs).
         The module shares this model's parameters (no copy).
         """
-        return SwapInference(self, decoder_side(direction))
+        return SwapInference(self, decoder_side(direction), mask=mask)
 
     def param_count(self) -> int:
         """Number of trainable parameters."""
@@ -158,14 +161,15 @@ class SwapModel(nn.Module):
 class SwapInference(nn.Module):
     """Inference wrapper from :meth:`SwapModel.inference`: x N×3×S×S → (face, mask)."""
 
-    def __init__(self, model: SwapModel, side: Side) -> None:
+    def __init__(self, model: SwapModel, side: Side, *, mask: bool = True) -> None:
         super().__init__()
         self.model = model
         self.side: Side = side
+        self.with_mask = mask
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        face, mask = self.model(x, self.side)
-        if mask is None:
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        face, mask = self.model(x, self.side, self.with_mask)
+        if mask is None and self.with_mask:
             mask = torch.ones_like(face[:, :1])
         return face, mask
 

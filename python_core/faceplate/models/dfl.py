@@ -188,8 +188,8 @@ class _Decoder(nn.Module):
             mask.append(OutputHead(last, 1, 1))
             self.mask = nn.Sequential(*mask)
 
-    def forward(self, code: Tensor) -> tuple[Tensor, Tensor | None]:
-        return self.face(code), (None if self.mask is None else self.mask(code))
+    def forward(self, code: Tensor, mask: bool = True) -> tuple[Tensor, Tensor | None]:
+        return self.face(code), (None if self.mask is None or not mask else self.mask(code))
 
 
 @MODELS.register("df", config=DFConfig)
@@ -206,10 +206,10 @@ class DFModel(SwapModel):
         self.decoder_b = _Decoder(cfg, cfg.ae_dims)
         init_weights(self)
 
-    def forward(self, x: Tensor, side: Side) -> tuple[Tensor, Tensor | None]:
+    def forward(self, x: Tensor, side: Side, mask: bool = True) -> tuple[Tensor, Tensor | None]:
         self.check_input(x)
         decoder = self.decoder_a if side == "a" else self.decoder_b
-        return decoder(self.inter(self.encoder(x)))
+        return decoder(self.inter(self.encoder(x)), mask)
 
     def forward_pair(
         self, x_a: Tensor, x_b: Tensor
@@ -241,9 +241,9 @@ class LIAEModel(SwapModel):
         first = ab if side == "a" else self.inter_b(z)
         return torch.cat([first, ab], dim=1)
 
-    def forward(self, x: Tensor, side: Side) -> tuple[Tensor, Tensor | None]:
+    def forward(self, x: Tensor, side: Side, mask: bool = True) -> tuple[Tensor, Tensor | None]:
         self.check_input(x)
-        return self.decoder(self._code(self.encoder(x), side))
+        return self.decoder(self._code(self.encoder(x), side), mask)
 
     def forward_pair(
         self, x_a: Tensor, x_b: Tensor

@@ -111,16 +111,17 @@ class OriginalModel(SwapModel):
     # -- Step 5: the forward contract. ----------------------------------------------------------
     # forward(x, side) takes N×3×input_size² float RGB in [0, 1] and returns (face, mask):
     # face N×3×output_size² in [0, 1] and mask N×1×output_size² in [0, 1], or None when
-    # learn_mask is off. ``side`` picks the decoder. Keep it branch-free on data (only on
+    # learn_mask is off or ``mask`` is False (the mask branch skipped: a converter that does
+    # not use it). ``side`` picks the decoder. Keep it branch-free on data (only on
     # ``side``, a Python string), with no per-sample loops, so it exports to ONNX and runs
     # batched. ``check_input`` gives a clear InputError for a wrong shape. Nothing else is
     # needed: SwapModel.inference(direction) wraps forward for export (it returns a module whose
     # forward(x) gives (face, mask) with a ones mask when learn_mask is off), and
     # ``input_size``/``output_size`` default to cfg.size (override them when they differ, as a
     # model that takes 64 px and outputs 128 px would).
-    def forward(self, x: Tensor, side: Side) -> tuple[Tensor, Tensor | None]:
+    def forward(self, x: Tensor, side: Side, mask: bool = True) -> tuple[Tensor, Tensor | None]:
         self.check_input(x)
-        return self._decoder(side)(self.encoder(x))
+        return self._decoder(side)(self.encoder(x), mask)
 
     # Optional: forward_pair runs the shared encoder once over both sides' batches (larger, fewer
     # kernels: faster). It must give the same results as two forward() calls.
@@ -161,5 +162,5 @@ class _Decoder(nn.Module):
                 OutputHead(m // 2, 1, 5),
             )
 
-    def forward(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
-        return self.face(z), (None if self.mask is None else self.mask(z))
+    def forward(self, z: Tensor, mask: bool = True) -> tuple[Tensor, Tensor | None]:
+        return self.face(z), (None if self.mask is None or not mask else self.mask(z))
