@@ -12,8 +12,13 @@ Then each mode runs ``run_convert`` in its own subprocess (its own peak memory):
 * ``store_onnx``: the same with the ONNX predictor (exported here once);
 * ``on_the_fly``: no store, faces detected per frame (detect + align + masks).
 
-Each reports end-to-end frames/s (decode → faces → swap → H.264 ``ultrafast`` write), the swap's
-own frames/s (``swap_frame`` only, per job), milliseconds per frame for every stage, and peak RSS.
+Each reports end-to-end frames/s (``run_convert`` from its call to its return: the imports it
+triggers, the model load, decode → faces → swap → H.264 ``ultrafast`` write, the signing), the
+steady rate inside the frame loop (``fps_steady``: frames written after the first
+``WARM_FRAMES`` over the time they took; what a long clip converges to), the seconds before
+the first frame (``startup_seconds``: imports, model and watermark set-up, opening the
+writers), the swap's own frames/s (``swap_frame`` only, per job), milliseconds per frame for
+every stage, and peak RSS.
 Writes JSON (``--output``) and prints it. Never asserts on time.
 
 Usage: python benchmarks/convert.py [--frames 48] [--output bench_out/convert.json]
@@ -34,6 +39,9 @@ from bench_common import machine_info, write_report
 
 MODES = ("store", "store_bf16", "store_bf16_jobs1", "store_onnx", "on_the_fly")
 SIZE = 128
+#: ``fps_steady`` counts from the frame written after these (the first frames carry the
+#: inference engine's one-time set-up).
+WARM_FRAMES = 8
 
 
 def prepare(frames: int, work: Path) -> tuple[Path, Path, Path]:
@@ -88,16 +96,25 @@ def run_mode(mode: str, clip: Path, store: Path, model_dir: Path) -> dict[str, o
         if mode == "on_the_fly":  # a link in an empty folder: no store beside it
             src = Path(tmp) / clip.name
             src.symlink_to(clip)
+        started: list[float] = []
+        written: list[float] = []
         t = time.perf_counter()
         stats = run_convert(model_dir, src, Path(tmp) / "out.mp4",
                             None if mode == "on_the_fly" else store, cfg,
-                            video_cfg=VideoConfig(preset="ultrafast"))
+                            video_cfg=VideoConfig(preset="ultrafast"),
+                            on_start=lambda _n: started.append(time.perf_counter()),
+                            on_frame=lambda _i, _r: written.append(time.perf_counter()))
         secs = time.perf_counter() - t
     n = stats.frames
     swap_ms = sum(v for k, v in stats.stage_ms.items() if k.startswith("swap."))
+    steady = (len(written) - 1 - WARM_FRAMES) / (written[-1] - written[WARM_FRAMES]) \
+        if len(written) > WARM_FRAMES + 1 else None
     return {
         "mode": mode, "frames": n, "faces": stats.faces, "seconds": secs,
-        "fps_end_to_end": n / secs, "jobs": stats.jobs,
+        "fps_end_to_end": n / secs, "fps_steady": steady,
+        "startup_seconds": started[0] - t if started else None,
+        "first_frame_seconds": written[0] - started[0] if started and written else None,
+        "finish_seconds": t + secs - written[-1] if written else None, "jobs": stats.jobs,
         # The swap's stage times are summed over the frames swapped at once: per job.
         "fps_swap_only": 1000.0 * n * stats.jobs / swap_ms if swap_ms else None,
         "stage_ms_per_frame": {k: v / n for k, v in sorted(stats.stage_ms.items())},
