@@ -12,6 +12,6 @@ setup(
     package_data={"faceplate": ["py.typed", "extract/_ert.pyi"]},
     ext_modules=[
         Extension("faceplate.extract._ert", ["python_core/faceplate/extract/_ert.c"],
-                  extra_compile_args=["-O2", "-std=c99"]),
+                  extra_compile_args=["-O3", "-std=c99"]),
     ],
 )

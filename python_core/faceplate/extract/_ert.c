@@ -284,6 +284,92 @@ static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, Py_ss
 
 #define PREFETCH_AHEAD 12
 
+/* The model's arrays and sizes, as predict() checked them. */
+typedef struct {
+    const float *initial;
+    const uint16_t *idx1, *idx2;
+    const float *thresh;
+    const int16_t *leaves;
+    const float *leaves_f;
+    const float *scales;
+    const uint32_t *anchor;
+    const float *deltas;
+    int64_t cascades, trees, splits, features, points;
+    int exact;
+} Model;
+
+/* Every cascade on one face: the inner loops of predict(), run without the GIL. Compiled twice
+ * where the compiler can (a baseline x86-64 version and an AVX2 one, picked at load time by the
+ * CPU): the wider integer adds make the leaf sums ~20 % faster, and neither build contracts or
+ * reorders float arithmetic (ISO C mode: no FMA contraction), so both give the same bits. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void run_cascades(const Model *mdl, const unsigned char *pix, Py_ssize_t H, Py_ssize_t W,
+                         Py_ssize_t sy, Py_ssize_t sx, Py_ssize_t sc, int rgb, double left,
+                         double top, double ax, double ay, float *shape, float *values,
+                         int32_t *acc, size_t *leaf_index) {
+    const float *initial = mdl->initial, *thresh = mdl->thresh, *scales = mdl->scales,
+                *deltas = mdl->deltas, *leaves_f = mdl->leaves_f;
+    const int16_t *leaves = mdl->leaves;
+    const uint16_t *idx1 = mdl->idx1, *idx2 = mdl->idx2;
+    const uint32_t *anchor = mdl->anchor;
+    const int64_t cascades = mdl->cascades, trees = mdl->trees, splits = mdl->splits,
+                  features = mdl->features, points = mdl->points;
+    const int64_t dim = 2 * points, leaves_per_tree = splits + 1;
+    const int exact = mdl->exact;
+    for (int64_t c = 0; c < cascades; ++c) {
+        float m[4];
+        similarity(initial, shape, points, m);
+        const uint32_t *anc = anchor + c * features;
+        const float *del = deltas + 2 * c * features;
+        for (int64_t f = 0; f < features; ++f) {
+            const float dx = del[2 * f], dy = del[2 * f + 1];
+            const float u = m[0] * dx + m[1] * dy + shape[2 * anc[f]];
+            const float v = m[2] * dx + m[3] * dy + shape[2 * anc[f] + 1];
+            const double x = floor(left + ax * (double)u + 0.5);
+            const double y = floor(top + ay * (double)v + 0.5);
+            float value = 0.0f;
+            if (x >= 0 && y >= 0 && x < (double)W && y < (double)H) {
+                const unsigned char *q = pix + (Py_ssize_t)y * sy + (Py_ssize_t)x * sx;
+                value = rgb ? (float)(((unsigned)q[0] + q[sc] + q[2 * sc]) / 3u) : (float)q[0];
+            }
+            values[f] = value;
+        }
+        /* Walk every tree first (the split arrays are read in order), then add the chosen
+         * leaves, fetching a few trees ahead. */
+        const size_t node0 = (size_t)(c * trees * splits);
+        for (int64_t t = 0; t < trees; ++t) {
+            const size_t base = node0 + (size_t)(t * splits);
+            int64_t i = 0;
+            while (i < splits) {
+                const float diff = values[idx1[base + i]] - values[idx2[base + i]];
+                i = diff > thresh[base + i] ? 2 * i + 1 : 2 * i + 2;
+            }
+            leaf_index[t] = ((size_t)((c * trees + t) * leaves_per_tree) +
+                             (size_t)(i - splits)) * (size_t)dim;
+        }
+        if (exact) { /* dlib's own order: one float addition per leaf value */
+            for (int64_t t = 0; t < trees; ++t) {
+                const float *leaf = leaves_f + leaf_index[t];
+                for (int64_t k = 0; k < dim; ++k) shape[k] += leaf[k];
+            }
+            continue;
+        }
+        memset(acc, 0, sizeof(int32_t) * (size_t)dim);
+        for (int64_t t = 0; t < trees; ++t) {
+            if (t + PREFETCH_AHEAD < trees) {
+                const char *ahead = (const char *)(leaves + leaf_index[t + PREFETCH_AHEAD]);
+                for (size_t off = 0; off < sizeof(int16_t) * (size_t)dim; off += 64)
+                    __builtin_prefetch(ahead + off, 0, 0);
+            }
+            const int16_t *leaf = leaves + leaf_index[t];
+            for (int64_t k = 0; k < dim; ++k) acc[k] += leaf[k];
+        }
+        for (int64_t k = 0; k < dim; ++k) shape[k] += scales[c] * (float)acc[k];
+    }
+}
+
 static PyObject *ert_predict(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *img_obj, *objs[8];
@@ -360,56 +446,10 @@ static PyObject *ert_predict(PyObject *self, PyObject *args) {
         }
         memcpy(shape, initial, sizeof(float) * (size_t)dim);
         Py_BEGIN_ALLOW_THREADS
-        for (int64_t c = 0; c < cascades; ++c) {
-            float m[4];
-            similarity(initial, shape, points, m);
-            const uint32_t *anc = anchor + c * features;
-            const float *del = deltas + 2 * c * features;
-            for (int64_t f = 0; f < features; ++f) {
-                const float dx = del[2 * f], dy = del[2 * f + 1];
-                const float u = m[0] * dx + m[1] * dy + shape[2 * anc[f]];
-                const float v = m[2] * dx + m[3] * dy + shape[2 * anc[f] + 1];
-                const double x = floor(left + ax * (double)u + 0.5);
-                const double y = floor(top + ay * (double)v + 0.5);
-                float value = 0.0f;
-                if (x >= 0 && y >= 0 && x < (double)W && y < (double)H) {
-                    const unsigned char *q = pix + (Py_ssize_t)y * sy + (Py_ssize_t)x * sx;
-                    value = rgb ? (float)(((unsigned)q[0] + q[sc] + q[2 * sc]) / 3u) : (float)q[0];
-                }
-                values[f] = value;
-            }
-            /* Walk every tree first (the split arrays are read in order), then add the chosen
-             * leaves, fetching a few trees ahead. */
-            const size_t node0 = (size_t)(c * trees * splits);
-            for (int64_t t = 0; t < trees; ++t) {
-                const size_t base = node0 + (size_t)(t * splits);
-                int64_t i = 0;
-                while (i < splits) {
-                    const float diff = values[idx1[base + i]] - values[idx2[base + i]];
-                    i = diff > thresh[base + i] ? 2 * i + 1 : 2 * i + 2;
-                }
-                leaf_index[t] = ((size_t)((c * trees + t) * leaves_per_tree) +
-                                 (size_t)(i - splits)) * (size_t)dim;
-            }
-            if (exact) { /* dlib's own order: one float addition per leaf value */
-                for (int64_t t = 0; t < trees; ++t) {
-                    const float *leaf = leaves_f + leaf_index[t];
-                    for (int64_t k = 0; k < dim; ++k) shape[k] += leaf[k];
-                }
-                continue;
-            }
-            memset(acc, 0, sizeof(int32_t) * (size_t)dim);
-            for (int64_t t = 0; t < trees; ++t) {
-                if (t + PREFETCH_AHEAD < trees) {
-                    const char *ahead = (const char *)(leaves + leaf_index[t + PREFETCH_AHEAD]);
-                    for (size_t off = 0; off < sizeof(int16_t) * (size_t)dim; off += 64)
-                        __builtin_prefetch(ahead + off, 0, 0);
-                }
-                const int16_t *leaf = leaves + leaf_index[t];
-                for (int64_t k = 0; k < dim; ++k) acc[k] += leaf[k];
-            }
-            for (int64_t k = 0; k < dim; ++k) shape[k] += scales[c] * (float)acc[k];
-        }
+        run_cascades(&(const Model){initial, idx1, idx2, thresh, leaves, leaves_f, scales, anchor,
+                                    deltas, cascades, trees, splits, features, points, exact},
+                     pix, H, W, sy, sx, sc, rgb, left, top, ax, ay, shape, values, acc,
+                     leaf_index);
         Py_END_ALLOW_THREADS
         result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(sizeof(double) * (size_t)dim));
         if (result) {
