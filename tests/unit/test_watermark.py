@@ -193,6 +193,26 @@ def test_embed_in_frame_uint8_only_inside_the_matte(photo: tuple[np.ndarray, np.
     assert m.detected and m.payload == SHA[:4] and m.marker_errors == 0
 
 
+def test_embed_in_frame_uint8_bytes_follow_the_float_change(photo: tuple[np.ndarray, np.ndarray]
+                                                            ) -> None:
+    # The uint8 path adds round(255 · change · matte) to the bytes with saturation; the float
+    # path adds the change itself: on the same display-sRGB pixels the two agree to the byte
+    # (a rare rounding tie aside), saturation at 0 and 255 included.
+    rgb, lm = photo
+    sw, box, matte = _pasted(rgb, lm)
+    plain = sw.plain.copy()
+    plain[::7, ::5] = 255  # saturated and black specks inside the face
+    plain[3::7, 2::5] = 0
+    frame = plain.copy()
+    as_float = plain.astype(np.float32) / np.float32(255.0)
+    wm.embed_in_frame(frame, box, matte, lm, SHA, frame_is_linear=False)
+    wm.embed_in_frame(as_float, box, matte, lm, SHA, frame_is_linear=False)
+    want = np.clip(np.round(as_float * 255.0), 0, 255).astype(np.int16)
+    diff = np.abs(frame.astype(np.int16) - want)
+    assert (frame != plain).sum() > 1000
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
 def test_embed_in_frame_float_linear_and_rgba(photo: tuple[np.ndarray, np.ndarray]) -> None:
     from faceplate.core.colorspace import linear_to_srgb, srgb_to_linear
 

@@ -786,10 +786,15 @@ def embed_in_frame(frame: np.ndarray, box: tuple[int, int, int, int], matte_box:
     d = _change_in_region(change, canon_to_region, (rx1 - rx0, ry1 - ry0), f)
     weight = (mat > 0.0).astype(np.float32) if by_hand else mat
     if base is None:
-        # k/255 + d clipped to [0, 1] and rounded: 255·d·matte rounded to an integer and
-        # added to the bytes with saturation; d·matte = 0 (matte 0) gives k back exactly.
-        q = cv2.multiply(d, weight, scale=255.0, dtype=cv2.CV_16S)  # rounded to nearest
-        view[...] = cv2.add(view, cv2.merge([q, q, q]), dtype=cv2.CV_8U)
+        # k/255 + d clipped to [0, 1] and rounded: q = 255·d·matte rounded to an integer and
+        # added to the bytes with saturation; d·matte = 0 (matte 0) gives k back exactly. As
+        # two saturating byte operations (faster than one in 16 bits): add max(q, 0), then
+        # subtract max(−q, 0) (OpenCV saturates each product to [0, 255] with the same
+        # round-to-nearest, and at most one of the two is non-zero at a pixel).
+        up = cv2.multiply(d, weight, scale=255.0, dtype=cv2.CV_8U)
+        down = cv2.multiply(d, weight, scale=-255.0, dtype=cv2.CV_8U)
+        view[...] = cv2.subtract(cv2.add(view, cv2.merge([up, up, up])),
+                                 cv2.merge([down, down, down]))
     else:
         d = d * weight
         new_disp = base + d[..., None]
