@@ -8,14 +8,16 @@ resolutions, reported separately: 1920×1080 (the 1080p test footage ``samples.u
 of single_face.mp4 and of the woman's head-turn clip) and 640×360 (the sample videos as they
 are). Each attack of issue #6 is applied (JPEG 75, H.264 CRF 23, 0.5× area downscale, ±10 %
 exposure in linear light with ±10 % saturation) and ``detect_frame`` looks for the mark with
-its own detection and landmarks. False positives: every frame of every sample video and every
-sample photo, unmarked. PSNR: over the matte (> 0.5), marked against the same swap without the
+its own detection and landmarks; each frame is judged alone (``detected``) and with the video
+verdict of ``faceplate verify`` (``detected_video``: ``watermark.pool_tracks`` within each
+source clip). False positives: every frame of every sample video and every sample photo,
+unmarked, judged both ways. PSNR: over the matte (> 0.5), marked against the same swap without the
 mark. Embed cost: ``embed_in_frame`` (landmark refinement included) on the 1080p swaps, and the
 ``watermark`` stage time inside ``swap_frame``. Writes JSON (``--output``) and prints it.
 Never asserts.
 
 Usage: python benchmarks/provenance.py [--quick] [--step N] [--output bench_out/provenance.json]
-(the default is the full run: 190 swapped frames per resolution, about an hour on 2 cores).
+(the default is the full run: 190 swapped frames per resolution, about 5 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -51,8 +53,10 @@ def _records(extractor: Any, rgb: np.ndarray) -> list[Any]:
     return extractor.process(Frame(FrameInfo(0, "f", None, w, h, 0), rgb)).records
 
 
-def swapped_clips(step: int) -> tuple[dict[str, list[Any]], dict[str, Any], str]:
-    """{resolution: [Swapped]}, the swap_frame watermark stage times, the model id."""
+def swapped_clips(step: int
+                  ) -> tuple[dict[str, list[Any]], dict[str, list[int]], dict[str, Any], str]:
+    """{resolution: [Swapped]}, {resolution: where each source clip starts in that list}, the
+    swap_frame watermark stage times, the model id."""
     from tests.convert_model import trained_model
 
     from faceplate.convert.swap import ConvertConfig, SwapContext, TorchPredictor, swap_frame
@@ -65,9 +69,11 @@ def swapped_clips(step: int) -> tuple[dict[str, list[Any]], dict[str, Any], str]
     ex = Extractor(ExtractConfig(masks=("extended",), write_faces=False, thumbnails=False))
     cfg = ConvertConfig()
     out: dict[str, list[Any]] = {}
+    starts: dict[str, list[int]] = {}
     stage: dict[str, list[float]] = {}
     for res, name, first, mult in CLIPS:
         path = samples.upscaled_clip(name, first) if first else samples.path(name)
+        starts.setdefault(res, []).append(len(out.get(res, [])))
         with open_source(path) as src:
             for frame in src:
                 if frame.info.index % (step * mult):
@@ -81,28 +87,48 @@ def swapped_clips(step: int) -> tuple[dict[str, list[Any]], dict[str, Any], str]
                 stage.setdefault(res, []).append(ctx.times.get("watermark", 0.0))
     times = {f"swap_frame_watermark_stage_ms_median_{k}": float(np.median(v))
              for k, v in stage.items()}
-    return out, times, pred.model_id
+    return out, starts, times, pred.model_id
 
 
-def detection(clips: dict[str, list[np.ndarray]], model_id: str) -> dict[str, Any]:
+def _video_verdict(marks: list[list[Any]], starts: list[int]) -> list[list[Any]]:
+    """``watermark.pool_tracks`` over each source clip's frames (never across two clips)."""
+    from faceplate.provenance import watermark as wm
+
+    bounds = [*starts, len(marks)]
+    return [row for a, b in zip(bounds, bounds[1:]) for row in wm.pool_tracks(marks[a:b])]
+
+
+def detection(clips: dict[str, list[np.ndarray]], starts: dict[str, list[int]],
+              model_id: str) -> dict[str, Any]:
+    """Per attack and resolution: frames whose face is detected on its own (``detected``) and
+    with the video verdict over its clip (``detected_video``: ``watermark.pool_tracks``, the
+    same face in the 2 frames on each side; the woman's clip is swapped every 4th frame, so
+    its pooled neighbours are 4 source frames apart)."""
     from faceplate.provenance import attacks
     from faceplate.provenance import watermark as wm
+
+    def best(marks: list[Any]) -> Any:
+        return max(marks, key=lambda m: m.score, default=None)
 
     out: dict[str, Any] = {}
     for attack in attacks.ATTACKS:
         row: dict[str, Any] = {}
         for res, clip in clips.items():
+            marks = [wm.detect_frame(f) for f in attacks.attack(attack, clip)]
             found = payload = wrong = 0
             scores = []
-            for f in attacks.attack(attack, clip):
-                best = max(wm.detect_frame(f), key=lambda m: m.score, default=None)
-                scores.append(best.score if best is not None else 0.0)
-                if best is not None and best.detected:
+            for m in map(best, marks):
+                scores.append(m.score if m is not None else 0.0)
+                if m is not None and m.detected:
                     found += 1
-                    payload += best.payload == model_id
-                    wrong += best.payload not in (None, model_id)
+                    payload += m.payload == model_id
+                    wrong += m.payload not in (None, model_id)
+            video = sum(1 for ms in _video_verdict(marks, starts[res])
+                        if any(m.detected for m in ms))
             row[res] = {"frames": len(clip), "detected": found,
                         "detection_rate": found / max(1, len(clip)),
+                        "detected_video": video,
+                        "detection_rate_video": video / max(1, len(clip)),
                         "payload_rate": payload / max(1, len(clip)), "wrong_payloads": wrong,
                         "score_min": float(np.min(scores)),
                         "score_median": float(np.median(scores))}
@@ -115,7 +141,7 @@ def false_positives() -> dict[str, Any]:
     from faceplate.io.media import open_source, read_image
     from faceplate.provenance import watermark as wm
 
-    faces = detected = frames = 0
+    faces = detected = frames = video = 0
     top: list[float] = []
     per: dict[str, int] = {}
     sources: list[tuple[str, Any]] = []
@@ -124,16 +150,26 @@ def false_positives() -> dict[str, Any]:
             sources += [(name, f.rgb) for f in src]
     for name in PHOTOS:
         sources.append((name, read_image(samples.path(name)).rgb))
+    by_video: dict[str, list[list[Any]]] = {}
     for name, rgb in sources:
         frames += 1
-        for mark in wm.detect_frame(rgb):
+        marks = wm.detect_frame(rgb)
+        if name in VIDEOS:
+            by_video.setdefault(name, []).append(marks)
+        for mark in marks:
             faces += 1
             top.append(mark.score)
             if mark.detected:
                 detected += 1
                 per[name] = per.get(name, 0) + 1
+    # The video verdict on every unmarked video (photos are judged alone either way).
+    for marks_seq in by_video.values():
+        video += sum(m.detected for row in wm.pool_tracks(marks_seq) for m in row)
+    video += sum(n for name, n in per.items() if name not in VIDEOS)
     return {"frames": frames, "faces": faces, "detected": detected,
             "false_positive_rate": detected / max(1, faces), "by_source": per,
+            "detected_video_verdict": video,
+            "false_positive_rate_video_verdict": video / max(1, faces),
             "score_max": float(max(top, default=0.0)),
             "score_p99": float(np.quantile(top, 0.99)) if top else 0.0,
             "threshold": wm.SCORE_THRESHOLD}
@@ -198,7 +234,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     step = max(args.step, 6) if args.quick else args.step
-    swaps, stage_times, model_id = swapped_clips(step)
+    swaps, starts, stage_times, model_id = swapped_clips(step)
     psnr = {res: [attacks.face_psnr(s.marked, s.plain, s.matte) for s in v]
             for res, v in swaps.items()}
     report: dict[str, Any] = {
@@ -216,7 +252,7 @@ def main() -> None:
         "step": step,
         "psnr_face_db": {k: {"mean": float(np.mean(v)), "min": float(np.min(v))}
                          for k, v in psnr.items()},
-        "detection": detection({k: [s.marked for s in v] for k, v in swaps.items()},
+        "detection": detection({k: [s.marked for s in v] for k, v in swaps.items()}, starts,
                                model_id),
         "false_positives": false_positives(),
         "timing": {**timing(swaps.get("1920x1080", []), model_id), **stage_times},

@@ -137,3 +137,40 @@ def test_watermark_alone_is_found(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert rep.found and rep.summary()["faces_watermarked"] == 1
     code, out = _run(["verify", str(path)], capsys)
     assert code == 0 and "watermark in 1/1 frames" in out
+
+
+def test_video_verdict_pools_a_face_along_its_track(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # A sequence whose middle frame lost its mark (here: the unmarked plate): judged alone it
+    # is not marked; with the video verdict its track (the same face in the two frames on each
+    # side) carries it. An unmarked sequence stays unmarked either way.
+    from faceplate.provenance import watermark as wm
+
+    rgb = cv2.cvtColor(cv2.imread(str(samples.path("obama.jpg"))), cv2.COLOR_BGR2RGB)
+    (lm,) = wm.frame_landmarks(rgb)
+    identity = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    marked = wm.embed_face(rgb.astype(np.float32) / 255.0, wm.canon_to_crop(lm, identity),
+                           "ab12" + "0" * 60)
+    u8 = (np.clip(marked, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    seq, plain = tmp_path / "seq", tmp_path / "plain"
+    seq.mkdir()
+    plain.mkdir()
+    for i in range(5):
+        img = rgb if i == 2 else u8
+        assert cv2.imwrite(str(seq / f"f{i}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        assert cv2.imwrite(str(plain / f"f{i}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    alone = verify(seq, VerifyConfig(track=0))
+    assert [fr.watermarked for fr in alone.frames] == [True, True, False, True, True]
+    pooled = verify(seq)
+    assert all(fr.watermarked for fr in pooled.frames)
+    (mid,) = pooled.frames[2].faces or []
+    assert mid.by_track and mid.score < wm.SCORE_THRESHOLD
+    assert mid.track_score is not None and mid.track_score >= wm.SCORE_THRESHOLD
+    assert mid.payload is None  # the id comes from the face's own bits only
+    assert not any(f.by_track for fr in pooled.frames for f in fr.faces or [] if fr.index != 2)
+    code, out = _run(["verify", str(seq)], capsys)
+    assert code == 0 and "by its track" in out and "watermark in 5/5 frames" in out
+    unmarked = verify(plain)
+    assert not unmarked.found and not any(fr.watermarked for fr in unmarked.frames)
+    assert all(f.track_score is not None and f.track_score < wm.SCORE_THRESHOLD
+               for fr in unmarked.frames for f in fr.faces or [])

@@ -301,3 +301,49 @@ def test_refine_landmarks_from_a_box(photo: tuple[np.ndarray, np.ndarray]) -> No
     assert np.array_equal(a, b)  # the float frame is aligned on its uint8 rendering
     assert np.sqrt(np.mean(np.sum((a - lm) ** 2, axis=1))) < 5.0
     assert wm.refine_landmarks(rgb, BBox(0.0, 0.0, 2.0, 2.0)) is None
+
+
+def _mark(score: float, box: tuple[int, int, int, int] = (100, 100, 80, 80),
+          payload: str | None = None) -> wm.FaceMark:
+    detected = score >= wm.SCORE_THRESHOLD
+    return wm.FaceMark(detected, 1.0 - wm.null_tail(score), payload if detected else None, box,
+                       score)
+
+
+def test_pool_tracks_lifts_a_weak_frame_between_marked_neighbours() -> None:
+    far = (400, 100, 80, 80)  # another face, no overlap with the first
+    frames = [[_mark(7.0, payload="ab12"), _mark(3.6, far)],
+              [_mark(6.8, (104, 101, 80, 80), "ab12"), _mark(3.5, far)],
+              [_mark(4.4, (108, 102, 81, 80)), _mark(3.7, far)],
+              [_mark(6.9, (112, 103, 80, 80), "ab12"), _mark(3.4, far)],
+              [_mark(7.1, (116, 104, 80, 80), "ab12")]]
+    out = wm.pool_tracks(frames)
+    weak = out[2][0]
+    assert weak.detected and weak.by_track and weak.payload is None and weak.score == 4.4
+    assert weak.track_score == pytest.approx(np.mean([7.0, 6.8, 4.4, 6.9, 7.1]))
+    assert weak.confidence > 1.0 - wm.FP_TARGET
+    # The unmarked face beside it pools only with itself across frames (box overlap).
+    assert not any(row[1].detected for row in out[:4])
+    assert all(row[1].track_score is not None and row[1].track_score < 4.0 for row in out[:4])
+    assert [m.by_track for row in out for m in row].count(True) == 1
+    # Judged alone (radius 0) nothing changes.
+    assert wm.pool_tracks(frames, radius=0) == [list(r) for r in frames]
+    # A face with no neighbour keeps track_score None.
+    (lone,) = wm.pool_tracks([[_mark(4.0)], [], [_mark(4.0, far)]])[0]
+    assert lone.track_score is None and not lone.detected
+
+
+def test_pool_tracks_needs_a_face_detected_on_its_own() -> None:
+    # The false-positive bound: a detection through the track always has a window member at
+    # or above the threshold by itself (a mean can only reach it that way).
+    rng = np.random.default_rng(7)
+    lifted = 0
+    for _ in range(300):
+        scores = rng.normal(4.6, 0.6, 12)
+        frames = [[_mark(float(s), (100 + i, 100, 80, 80))] for i, s in enumerate(scores)]
+        for t, row in enumerate(wm.pool_tracks(frames)):
+            if row[0].by_track:
+                lifted += 1
+                window = scores[max(0, t - wm.TRACK_RADIUS):t + wm.TRACK_RADIUS + 1]
+                assert window.max() >= wm.SCORE_THRESHOLD > scores[t]
+    assert lifted > 0  # the property was exercised

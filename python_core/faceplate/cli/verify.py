@@ -1,5 +1,5 @@
-"""``faceplate verify PATH [--json REPORT] [--frames N | --every K] [--quiet]``: look for
-Faceplate's marks in an image, a folder of images or a video.
+"""``faceplate verify PATH [--json REPORT] [--frames N | --every K] [--track R] [--quiet]``: look
+for Faceplate's marks in an image, a folder of images or a video.
 
 Checks, per frame and face, the invisible watermark (detected, confidence, payload = the model's
 short id) and, per file, the provenance metadata statement and the C2PA manifest (its validation
@@ -7,7 +7,9 @@ state: "Trusted" = signature and content hashes valid and the signer chains to a
 known here; "Valid" = valid but the signer is in no trust list, as with Faceplate's locally
 generated certificate on another machine; "Invalid" = the file or the manifest changed after
 signing). Prints a per-frame table (a summary only when there are more than 50 frames) and a
-summary line.
+summary line. Videos and folders get the video verdict (``--track R``, default 2): a face also
+counts as marked when its track's mean score over the R checked frames on each side reaches
+the threshold (shown as "by its track").
 
 Exit status (for scripts): 0 when a Faceplate mark is found (a watermarked face, a Faceplate
 C2PA manifest or the metadata statement), 1 when none is, 2 on an error (missing or unreadable
@@ -108,6 +110,8 @@ def print_report(report: Any, quiet: bool = False) -> None:
                     if fr.faces:
                         score = f"{max(f.score for f in fr.faces):.2f}"
                     payload = ",".join(sorted({f.payload for f in hits if f.payload})) or "-"
+                    if any(f.by_track for f in hits):
+                        payload += " (by its track)"
                 row = (f"  {fr.index:>6}  {n:>5}  {marked:>6}  {conf:>10}  {score:>6}  "
                        f"{payload:<7}")
                 if many_files:
