@@ -5,8 +5,9 @@ alignments store once, and writes an untrained ``df`` model directory (random we
 ``faceplate.io.model_files.save_model``: the speed does not depend on what the weights learned).
 Then each mode runs ``run_convert`` in its own subprocess (its own peak memory):
 
-* ``store``: faces from the store, torch predictor (the target: ≥ 10 fps on 2 cores);
-* ``store_bf16``: ``store`` with bf16 inference (``--precision bf16``);
+* ``store``: faces from the store, torch predictor, fp32 (the default precision);
+* ``store_bf16``: ``store`` with bf16 inference (``--precision bf16``: the mode for the issue's
+  ≥ 10 fps target on 2 cores, on a CPU with AVX512-BF16);
 * ``store_bf16_jobs1``: ``store_bf16`` swapping one frame at a time (``--jobs 1``; every other
   mode uses the default, two frames at once on a 2-core machine);
 * ``store_onnx``: the same with the ONNX predictor (exported here once);

@@ -211,6 +211,58 @@ def test_embed_in_frame_uint8_bytes_follow_the_float_change(photo: tuple[np.ndar
     diff = np.abs(frame.astype(np.int16) - want)
     assert (frame != plain).sum() > 1000
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    # RGBA bytes (the RGB channels are not packed): the same RGB, alpha untouched.
+    rgba = np.dstack([plain, np.full(plain.shape[:2], 77, np.uint8)])
+    wm.embed_in_frame(rgba, box, matte, lm, SHA, frame_is_linear=False)
+    assert np.array_equal(rgba[..., :3], frame) and (rgba[..., 3] == 77).all()
+
+
+def test_second_pass_runs_only_where_the_matte_attenuates(photo: tuple[np.ndarray, np.ndarray],
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    # A matte of 1 under the patterns leaves nothing for a second pass (skipped); a matte that
+    # halves the lower face does, and the second pass brings its projections back onto the
+    # lattice (closer than one pass alone).
+    rgb, lm = photo
+    sw, box, matte = _pasted(rgb, lm)
+    passes: list[int] = []
+    gain = wm._gain
+
+    def counted(*args: object) -> float:
+        passes[-1] += 1
+        return gain(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(wm, "_gain", counted)
+    # Without the energy cap (a capped pass always gets another: the cap changes the move).
+    import dataclasses
+
+    uncapped = dataclasses.replace(wm._bank(), max_energy=float("inf"))
+    monkeypatch.setattr(wm, "_bank", lambda: uncapped)
+
+    def lattice_error(frame: np.ndarray, mark: wm.FrameMark) -> float:
+        b = wm._bank()
+        src, m = wm._source(wm._luma(frame), (0, 0), np.linalg.inv(
+            np.vstack([mark.to_canon, [0.0, 0.0, 1.0]]))[:2])
+        h = wm._warp_box(src, m, b).ravel()
+        u = (b.patterns_box @ h / wm._gain(h, b.window_box) - b.dither) / b.delta \
+            - wm.payload_bits(SHA) * 0.5
+        return float(np.abs(u - np.round(u)).mean())
+
+    frame = sw.plain.copy()
+    passes.append(0)
+    full = wm.embed_in_frame(frame, box, np.ones_like(matte), lm, SHA, frame_is_linear=False)
+    assert full is not None and passes[-1] == 1
+    half = np.ones_like(matte)
+    half[half.shape[0] // 2:] *= 0.5
+    errors = []
+    for n in (1, 2):
+        monkeypatch.setattr(wm, "EMBED_PASSES", n)
+        frame = sw.plain.copy()
+        passes.append(0)
+        mark = wm.embed_in_frame(frame, box, half, lm, SHA, frame_is_linear=False)
+        assert mark is not None and passes[-1] == n
+        errors.append(lattice_error(frame, mark))
+    assert errors[1] < 0.5 * errors[0]
 
 
 def test_embed_in_frame_float_linear_and_rgba(photo: tuple[np.ndarray, np.ndarray]) -> None:
@@ -237,7 +289,8 @@ def test_embed_in_frame_float_linear_and_rgba(photo: tuple[np.ndarray, np.ndarra
     wm.embed_in_frame(f32, box, matte, lm, SHA, frame_is_linear=False)
     u8 = sw.plain.copy()
     wm.embed_in_frame(u8, box, matte, lm, SHA, frame_is_linear=False)
-    assert np.abs(f32 * 255.0 - u8.astype(np.float32)).max() <= 0.51
+    # (uint8 is measured from 8-bit block means: the changes agree to a tenth of a code value.)
+    assert np.abs(f32 * 255.0 - u8.astype(np.float32)).max() <= 0.6
     with pytest.raises(ValueError):
         wm.embed_in_frame(sw.plain.copy(), box, matte, lm, SHA, frame_is_linear=True)
     with pytest.raises(ValueError):
