@@ -289,8 +289,7 @@ def test_embed_in_frame_float_linear_and_rgba(photo: tuple[np.ndarray, np.ndarra
     wm.embed_in_frame(f32, box, matte, lm, SHA, frame_is_linear=False)
     u8 = sw.plain.copy()
     wm.embed_in_frame(u8, box, matte, lm, SHA, frame_is_linear=False)
-    # (uint8 is measured from 8-bit block means: the changes agree to a tenth of a code value.)
-    assert np.abs(f32 * 255.0 - u8.astype(np.float32)).max() <= 0.6
+    assert np.abs(f32 * 255.0 - u8.astype(np.float32)).max() <= 0.51
     with pytest.raises(ValueError):
         wm.embed_in_frame(sw.plain.copy(), box, matte, lm, SHA, frame_is_linear=True)
     with pytest.raises(ValueError):

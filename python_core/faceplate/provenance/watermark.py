@@ -108,19 +108,22 @@ Measured (``benchmarks/provenance.py``, full run, REAL swaps: ``swap_frame`` wit
 every 4th of the woman's 472-frame head-turn clip, at 1920×1080 (upscaled test footage) and at
 640×360; 2-core CPU). PSNR over the face 46.8 dB mean, 46.1 min (both resolutions). Detection
 at 1920×1080: 190/190 (100 %) clean, JPEG 75, H.264 CRF 23, 0.5× downscale and both grades
-(lowest score 6.08 against 5.25); payload decoded on 89–99.5 %, never a wrong one. At 640×360:
-190/190 for every attack except H.264 CRF 23, 179–183/190 (94–96 %; 186 with dlib's evaluator
-and the Gaussian prefilter, 182–185 across the variants below; payload 36 %). There the codec
-adds noise of 0.10–0.18 Δ RMS to the projections of the failing faces (their landmarks
-agree with the embedder's to 0.3–0.7 canonical px, so registration is not the cause); tried
-and measured on those 190 frames without a gain beyond that spread: 0.8 dB more energy,
-bands of 16–48 and 20–64 canonical px (worse: 182 and 155), 10–32 (185), a larger step for
-the marker bits than for the id bits.
+(lowest score 6.35 against 5.25); payload decoded on 90–100 %, never a wrong one. At 640×360:
+190/190 for every attack except H.264 CRF 23 judged frame by frame, 179–186/190 (94–98 %
+across runs and variants; payload ~35 %); with the video verdict (:func:`pool_tracks`, what
+``faceplate verify`` does on videos and sequences) 190/190. There the codec adds noise of
+0.10–0.18 Δ RMS to the projections of the failing faces (their landmarks agree with the
+embedder's to 0.3–0.7 canonical px, so registration is not the cause); tried and measured on
+those 190 frames without a gain beyond the spread: 0.8 dB more energy, bands of 16–48 and
+20–64 canonical px (worse: 182 and 155), 10–32 (185), a larger step for the marker bits than
+for the id bits. Those losses are single frames inside marked tracks, which the video verdict
+recovers.
 False positives: 0 of 634 unmarked faces on all 821 frames/photos of the sample media (top
-score 4.85). Embedding at 1080p (faces 490–710 px): 5.6–6.6 ms per face median (the landmark
-fixed point ~2.5 ms of it; was 9.9 ms with dlib's own evaluator and a full-resolution
-Gaussian prefilter), the ``watermark`` stage inside ``swap_frame`` 6.1 ms (was 13.3). Verify:
-~52 ms per 1080p frame (one face, no second-pass candidate).
+score 4.85), alone and with the video verdict. Embedding at 1080p (faces 490–710 px): 4.0 ms
+per face median over repeated runs (the landmark fixed point ~40 % of it; 9.9 ms with dlib's
+own evaluator and a full-resolution Gaussian prefilter), the ``watermark`` stage inside
+``swap_frame``, where everything comes cold out of memory after the model, 5.7–6.1 ms. Verify:
+~46 ms per 1080p frame (one face, no second-pass candidate).
 """
 
 from __future__ import annotations
@@ -387,40 +390,38 @@ def _area_factor(canon_to_frame: np.ndarray) -> int:
     return max(1, int(matrix_scale(canon_to_frame) + 1e-9))
 
 
-def _source(image: np.ndarray, origin: tuple[int, int], canon_to_frame: np.ndarray
+def _source(luma: np.ndarray, origin: tuple[int, int], canon_to_frame: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray]:
-    """The image the canonical crop is sampled from (luma), and the canonical → image matrix.
+    """The image the canonical crop is sampled from, and the canonical → image matrix.
 
     Args:
-        image: H×W float32 piece of the frame's luma, or H×W×3 uint8 display-sRGB pixels (the
-            embedder's fast path, below), whose pixel (0, 0) is frame pixel ``origin`` (x, y).
+        luma: H×W float32 piece of the frame's luma whose pixel (0, 0) is frame pixel
+            ``origin`` (x, y).
         canon_to_frame: 2×3 canonical → frame matrix.
 
     A face f ≥ 2 frame pixels per canonical pixel (:func:`_area_factor`) is first
     area-averaged over f×f blocks of the *frame's* pixel grid (blocks start at frame
-    coordinates that are multiples of f, whatever piece of the frame ``image`` is, so the
+    coordinates that are multiples of f, whatever piece of the frame ``luma`` is, so the
     embedder's region and the detector's larger one give the same block values; a block
     average has zeros at the frequencies that would alias into the pattern band); what is
     left of the scale (< 2) is low-passed as before (:func:`_antialias`). Embedder and
-    detector both sample through here. uint8 RGB is block-averaged per channel in 8 bits
-    (OpenCV rounds each block mean) and only then turned into luma: f² fewer pixels to
-    convert, for a rounding error of ~0.3/255 RMS per block, a few thousandths of the
-    quantiser step Δ in any projection (the embedder's measurement needs a tenth of Δ).
+    detector both sample through here (the embedder's float luma exactly as the detector's:
+    8-bit block means before the luma were tried, within 1.5 % of Δ, and turned a marginal id
+    bit on one test swap).
     """
     ox, oy = int(origin[0]), int(origin[1])
     to_local = compose_affine(_translate(-ox, -oy), canon_to_frame)
     f = _area_factor(canon_to_frame)
     if f > 1:
         ax, ay = -ox % f, -oy % f  # the first whole block aligned to the frame grid
-        h, w = image.shape[:2]
+        h, w = luma.shape
         nw, nh = (w - ax) // f, (h - ay) // f
         if nw >= 4 and nh >= 4:
-            image = cv2.resize(image[ay:ay + nh * f, ax:ax + nw * f], (nw, nh),
-                               interpolation=cv2.INTER_AREA)
+            luma = cv2.resize(luma[ay:ay + nh * f, ax:ax + nw * f], (nw, nh),
+                              interpolation=cv2.INTER_AREA)
             k = 1.0 / f
             to_local = compose_affine(np.array([[k, 0.0, -ax * k], [0.0, k, -ay * k]]),
                                       to_local)
-    luma = _luma(image) if image.ndim == 3 else image
     return _antialias(luma, to_local), to_local
 
 
@@ -768,7 +769,7 @@ def embed_in_frame(frame: np.ndarray, box: tuple[int, int, int, int], matte_box:
         lin = frame_is_linear and frame.dtype != np.uint8
         luma0 = _luma(np.clip(_display_region(part, lin), 0.0, 1.0))
     elif base is None:
-        luma0 = view  # uint8: block-averaged before the luma (:func:`_source`)
+        luma0 = _luma(view)
     else:
         luma0 = _luma(np.clip(base, 0.0, 1.0))
     src, canon_to_img = _source(luma0, (rx0, ry0), to_src)
