@@ -58,8 +58,9 @@ class VerifyConfig(Config):
                         maximum=1_000_000)
     track: int = option(2, "Video verdict: a face also counts as marked when its mean score "
                         "over this many checked frames on each side (the same face: boxes "
-                        "overlapping) reaches the threshold; 0 judges every frame alone.",
-                        minimum=0, maximum=50)
+                        "overlapping) reaches the threshold; 0 judges every frame alone. The "
+                        "false-positive bound per face is (2R + 1) × the single-frame rate.",
+                        minimum=0, maximum=10)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -108,7 +108,7 @@ Measured (``benchmarks/provenance.py``, full run, REAL swaps: ``swap_frame`` wit
 every 4th of the woman's 472-frame head-turn clip, at 1920×1080 (upscaled test footage) and at
 640×360; 2-core CPU). PSNR over the face 46.8 dB mean, 46.1 min (both resolutions). Detection
 at 1920×1080: 190/190 (100 %) clean, JPEG 75, H.264 CRF 23, 0.5× downscale and both grades
-(lowest score 6.35 against 5.25); payload decoded on 90–100 %, never a wrong one. At 640×360:
+(lowest score 6.35 against 5.25); payload decoded on 88–100 %, never a wrong one. At 640×360:
 190/190 for every attack except H.264 CRF 23 judged frame by frame, 179–186/190 (94–98 %
 across runs and variants; payload ~35 %); with the video verdict (:func:`pool_tracks`, what
 ``faceplate verify`` does on videos and sequences) 190/190. There the codec adds noise of
@@ -119,11 +119,11 @@ those 190 frames without a gain beyond the spread: 0.8 dB more energy, bands of 
 for the id bits. Those losses are single frames inside marked tracks, which the video verdict
 recovers.
 False positives: 0 of 634 unmarked faces on all 821 frames/photos of the sample media (top
-score 4.85), alone and with the video verdict. Embedding at 1080p (faces 490–710 px): 4.0 ms
+score 4.85), alone and with the video verdict. Embedding at 1080p (faces 490–710 px): 4.5 ms
 per face median over repeated runs (the landmark fixed point ~40 % of it; 9.9 ms with dlib's
 own evaluator and a full-resolution Gaussian prefilter), the ``watermark`` stage inside
-``swap_frame``, where everything comes cold out of memory after the model, 5.7–6.1 ms. Verify:
-~46 ms per 1080p frame (one face, no second-pass candidate).
+``swap_frame``, where everything comes cold out of memory after the model, 5.4–6.1 ms. Verify:
+46–54 ms per 1080p frame (one face, no second-pass candidate).
 """
 
 from __future__ import annotations
