@@ -100,6 +100,29 @@ def test_every_colour_and_blend_changes_only_the_face_box(plate, torch_pred, col
     assert p.mask.shape == (64, 64) and p.mask.min() >= 0.0 and p.mask.max() <= 1.0
 
 
+def test_patch_face_carries_the_frame_mark(plate, torch_pred, monkeypatch):
+    """The crop-space patch (what the patch writer exports) carries the mark the frame got,
+    put on when the patch is first read."""
+    rgb, faces, _, _ = plate
+    cfg = ConvertConfig(mask=("extended",))
+    marks: list[Any] = []
+    real = swap_mod.embed_in_frame
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        marks.append(real(*args, **kwargs))
+        return marks[-1]
+
+    monkeypatch.setattr(swap_mod, "embed_in_frame", spy)
+    res = swap_frame(rgb, faces, torch_pred, cfg, frame_is_linear=False)
+    monkeypatch.setattr(swap_mod, "embed_in_frame", _no_mark)
+    plain = swap_frame(rgb, faces, torch_pred, cfg, frame_is_linear=False)
+    (mark,) = marks
+    p, q = res.patches[0], plain.patches[0]
+    assert mark is not None and not np.array_equal(p.face, q.face)
+    np.testing.assert_array_equal(p.face, watermark.mark_crop(q.face, mark, q.matrix))
+    assert p.face is p.face  # marked once, then kept
+
+
 def test_float_linear_frame_keeps_values_outside_0_1_exactly(plate, torch_pred):
     """Acceptance 2 (part): an EXR-like scene-linear frame with values > 1 and < 0 everywhere,
     odd size (H, W swapped would fail): every pixel outside the face's matte is bit-exact."""

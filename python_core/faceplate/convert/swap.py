@@ -61,7 +61,7 @@ from faceplate.core.geometry import compose_affine, crop_matrix, invert_affine, 
 from faceplate.core.records import decode_mask
 from faceplate.core.types import Centering, FaceRecord
 from faceplate.io.model_files import Manifest, load_inference_model, read_manifest
-from faceplate.provenance.watermark import embed_in_frame, mark_crop, payload_id
+from faceplate.provenance.watermark import FrameMark, embed_in_frame, mark_crop, payload_id
 
 Selection = Literal["all", "largest", "index", "reference"]
 PredictorKind = Literal["torch", "onnx"]
@@ -406,21 +406,36 @@ class SwapContext:
         self.times[stage] = self.times.get(stage, 0.0) + seconds * 1000.0
 
 
-@dataclass
 class SwappedFace:
     """One swapped face, in crop space (what the patch and mask writers take).
 
     Attributes:
         record: The face it replaced.
-        face: S'×S'×3 float32 display sRGB in [0, 1], after colour and post.
+        face: S'×S'×3 float32 display sRGB in [0, 1], after colour and post, carrying the
+            watermark the frame got (:func:`~faceplate.provenance.watermark.mark_crop`, put on
+            at the first read: a swap whose patches nobody exports does not pay for it).
         mask: S'×S' float32 in [0, 1], the final matte (after the mask operations).
         matrix: 2×3 frame → crop matrix the face was pasted with (scale/offset included).
     """
 
-    record: FaceRecord
-    face: np.ndarray
-    mask: np.ndarray
-    matrix: np.ndarray
+    def __init__(self, record: FaceRecord, face: np.ndarray, mask: np.ndarray,
+                 matrix: np.ndarray) -> None:
+        self.record = record
+        self.mask = mask
+        self.matrix = matrix
+        self._face = face
+        self._mark: FrameMark | None = None
+
+    @property
+    def face(self) -> np.ndarray:
+        if self._mark is not None:
+            self._face = mark_crop(self._face, self._mark, self.matrix)
+            self._mark = None
+        return self._face
+
+    def set_mark(self, mark: FrameMark) -> None:
+        """The frame's watermark on this face (applied to :attr:`face` when it is read)."""
+        self._mark = mark
 
 
 @dataclass
@@ -737,7 +752,7 @@ def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
                               frame_is_linear=frame_is_linear, seed_box=p.record.bbox,
                               seen=seen if by_hand else None, by_hand=by_hand)
         if mark is not None:
-            p.face = mark_crop(p.face, mark, p.matrix)
+            p.set_mark(mark)
     ctx.add_time("watermark", time.perf_counter() - t_f)
     return SwapResult(result, len(patches), [p.mask for p in patches], patches)
 
