@@ -119,11 +119,12 @@ those 190 frames without a gain beyond the spread: 0.8 dB more energy, bands of 
 for the id bits. Those losses are single frames inside marked tracks, which the video verdict
 recovers.
 False positives: 0 of 634 unmarked faces on all 821 frames/photos of the sample media (top
-score 4.85), alone and with the video verdict. Embedding at 1080p (faces 490–710 px): 4.5 ms
-per face median over repeated runs (the landmark fixed point ~40 % of it; 9.9 ms with dlib's
-own evaluator and a full-resolution Gaussian prefilter), the ``watermark`` stage inside
-``swap_frame``, where everything comes cold out of memory after the model, 5.4–6.1 ms. Verify:
-46–54 ms per 1080p frame (one face, no second-pass candidate).
+score 4.85), alone and with the video verdict. At 1080p (faces 490–710 px) the ``watermark``
+stage inside ``swap_frame``, where everything comes cold out of memory after the model, takes
+4.85–4.89 ms a frame over three full runs; ``embed_in_frame`` alone 3.8–4.4 ms per face over
+repeated runs (the landmark fixed point about half of it; 9.9 ms with dlib's own evaluator and
+a full-resolution Gaussian prefilter). Verify: 46–49 ms per 1080p frame (one face, no
+second-pass candidate).
 """
 
 from __future__ import annotations
