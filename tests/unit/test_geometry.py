@@ -31,6 +31,30 @@ def test_umeyama_rigid_keeps_unit_scale(rng):
     assert g.matrix_scale(est) == pytest.approx(1.0)
 
 
+def test_umeyama_plane_is_the_least_squares_similarity(rng):
+    # The 2-D closed form against an independent oracle: the linear least-squares fit of
+    # (a, b, tx, ty) in x' = a·x − b·y + tx, y' = b·x + a·y + ty, on noisy points, mirrored
+    # ones included (the best proper similarity either way, as the SVD's reflection correction
+    # gives); and coincident points fall back to the SVD path.
+    for mirror in (False, True):
+        for _ in range(100):
+            src = rng.normal(size=(51, 2)) * rng.uniform(1.0, 500.0)
+            m = _similarity(rng.uniform(-180, 180), rng.uniform(0.05, 20.0),
+                            *rng.uniform(-2000, 2000, 2))
+            dst = g.transform_points(src * ([-1.0, 1.0] if mirror else 1.0), m)
+            dst += rng.normal(size=dst.shape) * 0.05 * np.abs(dst).max()
+            x, y = src.T
+            rows = np.block([[x[:, None], -y[:, None], np.ones((51, 1)), np.zeros((51, 1))],
+                             [y[:, None], x[:, None], np.zeros((51, 1)), np.ones((51, 1))]])
+            (a, b, tx, ty), *_ = np.linalg.lstsq(rows, np.concatenate(dst.T), rcond=None)
+            want = np.array([[a, -b, tx], [b, a, ty]])
+            np.testing.assert_allclose(g.umeyama(src, dst, True)[:2], want, rtol=0,
+                                       atol=1e-9 * max(1.0, np.abs(want).max()))
+    same = np.ones((5, 2))
+    np.testing.assert_allclose(g.umeyama(same, same + 3.0, True)[:2],
+                               [[1.0, 0.0, 3.0], [0.0, 1.0, 3.0]])
+
+
 def test_umeyama_rejects_bad_shapes():
     with pytest.raises(ValueError):
         g.umeyama(np.zeros((5, 2)), np.zeros((4, 2)))
@@ -120,3 +144,15 @@ def test_roll_degrees_and_distance_from_mean():
 def test_invert_affine_rejects_garbage():
     with pytest.raises(ValueError):
         g.invert_affine(np.full((2, 3), np.nan))
+    with pytest.raises(np.linalg.LinAlgError):
+        g.invert_affine(np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 5.0]]))  # singular
+
+
+def test_compose_and_invert_are_the_3x3_products(rng):
+    for _ in range(20):
+        a, b = rng.normal(size=(2, 2, 3)) * [1.0, 1.0, 100.0]
+        full = [np.vstack([m, [0.0, 0.0, 1.0]]) for m in (a, b)]
+        np.testing.assert_allclose(g.compose_affine(a, b), (full[0] @ full[1])[:2],
+                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(g.invert_affine(a), np.linalg.inv(full[0])[:2],
+                                   rtol=1e-9, atol=1e-9)

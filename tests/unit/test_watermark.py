@@ -400,20 +400,3 @@ def test_pool_tracks_needs_a_face_detected_on_its_own() -> None:
                 assert window.max() >= wm.SCORE_THRESHOLD > scores[t]
     assert lifted > 0  # the property was exercised
 
-
-def test_canonical_matrix_is_crop_matrix() -> None:
-    # The closed form of the plane's least-squares similarity equals crop_matrix's SVD fit,
-    # for any rotation, scale, position and a mirrored face (best proper similarity either way).
-    from faceplate.core.geometry import MEAN_FACE_68
-
-    rng = np.random.default_rng(11)
-    for mirror in (False, True):
-        for _ in range(200):
-            ang, k = rng.uniform(-3.0, 3.0), rng.uniform(20.0, 900.0)
-            rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
-            base = MEAN_FACE_68 * np.array([-1.0, 1.0]) if mirror else MEAN_FACE_68
-            lm = base @ rot.T * k + rng.uniform(0.0, 2000.0, 2) + rng.normal(0.0, 0.03 * k,
-                                                                            (68, 2))
-            want = crop_matrix(lm, wm.CANON_SIZE, "face", 1.0)
-            np.testing.assert_allclose(wm.canonical_matrix(lm), want, rtol=0,
-                                       atol=1e-12 * max(1.0, np.abs(want).max()))

@@ -60,6 +60,7 @@ from faceplate.core.errors import ConfigError, InputError, ModelError
 from faceplate.core.geometry import compose_affine, crop_matrix, invert_affine, to_cv2
 from faceplate.core.records import decode_mask
 from faceplate.core.types import Centering, FaceRecord
+from faceplate.core.validate import check_image
 from faceplate.io.model_files import Manifest, load_inference_model, read_manifest
 from faceplate.provenance.watermark import FrameMark, embed_in_frame, mark_crop, payload_id
 
@@ -473,15 +474,6 @@ class SwapResult:
 # The swap
 
 
-def _check_frame(frame: object) -> np.ndarray:
-    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] not in (3, 4) \
-            or frame.dtype not in (np.uint8, np.float32) or min(frame.shape[:2]) < 1:
-        got = (frame.dtype, frame.shape) if isinstance(frame, np.ndarray) \
-            else type(frame).__name__
-        raise ValueError(f"frame: expected an H×W×3/4 uint8 or float32 array, got {got}")
-    return frame
-
-
 def _face_area(rec: FaceRecord) -> float:
     return float(rec.bbox.w * rec.bbox.h)
 
@@ -670,7 +662,8 @@ def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
         ValueError: a malformed frame.
         InputError: a mask source the records do not have.
     """
-    frame = _check_frame(frame_linear_or_srgb)
+    frame = check_image(frame_linear_or_srgb, "frame", dtypes=(np.uint8, np.float32),
+                        channels=(3, 4))
     if frame.dtype == np.uint8 and frame_is_linear:
         raise ValueError("frame: a uint8 frame is display sRGB; frame_is_linear must be False")
     ctx = context if context is not None else SwapContext.create(cfg)

@@ -9,6 +9,8 @@ Convention:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from faceplate.core.types import Centering
@@ -134,6 +136,18 @@ def umeyama(src: np.ndarray, dst: np.ndarray, estimate_scale: bool = True) -> np
     n, d = src.shape
     mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
     s_c, d_c = src - mu_s, dst - mu_d
+    if d == 2 and estimate_scale:
+        # The plane's similarity in closed form: the same least-squares answer as the SVD
+        # below (whose reflection correction picks the best proper rotation, as this does),
+        # to rounding, several times faster (every crop and watermark matrix goes through it).
+        den = float((s_c * s_c).sum())
+        if den > 0.0:
+            a = float((s_c * d_c).sum()) / den
+            b = float((s_c[:, 0] * d_c[:, 1] - s_c[:, 1] * d_c[:, 0]).sum()) / den
+            t = np.eye(3)
+            t[:2, :2] = ((a, -b), (b, a))
+            t[:2, 2] = mu_d - t[:2, :2] @ mu_s
+            return t
     cov = d_c.T @ s_c / n
     u, sig, vt = np.linalg.svd(cov)
     e = np.ones(d)
@@ -149,17 +163,26 @@ def umeyama(src: np.ndarray, dst: np.ndarray, estimate_scale: bool = True) -> np
 
 
 def invert_affine(m: np.ndarray) -> np.ndarray:
-    """Exact inverse of a 2×3 affine matrix (float64)."""
+    """Exact inverse of a 2×3 affine matrix (float64).
+
+    Raises:
+        numpy.linalg.LinAlgError: a singular matrix.
+    """
     m = check_matrix(m)
-    full = np.vstack([m, [0.0, 0.0, 1.0]])
-    return np.linalg.inv(full)[:2]
+    a, b, c, d = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
+    det = a * d - b * c
+    if det == 0.0:
+        raise np.linalg.LinAlgError("Singular matrix")
+    lin = np.array([[d, -b], [-c, a]]) / det
+    return np.hstack([lin, -(lin @ m[:, 2])[:, None]])
 
 
 def compose_affine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The 2×3 matrix applying ``b`` first, then ``a``."""
-    a3 = np.vstack([check_matrix(a), [0.0, 0.0, 1.0]])
-    b3 = np.vstack([check_matrix(b), [0.0, 0.0, 1.0]])
-    return (a3 @ b3)[:2]
+    a = check_matrix(a)
+    out = a[:, :2] @ check_matrix(b)
+    out[:, 2] += a[:, 2]
+    return out
 
 
 def transform_points(pts: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -175,7 +198,7 @@ def to_cv2(m: np.ndarray) -> np.ndarray:
     """
     m = check_matrix(m)
     out = m.copy()
-    out[:, 2] += m[:, :2] @ np.array([0.5, 0.5]) - 0.5
+    out[:, 2] += 0.5 * (m[:, 0] + m[:, 1]) - 0.5
     return out
 
 
@@ -241,7 +264,8 @@ def recentre(matrix: np.ndarray, size: int, src: Centering, dst: Centering,
 
 def matrix_scale(m: np.ndarray) -> float:
     """The uniform scale of a similarity matrix (sqrt of |det| of its linear part)."""
-    return float(np.sqrt(abs(np.linalg.det(np.asarray(m)[:, :2]))))
+    m = np.asarray(m)
+    return math.sqrt(abs(float(m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0])))
 
 
 def roll_degrees(landmarks: np.ndarray) -> float:

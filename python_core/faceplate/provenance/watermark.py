@@ -49,7 +49,7 @@ plate's stored ones by 1.7–2.8 canonical px RMS (up to 8 px on head turns; mea
 swaps with the trained test model), more than the registration search covers. So the embedder
 re-finds the landmarks on the pasted result (:func:`refine_landmarks`, seeded with the
 record's detector box; no detection): dlib's 68-point predictor (its weights, evaluated by
-our own :mod:`faceplate.extract.ert`: ~2× faster than dlib's from a cold cache) on the area
+our own :mod:`faceplate.extract.ert`: 2–3× faster than dlib's) on the area
 around the box, area-downscaled by an integer factor (blocks on the frame's own grid) so the
 box is 192–383 px, re-run from the box fitted to its own landmarks until that (integer) box
 repeats. The verifier uses the same procedure from its detector's box
@@ -140,13 +140,15 @@ import numpy as np
 
 from faceplate.core.colorspace import linear_to_srgb, srgb_to_linear
 from faceplate.core.geometry import (
-    INNER,
     MEAN_FACE_68,
     compose_affine,
+    crop_matrix,
     invert_affine,
+    matrix_scale,
     template_to_crop,
+    to_cv2,
 )
-from faceplate.core.validate import check_matrix, check_points
+from faceplate.core.validate import check_image, check_matrix, check_points
 
 #: Side of the canonical face crop in pixels.
 CANON_SIZE: int = 128
@@ -180,6 +182,8 @@ SEED = 0x4650574D
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 _K = MARKER_BITS + ID_BITS + CRC_BITS
+#: What the embedder and the detector take: display-sRGB bytes or float32 (sRGB or linear).
+_FRAME_DTYPES: tuple[type, ...] = (np.uint8, np.float32)
 _ID_HEX = ID_BITS // 4
 
 
@@ -329,37 +333,13 @@ def _payload_bits(ident_hex: str) -> np.ndarray:
 # Geometry
 
 
-@functools.cache
-def _canonical_target() -> tuple[np.ndarray, np.ndarray]:
-    """The mean face's inner points in canonical pixels, centred, and their mean."""
-    t = template_to_crop(CANON_SIZE, "face", 1.0)
-    pts = MEAN_FACE_68[INNER] @ t[:, :2].T + t[:, 2]
-    mean = pts.mean(axis=0)
-    return pts - mean, mean
-
-
 def canonical_matrix(landmarks: np.ndarray) -> np.ndarray:
     """2×3 float64 frame → canonical crop matrix (``CANON_SIZE``, centering "face", coverage 1).
-
-    ``crop_matrix(landmarks, CANON_SIZE, "face", 1.0)`` (the least-squares similarity from the
-    51 inner landmarks to the mean face), in its closed form for the plane: the same matrix to
-    ~1e-13 without the SVD and the general helpers (the embedder and the detector call this
-    for every face; tested against ``crop_matrix``).
 
     Args:
         landmarks: 68×2 (x, y) frame pixels, iBUG order, pixel centres at +0.5.
     """
-    src = check_points(landmarks, 68)[INNER].astype(np.float64, copy=False)
-    dst, dst_mean = _canonical_target()
-    src_mean = src.mean(axis=0)
-    sx, sy = (src - src_mean).T
-    dx, dy = dst.T
-    den = float(sx @ sx + sy @ sy)
-    a = float(sx @ dx + sy @ dy) / den
-    b = float(sx @ dy - sy @ dx) / den
-    tx = dst_mean[0] - (a * src_mean[0] - b * src_mean[1])
-    ty = dst_mean[1] - (b * src_mean[0] + a * src_mean[1])
-    return np.array([[a, -b, tx], [b, a, ty]])
+    return crop_matrix(check_points(landmarks, 68), CANON_SIZE, "face", 1.0)
 
 
 def canon_to_crop(landmarks: np.ndarray, frame_to_crop: np.ndarray) -> np.ndarray:
@@ -401,7 +381,7 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
 
 def _antialias(luma: np.ndarray, canon_to_src: np.ndarray) -> np.ndarray:
     """Low-pass a source luma image that is sampled more coarsely by the canonical crop."""
-    scale = _scale(canon_to_src)  # source pixels per canonical pixel
+    scale = matrix_scale(canon_to_src)  # source pixels per canonical pixel
     if scale > AA_FROM:
         return cv2.GaussianBlur(luma, (0, 0), AA_SIGMA * scale, borderType=cv2.BORDER_REPLICATE)
     return luma
@@ -410,7 +390,7 @@ def _antialias(luma: np.ndarray, canon_to_src: np.ndarray) -> np.ndarray:
 def _area_factor(canon_to_frame: np.ndarray) -> int:
     """The block side f (frame pixels) a source is area-averaged over before the canonical
     warp: ⌊frame pixels per canonical pixel⌋, at least 1."""
-    return max(1, int(_scale(canon_to_frame) + 1e-9))
+    return max(1, int(matrix_scale(canon_to_frame) + 1e-9))
 
 
 def _source(luma: np.ndarray, origin: tuple[int, int], canon_to_frame: np.ndarray
@@ -433,7 +413,7 @@ def _source(luma: np.ndarray, origin: tuple[int, int], canon_to_frame: np.ndarra
     bit on one test swap).
     """
     ox, oy = int(origin[0]), int(origin[1])
-    to_local = _compose(_translate(-ox, -oy), canon_to_frame)
+    to_local = compose_affine(_translate(-ox, -oy), canon_to_frame)
     f = _area_factor(canon_to_frame)
     if f > 1:
         ax, ay = -ox % f, -oy % f  # the first whole block aligned to the frame grid
@@ -443,14 +423,14 @@ def _source(luma: np.ndarray, origin: tuple[int, int], canon_to_frame: np.ndarra
             luma = cv2.resize(luma[ay:ay + nh * f, ax:ax + nw * f], (nw, nh),
                               interpolation=cv2.INTER_AREA)
             k = 1.0 / f
-            to_local = _compose(np.array([[k, 0.0, -ax * k], [0.0, k, -ay * k]]),
+            to_local = compose_affine(np.array([[k, 0.0, -ax * k], [0.0, k, -ay * k]]),
                                       to_local)
     return _antialias(luma, to_local), to_local
 
 
 def _warp(src: np.ndarray, canon_to_src: np.ndarray) -> np.ndarray:
     n = CANON_SIZE
-    return cv2.warpAffine(src, _cv2(canon_to_src), (n, n),
+    return cv2.warpAffine(src, to_cv2(canon_to_src), (n, n),
                           flags=INTERP | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -459,8 +439,8 @@ def _warp_box(src: np.ndarray, canon_to_src: np.ndarray, bank: _Bank,
     """The canonical crop's support box (``bank.box``) sampled from ``src``: (y1 − y0)×(x1 − x0)
     float32, the same pixels as ``_warp(src, canon_to_src)[y0:y1, x0:x1]``."""
     x0, y0, x1, y1 = bank.box
-    m = _compose(canon_to_src, _translate(x0, y0))
-    return cv2.warpAffine(src, _cv2(m), (x1 - x0, y1 - y0),
+    m = compose_affine(canon_to_src, _translate(x0, y0))
+    return cv2.warpAffine(src, to_cv2(m), (x1 - x0, y1 - y0),
                           flags=interpolation | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)
 
@@ -482,39 +462,6 @@ def prepare() -> None:
 
 def _translate(dx: float, dy: float) -> np.ndarray:
     return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
-
-
-# Lean 2×3 affine helpers for the matrices this module builds itself (finite by construction):
-# the embedder and the detector compose a dozen of them per face, and the checked general ones
-# (``compose_affine``, ``invert_affine``, ``to_cv2``, ``matrix_scale``) cost ~10 µs each. Same
-# results to rounding.
-
-
-def _compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``compose_affine(a, b)``: ``b`` first, then ``a``."""
-    out = a[:, :2] @ b
-    out[:, 2] += a[:, 2]
-    return out
-
-
-def _invert(m: np.ndarray) -> np.ndarray:
-    """``invert_affine(m)`` (m invertible)."""
-    a, b, c, d = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
-    det = a * d - b * c
-    lin = np.array([[d, -b], [-c, a]]) / det
-    return np.hstack([lin, -(lin @ m[:, 2])[:, None]])
-
-
-def _cv2(m: np.ndarray) -> np.ndarray:
-    """``to_cv2(m)``: OpenCV's integer-centre convention."""
-    out = m.copy()
-    out[:, 2] += 0.5 * (m[:, 0] + m[:, 1]) - 0.5
-    return out
-
-
-def _scale(m: np.ndarray) -> float:
-    """``matrix_scale(m)``: sqrt of |det| of the linear part."""
-    return math.sqrt(abs(float(m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0])))
 
 
 # --------------------------------------------------------------------------------------------
@@ -554,7 +501,7 @@ def embed_face(face: np.ndarray, canon_to_crop: np.ndarray, model_id: str) -> np
         w *= np.float32(math.sqrt(bank.max_energy / energy))
     n = CANON_SIZE
     h, wd = face.shape[:2]
-    wc = cv2.warpAffine(w.reshape(n, n), _cv2(m), (wd, h), flags=cv2.INTER_LINEAR,
+    wc = cv2.warpAffine(w.reshape(n, n), to_cv2(m), (wd, h), flags=cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     out = face + wc[..., None]
     np.clip(out, np.minimum(face, 0.0), np.maximum(face, 1.0), out=out)
@@ -769,11 +716,7 @@ def embed_in_frame(frame: np.ndarray, box: tuple[int, int, int, int], matte_box:
     Returns:
         A :class:`FrameMark`, or None when the box is empty (nothing changed).
     """
-    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] not in (3, 4) \
-            or frame.dtype not in (np.uint8, np.float32):
-        got = (frame.dtype, frame.shape) if isinstance(frame, np.ndarray) \
-            else type(frame).__name__
-        raise ValueError(f"frame: expected an H×W×3/4 uint8 or float32 array, got {got}")
+    check_image(frame, "frame", dtypes=_FRAME_DTYPES, channels=(3, 4))
     if frame.dtype == np.uint8 and frame_is_linear:
         raise ValueError("frame: a uint8 frame is display sRGB; frame_is_linear must be False")
     bits = payload_bits(model_id)
@@ -802,14 +745,14 @@ def embed_in_frame(frame: np.ndarray, box: tuple[int, int, int, int], matte_box:
         lm = lm0
     bank = _bank()
     to_canon = canonical_matrix(lm)
-    to_src = _invert(to_canon)
+    to_src = invert_affine(to_canon)
     # The work region: the matte's box ∩ the patterns' support, plus the reach of the area
     # blocks, their grid alignment, the residual low-pass and the bicubic kernel.
     f = _area_factor(to_src)
     u0, v0, u1, v1 = bank.box
     corners = np.array([[u0, v0], [u1, v0], [u0, v1], [u1, v1]], np.float64)
     pts = corners @ to_src[:, :2].T + to_src[:, 2]
-    pad = f * (4 + int(math.ceil(3.0 * AA_SIGMA * _scale(to_src) / f)))
+    pad = f * (4 + int(math.ceil(3.0 * AA_SIGMA * matrix_scale(to_src) / f)))
     rx0 = max(bx0, int(math.floor(pts[:, 0].min())) - pad)
     ry0 = max(by0, int(math.floor(pts[:, 1].min())) - pad)
     rx1 = min(bx1, int(math.ceil(pts[:, 0].max())) + pad)
@@ -833,7 +776,7 @@ def embed_in_frame(frame: np.ndarray, box: tuple[int, int, int, int], matte_box:
         luma0 = _luma(np.clip(base, 0.0, 1.0))
     src, canon_to_img = _source(luma0, (rx0, ry0), to_src)
     host = _warp_box(src, canon_to_img, bank).ravel()
-    canon_to_region = _compose(_translate(-rx0, -ry0), to_src)
+    canon_to_region = compose_affine(_translate(-rx0, -ry0), to_src)
     # The matte seen from canonical space (the change lands multiplied by it).
     matte_c = _warp_box(mat, canon_to_region, bank, cv2.INTER_LINEAR).ravel()
     pb = bank.patterns_box
@@ -900,13 +843,13 @@ def _change_in_region(change: np.ndarray, canon_to_region: np.ndarray, size: tup
     """
     w, h = size
     if f <= 1:
-        return cv2.warpAffine(change, _cv2(_invert(canon_to_region)), (w, h),
+        return cv2.warpAffine(change, to_cv2(invert_affine(canon_to_region)), (w, h),
                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     sw, sh = -(-w // f), -(-h // f)
     k = 1.0 / f
-    to_small = _compose(np.array([[k, 0.0, 0.0], [0.0, k, 0.0]]), canon_to_region)
-    small = cv2.warpAffine(change, _cv2(_invert(to_small)), (sw, sh),
+    to_small = compose_affine(np.array([[k, 0.0, 0.0], [0.0, k, 0.0]]), canon_to_region)
+    small = cv2.warpAffine(change, to_cv2(invert_affine(to_small)), (sw, sh),
                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     big = cv2.resize(small, (sw * f, sh * f), interpolation=cv2.INTER_LINEAR)
@@ -925,9 +868,9 @@ def mark_crop(face: np.ndarray, mark: FrameMark, frame_to_crop: np.ndarray) -> n
     Returns:
         A new S×S×3 float32 array (values inside [0, 1] stay inside it).
     """
-    m = _compose(check_matrix(frame_to_crop, "frame_to_crop"), _invert(mark.to_canon))
+    m = compose_affine(check_matrix(frame_to_crop, "frame_to_crop"), invert_affine(mark.to_canon))
     hh, ww = face.shape[:2]
-    wc = cv2.warpAffine(mark.change, _cv2(m), (ww, hh), flags=cv2.INTER_LINEAR,
+    wc = cv2.warpAffine(mark.change, to_cv2(m), (ww, hh), flags=cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     out = face + wc[..., None]
     np.clip(out, np.minimum(face, 0.0), np.maximum(face, 1.0), out=out)
@@ -1060,7 +1003,7 @@ def _search(src: np.ndarray, to_src: np.ndarray, markers: np.ndarray
         for dy in COARSE_SHIFTS:
             for rot in COARSE_ROTS:
                 for sc in COARSE_SCALES:
-                    aln = _compose(to_src, _similarity(*c0, dx, dy, rot, sc))
+                    aln = compose_affine(to_src, _similarity(*c0, dx, dy, rot, sc))
                     z = _warp_box(src, aln, bank)
                     g = _gain(z, bank.window_box)
                     # The support box has a 1 px margin where the patterns are ~0, so the
@@ -1082,7 +1025,7 @@ def _search(src: np.ndarray, to_src: np.ndarray, markers: np.ndarray
                     best_p[better] = base + fine[idx[better]]
     # Row 0's projections at its best alignment, all K bits (first-order around its warp).
     p = best_p[0]
-    aln = _compose(to_src, _similarity(*c0, p[0], p[1], math.degrees(p[2]), p[3]))
+    aln = compose_affine(to_src, _similarity(*c0, p[0], p[1], math.degrees(p[2]), p[3]))
     z = _warp_box(src, aln, bank)
     c = (bank.patterns_box.astype(np.float64) @ z.ravel().astype(np.float64)
          / _gain(z, bank.window_box))
@@ -1102,7 +1045,7 @@ def _face_source(luma: np.ndarray, landmarks: np.ndarray
     x0, y0 = np.floor(lm.min(axis=0))
     x1, y1 = np.ceil(lm.max(axis=0))
     box = (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
-    to_src = _invert(canonical_matrix(lm))
+    to_src = invert_affine(canonical_matrix(lm))
     n = CANON_SIZE
     corners = np.array([[0.0, 0.0], [n, 0.0], [0.0, n], [n, n]])
     pts = corners @ to_src[:, :2].T + to_src[:, 2]
@@ -1113,7 +1056,7 @@ def _face_source(luma: np.ndarray, landmarks: np.ndarray
     bx1 = min(w, int(math.ceil(pts[:, 0].max())) + pad)
     by1 = min(h, int(math.ceil(pts[:, 1].max())) + pad)
     if bx1 - bx0 < 4 or by1 - by0 < 4:
-        return box, None, _compose(_translate(-bx0, -by0), to_src)
+        return box, None, compose_affine(_translate(-bx0, -by0), to_src)
     src, to_img = _source(np.ascontiguousarray(luma[by0:by1, bx0:bx1]), (bx0, by0), to_src)
     return box, src, to_img
 
@@ -1161,11 +1104,7 @@ def detect_faces(frame: np.ndarray, landmarks: Sequence[np.ndarray]) -> list[Fac
     Returns:
         One :class:`FaceMark` per landmark set, in the same order.
     """
-    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] not in (3, 4) \
-            or frame.dtype not in (np.uint8, np.float32):
-        got = (frame.dtype, frame.shape) if isinstance(frame, np.ndarray) \
-            else type(frame).__name__
-        raise ValueError(f"frame: expected an H×W×3/4 uint8 or float32 array, got {got}")
+    check_image(frame, "frame", dtypes=_FRAME_DTYPES, channels=(3, 4))
     if not landmarks:
         return []
     luma = _luma(frame)
@@ -1241,11 +1180,7 @@ def detect_frame(frame: np.ndarray, extractor: Any | None = None) -> list[FaceMa
     rotation retries), aligned the same way; those that are not a first-pass face are scored
     against the stricter ``SECOND_PASS_THRESHOLD`` and reported only when detected.
     """
-    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] not in (3, 4) \
-            or frame.dtype not in (np.uint8, np.float32):
-        got = (frame.dtype, frame.shape) if isinstance(frame, np.ndarray) \
-            else type(frame).__name__
-        raise ValueError(f"frame: expected an H×W×3/4 uint8 or float32 array, got {got}")
+    check_image(frame, "frame", dtypes=_FRAME_DTYPES, channels=(3, 4))
     rgb = _u8_rgb(frame)  # once: the landmarks of both passes are found on it
     lms = frame_landmarks(rgb, extractor)
     luma = _luma(frame) if lms else None  # once: both passes score on it
@@ -1269,16 +1204,6 @@ def detect_frame(frame: np.ndarray, extractor: Any | None = None) -> list[FaceMa
 #: a neighbouring frame the same face.
 TRACK_RADIUS = 2
 TRACK_MIN_IOU = 0.3
-
-
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
-    ix = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    iy = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    if ix <= 0 or iy <= 0:
-        return 0.0
-    inter = float(ix) * float(iy)
-    return inter / (float(a[2]) * a[3] + float(b[2]) * b[3] - inter)
 
 
 def pool_tracks(frames: Sequence[Sequence[FaceMark]], radius: int = TRACK_RADIUS,
@@ -1306,18 +1231,22 @@ def pool_tracks(frames: Sequence[Sequence[FaceMark]], radius: int = TRACK_RADIUS
     Returns:
         The same structure of new :class:`FaceMark` values, ``track_score`` and ``by_track`` set.
     """
+    from faceplate.core.types import BBox
+
+    boxes = [[BBox(*(float(v) for v in m.box)) for m in marks] for marks in frames]
     out: list[list[FaceMark]] = []
     n = len(frames)
     for t, marks in enumerate(frames):
         row: list[FaceMark] = []
-        for m in marks:
+        for m, box in zip(marks, boxes[t]):
             scores = [m.score]
             for u in range(max(0, t - radius), min(n, t + radius + 1)):
                 if u == t or not frames[u]:
                     continue
-                other = max(frames[u], key=lambda o: _iou(m.box, o.box))
-                if _iou(m.box, other.box) >= min_iou:
-                    scores.append(other.score)
+                overlaps = [box.iou(b) for b in boxes[u]]
+                j = int(np.argmax(overlaps))  # the most overlapping face (the first on a tie)
+                if overlaps[j] >= min_iou:
+                    scores.append(frames[u][j].score)
             if len(scores) < 2:
                 row.append(m)
                 continue
