@@ -8,10 +8,12 @@ The watermark runs the predictor two to four times per face on every converted f
 the model out of cache. :class:`ShapeModel` holds the same weights as a few flat arrays and
 ``_ert.predict`` (C, :file:`_ert.c`) walks each cascade's trees, then sums the chosen leaves
 with prefetching, the leaves stored as 16-bit integers (one scale per cascade: steps under a
-thousandth of a pixel): 0.73 ms a run from a cold cache against dlib's 1.64 (0.43 against
-0.47 warm). With float32 leaves (``compact=False``) it is dlib's arithmetic and gives dlib's
-landmarks to the rounding dlib applies; the compact leaves stay within about a pixel of them
-(a sampled pixel one step over changes a tree's path, as any tiny change does in dlib too).
+thousandth of a pixel), built with -O3 and an AVX2 clone: 0.70 ms a run right after a df 128
+swap model's inference against dlib's ~1.6 ms from a cold cache, 0.15 ms repeated on one face
+against dlib's 0.47. With float32 leaves (``compact=False``) it is dlib's arithmetic and
+gives dlib's landmarks to the rounding dlib applies; the compact leaves stay within about a
+pixel of them (a sampled pixel one step over changes a tree's path, as any tiny change does
+in dlib too).
 The tests compare both with dlib on the sample media.
 
 Coordinates: landmarks are (x, y) pixel-index coordinates of the image given (pixel (i, j)'s
