@@ -121,9 +121,9 @@ recovers.
 False positives: 0 of 634 unmarked faces on all 821 frames/photos of the sample media (top
 score 4.85), alone and with the video verdict. At 1080p (faces 490–710 px) the ``watermark``
 stage inside ``swap_frame``, where everything comes cold out of memory after the model, takes
-4.4–4.9 ms a frame over four full runs; ``embed_in_frame`` alone 3.8–4.4 ms per face over
+4.4–4.9 ms a frame over six full runs; ``embed_in_frame`` alone 3.8–4.5 ms per face over
 repeated runs (the landmark fixed point about half of it; 9.9 ms with dlib's own evaluator and
-a full-resolution Gaussian prefilter). Verify: 46–49 ms per 1080p frame (one face, no
+a full-resolution Gaussian prefilter). Verify: 46–53 ms per 1080p frame (one face, no
 second-pass candidate).
 """
 
