@@ -188,8 +188,9 @@ def test_from_faces_rebuilds_the_store(clip, tmp_path):
             np.testing.assert_allclose(g.masks[name].affine, sm.affine)
     with AlignmentsStore.open(clip.store, readonly=True) as a, \
             AlignmentsStore.open(new, readonly=True) as b:
-        assert [(f.index, f.name, f.width, f.height) for f in a.frames()] == \
-            [(f.index, f.name, f.width, f.height) for f in b.frames()]
+        assert [(f.index, f.name, f.frame_number, f.width, f.height) for f in a.frames()] == \
+            [(f.index, f.name, f.frame_number, f.width, f.height) for f in b.frames()]
+        assert b.frame_numbers()[0] == 1  # a video's frames are numbered from 1
         assert b.get_meta("source") == a.get_meta("source")
         assert b.get_meta("fps") == pytest.approx(a.get_meta("fps"), rel=1e-3)
     # never overwrites

@@ -152,6 +152,22 @@ def test_image_folder_formats_and_natural_order(tmp_path: Path, still: np.ndarra
     assert np.abs(frames[4].rgb.astype(int) - still).mean() < 3.0  # JPEG
 
 
+def test_stills_that_are_not_a_sequence_are_numbered_by_position(tmp_path: Path,
+                                                                  still: np.ndarray) -> None:
+    for name in ("take_1.png", "alt_1.png", "portrait.png", "take_2.png"):
+        write_png(tmp_path / name, still)
+    with open_source(tmp_path) as src:
+        frames = list(src)
+        assert [f.info.name for f in frames] == ["alt_1.png", "portrait.png", "take_1.png",
+                                                 "take_2.png"]
+        assert [f.info.frame_number for f in frames] == [0, 1, 2, 3]
+        assert [src.index_of(n) for n in (0, 3, 4)] == [0, 3, None]
+    (tmp_path / "portrait.png").unlink()
+    (tmp_path / "alt_1.png").unlink()
+    with open_source(tmp_path) as src:  # now one numbered sequence: its own numbers
+        assert [src.number_of(i) for i in range(2)] == [1, 2] and src.index_of(2) == 1
+
+
 def test_u16_rounding_is_exact() -> None:
     v = np.arange(65536, dtype=np.uint16)
     expected = np.round(v.astype(np.float64) * 255.0 / 65535.0).astype(np.uint8)
@@ -332,11 +348,13 @@ def test_video_sequential(video_frames: list) -> None:
     ts = [f.info.timestamp for f in video_frames]
     assert all(b > a for a, b in zip(ts, ts[1:]))
     for i, f in enumerate(video_frames):
-        assert f.info.index == i and f.info.frame_number == i
+        assert f.info.index == i and f.info.frame_number == i + 1  # hosts number from 1
+        assert src.number_of(i) == i + 1 and src.index_of(i + 1) == i
         assert f.info.name == f"single_face_{i:06d}"
         assert f.info.timestamp == pytest.approx(i / 30.0, abs=1e-3)
         assert f.rgb.shape == (360, 640, 3) and f.rgb.dtype == np.uint8 and f.linear is None
         assert (f.info.width, f.info.height) == (640, 360)
+    assert src.index_of(0) is None and src.index_of(73) is None
     # frames differ (the decoder really advances)
     assert not np.array_equal(video_frames[0].rgb, video_frames[40].rgb)
 

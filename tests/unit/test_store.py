@@ -34,6 +34,7 @@ from faceplate.io.store import (
     default_store_path,
     export_json,
     import_json,
+    retire_store,
 )
 
 
@@ -159,7 +160,7 @@ def test_sqlite_settings(filled: tuple[Path, dict[int, list[FaceRecord]]]) -> No
         assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert c.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
         assert c.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-        assert c.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert c.execute("PRAGMA user_version").fetchone()[0] == AlignmentsStore.SCHEMA_VERSION
         assert c.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
         tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"meta", "frames", "faces", "masks"} <= tables
@@ -358,25 +359,26 @@ def test_newer_schema_is_refused_and_untouched(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["future.fpstore"]
 
 
-def _migrate_v2(conn: sqlite3.Connection) -> None:
+def _migrate_next(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE faces ADD COLUMN quality REAL NOT NULL DEFAULT 0.5")
 
 
-class _StoreV2(AlignmentsStore):
+class _StoreNext(AlignmentsStore):
     """Test-only: the current schema plus one appended migration."""
 
-    MIGRATIONS = (*AlignmentsStore.MIGRATIONS, _migrate_v2)
+    MIGRATIONS = (*AlignmentsStore.MIGRATIONS, _migrate_next)
 
 
 def test_forward_migration(filled: tuple[Path, dict[int, list[FaceRecord]]]) -> None:
     path, written = filled
-    assert _StoreV2.SCHEMA_VERSION == AlignmentsStore.SCHEMA_VERSION + 1
+    nxt = AlignmentsStore.SCHEMA_VERSION + 1
+    assert nxt == _StoreNext.SCHEMA_VERSION
     with pytest.raises(StoreError, match="open it writable once"):
-        _StoreV2.open(path, readonly=True)
-    with _StoreV2.open(path) as st:
+        _StoreNext.open(path, readonly=True)
+    with _StoreNext.open(path) as st:
         c = st._c
-        assert c.execute("PRAGMA user_version").fetchone()[0] == 2
-        assert st.get_meta("schema_version") == 2
+        assert c.execute("PRAGMA user_version").fetchone()[0] == nxt
+        assert st.get_meta("schema_version") == nxt
         cols = {r[1] for r in c.execute("PRAGMA table_info(faces)")}
         assert "quality" in cols
         for i, faces in written.items():  # data survived
@@ -390,8 +392,109 @@ def test_forward_migration(filled: tuple[Path, dict[int, list[FaceRecord]]]) -> 
     with pytest.raises(SchemaVersionError):
         AlignmentsStore.open(path)
     # a brand-new file runs every migration from version 0
-    with _StoreV2.open(path.parent / "new.fpstore", create=True) as st:
-        assert st._c.execute("PRAGMA user_version").fetchone()[0] == 2
+    with _StoreNext.open(path.parent / "new.fpstore", create=True) as st:
+        assert st._c.execute("PRAGMA user_version").fetchone()[0] == nxt
+
+
+# --------------------------------------------------------------------------- frame numbers
+
+class _StoreV1(AlignmentsStore):
+    """Test-only: the store as schema version 1 wrote it (frames found by position)."""
+
+    MIGRATIONS = AlignmentsStore.MIGRATIONS[:1]
+
+
+def _v1_store(path: Path, kind: str | None, numbers: list[int],
+              rng: np.random.Generator) -> dict[int, list[FaceRecord]]:
+    written = {}
+    with _StoreV1.open(path, create=True) as st:
+        if kind is not None:
+            st.set_meta("kind", kind)
+        for i in range(len(numbers)):
+            info = FrameInfo(index=i, name=f"f_{i:04d}.png", timestamp=None, width=101,
+                             height=99, frame_number=i)
+            written[i] = [make_face(rng, info, 0, full=False)]
+            st.put_frame(info, written[i])
+        for i, n in enumerate(numbers):  # version 1 did not keep numbers unique
+            st._c.execute("UPDATE frames SET frame_number = ? WHERE idx = ?", (n, i))
+    assert _StoreV1.SCHEMA_VERSION == 1
+    return written
+
+
+@pytest.mark.parametrize(("kind", "numbers", "expected"), [
+    ("video", [0, 1, 2, 3], [1, 2, 3, 4]),           # videos are numbered from 1 since v2
+    ("sequence", [1001, 1002, 1003], [1001, 1002, 1003]),
+    ("sequence", [7, 7, 9], [0, 1, 2]),              # repeated numbers: by position
+    (None, [0, 1, 2], [0, 1, 2]),
+])
+def test_v1_stores_migrate_to_frame_numbers(tmp_path: Path, rng: np.random.Generator,
+                                            kind: str | None, numbers: list[int],
+                                            expected: list[int]) -> None:
+    path = tmp_path / "old.fpstore"
+    written = _v1_store(path, kind, numbers, rng)
+    with pytest.raises(StoreError, match="open it writable once"):
+        AlignmentsStore.open(path, readonly=True)
+    with AlignmentsStore.open(path, readonly=True, upgrade=True) as st:  # migrates, then reads
+        assert st.frame_numbers() == expected
+        for i, n in enumerate(expected):
+            info = st.frame_at(n)
+            assert info is not None and info.index == i
+            got = st.faces_at(n)
+            assert got is not None
+            assert_face_equal(written[i][0], got[0])
+        assert st.frame_at(max(expected) + 1) is None and st.faces_at(-5) is None
+        unique = [r for r in st._c.execute("PRAGMA index_list(frames)") if r[2]]
+        assert any("frame_number" in [c[2] for c in st._c.execute(f"PRAGMA index_info({r[1]})")]
+                   for r in unique)
+    assert len(list(tmp_path.glob("old.*.bak.fpstore"))) == 1  # the v1 file was kept
+
+
+def test_frame_numbers_are_unique(tmp_path: Path, rng: np.random.Generator) -> None:
+    with AlignmentsStore.open(tmp_path / "s.fpstore", create=True) as st:
+        a = FrameInfo(index=0, name="a.exr", timestamp=None, width=64, height=48,
+                      frame_number=1001)
+        st.put_frame(a, [make_face(rng, a, 0)])
+        b = FrameInfo(index=1, name="b.exr", timestamp=None, width=64, height=48,
+                      frame_number=1001)
+        with pytest.raises(RecordError, match=r"frame number 1001 belongs to frame 0"):
+            st.put_frame(b, [])
+        # negative numbers are frames too (a host may start anywhere)
+        c = FrameInfo(index=st.next_index(), name="host_-3", timestamp=None, width=64,
+                      height=48, frame_number=-3)
+        st.put_frame(c, [])
+        assert st.frame_numbers() == [-3, 1001] and st.next_index() == 2
+        assert st.faces_at(-3) == [] and st.faces_at(0) is None
+
+
+def test_retire_store_keeps_a_copy(filled: tuple[Path, dict[int, list[FaceRecord]]]) -> None:
+    path, written = filled
+    with AlignmentsStore.open(path) as st:  # leaves -wal/-shm while open
+        st.set_meta("note", "x")
+        kept = retire_store(path)
+    assert not path.exists()
+    assert not path.with_name(path.name + "-wal").exists()
+    assert kept.parent == path.parent and kept.name.endswith(".bak.fpstore")
+    with AlignmentsStore.open(kept, readonly=True) as bk:
+        assert bk.get_meta("note") == "x"
+        assert bk.face_count() == sum(len(v) for v in written.values())
+
+
+def test_retire_store_refuses_other_files(tmp_path: Path) -> None:
+    other = tmp_path / "notes.fpstore"
+    other.write_text("my notes")
+    db = tmp_path / "app.db"
+    c = sqlite3.connect(db)
+    c.execute("CREATE TABLE t (x)")
+    c.commit()
+    c.close()
+    for p in (other, db):
+        before = p.read_bytes()
+        with pytest.raises(StoreError):
+            retire_store(p)
+        assert p.read_bytes() == before
+    with pytest.raises(InputError, match="not found"):
+        retire_store(tmp_path / "missing.fpstore")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "notes.fpstore"]
 
 
 def test_backup_is_consistent_copy(filled: tuple[Path, dict[int, list[FaceRecord]]]) -> None:

@@ -135,8 +135,7 @@ def build_sheet(model_dir: Path, input_path: Path, store_path: Path | None, fram
                                precision=base.precision)
     rows: list[np.ndarray] = []
     with open_source(input_path) as source:
-        st = open_store(store_path, input_path, source.width, source.height,
-                        source.total_frames)
+        st = open_store(store_path, source)
         extractor = None
         if st is None:
             from faceplate.extract.pipeline import ExtractConfig, Extractor
@@ -157,7 +156,7 @@ def build_sheet(model_dir: Path, input_path: Path, store_path: Path | None, fram
                                                dtype=np.float32)
                           if frame.linear is not None else frame.rgb)
                 if st is not None:
-                    faces = st.faces(idx)
+                    faces = st.faces_at(frame.info.frame_number) or []
                 else:
                     assert extractor is not None
                     faces = extractor.process(frame).records

@@ -57,7 +57,7 @@ from faceplate.convert.writers.video import VIDEO_CONTAINERS, VideoConfig
 from faceplate.core.cpu import usable_cores
 from faceplate.core.errors import ConfigError, InputError
 from faceplate.core.types import FaceRecord, Frame
-from faceplate.io.media import is_video, open_source
+from faceplate.io.media import FrameSource, is_video, open_source
 from faceplate.io.store import AlignmentsStore, default_store_path
 from faceplate.provenance.c2pa_sign import sign_outputs
 from faceplate.provenance.watermark import prepare as prepare_watermark
@@ -109,19 +109,24 @@ def is_video_output(output: str | os.PathLike[str]) -> bool:
     return p.suffix.lower() in VIDEO_CONTAINERS or is_video(p)
 
 
-def open_store(store_path: str | os.PathLike[str] | None, input_path: Path, width: int,
-               height: int, total_frames: int) -> AlignmentsStore | None:
-    """Open the alignments store for ``input_path`` read-only and check it matches the input.
+def open_store(store_path: str | os.PathLike[str] | None, source: FrameSource
+               ) -> AlignmentsStore | None:
+    """Open the alignments store for ``source`` read-only and check it matches the input.
+
+    Frames are matched by their own number (:meth:`AlignmentsStore.frame_at`), never by position.
 
     Args:
         store_path: The store given by the user; None: the default store next to the input, if
             there is one (else None: detect faces on the fly).
+        source: The open input.
 
     Raises:
-        InputError: the given store is missing, or its frame size or frame count differ from
-            the input's.
+        InputError: the given store is missing, its frame size or frame count differ from the
+            input's, or it holds a frame number the input does not have.
         StoreError: not a Faceplate store.
     """
+    input_path, width, height = Path(source.path), source.width, source.height
+    total_frames = source.total_frames
     if store_path is None:
         default = default_store_path(input_path)
         if not default.is_file():
@@ -137,10 +142,11 @@ def open_store(store_path: str | os.PathLike[str] | None, input_path: Path, widt
         if n is not None and total_frames and int(n) != int(total_frames):
             raise InputError(f"the store is for {n} frames but the input {input_path} has "
                              f"{total_frames}", store.path)
-        last = store.frames()
-        if last and total_frames and last[-1].index >= total_frames:
-            raise InputError(f"the store holds frame {last[-1].index} but the input "
-                             f"{input_path} has {total_frames} frames", store.path)
+        unknown = [n for n in store.frame_numbers() if source.index_of(n) is None]
+        if unknown:
+            raise InputError(f"the store holds frame number {unknown[0]} but the input "
+                             f"{input_path} has no such frame ({len(unknown)} frame(s) in all)",
+                             store.path)
     except BaseException:
         store.close()
         raise
@@ -293,7 +299,7 @@ def _run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLik
         times[stage] = times.get(stage, 0.0) + seconds * 1000.0
 
     with open_source(input_path) as source:
-        st = open_store(store, input_path, source.width, source.height, source.total_frames)
+        st = open_store(store, source)
         stats.store = None if st is None else st.path
         extractor = None
         if st is None:
@@ -318,13 +324,17 @@ def _run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLik
             cache: dict[int, list[FaceRecord]] = {}
             prev_detected: list[FaceRecord] | None = None
 
-            def stored(i: int) -> list[FaceRecord]:
+            def stored(index: int) -> list[FaceRecord]:
+                """The stored faces of input frame ``index``, found by its frame number."""
                 assert st is not None
-                if i not in cache:
-                    cache[i] = st.faces(i) if i >= 0 else []
-                    for k in [k for k in cache if k < i - 2]:
+                if not 0 <= index < max(source.total_frames, index + 1):
+                    return []
+                number = source.number_of(index)
+                if number not in cache:
+                    cache[number] = st.faces_at(number) or []
+                    for k in [k for k in cache if k < number - 2]:
                         del cache[k]
-                return cache[i]
+                return cache[number]
 
             def emit(idx: int, out: np.ndarray, pixels: np.ndarray, info: Any,
                      result: SwapResult | None) -> None:

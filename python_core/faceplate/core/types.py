@@ -60,6 +60,11 @@ class BBox:
         return BBox(float(x0), float(y0), float(x1 - x0), float(y1 - y0))
 
 
+#: The number of a video's first frame: a video's frame ``index`` is numbered
+#: ``index + VIDEO_FIRST_FRAME``, as compositing hosts (Natron, Nuke) number a movie's frames.
+VIDEO_FIRST_FRAME = 1
+
+
 @dataclass(frozen=True)
 class FrameInfo:
     """Where a frame came from.
@@ -71,7 +76,11 @@ class FrameInfo:
         timestamp: Presentation time in seconds for video frames, ``None`` otherwise.
         width: Frame width in pixels.
         height: Frame height in pixels.
-        frame_number: The number in a numbered sequence's file name, else ``index``.
+        frame_number: The frame's own number, its identity in the alignments store and in
+            a host: a numbered sequence's file number (``shot_1001.exr`` → 1001), a video's
+            ``index + VIDEO_FIRST_FRAME``, a still's position in a folder of unrelated stills
+            (see :mod:`faceplate.io.media`), the host's frame for frames analysed in the OFX
+            node.
     """
 
     index: int

@@ -227,7 +227,6 @@ class Evaluator:
                                 source=None if source is None else str(source),
                                 alignments=None if alignments is None else str(alignments),
                                 settings=self.cfg.to_dict(), source_faces=n_src)
-                done = store.done_frame_indices() if store is not None else set()
                 if on_start is not None:
                     on_start(len(a))
                 pairs = zip_longest(a.frames(), b.frames())
@@ -242,10 +241,9 @@ class Evaluator:
                             in_p, out_p, "frame count",
                             f"they diverge after {len(report.frames)} frames"), out_p)
                     t = self._time("decode", t0)
-                    if store is not None and fa.info.index in done:
-                        in_faces = store.faces(fa.info.index)
-                    else:
-                        in_faces = self.faces(fa)
+                    stored = (None if store is None
+                              else store.faces_at(fa.info.frame_number))
+                    in_faces = self.faces(fa) if stored is None else stored
                     out_faces = self.faces(fb)
                     self._time("detect", t)
                     scores = self.score_faces(fa.rgb, fb.rgb, in_faces, out_faces, src_vec)

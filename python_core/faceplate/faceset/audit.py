@@ -46,9 +46,10 @@ def missing_frames(store: Any, source: Any) -> list[AuditItem]:
         store: An open ``AlignmentsStore``.
         source: The open ``FrameSource`` of the clip.
     """
-    done = store.done_frame_indices()
+    processed = store.done_frame_indices()
+    done = {info.frame_number for info in store.frames() if info.index in processed}
     return [AuditItem(i, _input_frame_name(source, i), 0)
-            for i in range(source.total_frames) if i not in done]
+            for i in range(source.total_frames) if source.number_of(i) not in done]
 
 
 def no_faces(store: Any) -> list[AuditItem]:

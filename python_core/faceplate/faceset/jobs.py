@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from faceplate.core.errors import InputError, OutputError, RecordError
-from faceplate.core.types import Centering, FaceRecord, FrameInfo
+from faceplate.core.types import VIDEO_FIRST_FRAME, Centering, FaceRecord, FrameInfo
 from faceplate.faceset.frames import frames_with_pixels
 from faceplate.faceset.match import face_key, index_store_faces, record_matches
 from faceplate.io.paths import ensure_output_dir
@@ -253,7 +253,7 @@ def from_faces(faces_dir: Path, store_path: Path) -> FromFacesReport:
         RecordError: Two faces claim the same frame index with different frame names.
     """
     from faceplate.io.faceset import scan_faceset
-    from faceplate.io.media import frame_number_from_name
+    from faceplate.io.media import frame_number_from_name, sequence_numbers
     from faceplate.io.store import AlignmentsStore
 
     store_path = Path(store_path)
@@ -281,10 +281,8 @@ def from_faces(faces_dir: Path, store_path: Path) -> FromFacesReport:
                              faces_dir)
         info = infos.get(rec.frame_index)
         if info is None:
-            number = rec.frame_index if is_video else frame_number_from_name(rec.frame_name)
             info = FrameInfo(index=rec.frame_index, name=rec.frame_name, timestamp=rec.timestamp,
-                             width=width, height=height,
-                             frame_number=rec.frame_index if number is None else number)
+                             width=width, height=height, frame_number=rec.frame_index)
             infos[rec.frame_index] = info
         elif info.name != rec.frame_name:
             raise RecordError(f"frame {rec.frame_index} is called {info.name!r} in one face and "
@@ -294,6 +292,12 @@ def from_faces(faces_dir: Path, store_path: Path) -> FromFacesReport:
             (duplicates if record_matches(rec, faces[k]) else conflicts).append(path)
             continue
         faces[k] = rec
+    # Frame numbers as the media readers give them: a video's from VIDEO_FIRST_FRAME, a
+    # sequence's from its file names (positions when those do not number it uniquely).
+    order = sorted(infos)
+    numbers = ([i + VIDEO_FIRST_FRAME for i in order] if is_video else
+               sequence_numbers([frame_number_from_name(infos[i].name) for i in order]) or order)
+    infos = {i: dataclasses.replace(infos[i], frame_number=n) for i, n in zip(order, numbers)}
     batch = []
     for fi in sorted(infos):
         recs = sorted((r for k, r in faces.items() if k[0] == fi), key=lambda r: r.face_index)

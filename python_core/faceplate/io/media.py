@@ -28,6 +28,13 @@ frame: they are replaced in the detection view only and counted in
 EXR data windows that differ from the display window are placed into a display-window canvas
 (zeros outside the data window), so pixel coordinates are display-window coordinates.
 
+Frame numbers (``FrameInfo.frame_number``, a frame's identity in the alignments store and in
+hosts): a numbered sequence's file numbers (``shot_1001.exr`` is frame 1001); a folder of stills
+that are not one numbered sequence, their positions from 0; a video's frames are numbered from
+:data:`VIDEO_FIRST_FRAME` (1), as Natron's and Nuke's readers number them. ``index`` stays the
+0-based position. :meth:`FrameSource.number_of` and :meth:`FrameSource.index_of` convert
+between the two without decoding.
+
 Orientation: JPEG EXIF orientation **is applied** (the picture as photo viewers show it; OpenCV's
 default). Other formats are read as stored.
 
@@ -43,7 +50,7 @@ from __future__ import annotations
 import itertools
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -57,7 +64,7 @@ import OpenImageIO as oiio
 
 from faceplate.core.colorspace import linear_to_display_u8
 from faceplate.core.errors import ConfigError, FaceplateError, InputError, UnsupportedFormatError
-from faceplate.core.types import Frame, FrameInfo
+from faceplate.core.types import VIDEO_FIRST_FRAME, Frame, FrameInfo
 
 SourceKind = Literal["video", "image", "sequence"]
 
@@ -115,6 +122,14 @@ def frame_number_from_name(name: str) -> int | None:
     """The last run of digits in a file name's stem (``shot_0012.exr`` → 12), else ``None``."""
     m = _LAST_NUMBER.search(Path(name).stem)
     return int(m.group(1)) if m else None
+
+
+def sequence_numbers(numbers: Sequence[int | None]) -> list[int] | None:
+    """The numbers from an ordered list of stills' names when they number it as a sequence
+    (every name has one, no two share it), else None (the stills are numbered by position)."""
+    if all(n is not None for n in numbers) and len(set(numbers)) == len(numbers):
+        return [int(n) for n in numbers if n is not None]
+    return None
 
 
 def frame_name_for(path: str | Path, index: int | None = None) -> str:
@@ -482,6 +497,15 @@ class FrameSource(ABC):
             InputError: the frame cannot be decoded.
         """
 
+    @abstractmethod
+    def number_of(self, index: int) -> int:
+        """The frame's own number (``FrameInfo.frame_number``) of frame ``index``, known
+        without decoding: a sequence file's number, a video's ``index + VIDEO_FIRST_FRAME``."""
+
+    @abstractmethod
+    def index_of(self, number: int) -> int | None:
+        """The index of the frame numbered ``number``, or None when the input has none."""
+
     def close(self) -> None:  # noqa: B027 - sources without open handles need nothing
         """Release open files and decoders (idempotent)."""
 
@@ -498,14 +522,20 @@ class FrameSource(ABC):
 
 
 class ImageSequenceSource(FrameSource):
-    """A single still (``kind="image"``) or an ordered list of still files (``"sequence"``)."""
+    """A single still (``kind="image"``) or an ordered list of still files (``"sequence"``).
+
+    Frame numbers: the number in each file's name when every file has one and no two share
+    it (a numbered sequence: ``shot_1001.exr`` is frame 1001); otherwise (a folder of unrelated
+    stills) the file's position in the sorted list. A single still without a number is 0.
+    """
 
     def __init__(self, path: Path, files: list[Path], numbers: list[int | None], *,
                  kind: SourceKind, every_n: int = 1, start: int = 0) -> None:
         super().__init__(path, every_n, start)
         self.kind = kind
         self.files = files
-        self._numbers = numbers
+        self._numbers = sequence_numbers(numbers) or list(range(len(files)))
+        self._positions = {n: i for i, n in enumerate(self._numbers)}
         self.total_frames = len(files)
         self.fps = None
         self.width, self.height = self._probe()
@@ -527,10 +557,14 @@ class ImageSequenceSource(FrameSource):
         img = decode_image(f)
         if img.nonfinite:
             self.nonfinite_frames[index] = img.nonfinite
-        num = self._numbers[index]
-        info = FrameInfo(index, f.name, None, img.width, img.height,
-                         index if num is None else num)
+        info = FrameInfo(index, f.name, None, img.width, img.height, self._numbers[index])
         return Frame(info, img.rgb, img.linear)
+
+    def number_of(self, index: int) -> int:
+        return self._numbers[index]
+
+    def index_of(self, number: int) -> int | None:
+        return self._positions.get(int(number))
 
     def frames(self, indices: Iterable[int] | None = None,
                skip: Collection[int] = ()) -> Iterator[Frame]:
@@ -740,8 +774,16 @@ class VideoSource(FrameSource):
         ts = (float(vf.pts * self.time_base) if vf.pts is not None
               else (index / self.fps if self.fps else None))
         info = FrameInfo(index, f"{self.stem}_{index:06d}", ts, int(rgb.shape[1]),
-                         int(rgb.shape[0]), index)
+                         int(rgb.shape[0]), self.number_of(index))
         return Frame(info, rgb, None)
+
+    def number_of(self, index: int) -> int:
+        return int(index) + VIDEO_FIRST_FRAME
+
+    def index_of(self, number: int) -> int | None:
+        index = int(number) - VIDEO_FIRST_FRAME
+        return index if index >= 0 and (self.total_frames <= 0 or index < self.total_frames) \
+            else None
 
     def frames(self, indices: Iterable[int] | None = None,
                skip: Collection[int] = ()) -> Iterator[Frame]:

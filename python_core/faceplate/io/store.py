@@ -1,9 +1,9 @@
 """The alignments store: one SQLite file per clip (``<clip>.fpstore``).
 
-Layout (schema version 1)::
+Layout (schema version 2)::
 
     meta   (key TEXT PK, value TEXT JSON)
-    frames (idx INTEGER PK, name TEXT UNIQUE, timestamp REAL NULL, frame_number INTEGER,
+    frames (idx INTEGER PK, name TEXT UNIQUE, timestamp REAL NULL, frame_number INTEGER UNIQUE,
             width INTEGER, height INTEGER, processed INTEGER 0/1)
     faces  (frame_idx → frames.idx, face_idx, x, y, w, h REAL, landmarks BLOB,
             score, yaw, pitch, roll REAL, detector, aligner TEXT, identity BLOB NULL,
@@ -15,6 +15,13 @@ Blobs are raw little-endian arrays: landmarks 68×2 float32 (x, y frame pixels, 
 pixel centres at +0.5), identity 128 float32, affine 2×3 float64 (frame → mask pixels); mask
 data is zlib ``uint8`` size×size. The file is marked with ``PRAGMA application_id`` and carries
 its schema version in ``PRAGMA user_version`` and ``meta.schema_version``.
+
+Frames: ``idx`` is the frame's position in the clip the store was extracted from (the key faces
+and masks hang on); ``frame_number`` is the frame's own number, unique in a store, and the key
+every reader uses to find a frame of an input or a host (:meth:`AlignmentsStore.frame_at`): a
+numbered sequence's file number, a video's ``index + VIDEO_FIRST_FRAME`` (1-based, as Natron and
+Nuke number a movie's frames), the host's frame for frames the OFX node analysed (see
+:class:`faceplate.core.types.FrameInfo`).
 
 Durability: WAL journal, ``synchronous=NORMAL``; every ``put_frame``/``put_frames`` call is one
 committed transaction, so a process killed at any moment leaves a valid store holding every
@@ -51,7 +58,7 @@ from faceplate.core.errors import (
     StoreError,
 )
 from faceplate.core.records import check_frame_name, validate_record
-from faceplate.core.types import BBox, FaceRecord, FrameInfo, StoredMask
+from faceplate.core.types import VIDEO_FIRST_FRAME, BBox, FaceRecord, FrameInfo, StoredMask
 
 STORE_SUFFIX = ".fpstore"
 #: ``PRAGMA application_id`` of a Faceplate store: "FPLT".
@@ -62,6 +69,22 @@ Migration = Callable[[sqlite3.Connection], None]
 _LANDMARK_BYTES = 68 * 2 * 4
 _IDENTITY_BYTES = 128 * 4
 _AFFINE_BYTES = 6 * 8
+
+
+#: Prefix of the names of frames the OFX node analysed (``host_<number>``): a host hands the node
+#: pixels and a frame number, never a file name.
+HOST_FRAME_PREFIX = "host_"
+
+
+def host_frame_name(number: int) -> str:
+    """The store name of host frame ``number`` analysed in the OFX node (``host_1001``)."""
+    return f"{HOST_FRAME_PREFIX}{int(number)}"
+
+
+def is_host_frame_name(name: str) -> bool:
+    """Whether ``name`` is one :func:`host_frame_name` made."""
+    rest = name[len(HOST_FRAME_PREFIX):] if name.startswith(HOST_FRAME_PREFIX) else ""
+    return rest.lstrip("-").isdigit()
 
 
 def default_store_path(input_path: Path) -> Path:
@@ -110,6 +133,25 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_v2(conn: sqlite3.Connection) -> None:
+    """Version 1 → 2: frames are found by their own number (a unique index on frame_number).
+
+    Version 1 numbered a video's frames from 0 (their decode index); they are renumbered from
+    :data:`~faceplate.core.types.VIDEO_FIRST_FRAME`. A store whose numbers repeat (a folder of
+    unrelated stills that shared a number) is renumbered by position, as version 2 reads such
+    folders.
+    """
+    row = conn.execute("SELECT value FROM meta WHERE key = 'kind'").fetchone()
+    kind = json.loads(row[0]) if row is not None else None
+    frames = conn.execute("SELECT idx, frame_number FROM frames").fetchall()
+    numbers = [n for _, n in frames]
+    if kind == "video" and all(i == n for i, n in frames):
+        conn.execute("UPDATE frames SET frame_number = idx + ?", (VIDEO_FIRST_FRAME,))
+    elif len(set(numbers)) != len(numbers):
+        conn.execute("UPDATE frames SET frame_number = idx")
+    conn.execute("CREATE UNIQUE INDEX frames_by_number ON frames(frame_number)")
+
+
 _FACE_COLS = ("frame_idx, face_idx, x, y, w, h, landmarks, score, yaw, pitch, roll, detector,"
               " aligner, identity, thumbnail")
 _MASK_COLS = "frame_idx, face_idx, name, size, centering, affine, data"
@@ -128,9 +170,9 @@ class AlignmentsStore:
     """
 
     #: Forward migrations: ``MIGRATIONS[v]`` upgrades version ``v`` to ``v + 1``.
-    MIGRATIONS: ClassVar[tuple[Migration, ...]] = (_migrate_v1,)
+    MIGRATIONS: ClassVar[tuple[Migration, ...]] = (_migrate_v1, _migrate_v2)
     #: Schema version this code writes (always ``len(MIGRATIONS)``).
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -147,13 +189,15 @@ class AlignmentsStore:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, create: bool = False,
-             readonly: bool = False) -> AlignmentsStore:
+             readonly: bool = False, upgrade: bool = False) -> AlignmentsStore:
         """Open (and with ``create`` make) a store, migrating an older file forward.
 
         Args:
             path: The ``.fpstore`` file.
             create: Create the file when it is missing (an existing store is opened as is).
             readonly: Open with SQLite ``mode=ro``: nothing can be written.
+            upgrade: With ``readonly``: migrate an older file forward first (a backup of it is
+                kept beside it, as for any migration) instead of refusing it.
 
         Raises:
             InputError: ``path`` is missing (and not ``create``) or is a folder.
@@ -173,7 +217,9 @@ class AlignmentsStore:
             version = cls._probe(p)  # read-only look: refuses foreign/newer files untouched
             if version == 0 and not create:
                 raise StoreError("empty file, not a Faceplate alignments store", p)
-            if readonly and version < cls.SCHEMA_VERSION:
+            if readonly and version < cls.SCHEMA_VERSION and upgrade:
+                cls.open(p).close()
+            elif readonly and version < cls.SCHEMA_VERSION:
                 raise StoreError(f"store schema version {version} is older than "
                                  f"{cls.SCHEMA_VERSION}; open it writable once to upgrade", p)
         elif not p.parent.is_dir():
@@ -401,6 +447,12 @@ class AlignmentsStore:
             if rec.face_index in seen:
                 raise RecordError(f"{where}: duplicate face_index", self.path)
             seen.add(rec.face_index)
+        other = conn.execute("SELECT idx, name FROM frames WHERE frame_number = ? AND idx != ?",
+                             (int(info.frame_number), int(info.index))).fetchone()
+        if other is not None:
+            raise RecordError(f"frame {info.index} ({info.name!r}): frame number "
+                              f"{info.frame_number} belongs to frame {other[0]} ({other[1]!r})",
+                              self.path)
         conn.execute("DELETE FROM faces WHERE frame_idx = ?", (int(info.index),))
         conn.execute(
             f"INSERT INTO frames({_FRAME_COLS}, processed) VALUES (?, ?, ?, ?, ?, ?, 1)"
@@ -433,7 +485,8 @@ class AlignmentsStore:
         A frame with no face is still recorded (processed, 0 faces). Committed on return.
 
         Raises:
-            RecordError: A record is invalid, belongs to another frame, or repeats a face index.
+            RecordError: A record is invalid, belongs to another frame, repeats a face index,
+                or the frame's number belongs to another frame.
             StoreError: Read-only store, or the write failed (e.g. the name is used by another
                 frame index).
         """
@@ -549,6 +602,22 @@ class AlignmentsStore:
                          (int(index),)).fetchone()
         return None if row is None else self._frame_from_row(row)
 
+    def frame_at(self, number: int) -> FrameInfo | None:
+        """The frame whose own number (``frame_number``) is ``number``, or None."""
+        row = self._rows(f"SELECT {_FRAME_COLS} FROM frames WHERE frame_number = ?",
+                         (int(number),)).fetchone()
+        return None if row is None else self._frame_from_row(row)
+
+    def frame_numbers(self) -> list[int]:
+        """Every frame's own number, in increasing order."""
+        return [int(r[0]) for r in
+                self._rows("SELECT frame_number FROM frames ORDER BY frame_number")]
+
+    def next_index(self) -> int:
+        """An index no frame uses yet (one past the largest)."""
+        row = self._rows("SELECT max(idx) FROM frames").fetchone()
+        return 0 if row is None or row[0] is None else int(row[0]) + 1
+
     def frame_by_name(self, name: str) -> FrameInfo | None:
         """The frame called ``name``, or None."""
         row = self._rows(f"SELECT {_FRAME_COLS} FROM frames WHERE name = ?",
@@ -568,6 +637,12 @@ class AlignmentsStore:
         """The faces of frame ``frame_index`` ordered by face index ([] for unknown frames)."""
         info = self.frame(frame_index)
         return [] if info is None else self._faces_of(info)
+
+    def faces_at(self, number: int) -> list[FaceRecord] | None:
+        """The faces of the frame numbered ``number`` (its own ``frame_number``), ordered by
+        face index; None when the store has no such frame ([] for a frame without faces)."""
+        info = self.frame_at(number)
+        return None if info is None else self._faces_of(info)
 
     def get_face(self, frame_index: int, face_index: int) -> FaceRecord | None:
         """One face, or None."""
@@ -656,6 +731,34 @@ class AlignmentsStore:
             tmp.unlink(missing_ok=True)
             raise OutputError(f"cannot write a backup of {self.path.name} ({err})", dest) from None
         return dest
+
+
+def retire_store(path: str | os.PathLike[str]) -> Path:
+    """Take a store out of use, keeping it recoverable: a consistent copy is written beside it
+    (``<stem>.<stamp>.bak.fpstore``, as :meth:`AlignmentsStore.backup`), then the store and its
+    ``-wal``/``-shm`` files are removed. Returns the copy's path.
+
+    Raises:
+        InputError: ``path`` is missing or a folder.
+        StoreError: ``path`` is not a Faceplate store (nothing is touched).
+        OutputError: The copy cannot be written (nothing is removed).
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise InputError("is a folder, not an alignments store", p)
+    if not p.is_file():
+        raise InputError("alignments store not found", p)
+    if AlignmentsStore._probe(p) == 0:
+        raise StoreError("empty file, not a Faceplate alignments store; left as it is", p)
+    conn = sqlite3.connect(p.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+    try:
+        store = AlignmentsStore(conn, p, readonly=True)
+        kept = store.backup()
+    finally:
+        conn.close()
+    for q in (p, p.with_name(p.name + "-wal"), p.with_name(p.name + "-shm")):
+        q.unlink(missing_ok=True)
+    return kept
 
 
 def _no_constant(name: str) -> Any:
