@@ -292,7 +292,7 @@ RecvStatus recv_message(int sock, Message& msg, int timeout_ms, std::string& err
     return RecvStatus::kBadHeader;
   }
   if (h.type < static_cast<std::uint16_t>(MsgType::kPing) ||
-      h.type > static_cast<std::uint16_t>(MsgType::kShutdown) || (h.flags & ~kFlagFd) != 0) {
+      h.type > static_cast<std::uint16_t>(MsgType::kDrop) || (h.flags & ~kFlagFd) != 0) {
     err = "unknown message type or flags";
     return RecvStatus::kBadHeader;
   }

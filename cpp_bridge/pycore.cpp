@@ -2,6 +2,7 @@
 
 #include <pybind11/numpy.h>
 
+#include <cstdlib>
 #include <fstream>
 
 namespace py = pybind11;
@@ -31,6 +32,39 @@ bool read_paths(const std::string& file, Paths& p, std::string& err) {
   return true;
 }
 
+bool resolve_paths(const std::string& exe_dir, Paths& p, std::string& err) {
+  if (const char* file = std::getenv(kPathsEnv); file && *file) return read_paths(file, p, err);
+  const char* root = std::getenv(kRootEnv);
+  if (!root || !*root) return read_paths(exe_dir + "/faceplate-worker.paths", p, err);
+  const std::string venv = std::string(root) + "/.venv";
+  std::ifstream cfg(venv + "/pyvenv.cfg");
+  if (!cfg) {
+    err = std::string(kRootEnv) + "=" + root + ": no .venv/pyvenv.cfg there (run `make setup`)";
+    return false;
+  }
+  std::string line, home, version;
+  auto value = [](const std::string& l) {
+    std::string v = l.substr(l.find('=') + 1);
+    v.erase(0, v.find_first_not_of(" \t"));
+    v.erase(v.find_last_not_of(" \t\r") + 1);
+    return v;
+  };
+  while (std::getline(cfg, line)) {
+    if (line.rfind("home", 0) == 0 && line.find('=') != std::string::npos) home = value(line);
+    if (line.rfind("version", 0) == 0 && line.find('=') != std::string::npos)
+      version = value(line);
+  }
+  const size_t dot2 = version.find('.', version.find('.') + 1);
+  if (home.empty() || version.empty()) {
+    err = venv + "/pyvenv.cfg names no home or version";
+    return false;
+  }
+  p.home = home.substr(0, home.find_last_of('/'));  // <prefix>/bin -> <prefix>
+  p.site = {venv + "/lib/python" + version.substr(0, dot2) + "/site-packages"};
+  p.path = {std::string(root) + "/python_core"};
+  return true;
+}
+
 namespace {
 std::string describe_python_error(py::error_already_set& e) {
   std::string type = e.type() ? py::str(e.type().attr("__name__")).cast<std::string>() : "Error";
@@ -53,6 +87,7 @@ Core::~Core() {
 }
 
 bool Core::start(const Paths& paths, const char* argv0, std::string& err) {
+  PyGILState_STATE attached = PyGILState_UNLOCKED;
   if (!Py_IsInitialized()) {
     PyConfig config;
     PyConfig_InitIsolatedConfig(&config);
@@ -74,7 +109,8 @@ bool Core::start(const Paths& paths, const char* argv0, std::string& err) {
     }
     owns_interpreter_ = true;
   } else {
-    PyGILState_Ensure();  // balanced by the PyEval_SaveThread below
+    attached = PyGILState_Ensure();  // someone else's interpreter: released as taken, below
+    attached_ = true;
   }
   st_ = std::make_unique<State>();
   try {
@@ -94,7 +130,10 @@ bool Core::start(const Paths& paths, const char* argv0, std::string& err) {
   } catch (py::error_already_set& e) {
     import_error_ = describe_python_error(e);
   }
-  PyEval_SaveThread();  // from here on the GIL is taken per call
+  // From here on the GIL is taken per call: an interpreter we started is released from the
+  // main thread state it left us holding; an attached one goes back as PyGILState_Ensure found it.
+  if (attached_) PyGILState_Release(attached);
+  else PyEval_SaveThread();
   return true;
 }
 

@@ -1,9 +1,15 @@
 // faceplate-worker: serves render requests from the OpenFX plugin over the Faceplate IPC
 // (include/faceplate/ipc.h), running the Python core in an embedded, isolated interpreter.
 //
-//   faceplate-worker --socket PATH [--paths FILE] [--enable-test-requests]
+//   faceplate-worker --socket PATH [--lifeline FD] [--paths FILE] [--enable-test-requests]
 //
-// FILE (default: faceplate-worker.paths beside the executable, written by CMake) holds lines
+// --lifeline FD: the read end of a pipe whose write end only the host process holds; when it
+// reads end-of-file (the host process is gone, whichever of its threads started us) the worker
+// exits. Before anything else the worker closes every descriptor it inherited except 0, 1, 2
+// and FD, so none of the host's files or sockets lives on in it.
+//
+// FILE (default: $FACEPLATE_OFX_PATHS, else paths derived from the checkout $FACEPLATE_ROOT,
+// else faceplate-worker.paths beside the executable, written by CMake) holds lines
 // `home=<python prefix>`, `site=<site-packages dir>` and `path=<dir on sys.path>`: the venv and
 // python_core go on sys.path explicitly, never through PYTHONPATH (the interpreter is isolated).
 //
@@ -11,6 +17,8 @@
 //
 // GIL: taken once per request, inside one scope (pycore.h); socket I/O and waiting happen
 // without it.
+#include <dirent.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +28,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -60,6 +69,41 @@ struct Reply {
   std::string payload;
   int fd = -1;
 };
+
+// Closes every descriptor above 2 except `keep` (-1: none).
+void close_inherited(int keep) {
+  std::vector<int> fds;
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    const int own = ::dirfd(d);
+    while (dirent* e = ::readdir(d)) {
+      char* end = nullptr;
+      long fd = std::strtol(e->d_name, &end, 10);
+      if (end != e->d_name && *end == '\0' && fd > 2 && fd != keep && fd != own)
+        fds.push_back(static_cast<int>(fd));
+    }
+    ::closedir(d);
+  } else {
+    const long max = ::sysconf(_SC_OPEN_MAX);
+    for (long fd = 3; fd < (max > 0 ? max : 4096); ++fd)
+      if (fd != keep) fds.push_back(static_cast<int>(fd));
+  }
+  for (int fd : fds) ::close(fd);
+}
+
+// Exits the process when the lifeline reads end-of-file (the host process has gone).
+void watch_lifeline(int fd, std::string socket_path) {
+  std::thread([fd, socket_path] {
+    for (;;) {
+      pollfd p{fd, POLLIN, 0};
+      int r = ::poll(&p, 1, -1);
+      if (r < 0 && errno == EINTR) continue;
+      char b;
+      if (r > 0 && (p.revents & POLLIN) && ::read(fd, &b, 1) > 0) continue;  // not EOF
+      ::unlink(socket_path.c_str());
+      ::_exit(0);
+    }
+  }).detach();
+}
 
 Reply error_reply(const std::string& what) {
   return Reply{MsgType::kError, "{\"error\": " + json_quote(what) + "}", -1};
@@ -118,7 +162,7 @@ bool serve(int conn, Core& core, OutBuffer& out, bool test_requests) {
   for (;;) {
     Message msg;
     std::string err;
-    RecvStatus rs = recv_message(conn, msg, 3600 * 1000, err);
+    RecvStatus rs = recv_message(conn, msg, -1, err);  // idle for as long as the host likes
     UniqueFd in_fd(msg.fd);
     msg.fd = in_fd.get();
     if (rs != RecvStatus::kOk) {
@@ -147,6 +191,13 @@ bool serve(int conn, Core& core, OutBuffer& out, bool test_requests) {
         reply = Reply{MsgType::kPong, "{}", -1};
         break;
       }
+      case MsgType::kDrop:
+        if (!test_requests) {
+          reply = error_reply("test requests are disabled");
+          break;
+        }
+        send_message(conn, MsgType::kPong, msg.header.request_id, "{}", -1, 1000, err);
+        return true;  // this connection ends; the worker waits for the next one
       case MsgType::kShutdown:
         send_message(conn, MsgType::kPong, msg.header.request_id, "{}", -1, 1000, err);
         return false;
@@ -167,6 +218,9 @@ int run(const std::string& socket_path, const Paths& paths, bool test_requests) 
     return 2;
   }
   if (!core.ready()) std::fprintf(stderr, "faceplate-worker: %s\n", core.import_error().c_str());
+  std::fprintf(stderr, "faceplate-worker: pid %d ready (Python %s)\n", static_cast<int>(::getpid()),
+               core.version().c_str());
+  std::fflush(stderr);
   UniqueFd listener = listen_unix(socket_path, err);
   if (!listener) {
     std::fprintf(stderr, "faceplate-worker: %s\n", err.c_str());
@@ -194,26 +248,31 @@ int run(const std::string& socket_path, const Paths& paths, bool test_requests) 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string socket_path, paths_file = exe_dir() + "/faceplate-worker.paths";
+  std::string socket_path, paths_file;
   bool test_requests = false;
+  int lifeline = -1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--socket" && i + 1 < argc) socket_path = argv[++i];
     else if (a == "--paths" && i + 1 < argc) paths_file = argv[++i];
+    else if (a == "--lifeline" && i + 1 < argc) lifeline = std::atoi(argv[++i]);
     else if (a == "--enable-test-requests") test_requests = true;
     else {
-      std::fprintf(stderr, "usage: faceplate-worker --socket PATH [--paths FILE] "
+      std::fprintf(stderr, "usage: faceplate-worker --socket PATH [--lifeline FD] [--paths FILE] "
                            "[--enable-test-requests]\n");
       return 2;
     }
   }
+  close_inherited(lifeline);
   if (socket_path.empty()) {
     std::fprintf(stderr, "faceplate-worker: --socket PATH is required\n");
     return 2;
   }
+  if (lifeline >= 0) watch_lifeline(lifeline, socket_path);
   Paths paths;
   std::string err;
-  if (!faceplate::pycore::read_paths(paths_file, paths, err)) {
+  if (!(paths_file.empty() ? faceplate::pycore::resolve_paths(exe_dir(), paths, err)
+                           : faceplate::pycore::read_paths(paths_file, paths, err))) {
     std::fprintf(stderr, "faceplate-worker: %s\n", err.c_str());
     return 2;
   }

@@ -85,6 +85,83 @@ def test_kill_and_hang_restart(bins, tmp_path):
     assert not st.exists()  # the client removed its private directory
 
 
+def test_worker_outlives_the_thread_that_started_it(bins, tmp_path):
+    """Natron ends its render threads after every render: the worker must not die with them
+    (PR_SET_PDEATHSIG fires on the exit of the forking *thread*)."""
+    frame = np.zeros((33, 45, 4), np.float32)
+    lines, _ = probe(bins, frame, tmp_path, effect=SWAP_ID,
+                     steps="thread-render,thread-render,render")
+    start, *renders = lines
+    assert all(r["ok"] for r in renders), renders
+    assert [r["restarts"] for r in renders] == [0, 0, 0], renders
+    assert {r["pid"] for r in renders} == {start["pid"]}
+
+
+def test_dropped_connection_reconnects_to_the_same_worker(bins, tmp_path):
+    frame = np.zeros((33, 45, 4), np.float32)
+    lines, out = probe(bins, frame, tmp_path, effect=SWAP_ID, steps="render,drop,render")
+    start, r1, drop, r2 = lines
+    assert r1["ok"] and drop["ok"] and r2["ok"], lines[-1]["error"]
+    assert r2["restarts"] == 0 and r2["pid_after"] == start["pid"]  # same worker, new connection
+
+
+def _probe_proc(bins: Path, tmp: Path, *extra: str) -> subprocess.Popen:
+    np.zeros((9, 11, 4), np.float32).tofile(tmp / "in.raw")
+    return subprocess.Popen(
+        [str(bins / "faceplate-bridge-probe"), "--worker", str(bins / "faceplate-worker"),
+         "--worker-arg", "--enable-test-requests", "--effect", SWAP_ID, "--width", "11",
+         "--height", "9", "--in", str(tmp / "in.raw"), *extra],
+        stdout=subprocess.PIPE, text=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def test_worker_inherits_no_descriptor_and_dies_with_its_host(bins, tmp_path):
+    proc = _probe_proc(bins, tmp_path, "--leak-fd", "--steps", "wait:20000")
+    assert proc.stdout is not None
+    start = json.loads(proc.stdout.readline())
+    pid = start["pid"]
+    try:
+        assert start["ok"] and start["leaked_fd"] >= 0
+        fds = {int(f.name): os.readlink(f) for f in Path(f"/proc/{pid}/fd").iterdir()}
+        assert [n for n, target in fds.items() if target == "/dev/null"] == [0], fds
+        assert fds[3].startswith("pipe:")  # the lifeline
+        # stdout and stderr go to the worker's log in the private folder
+        assert fds[1] == fds[2] == str(Path(start["dir"]) / "worker.log")
+    finally:
+        proc.kill()  # the host dies without a word: the lifeline ends the worker
+        proc.wait()
+    for _ in range(100):
+        if not _alive(pid):
+            break
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def test_a_worker_that_cannot_start_is_not_respawned_every_frame(bins, tmp_path):
+    frame = np.zeros((9, 11, 4), np.float32)
+    missing = tmp_path / "missing.paths"
+    h, w = frame.shape[:2]
+    frame.tofile(tmp_path / "in.raw")
+    out = subprocess.run(
+        [str(bins / "faceplate-bridge-probe"), "--worker", str(bins / "faceplate-worker"),
+         "--worker-arg", "--paths", "--worker-arg", str(missing), "--effect", SWAP_ID,
+         "--width", str(w), "--height", str(h), "--in", str(tmp_path / "in.raw"),
+         "--steps", "render,render"], capture_output=True, text=True, timeout=60, check=True)
+    start, r1, r2 = [json.loads(x) for x in out.stdout.splitlines()]
+    assert not start["ok"] and start["spawns"] == 1
+    # the reason comes from the worker's own stderr (its log), not a bare exit status
+    assert "cannot read the paths file" in start["error"] and str(missing) in start["error"]
+    for r in (r1, r2):
+        assert not r["ok"] and r["spawns"] == 1, r  # no new attempt during the back-off
+        assert "next attempt in" in r["error"] and "cannot read the paths file" in r["error"]
+
+
 @pytest.fixture()
 def worker(bins, tmp_path):
     d = tmp_path / "sock"

@@ -35,6 +35,7 @@ enum class MsgType : std::uint16_t {
   kError = 5,     // payload {"error": "..."}
   kSleep = 6,     // test-only (worker --enable-test-requests): {"seconds": x} -> kPong after it
   kShutdown = 7,  // worker exits after replying kPong
+  kDrop = 8,      // test-only: replies kPong, then closes this connection (the worker runs on)
 };
 
 #pragma pack(push, 1)

@@ -26,6 +26,17 @@ struct Paths {
 };
 bool read_paths(const std::string& file, Paths& p, std::string& err);
 
+// Environment overrides of the paths file beside the worker (which holds the absolute paths of
+// the checkout the bundle was built in):
+//   FACEPLATE_OFX_PATHS=<file>  read this paths file instead;
+//   FACEPLATE_ROOT=<checkout>   derive the paths from a Faceplate checkout with its .venv
+//                               (home from .venv/pyvenv.cfg, site = .venv/lib/python3.X/
+//                               site-packages, path = python_core).
+constexpr const char* kPathsEnv = "FACEPLATE_OFX_PATHS";
+constexpr const char* kRootEnv = "FACEPLATE_ROOT";
+// The paths the worker in `exe_dir` uses (the overrides above, else exe_dir's paths file).
+bool resolve_paths(const std::string& exe_dir, Paths& p, std::string& err);
+
 // Gives the frames of one request: called with the GIL held once the request's size is known;
 // sets src (read, H×W×4 float32 top-down RGBA) and dst (written; may not alias src) or returns
 // false with err.
@@ -59,6 +70,7 @@ class Core {
   std::unique_ptr<State> st_;
   bool ready_ = false;
   bool owns_interpreter_ = false;
+  bool attached_ = false;  // started inside an interpreter someone else initialised
   std::string import_error_, version_;
 };
 
