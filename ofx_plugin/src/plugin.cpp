@@ -10,6 +10,7 @@
 // connected Mask) and writes the output image in its own depth, components and row order.
 // Worker errors become a persistent error message and kOfxStatFailed for that frame.
 #include <dlfcn.h>
+#include <link.h>
 
 #include <algorithm>
 #include <atomic>
@@ -45,8 +46,8 @@ struct Identity {
   unsigned major, minor;
 };
 constexpr Identity kIdentities[] = {
-    {"org.faceplate.Mask", 1, 0},
-    {"org.faceplate.Swap", 1, 0},
+    {"org.faceplate.Mask", 1, 1},
+    {"org.faceplate.Swap", 1, 1},
 };
 constexpr int kNumPlugins = sizeof(kIdentities) / sizeof(kIdentities[0]);
 constexpr const char* kGrouping = "Faceplate";
@@ -58,10 +59,15 @@ constexpr const char* kParamMix = "mix";
 constexpr const char* kParamMaskInvert = "maskInvert";
 constexpr const char* kParamAnalyze = "analyzeSequence";  // push buttons (Faceplate Swap)
 constexpr const char* kParamClear = "clearSequence";
-// Capabilities: full frames only (the worker detects faces on the whole frame), render scale 1.
+constexpr const char* kParamRevision = "revision";  // hidden; bumped when the store changes
+// Capabilities: full frames only (the worker detects faces on the whole frame), render scale 1;
+// inputs may have any region of definition (a Roto's RoD is not at the origin).
 constexpr int kSupportsTiles = 0;
-constexpr int kSupportsMultiResolution = 0;
+constexpr int kSupportsMultiResolution = 1;
 constexpr int kHostFrameThreading = 0;
+// Analyze Sequence never runs over more frames than this (a clip with an unbounded range and
+// no timeline bounds is refused).
+constexpr long kMaxAnalyzeFrames = 1000000;
 
 // ---- host suites ----------------------------------------------------------------------------
 OfxHost* gHost = nullptr;
@@ -72,13 +78,15 @@ const OfxMessageSuiteV2* gMsg2 = nullptr;
 const OfxMessageSuiteV1* gMsg1 = nullptr;
 const OfxProgressSuiteV2* gProgress2 = nullptr;
 const OfxProgressSuiteV1* gProgress1 = nullptr;
+const OfxTimeLineSuiteV1* gTimeLine = nullptr;
 
 // ---- schema ---------------------------------------------------------------------------------
 struct ParamDef {
   std::string name, type, label, hint, page;
   fj::Value dflt, min, max;
   std::vector<std::string> choices;
-  bool shell = false;  // mix / maskInvert: applied here, not sent to Python
+  bool shell = false;   // mix / maskInvert / buttons / revision: handled here, not sent to Python
+  bool secret = false;  // hidden from the user, never animated
 };
 struct ClipDef {
   std::string name;
@@ -155,6 +163,7 @@ void loadSchema() {
         pd.max = q["max"];
         for (const fj::Value& k : q["choices"].arr) pd.choices.push_back(k.as_string());
         pd.shell = q["owner"].as_string() == "shell";
+        pd.secret = q["secret"].as_number() != 0;
         if (pd.name.empty()) throw std::runtime_error(d.identifier + ": a parameter has no name");
         if (std::find(d.pages.begin(), d.pages.end(), pd.page) == d.pages.end())
           d.pages.push_back(pd.page);
@@ -211,8 +220,8 @@ std::shared_ptr<faceplate::WorkerClient> worker() {
 
 // ---- placement: faceplate-worker (default) or in-process -----------------------------------
 // FACEPLATE_OFX_PLACEMENT=inprocess loads libfaceplate_inproc.so (and its libpython, RTLD_GLOBAL)
-// into the host — only when the host has no Python of its own (Py_IsInitialized not visible in
-// its global scope: a second libpython beside the host's is a crash waiting to happen). Any
+// into the host — only when no Python runtime is loaded in the process at all (hostHasPython:
+// a second libpython beside the host's is a crash waiting to happen). Any
 // failure falls back to the worker. The choice is made once per process and logged on stderr.
 typedef int (*InprocStartFn)(const char*, char*, int);
 typedef int (*InprocRenderFn)(const char*, const float*, float*, int, int, char*, int, char*,
@@ -230,13 +239,33 @@ std::string pathsValue(const std::string& file, const std::string& key) {
   return "";
 }
 
+// Whether any Python runtime is loaded in this process: one in the global scope (linked by the
+// host, or dlopened RTLD_GLOBAL) or one a host or another plugin dlopened RTLD_LOCAL, which
+// dlsym(RTLD_DEFAULT) cannot see: every loaded object is asked for Py_IsInitialized.
+bool hostHasPython() {
+  if (dlsym(RTLD_DEFAULT, "Py_IsInitialized") != nullptr) return true;
+  bool found = false;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* data) -> int {
+        if (!info->dlpi_name || !*info->dlpi_name) return 0;
+        void* h = dlopen(info->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
+        if (!h) return 0;
+        const bool py = dlsym(h, "Py_IsInitialized") != nullptr;
+        dlclose(h);  // balances the NOLOAD reference; the object stays loaded
+        if (py) *static_cast<bool*>(data) = true;
+        return py ? 1 : 0;
+      },
+      &found);
+  return found;
+}
+
 void choosePlacement() {
   const char* env = std::getenv("FACEPLATE_OFX_PLACEMENT");
   const std::string want = env ? env : "worker";
   const std::string bin = gContentsDir + "/" + kArchDir;
   if (want != "inprocess") {
     gPlacementNote = "rendering in faceplate-worker";
-  } else if (dlsym(RTLD_DEFAULT, "Py_IsInitialized") != nullptr) {
+  } else if (hostHasPython()) {
     gPlacementNote = "FACEPLATE_OFX_PLACEMENT=inprocess ignored: the host has its own Python; "
                      "rendering in faceplate-worker";
   } else {
@@ -302,7 +331,7 @@ struct Instance {
   const PluginDef* def = nullptr;
   OfxImageClipHandle src = nullptr, mask = nullptr, out = nullptr;
   std::vector<OfxParamHandle> params;  // aligned with def->params
-  OfxParamHandle mix = nullptr, maskInvert = nullptr;
+  OfxParamHandle mix = nullptr, maskInvert = nullptr, revision = nullptr;
   std::atomic<bool> messageShown{false};
 };
 
@@ -328,6 +357,7 @@ OfxStatus onLoad() {
   gProgress2 = static_cast<const OfxProgressSuiteV2*>(fetch(kOfxProgressSuite, 2));
   gProgress1 = gProgress2 ? nullptr
                           : static_cast<const OfxProgressSuiteV1*>(fetch(kOfxProgressSuite, 1));
+  gTimeLine = static_cast<const OfxTimeLineSuiteV1*>(fetch(kOfxTimeLineSuite, 1));
   std::lock_guard<std::mutex> lock(gWorkerMu);
   ++gLoads;
   return kOfxStatOK;
@@ -343,6 +373,43 @@ OfxStatus onUnload() {
   return kOfxStatOK;
 }
 
+// Property writes with their status checked: a host that refuses one (a name it does not know,
+// a wrong type or dimension) fails the action with the property named on stderr, instead of
+// leaving it silently unset. `may` marks the few properties a host may not know.
+struct Props {
+  OfxPropertySetHandle h;
+  std::string failed;  // the first property the host refused
+  void check(OfxStatus st, const char* name) {
+    if (st != kOfxStatOK && failed.empty()) failed = name;
+  }
+  Props& str(const char* n, const std::string& v) {
+    check(gProp->propSetString(h, n, 0, v.c_str()), n);
+    return *this;
+  }
+  Props& strs(const char* n, const std::vector<const char*>& v) {
+    check(gProp->propSetStringN(h, n, static_cast<int>(v.size()), v.data()), n);
+    return *this;
+  }
+  Props& i(const char* n, int v) {
+    check(gProp->propSetInt(h, n, 0, v), n);
+    return *this;
+  }
+  Props& d(const char* n, double v) {
+    check(gProp->propSetDouble(h, n, 0, v), n);
+    return *this;
+  }
+  Props& may(const char* n, const std::string& v) {
+    gProp->propSetString(h, n, 0, v.c_str());
+    return *this;
+  }
+  OfxStatus status(const std::string& what) const {
+    if (failed.empty()) return kOfxStatOK;
+    std::fprintf(stderr, "Faceplate.ofx: %s: the host refused the property %s\n", what.c_str(),
+                 failed.c_str());
+    return kOfxStatErrFatal;
+  }
+};
+
 OfxStatus describe(int idx, OfxImageEffectHandle fx) {
   std::string err;
   const PluginDef* d = defFor(idx, err);
@@ -350,29 +417,29 @@ OfxStatus describe(int idx, OfxImageEffectHandle fx) {
     std::fprintf(stderr, "Faceplate.ofx: %s\n", err.c_str());
     return kOfxStatErrFatal;
   }
-  OfxPropertySetHandle ps;
-  gFx->getPropertySet(fx, &ps);
-  gProp->propSetString(ps, kOfxPropLabel, 0, d->label.c_str());
-  gProp->propSetString(ps, kOfxImageEffectPluginPropGrouping, 0, d->grouping.c_str());
-  gProp->propSetString(ps, kOfxPropPluginDescription, 0, d->description.c_str());
-  const char* contexts[] = {kOfxImageEffectContextFilter, kOfxImageEffectContextGeneral};
-  gProp->propSetStringN(ps, kOfxImageEffectPropSupportedContexts, 2, contexts);
-  const char* depths[] = {kOfxBitDepthByte, kOfxBitDepthShort, kOfxBitDepthFloat};
-  gProp->propSetStringN(ps, kOfxImageEffectPropSupportedPixelDepths, 3, depths);
-  gProp->propSetInt(ps, kOfxImageEffectPluginPropSingleInstance, 0, 0);
-  gProp->propSetInt(ps, kOfxImageEffectPluginPropHostFrameThreading, 0, kHostFrameThreading);
-  gProp->propSetInt(ps, kOfxImageEffectPropSupportsMultiResolution, 0, kSupportsMultiResolution);
-  gProp->propSetInt(ps, kOfxImageEffectPropSupportsTiles, 0, kSupportsTiles);
-  gProp->propSetInt(ps, kOfxImageEffectPropTemporalClipAccess, 0, 0);
-  gProp->propSetInt(ps, kOfxImageEffectPropSupportsMultipleClipDepths, 0, 0);
-  gProp->propSetInt(ps, kOfxImageEffectPropSupportsMultipleClipPARs, 0, 0);
-  gProp->propSetString(ps, kOfxImageEffectPluginRenderThreadSafety, 0,
-                       kOfxImageEffectRenderFullySafe);
-  // The Output's premultiplication depends on "output": the host asks GetClipPreferences again
-  // when it changes (a host that does not know the property ignores it).
-  if (!d->alpha.empty())
-    gProp->propSetString(ps, "OfxImageEffectPropClipPreferencesSlaveParam", 0, "output");
-  return kOfxStatOK;
+  OfxPropertySetHandle ps = nullptr;
+  if (gFx->getPropertySet(fx, &ps) != kOfxStatOK || !ps) return kOfxStatErrFatal;
+  Props p{ps, {}};
+  p.str(kOfxPropLabel, d->label)
+      .str(kOfxImageEffectPluginPropGrouping, d->grouping)
+      .str(kOfxPropPluginDescription, d->description)
+      .strs(kOfxImageEffectPropSupportedContexts,
+            {kOfxImageEffectContextFilter, kOfxImageEffectContextGeneral})
+      .strs(kOfxImageEffectPropSupportedPixelDepths,
+            {kOfxBitDepthByte, kOfxBitDepthShort, kOfxBitDepthFloat})
+      .i(kOfxImageEffectPluginPropSingleInstance, 0)
+      .i(kOfxImageEffectPluginPropHostFrameThreading, kHostFrameThreading)
+      .i(kOfxImageEffectPropSupportsMultiResolution, kSupportsMultiResolution)
+      .i(kOfxImageEffectPropSupportsTiles, kSupportsTiles)
+      .i(kOfxImageEffectPropTemporalClipAccess, 0)
+      .i(kOfxImageEffectPropSupportsMultipleClipDepths, 0)
+      .i(kOfxImageEffectPropSupportsMultipleClipPARs, 0)
+      .str(kOfxImageEffectPluginRenderThreadSafety, kOfxImageEffectRenderFullySafe);
+  // The Output's premultiplication and components depend on "output": the host asks
+  // GetClipPreferences again when it changes (a host that does not know the property ignores
+  // it).
+  if (!d->alpha.empty()) p.may("OfxImageEffectPropClipPreferencesSlaveParam", "output");
+  return p.status(d->identifier + " describe");
 }
 
 const char* componentName(const std::string& c) {
@@ -398,33 +465,25 @@ OfxStatus defineParam(OfxParamSetHandle set, const ParamDef& p) {
   OfxPropertySetHandle ps = nullptr;
   if (gParam->paramDefine(set, type, p.name.c_str(), &ps) != kOfxStatOK || !ps)
     return kOfxStatErrFatal;
-  gProp->propSetString(ps, kOfxPropLabel, 0, p.label.c_str());
-  gProp->propSetString(ps, kOfxParamPropHint, 0, p.hint.c_str());
-  gProp->propSetString(ps, kOfxParamPropScriptName, 0, p.name.c_str());
-  if (p.type == "pushbutton") return kOfxStatOK;
+  Props q{ps, {}};
+  q.str(kOfxPropLabel, p.label).str(kOfxParamPropHint, p.hint).str(kOfxParamPropScriptName, p.name);
+  if (p.secret) q.i(kOfxParamPropSecret, 1);
+  if (p.type == "pushbutton") return q.status("parameter " + p.name);
   if (p.type == "double") {
-    gProp->propSetDouble(ps, kOfxParamPropDefault, 0, p.dflt.as_number());
-    if (!p.min.is_null()) {
-      gProp->propSetDouble(ps, kOfxParamPropMin, 0, p.min.as_number());
-      gProp->propSetDouble(ps, kOfxParamPropDisplayMin, 0, p.min.as_number());
-    }
-    if (!p.max.is_null()) {
-      gProp->propSetDouble(ps, kOfxParamPropMax, 0, p.max.as_number());
-      gProp->propSetDouble(ps, kOfxParamPropDisplayMax, 0, p.max.as_number());
-    }
+    q.d(kOfxParamPropDefault, p.dflt.as_number());
+    if (!p.min.is_null()) q.d(kOfxParamPropMin, p.min.as_number()).d(kOfxParamPropDisplayMin, p.min.as_number());
+    if (!p.max.is_null()) q.d(kOfxParamPropMax, p.max.as_number()).d(kOfxParamPropDisplayMax, p.max.as_number());
   } else if (p.type == "int") {
-    gProp->propSetInt(ps, kOfxParamPropDefault, 0, static_cast<int>(p.dflt.as_number()));
-    if (!p.min.is_null()) {
-      gProp->propSetInt(ps, kOfxParamPropMin, 0, static_cast<int>(p.min.as_number()));
-      gProp->propSetInt(ps, kOfxParamPropDisplayMin, 0, static_cast<int>(p.min.as_number()));
-    }
-    if (!p.max.is_null()) {
-      gProp->propSetInt(ps, kOfxParamPropMax, 0, static_cast<int>(p.max.as_number()));
-      gProp->propSetInt(ps, kOfxParamPropDisplayMax, 0, static_cast<int>(p.max.as_number()));
-    }
+    q.i(kOfxParamPropDefault, static_cast<int>(p.dflt.as_number()));
+    if (!p.min.is_null())
+      q.i(kOfxParamPropMin, static_cast<int>(p.min.as_number()))
+          .i(kOfxParamPropDisplayMin, static_cast<int>(p.min.as_number()));
+    if (!p.max.is_null())
+      q.i(kOfxParamPropMax, static_cast<int>(p.max.as_number()))
+          .i(kOfxParamPropDisplayMax, static_cast<int>(p.max.as_number()));
+    if (p.secret) q.i(kOfxParamPropAnimates, 0);
   } else if (p.type == "bool") {
-    gProp->propSetInt(ps, kOfxParamPropDefault, 0, p.dflt.as_number() != 0 ? 1 : 0);
-    gProp->propSetInt(ps, kOfxParamPropAnimates, 0, 0);
+    q.i(kOfxParamPropDefault, p.dflt.as_number() != 0 ? 1 : 0).i(kOfxParamPropAnimates, 0);
   } else if (p.type == "choice") {
     std::vector<const char*> opts;
     int dflt = 0;
@@ -432,18 +491,14 @@ OfxStatus defineParam(OfxParamSetHandle set, const ParamDef& p) {
       opts.push_back(p.choices[k].c_str());
       if (p.choices[k] == p.dflt.as_string()) dflt = static_cast<int>(k);
     }
-    gProp->propSetStringN(ps, kOfxParamPropChoiceOption, static_cast<int>(opts.size()),
-                          opts.data());
-    gProp->propSetInt(ps, kOfxParamPropDefault, 0, dflt);
-    gProp->propSetInt(ps, kOfxParamPropAnimates, 0, 0);
+    q.strs(kOfxParamPropChoiceOption, opts).i(kOfxParamPropDefault, dflt).i(kOfxParamPropAnimates, 0);
   } else {
-    gProp->propSetString(ps, kOfxParamPropDefault, 0, p.dflt.as_string().c_str());
-    gProp->propSetString(ps, kOfxParamPropStringMode, 0,
-                         p.type == "path" ? kOfxParamStringIsFilePath
-                                          : kOfxParamStringIsSingleLine);
-    gProp->propSetInt(ps, kOfxParamPropAnimates, 0, 0);
+    q.str(kOfxParamPropDefault, p.dflt.as_string())
+        .str(kOfxParamPropStringMode,
+             p.type == "path" ? kOfxParamStringIsFilePath : kOfxParamStringIsSingleLine)
+        .i(kOfxParamPropAnimates, 0);
   }
-  return kOfxStatOK;
+  return q.status("parameter " + p.name);
 }
 
 OfxStatus describeInContext(int idx, OfxImageEffectHandle fx) {
@@ -456,14 +511,15 @@ OfxStatus describeInContext(int idx, OfxImageEffectHandle fx) {
     std::vector<const char*> comps;
     for (const std::string& k : c.components)
       if (const char* n = componentName(k)) comps.push_back(n);
-    gProp->propSetStringN(cp, kOfxImageEffectPropSupportedComponents,
-                          static_cast<int>(comps.size()), comps.data());
-    gProp->propSetInt(cp, kOfxImageEffectPropSupportsTiles, 0, kSupportsTiles);
-    gProp->propSetInt(cp, kOfxImageClipPropOptional, 0, c.optional ? 1 : 0);
-    gProp->propSetInt(cp, kOfxImageClipPropIsMask, 0, c.is_mask ? 1 : 0);
+    Props q{cp, {}};
+    q.strs(kOfxImageEffectPropSupportedComponents, comps)
+        .i(kOfxImageEffectPropSupportsTiles, kSupportsTiles)
+        .i(kOfxImageClipPropOptional, c.optional ? 1 : 0)
+        .i(kOfxImageClipPropIsMask, c.is_mask ? 1 : 0);
+    if (q.status("clip " + c.name) != kOfxStatOK) return kOfxStatErrFatal;
   }
-  OfxParamSetHandle set;
-  gFx->getParamSet(fx, &set);
+  OfxParamSetHandle set = nullptr;
+  if (gFx->getParamSet(fx, &set) != kOfxStatOK || !set) return kOfxStatErrFatal;
   for (const ParamDef& p : d->params)
     if (defineParam(set, p) != kOfxStatOK) return kOfxStatErrFatal;
   std::vector<const char*> pageNames;
@@ -471,17 +527,20 @@ OfxStatus describeInContext(int idx, OfxImageEffectHandle fx) {
     OfxPropertySetHandle pp = nullptr;
     if (gParam->paramDefine(set, kOfxParamTypePage, page.c_str(), &pp) != kOfxStatOK || !pp)
       return kOfxStatErrFatal;
-    gProp->propSetString(pp, kOfxPropLabel, 0, page.c_str());
     std::vector<const char*> kids;
     for (const ParamDef& p : d->params)
       if (p.page == page) kids.push_back(p.name.c_str());
-    gProp->propSetStringN(pp, kOfxParamPropPageChild, static_cast<int>(kids.size()), kids.data());
+    Props q{pp, {}};
+    q.str(kOfxPropLabel, page).strs(kOfxParamPropPageChild, kids);
+    if (q.status("page " + page) != kOfxStatOK) return kOfxStatErrFatal;
     pageNames.push_back(page.c_str());
   }
-  OfxPropertySetHandle ps;
-  gFx->getPropertySet(fx, &ps);
-  gProp->propSetStringN(ps, kOfxPluginPropParamPageOrder, static_cast<int>(pageNames.size()),
-                        pageNames.data());
+  // The page order lives on the parameter set's properties (Natron 2.5's HostSupport does not
+  // know it and lays pages out in definition order, which is the same order).
+  OfxPropertySetHandle ps = nullptr;
+  if (gParam->paramSetGetPropertySet(set, &ps) == kOfxStatOK && ps)
+    gProp->propSetStringN(ps, kOfxPluginPropParamPageOrder, static_cast<int>(pageNames.size()),
+                          pageNames.data());
   return kOfxStatOK;
 }
 
@@ -503,6 +562,7 @@ OfxStatus createInstance(int idx, OfxImageEffectHandle fx) {
     inst->params.push_back(h);
     if (p.name == kParamMix) inst->mix = h;
     if (p.name == kParamMaskInvert) inst->maskInvert = h;
+    if (p.name == kParamRevision) inst->revision = h;
   }
   if (!inst->src || !inst->out) return kOfxStatErrFatal;
   OfxPropertySetHandle ps;
@@ -652,6 +712,17 @@ OfxStatus getClipPreferences(OfxImageEffectHandle fx, OfxPropertySetHandle out) 
     premult = premultOf(cp);
   }
   gProp->propSetString(out, kOfxImageEffectPropPreMultiplication, 0, premult.c_str());
+  // An output that carries a matte (its alpha is not the Source's) is RGBA whatever the
+  // Source's components: with an RGB Source (JPEG, video readers) the host would otherwise give
+  // the Output the Source's RGB and drop the matte.
+  if (mode != "source") {
+    const std::string key = std::string(kOfxImageClipPropComponentsPrefix) +
+                            kOfxImageEffectOutputClipName;
+    if (gProp->propSetString(out, key.c_str(), 0, kOfxImageComponentRGBA) != kOfxStatOK) {
+      std::fprintf(stderr, "Faceplate.ofx: the host refused %s\n", key.c_str());
+      return kOfxStatFailed;
+    }
+  }
   return kOfxStatOK;
 }
 
@@ -816,7 +887,17 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
   if (inst->maskInvert) gParam->paramGetValueAtTime(inst->maskInvert, t, &maskInvert);
   if (gFx->abort(fx)) return kOfxStatOK;
 
-  // 2. Images → a top-down float RGBA frame over the output bounds, and the mask as floats.
+  // 2. The worker first: renders waiting for it (it serves one frame at a time) hold no host
+  // image, and stop waiting when the host aborts them.
+  std::call_once(gPlacementOnce, choosePlacement);
+  faceplate::WorkerClient::Lease lease;
+  if (!gInProcess) {
+    lease = worker()->acquire([fx] { return gFx->abort(fx) != 0; });
+    if (!lease) return kOfxStatOK;  // aborted while waiting
+  }
+  timing.mark("wait_worker");
+
+  // 3. Images → a top-down float RGBA frame over the output bounds, and the mask as floats.
   Images img;
   View src, dst, msk;
   if (gFx->clipGetImage(inst->out, t, nullptr, &img.dst) != kOfxStatOK || !viewOf(img.dst, dst))
@@ -838,22 +919,19 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
   // the render as is and declare it so in GetClipPreferences.
   const bool srcPremult = src.nComps == 4 && premultOf(img.src) == kOfxImageAlphaPremultiplied;
   const bool repremultiply = srcPremult && alphaMode(inst, t) == "source";
-  // The frame goes straight into the worker's shared input buffer (a lease holds the client
+  // The frame goes straight into the worker's shared input buffer (the lease holds the client
   // until the result has been written out); in-process, into per-thread buffers kept between
   // renders (no fresh pages to fault in for every frame).
-  std::call_once(gPlacementOnce, choosePlacement);
   const size_t nfloats = static_cast<size_t>(w) * h * 4;
   thread_local std::vector<float> localFrame, localResult;
-  faceplate::WorkerClient::Lease lease;
   float* frame = nullptr;
   if (gInProcess) {
     localFrame.resize(nfloats);
     localResult.resize(nfloats);
     frame = localFrame.data();
   } else {
-    lease = worker()->lease(w, h, err);
-    if (!lease) return fail(fx, inst, inst->def->label + ": " + err);
-    frame = lease.input();
+    frame = lease.input(w, h, err);
+    if (!frame) return fail(fx, inst, inst->def->label + ": " + err);
   }
   toFrame(src, region, frame, srcPremult);
   std::vector<float> alpha;  // per-pixel mix × mask, only with a Mask
@@ -871,7 +949,7 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
   timing.mark("images_in");
   if (gFx->abort(fx)) return kOfxStatOK;
 
-  // 3. The worker (no host suite call until it answers).
+  // 4. The worker (no host suite call until it answers).
   faceplate::RenderReply reply;
   const float* result = nullptr;
   bool ok;
@@ -887,7 +965,7 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
   timing.python_ms = reply.python_ms;
   if (gFx->abort(fx)) return kOfxStatOK;
 
-  // 4. Mix / mask, then write the output in its own depth, components and row order.
+  // 5. Mix / mask, then write the output in its own depth, components and row order.
   if (gFx->clipGetImage(inst->out, t, nullptr, &img.dst) != kOfxStatOK || !viewOf(img.dst, dst))
     return kOfxStatFailed;
   const int x1 = std::max({window.x1, dst.bounds.x1, region.x1});
@@ -967,17 +1045,61 @@ struct Progress {  // the host's progress bar, v2 or v1; ends itself
 // Runs detection + alignment on every frame of the Source clip's frame range and stores the
 // tracks in the node's alignments store (the worker writes them), then smooths them. Stops at the
 // first failing frame with a message, or when the user cancels (the frames done are kept).
-OfxStatus analyzeSequence(OfxImageEffectHandle fx, Instance* inst) {
+// The frames Analyze Sequence runs over: the Source clip's frame range, clamped to the
+// timeline's bounds (a clip's range can be unbounded, e.g. a generator's or a still's). False
+// with err when neither bounds it or the range is empty.
+bool analyzeRange(OfxImageEffectHandle fx, Instance* inst, long& first, long& last,
+                  std::string& err) {
   OfxPropertySetHandle cp = nullptr;
   double range[2] = {0, 0};
   if (gFx->clipGetPropertySet(inst->src, &cp) != kOfxStatOK ||
-      gProp->propGetDoubleN(cp, kOfxImageEffectPropFrameRange, 2, range) != kOfxStatOK)
-    return fail(fx, inst, inst->def->label + ": cannot read the Source clip's frame range");
+      gProp->propGetDoubleN(cp, kOfxImageEffectPropFrameRange, 2, range) != kOfxStatOK) {
+    err = "cannot read the Source clip's frame range";
+    return false;
+  }
+  double lo = range[0], hi = range[1], t0 = 0, t1 = 0;
+  if (gTimeLine && gTimeLine->getTimeBounds(fx, &t0, &t1) == kOfxStatOK &&
+      std::isfinite(t0) && std::isfinite(t1) && t1 >= t0) {
+    lo = std::max(lo, t0);
+    hi = std::min(hi, t1);
+  }
+  const double limit = 1e9;  // beyond any real clip: INT_MIN/INT_MAX and ±DBL_MAX mean unbounded
+  if (!std::isfinite(lo) || !std::isfinite(hi) || std::fabs(lo) >= limit ||
+      std::fabs(hi) >= limit) {
+    err = "the Source clip's frame range is unbounded; set the project's frame range";
+    return false;
+  }
+  first = std::lround(std::ceil(lo - 1e-6));
+  last = std::lround(std::floor(hi + 1e-6));
+  if (last < first) {
+    err = "the Source clip has no frame inside the timeline";
+    return false;
+  }
+  if (last - first + 1 > kMaxAnalyzeFrames) {
+    err = "the Source clip's range " + std::to_string(first) + "-" + std::to_string(last) +
+          " is longer than " + std::to_string(kMaxAnalyzeFrames) + " frames";
+    return false;
+  }
+  return true;
+}
+
+// Makes the host forget the frames it rendered before the store changed (its cache keys on
+// parameter values, not on the store): bumps the hidden revision parameter.
+void bumpRevision(Instance* inst) {
+  if (!inst->revision) return;
+  int v = 0;
+  gParam->paramGetValue(inst->revision, &v);
+  gParam->paramSetValue(inst->revision, v + 1);
+}
+
+OfxStatus analyzeSequence(OfxImageEffectHandle fx, Instance* inst) {
+  long first = 0, last = -1;
   std::string params, err;
-  if (!paramsJson(inst, range[0], params, err))
+  if (!analyzeRange(fx, inst, first, last, err))
+    return fail(fx, inst, inst->def->label + ": Analyze Sequence: " + err);
+  if (!paramsJson(inst, static_cast<double>(first), params, err))
     return fail(fx, inst, inst->def->label + ": " + err);
-  const long first = std::lround(range[0]), last = std::lround(range[1]);
-  const long n = std::max(0L, last - first + 1);
+  const long n = last - first + 1;
   Progress progress(fx, "Faceplate: analysing faces");
   std::vector<float> frame, result;
   long faces = 0, done = 0;
@@ -1008,11 +1130,12 @@ OfxStatus analyzeSequence(OfxImageEffectHandle fx, Instance* inst) {
       break;
     }
   }
+  if (done > 0) bumpRevision(inst);
   if (done > 0 && !cancelled) {
     float px[4] = {0, 0, 0, 0}, out[4];
     faceplate::RenderReply reply;
-    if (!renderCall(inst->def->identifier, px, 1, 1, params, out, reply, err, range[0],
-                    "analyze_end"))
+    if (!renderCall(inst->def->identifier, px, 1, 1, params, out, reply, err,
+                    static_cast<double>(first), "analyze_end"))
       return fail(fx, inst, inst->def->label + ": smoothing the tracks: " + err);
   }
   std::string note = "analysed " + std::to_string(done) + " of " + std::to_string(n) +
@@ -1030,7 +1153,9 @@ OfxStatus clearSequence(OfxImageEffectHandle fx, Instance* inst) {
   faceplate::RenderReply reply;
   if (!renderCall(inst->def->identifier, px, 1, 1, params, out, reply, err, 0.0, "clear"))
     return fail(fx, inst, inst->def->label + ": Clear: " + err);
-  if (inst->messageShown.exchange(false)) clearMessage(fx);
+  bumpRevision(inst);
+  persistentMessage(fx, kOfxMessageMessage, inst->def->label + ": " + reply.status);
+  inst->messageShown = true;
   return kOfxStatOK;
 }
 

@@ -346,7 +346,8 @@ def test_swap_analyze_sequence_progress_cancel_and_clear(built: tuple[Path, Path
     assert calls == ["start", "update", "update", "update", "end"], js["progress"]
     assert js["progress"][-2]["value"] == pytest.approx(1.0)
     with AlignmentsStore.open(store, readonly=True) as st:
-        assert sorted(f.index for f in st.frames()) == [3, 4, 5]
+        assert st.frame_numbers() == [3, 4, 5]  # keyed by the host's frame numbers
+        assert [f.name for f in st.frames()] == ["host_3", "host_4", "host_5"]
         assert st.get_meta("smoothing") is not None  # the end pass ran
     assert [f["status"] for f in js["frames"]] == ["ok"] * 3
     assert js["persistent_message"] is None  # renders read the store: nothing to report
@@ -359,13 +360,18 @@ def test_swap_analyze_sequence_progress_cancel_and_clear(built: tuple[Path, Path
     assert rc == 0, js
     assert [p["call"] for p in js["progress"]] == ["start", "update", "update", "end"]
     with AlignmentsStore.open(store, readonly=True) as st:
-        assert sorted(f.index for f in st.frames()) == [3, 4]
+        assert st.frame_numbers() == [3, 4]
         assert st.get_meta("smoothing") is None
 
     rc, js, _ = render(built, tmp_path, src, *common, "--instance-changed", "clearSequence",
                        plugin=SWAP_ID, name="c")
     assert rc == 0 and js["instance_changed"][0]["status"] == 0, js
     assert not store.exists()
+    # recoverable, and the node's message says where
+    (note,) = [m["text"] for m in js["messages"] if "Clear:" in m["text"]]
+    (kept,) = [p for p in tmp_path.glob("shot.*.bak.fpstore") if str(p) in note]
+    with AlignmentsStore.open(kept, readonly=True) as st:
+        assert st.frame_numbers() == [3, 4]
 
 
 def test_swap_analyze_without_store_fails_cleanly(built: tuple[Path, Path], tmp_path: Path,

@@ -30,7 +30,7 @@ MASK_ID = "org.faceplate.Mask"
 SWAP_ID = "org.faceplate.Swap"
 # Incrementing the major version means the parameter set broke backwards compatibility (hosts
 # keep old projects on the old major); the minor version adds parameters compatibly.
-VERSION = (1, 0)
+VERSION = (1, 1)
 
 #: Status of Faceplate Swap while no model is set: the source passes through unchanged.
 SWAP_STATUS = "no model loaded: set the Model parameter to a folder written by `faceplate train`"
@@ -102,6 +102,7 @@ class HostParam:
     minimum: float | None = None
     maximum: float | None = None
     page: str = "Controls"
+    secret: bool = False  # hidden from the user, never animated
 
 
 # openfx-supportext/ofxsMaskMix.h names; the shell applies them after the render.
@@ -118,8 +119,13 @@ ANALYZE = HostParam("analyzeSequence", "pushbutton", None, "Analyze Sequence",
                     "keep the tracks in the Alignments store (renders then read them at their "
                     "own frame). Cancel keeps the frames done.", page="Swap")
 CLEAR = HostParam("clearSequence", "pushbutton", None, "Clear",
-                  "Delete the Alignments store: renders go back to per-frame detection.",
-                  page="Swap")
+                  "Move the Alignments store aside (a backup beside it, named in the node's "
+                  "message): renders go back to per-frame detection.", page="Swap")
+# Bumped by the shell after Analyze Sequence and Clear: only the store changed, so without it
+# the host's cache would keep serving frames rendered before.
+REVISION = HostParam("revision", "int", 0, "Revision",
+                     "Changes when Analyze Sequence or Clear changed the face tracks.",
+                     page="Swap", secret=True)
 
 
 @dataclass(frozen=True)
@@ -199,7 +205,7 @@ SWAP = Effect(
               Section(ConvertConfig, "Swap", path_fields=("reference",), fields=SWAP_FIELDS),
               Section(ConvertConfig, "Mask", fields=MASK_FIELDS),
               Section(ConvertConfig, "Post", prefix="post_", fields=POST_FIELDS)),
-    host_params=(ANALYZE, CLEAR, MIX, MASK_INVERT),
+    host_params=(ANALYZE, CLEAR, REVISION, MIX, MASK_INVERT),
     alpha=(("composite", "source"), ("face_matte", "unpremultiplied"),
            ("mask_only", "premultiplied"), ("landmarks", "source")),
 )

@@ -7,21 +7,29 @@ the same shape and dtype. Detection runs on the display-sRGB ``uint8`` version o
 
 Faceplate Swap calls :func:`faceplate.convert.swap.swap_frame` on the float frame (the face is
 converted to scene-linear before the paste; pixels outside the faces' mattes come back bit for
-bit, values above 1 and below 0 included). Faces come from the alignments store at the host's
-frame ``round(time)`` when the node names one and that frame was analysed, else from per-frame
-detection. Nothing depends on render order: every render reads what it needs at its own time.
+bit, values above 1 and below 0 included). Faces come from the alignments store at the frame
+whose own number is the host's frame ``round(time)`` (``frame_number``: a sequence file's number,
+a video's 1-based frame, as Natron numbers them; a store of one still serves every frame) when
+the node names one and that frame was analysed, else from per-frame detection. Nothing depends
+on render order: every render reads what it needs at its own time.
 
 Analysis (``action="analyze"`` per frame, then ``"analyze_end"``; ``"clear"``) is what the shell's
 Analyze Sequence / Clear buttons run: each analysed frame's faces are written to the store under
-the frame number, and the end pass smooths the tracks in place.
+its frame number (an existing frame of that number keeps its index and name, so a store written
+by ``faceplate extract`` is updated in place), and the end pass smooths the tracks in place.
+Clear moves the store aside (a backup beside it) and only ever touches a Faceplate store.
 
-Loaded models, extractors and swap contexts are kept process-wide in this module, because the
-worker serves one request at a time.
+Loaded models are kept in this module (the worker serves one request at a time), several at
+once under a memory budget (:data:`MODEL_MEMORY_ENV`), least recently used dropped first, so two
+Swap nodes with two models do not reload a model on every frame.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import sys
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +54,7 @@ from faceplate.core.records import decode_mask, encode_mask
 from faceplate.core.types import FaceRecord, Frame, FrameInfo, StoredMask
 from faceplate.extract.mask import mask_to_frame
 from faceplate.extract.pipeline import ExtractConfig, Extractor
-from faceplate.io.store import AlignmentsStore
+from faceplate.io.store import AlignmentsStore, host_frame_name, retire_store
 from faceplate.ofx.effects import (
     MASK,
     MASK_ID,
@@ -93,13 +101,19 @@ def _extractor(detector: str, aligner: str, masks: tuple[str, ...]) -> Extractor
 
 
 def _detect(frame: np.ndarray, detector: str, aligner: str, masks: tuple[str, ...],
-            index: int = 0) -> list[FaceRecord]:
-    """Detect, align and mask the faces of a linear RGBA frame (on its display-sRGB bytes)."""
+            info: FrameInfo | None = None) -> list[FaceRecord]:
+    """Detect, align and mask the faces of a linear RGBA frame (on its display-sRGB bytes);
+    the records belong to ``info`` (default: host frame 0)."""
     h, w = frame.shape[:2]
     rgb, _ = linear_to_display_u8(frame)
-    info = FrameInfo(index=index, name=f"ofx_{index:06d}", timestamp=None, width=w, height=h,
-                     frame_number=index)
+    if info is None:
+        info = _host_frame(0, w, h, 0)
     return _extractor(detector, aligner, masks).process(Frame(info, rgb)).records
+
+
+def _host_frame(number: int, width: int, height: int, index: int) -> FrameInfo:
+    return FrameInfo(index=index, name=host_frame_name(number), timestamp=None, width=width,
+                     height=height, frame_number=number)
 
 
 def _face_matte(frame: np.ndarray, cfg: MaskConfig, ops: MaskOpsConfig) -> tuple[np.ndarray, int]:
@@ -146,8 +160,21 @@ def _render_mask(frame: np.ndarray, values: dict[str, Any]) -> RenderResult:
     return RenderResult(out, "" if n else "no face found", n)
 
 
-_predictors: dict[tuple[Any, ...], Predictor] = {}
-_contexts: dict[ConvertConfig, SwapContext] = {}
+#: Environment variable: the memory (MiB) loaded models may take together in the worker
+#: (default :data:`DEFAULT_MODEL_MEMORY_MB`). The model a render needs is always kept.
+MODEL_MEMORY_ENV = "FACEPLATE_OFX_MODEL_MEMORY_MB"
+DEFAULT_MODEL_MEMORY_MB = 4096
+
+
+@dataclass
+class _Loaded:
+    predictor: Predictor
+    nbytes: int
+
+
+_predictors: OrderedDict[tuple[Any, ...], _Loaded] = OrderedDict()
+_contexts: OrderedDict[ConvertConfig, SwapContext] = OrderedDict()
+_MAX_CONTEXTS = 8
 
 
 def _model_dir(path: str) -> Path:
@@ -155,53 +182,94 @@ def _model_dir(path: str) -> Path:
     return p.parent if p.is_file() else p
 
 
+def _model_bytes(d: Path, kind: str) -> int:
+    """What a loaded model costs, estimated from its weight files (×2 for bf16 copies)."""
+    files = list(d.glob("*.onnx" if kind == "onnx" else "*.safetensors"))
+    return sum(f.stat().st_size for f in files if f.is_file()) or 256 << 20
+
+
+def _model_budget() -> int:
+    raw = os.environ.get(MODEL_MEMORY_ENV, "").strip()
+    try:
+        mb = float(raw) if raw else DEFAULT_MODEL_MEMORY_MB
+    except ValueError:
+        raise ConfigError(f"{MODEL_MEMORY_ENV}={raw!r} is not a number of MiB") from None
+    return int(max(mb, 0.0) * (1 << 20))
+
+
 def _predictor(path: str, cfg: ConvertConfig) -> Predictor:
-    """The loaded model for the Model parameter (reloaded when its manifest changes)."""
+    """The loaded model for the Model parameter (reloaded when its manifest changes).
+
+    Models stay loaded, least recently used first out, while they fit the budget
+    (:data:`MODEL_MEMORY_ENV`); the one asked for is always kept.
+    """
     d = _model_dir(path)
     manifest = d / "manifest.json"
     stamp = manifest.stat().st_mtime_ns if manifest.is_file() else None
     key = (str(d.resolve()) if d.exists() else str(d), stamp, cfg.predictor, cfg.precision)
-    pred = _predictors.get(key)
-    if pred is None:
-        pred = make_predictor(cfg.predictor, d, precision=cfg.precision)
-        prepare_watermark()  # with the model: the first render does not pay for it
-        _predictors.clear()  # one model at a time: a node's model change frees the old one
-        _predictors[key] = pred
+    loaded = _predictors.get(key)
+    if loaded is not None:
+        _predictors.move_to_end(key)
+        return loaded.predictor
+    for old in [k for k in _predictors if k[0] == key[0]]:  # a stale version of this model
+        del _predictors[old]
+    pred = make_predictor(cfg.predictor, d, precision=cfg.precision)
+    prepare_watermark()  # with the model: the first render does not pay for it
+    nbytes = _model_bytes(d, cfg.predictor) * (2 if cfg.precision == "bf16" else 1)
+    _predictors[key] = _Loaded(pred, nbytes)
+    budget = _model_budget()
+    while len(_predictors) > 1 and sum(m.nbytes for m in _predictors.values()) > budget:
+        gone, _ = _predictors.popitem(last=False)
+        print(f"faceplate: unloaded model {gone[0]} (memory budget {budget >> 20} MiB)",
+              file=sys.stderr, flush=True)
+    print(f"faceplate: loaded model {key[0]} ({nbytes >> 20} MiB; {len(_predictors)} loaded)",
+          file=sys.stderr, flush=True)
     return pred
+
+
+def loaded_models() -> list[str]:
+    """The model folders loaded in this process, least recently used first."""
+    return [k[0] for k in _predictors]
 
 
 def _context(cfg: ConvertConfig) -> SwapContext:
     ctx = _contexts.get(cfg)
     if ctx is None:
         ctx = SwapContext.create(cfg)
-        if len(_contexts) > 8:
-            _contexts.clear()
         _contexts[cfg] = ctx
+        while len(_contexts) > _MAX_CONTEXTS:
+            _contexts.popitem(last=False)
+    else:
+        _contexts.move_to_end(cfg)
     return ctx
 
 
 def _frame_number(time: float) -> int:
-    n = int(round(float(time)))
-    if n < 0:
-        raise InputError(f"frame {time:g}: the alignments store keeps frames 0 and later")
-    return n
+    """The host frame a render or analysis is for (``round(time)``)."""
+    if not math.isfinite(time):
+        raise InputError(f"frame time {time!r} is not a finite number")
+    return int(round(float(time)))
 
 
 def _stored_masks(cfg: ConvertConfig) -> tuple[str, ...]:
     return tuple(n for n in cfg.mask if n not in (LEARNED, FULL))
 
 
+def _store_path(text: str) -> Path:
+    return Path(os.path.expanduser(text.strip()))
+
+
 def _store_faces(path: str, n: int) -> tuple[list[FaceRecord] | None, list[FaceRecord] | None,
                                               list[FaceRecord] | None]:
-    """(faces at frame n, at n − 1, at n + 1) from the store; None where a frame is missing."""
-    p = Path(os.path.expanduser(path.strip()))
+    """(faces at frame number n, at n − 1, at n + 1) from the store; None where a frame is
+    missing. A store of one still (kind ``image``) gives its faces at every frame."""
+    p = _store_path(path)
     if not p.is_file():
         raise InputError("the alignments store does not exist (run Analyze Sequence)", p)
-    with AlignmentsStore.open(p, readonly=True) as st:
-        def at(i: int) -> list[FaceRecord] | None:
-            return st.faces(i) if i >= 0 and st.frame(i) is not None else None
-
-        return at(n), at(n - 1), at(n + 1)
+    with AlignmentsStore.open(p, readonly=True, upgrade=True) as st:
+        if st.get_meta("kind") == "image" and st.frame_count() == 1:
+            return st.faces(st.frames()[0].index), None, None
+        return st.faces_at(n), st.faces_at(n - 1), st.faces_at(n + 1)
 
 
 def _draw_landmarks(frame: np.ndarray, faces: list[FaceRecord]) -> np.ndarray:
@@ -259,7 +327,11 @@ def _render_swap(frame: np.ndarray, values: dict[str, Any], time: float) -> Rend
 
 
 def _analyze(frame: np.ndarray, values: dict[str, Any], time: float) -> RenderResult:
-    """Detect the faces of one frame and store them under frame ``round(time)``."""
+    """Detect the faces of one frame and store them under frame number ``round(time)``.
+
+    A frame of that number already in the store (e.g. written by ``faceplate extract``) keeps
+    its index and name; a new one gets the next free index and the name ``host_<number>``.
+    """
     frame = _check_frame(frame)
     cfgs = SWAP.configs(values)
     node: SwapNodeConfig = cfgs[SwapNodeConfig]
@@ -268,16 +340,20 @@ def _analyze(frame: np.ndarray, values: dict[str, Any], time: float) -> RenderRe
         raise ConfigError("Analyze Sequence needs the Alignments parameter: a .fpstore file "
                           "to keep the face tracks in")
     n = _frame_number(time)
-    faces = _detect(frame, node.detector, node.aligner, _stored_masks(cfg) or ("extended",), n)
     h, w = frame.shape[:2]
-    info = FrameInfo(index=n, name=f"ofx_{n:06d}", timestamp=None, width=w, height=h,
-                     frame_number=n)
-    with AlignmentsStore.open(Path(os.path.expanduser(node.alignments.strip())),
-                              create=True) as st:
+    with AlignmentsStore.open(_store_path(node.alignments), create=True) as st:
         if st.get_meta("width") is None:
             st.set_meta("width", w)
             st.set_meta("height", h)
             st.set_meta("kind", "ofx")
+        info = st.frame_at(n)
+        if info is None:
+            info = _host_frame(n, w, h, st.next_index())
+        elif (info.width, info.height) != (w, h):
+            raise InputError(f"frame {n} is {info.width}×{info.height} in the store but "
+                             f"{w}×{h} here: not the clip the store was made for", st.path)
+        faces = _detect(frame, node.detector, node.aligner,
+                        _stored_masks(cfg) or ("extended",), info)
         st.put_frame(info, faces)
     return RenderResult(frame, "" if faces else "no face found", len(faces))
 
@@ -287,7 +363,7 @@ def _analyze_end(values: dict[str, Any]) -> int:
     from faceplate.extract.smoothing import smooth_store
 
     node: SwapNodeConfig = SWAP.configs(values)[SwapNodeConfig]
-    path = Path(os.path.expanduser(node.alignments.strip()))
+    path = _store_path(node.alignments)
     if not node.alignments.strip() or not path.is_file():
         raise InputError("no alignments store to smooth (run Analyze Sequence first)", path)
     with AlignmentsStore.open(path) as st:
@@ -295,13 +371,18 @@ def _analyze_end(values: dict[str, Any]) -> int:
     return int(getattr(report, "tracks", 0))
 
 
-def _clear(values: dict[str, Any]) -> None:
-    """Delete the node's alignments store (renders go back to per-frame detection)."""
+def _clear(values: dict[str, Any]) -> str:
+    """Move the node's alignments store aside (renders go back to per-frame detection) and
+    say where it went. Only a Faceplate store is touched."""
     node: SwapNodeConfig = SWAP.configs(values)[SwapNodeConfig]
-    if node.alignments.strip():
-        path = Path(os.path.expanduser(node.alignments.strip()))
-        for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-            p.unlink(missing_ok=True)
+    if not node.alignments.strip():
+        return "Clear: no Alignments store is set"
+    path = _store_path(node.alignments)
+    if not path.exists():
+        return f"Clear: {path} does not exist; nothing to clear"
+    kept = retire_store(path)
+    return (f"Clear: the face tracks were moved aside to {kept} (rename it back to restore "
+            "them); renders detect faces on every frame")
 
 
 def render(effect_id: str, frame: np.ndarray, params: dict[str, Any], *,
@@ -334,7 +415,8 @@ def render_into(effect_id: str, frame: np.ndarray, params: dict[str, Any],
 
     ``action``: ``"render"``; ``"analyze"`` (Faceplate Swap: store this frame's faces at
     ``time``, ``out`` gets the source); ``"analyze_end"`` (smooth the stored tracks; the count
-    returned is the number of tracks); ``"clear"`` (delete the store).
+    returned is the number of tracks); ``"clear"`` (move the store aside; the status says
+    where).
     """
     if action not in ACTIONS:
         raise ConfigError(f"action: {action!r} is not one of {', '.join(ACTIONS)}")
@@ -343,8 +425,7 @@ def render_into(effect_id: str, frame: np.ndarray, params: dict[str, Any],
     if action == "analyze_end":
         return "", _analyze_end(params)
     if action == "clear":
-        _clear(params)
-        return "", 0
+        return _clear(params), 0
     res = _analyze(frame, params, time) if action == "analyze" else \
         render(effect_id, frame, params, time=time)
     if out.shape != res.image.shape or out.dtype != np.float32:

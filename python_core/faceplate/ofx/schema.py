@@ -15,12 +15,15 @@ Layout (``SCHEMA_VERSION`` 1)::
 
 ``alpha`` says how the Output's premultiplication follows from the ``output`` parameter (see
 :attr:`faceplate.ofx.effects.Effect.alpha`); the shell declares it in GetClipPreferences and
-converts a premultiplied Source to straight colour for the render where it says "source".
+converts a premultiplied Source to straight colour for the render where it says "source". An
+output whose alpha is not "source" carries a matte: the shell then declares the Output RGBA
+whatever the Source's components (an RGB Source would otherwise drop the matte).
 
 ``type`` is one of double, int, bool, choice, string, path, pushbutton (shell-owned buttons).
 ``choices`` lists the option values of a choice (``default`` is one of them). ``owner`` is
 ``"python"`` for parameters the worker reads, ``"shell"`` for ``mix`` / ``maskInvert``
-(applied by the C++ shell) and the analysis buttons (run by the shell in InstanceChanged).
+(applied by the C++ shell), the analysis buttons (run by the shell in InstanceChanged) and the
+hidden ``revision`` counter. ``secret`` parameters are hidden from the user and never animate.
 """
 
 from __future__ import annotations
@@ -82,7 +85,8 @@ def plugin_schema(e: Effect) -> dict[str, Any]:
     for h in e.host_params:
         ps.append({"name": h.name, "type": h.type, "default": h.default, "min": h.minimum,
                    "max": h.maximum, "label": h.label, "hint": h.hint, "page": h.page,
-                   "choices": None, "owner": "shell", "config": None, "field": None})
+                   "choices": None, "owner": "shell", "config": None, "field": None,
+                   "secret": h.secret})
     names = [p["name"] for p in ps]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
