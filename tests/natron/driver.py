@@ -1,0 +1,162 @@
+"""Runs inside NatronRenderer (its own Python 3, Natron's API in ``app``): builds the graph a
+test describes and carries out its steps, writing what happened as JSON.
+
+The test writes a spec file and names it in ``FACEPLATE_NATRON_SPEC``::
+
+    {"nodes": [{"id": "read", "reader": "/plate.####.exr", "params": {...}},
+               {"id": "swap", "plugin": "org.faceplate.Swap", "params": {"model": "/m"}},
+               {"id": "out", "writer": "/out/f.####.exr", "params": {"bitDepth": "32f"}}],
+     "links": [["swap", 0, "read"], ["out", 0, "swap"]],
+     "steps": [{"render": "out", "first": 1001, "last": 1003},
+               {"trigger": "swap", "param": "analyzeSequence"},
+               {"set": "swap", "param": "model", "value": ""},
+               {"kill_worker_after": 1.5},
+               {"sleep": 1.0},
+               {"describe": "swap"}],
+     "result": "/tmp/result.json"}
+
+Parameter values: a choice takes its option's name (or its index), the others their value.
+Each step's outcome (ok, error text, seconds) goes into the result file, written after every
+step, so a crash leaves the steps done behind it. Only Natron's public Python API is used.
+"""
+
+import json
+import os
+import signal
+import threading
+import time
+import traceback
+
+SPEC = json.load(open(os.environ["FACEPLATE_NATRON_SPEC"]))
+RESULT = {"steps": [], "nodes": {}}
+
+
+def save():
+    with open(SPEC["result"] + ".tmp", "w") as f:
+        json.dump(RESULT, f, indent=1)
+    os.replace(SPEC["result"] + ".tmp", SPEC["result"])
+
+
+def set_param(node, name, value):
+    p = node.getParam(name)
+    if p is None:
+        raise KeyError("node %s has no parameter %s" % (node.getScriptName(), name))
+    if type(p).__name__ == "ChoiceParam" and isinstance(value, str):
+        options = [p.getOption(i) for i in range(p.getNumOptions())]
+        if value not in options:
+            raise ValueError("%s: %r is not one of %s" % (name, value, options))
+        value = options.index(value)
+    p.setValue(value)
+
+
+def plain(v):
+    """A parameter value as JSON: Natron's 2D/3D tuples become lists."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    parts = [getattr(v, a) for a in ("x", "y", "z", "w", "r", "g", "b", "a") if hasattr(v, a)]
+    return parts or str(v)
+
+
+def describe(node):
+    """Every parameter of a node: type, value, default, choices, page, visibility."""
+    out = {}
+    for p in node.getParams():
+        d = {"type": type(p).__name__, "label": p.getLabel(), "visible": p.getIsVisible()}
+        try:
+            d["value"] = plain(p.get())
+        except Exception:
+            d["value"] = None
+        try:
+            d["default"] = plain(p.getDefaultValue())
+        except Exception:
+            d["default"] = None
+        if d["type"] == "ChoiceParam":
+            d["choices"] = [p.getOption(i) for i in range(p.getNumOptions())]
+        out[p.getScriptName()] = d
+    pages = [p for p in node.getParams() if type(p).__name__ == "PageParam"]
+    return {"params": out, "pages": [p.getScriptName() for p in pages],
+            "plugin": node.getPluginID(), "label": node.getLabel()}
+
+
+def worker_pids():
+    """faceplate-worker processes that are children of this NatronRenderer."""
+    me, pids = os.getpid(), []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = open("/proc/%s/stat" % d).read()
+            comm = stat[stat.index("(") + 1:stat.rindex(")")]
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        except (OSError, ValueError):
+            continue
+        if comm.startswith("faceplate-work") and ppid == me:
+            pids.append(int(d))
+    return pids
+
+
+def kill_later(seconds):
+    def run():
+        time.sleep(seconds)
+        pids = worker_pids()
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        RESULT.setdefault("killed", []).append(pids)
+    t = threading.Thread(target=run)
+    t.daemon = True
+    t.start()
+
+
+nodes = {}
+for n in SPEC["nodes"]:
+    if "reader" in n:
+        node = app.createReader(n["reader"])  # noqa: F821 - Natron's global
+    elif "writer" in n:
+        node = app.createWriter(n["writer"])  # noqa: F821
+    else:
+        node = app.createNode(n["plugin"])  # noqa: F821
+    nodes[n["id"]] = node
+for dst, k, src in SPEC.get("links", []):
+    if not nodes[dst].connectInput(k, nodes[src]):
+        raise RuntimeError("cannot connect %s input %d to %s" % (dst, k, src))
+for n in SPEC["nodes"]:
+    for name, value in n.get("params", {}).items():
+        set_param(nodes[n["id"]], name, value)
+for n in SPEC["nodes"]:
+    if "roto" in n:  # shapes on a Roto node: rectangles [x, y, size] in canonical coords
+        ctx = nodes[n["id"]].getRotoContext()
+        for x, y, size in n["roto"]:
+            ctx.createRectangle(x, y, size, 0)
+save()
+
+for step in SPEC.get("steps", []):
+    rec = {"step": step, "ok": True, "error": None, "pids_before": worker_pids()}
+    t0 = time.time()
+    try:
+        if "render" in step:
+            app.render(nodes[step["render"]], step["first"], step["last"])  # noqa: F821
+        elif "trigger" in step:
+            nodes[step["trigger"]].getParam(step["param"]).trigger()
+        elif "set" in step:
+            set_param(nodes[step["set"]], step["param"], step["value"])
+        elif "kill_worker_after" in step:
+            kill_later(step["kill_worker_after"])
+        elif "sleep" in step:
+            time.sleep(step["sleep"])
+        elif "describe" in step:
+            RESULT["nodes"][step["describe"]] = describe(nodes[step["describe"]])
+    except Exception:
+        rec["ok"] = False
+        rec["error"] = traceback.format_exc()
+    rec["seconds"] = time.time() - t0
+    rec["pids_after"] = worker_pids()
+    RESULT["steps"].append(rec)
+    save()
+if not SPEC.get("end_render"):
+    # NatronRenderer renders every writer again when a script without -w ends: remove them
+    # unless the test wants that render.
+    for n in SPEC["nodes"]:
+        if "writer" in n:
+            nodes[n["id"]].destroy()
+RESULT["done"] = True
+save()
