@@ -187,8 +187,7 @@ bool WorkerClient::connect_to_worker(std::string& err) {
     }
   }
   Message pong;
-  bool retry = false;
-  if (!exchange(MsgType::kPing, "{}", -1, pong, err, retry)) {
+  if (exchange(MsgType::kPing, "{}", -1, pong, err) != Outcome::kOk) {
     stop(false);
     return false;
   }
@@ -242,25 +241,23 @@ std::string WorkerClient::death_reason() {
   return tail.empty() ? why : why + "; its log: " + tail;
 }
 
-// One request and its reply on the current connection. retry is set when the connection was
-// found closed (or refused the request) while the worker process still runs: the caller may
-// reconnect and send again. Any other failure kills the worker.
-bool WorkerClient::exchange(MsgType type, const std::string& payload, int fd, Message& reply,
-                            std::string& err, bool& retry) {
-  retry = false;
+// One request and its reply on the current connection. kReconnect: the connection was found
+// closed (or refused the request) while the worker process still runs, so the request was never
+// served. kDied: the worker died or broke the protocol while serving it (it has been stopped).
+// kTimeout: no reply in time (the worker has been stopped).
+WorkerClient::Outcome WorkerClient::exchange(MsgType type, const std::string& payload, int fd,
+                                             Message& reply, std::string& err) {
   std::uint64_t id = next_id_++;
   std::string e;
   if (!send_message(conn_.get(), type, id, payload, fd, 10000, e)) {
     std::string why = death_reason();
     if (why == "worker still running") {
-      retry = true;
       err = "faceplate-worker: the connection was closed (" + e + ")";
-      return false;
+      return Outcome::kReconnect;
     }
-    err = "faceplate-worker: sending the request failed (" + e + "; " + why +
-          "); it restarts on the next frame";
+    err = "faceplate-worker: sending the request failed (" + e + "; " + why + ")";
     stop(false);
-    return false;
+    return Outcome::kDied;
   }
   RecvStatus rs = recv_message(conn_.get(), reply, opts_.request_timeout_ms, e, 10000);
   if (rs == RecvStatus::kOk && reply.header.request_id != id) {
@@ -268,43 +265,52 @@ bool WorkerClient::exchange(MsgType type, const std::string& payload, int fd, Me
     e = "reply id " + std::to_string(reply.header.request_id) + " for request " +
         std::to_string(id);
   }
-  if (rs == RecvStatus::kOk) return true;
+  if (rs == RecvStatus::kOk) return Outcome::kOk;
   if (reply.fd >= 0) ::close(reply.fd);
   reply.fd = -1;
   if (rs == RecvStatus::kTimeout) {
     err = "faceplate-worker: no reply within " + std::to_string(opts_.request_timeout_ms) +
           " ms; the worker was stopped and restarts on the next frame";
-  } else {
-    std::string why = death_reason();
-    // Closed (EOF, or reset because our request reached a socket the worker had already
-    // closed) while the worker runs on: the request was never served.
-    if ((rs == RecvStatus::kClosed || rs == RecvStatus::kIoError) &&
-        why == "worker still running") {
-      retry = true;
-      err = "faceplate-worker: the connection was closed before a reply";
-      return false;
-    }
-    err = std::string("faceplate-worker: ") + to_string(rs) + " (" + e + "; " + why +
-          "); it restarts on the next frame";
+    stop(false);
+    return Outcome::kTimeout;
   }
+  std::string why = death_reason();
+  // Closed (EOF, or reset because our request reached a socket the worker had already closed)
+  // while the worker runs on: the request was never served.
+  if ((rs == RecvStatus::kClosed || rs == RecvStatus::kIoError) &&
+      why == "worker still running") {
+    err = "faceplate-worker: the connection was closed before a reply";
+    return Outcome::kReconnect;
+  }
+  err = std::string("faceplate-worker: ") + to_string(rs) + " (" + e + "; " + why + ")";
   stop(false);
-  return false;
+  return Outcome::kDied;
 }
 
 bool WorkerClient::roundtrip(MsgType type, const std::string& payload, int fd, Message& reply,
                              std::string& err) {
-  bool retry = false;
-  if (exchange(type, payload, fd, reply, err, retry)) return true;
-  if (!retry) return false;
-  // The worker runs but our connection is gone: reconnect to it and send once more.
-  conn_.reset();
-  std::string cerr_;
-  if (!connect_to_worker(cerr_)) {
-    err += "; reconnecting failed: " + cerr_;
+  const Outcome first = exchange(type, payload, fd, reply, err);
+  if (first == Outcome::kOk) return true;
+  if (first == Outcome::kTimeout) return false;  // a hang would hang again: the frame fails
+  std::string why = err, e;
+  if (first == Outcome::kReconnect) {
+    // The worker runs but our connection is gone: reconnect to it and send once more.
+    conn_.reset();
+    if (!connect_to_worker(e)) {
+      err = why + "; reconnecting failed: " + e;
+      return false;
+    }
+  } else if (!ensure_started(e)) {  // the worker died serving it: once more on a new worker
+    err = why + "; restarting it failed: " + e;
     return false;
   }
-  if (exchange(type, payload, fd, reply, err, retry)) return true;
-  stop(false);
+  const Outcome again = exchange(type, payload, fd, reply, err);
+  if (again == Outcome::kOk) {
+    if (first == Outcome::kDied) recovered_ = why + "; the request was sent again to a new worker";
+    return true;
+  }
+  if (again == Outcome::kReconnect) stop(false);
+  err = why + "; sent again, it failed again: " + err + "; the worker restarts on the next frame";
   return false;
 }
 
@@ -344,6 +350,7 @@ bool WorkerClient::start(std::string& info, std::string& err) {
 
 bool WorkerClient::sleep_for_test(int ms, std::string& err) {
   std::lock_guard<std::timed_mutex> lock(mu_);
+  recovered_.clear();
   if (!ensure_started(err)) return false;
   Message reply;
   if (!roundtrip(MsgType::kSleep, "{\"ms\": " + std::to_string(ms) + "}", -1, reply, err))
@@ -359,8 +366,7 @@ bool WorkerClient::drop_for_test(std::string& err) {
   std::lock_guard<std::timed_mutex> lock(mu_);
   if (!ensure_started(err)) return false;
   Message reply;
-  bool retry = false;
-  if (!exchange(MsgType::kDrop, "{}", -1, reply, err, retry)) return false;
+  if (exchange(MsgType::kDrop, "{}", -1, reply, err) != Outcome::kOk) return false;
   if (reply.type() == MsgType::kError) {
     json_get_string(reply.payload, "error", err);
     return false;
@@ -401,6 +407,7 @@ bool WorkerClient::prepare_input(int width, int height, std::string& err) {
 bool WorkerClient::send_frame(const std::string& effect, int width, int height,
                               const std::string& params_json, double time,
                               const std::string& action, RenderReply& out, std::string& err) {
+  recovered_.clear();
   if (!ensure_started(err)) return false;
   std::uint64_t bytes = static_cast<std::uint64_t>(width) * static_cast<std::uint64_t>(height) * 16u;
   std::string payload = render_request_json(effect, width, height, params_json, time, action);
@@ -428,6 +435,7 @@ bool WorkerClient::send_frame(const std::string& effect, int width, int height,
     out_ino_ = rst.st_ino;
   }
   out = RenderReply();
+  out.recovered.swap(recovered_);
   json_get_string(reply.payload, "status", out.status);
   json_get_int(reply.payload, "faces", out.faces);
   json_get_number(reply.payload, "python_ms", out.python_ms);

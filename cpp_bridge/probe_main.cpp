@@ -6,7 +6,7 @@
 //
 // Steps: render (one frame), thread-render (one frame rendered from a thread that exits right
 // after, as a host's render thread does), kill (a slow request during which the worker gets
-// SIGKILL), hang:MS (a test sleep of MS ms, longer than --timeout-ms), drop (the worker closes
+// SIGKILL: a new worker serves it again), kill-twice (the new worker is killed too: it fails), hang:MS (a test sleep of MS ms, longer than --timeout-ms), drop (the worker closes
 // the connection and keeps running), wait:MS (sleep here).
 // One JSON line per step on stdout. --leak-fd opens /dev/null without close-on-exec before the
 // worker starts (its number is in the start line: the worker must not have it). The first
@@ -101,13 +101,21 @@ int main(int argc, char** argv) {
         o.write(reinterpret_cast<const char*>(dst.data()),
                 static_cast<std::streamsize>(dst.size() * 4));
       }
-    } else if (step == "kill") {
-      int pid = client.worker_pid();
-      std::thread killer([pid] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(300));
-        if (pid > 0) ::kill(pid, SIGKILL);
+    } else if (step == "kill" || step == "kill-twice") {
+      // a slow request during which the worker (and, for kill-twice, its replacement) is killed
+      const int times = step == "kill" ? 1 : 2;
+      std::thread killer([&client, times] {
+        for (int k = 0; k < times; ++k) {
+          int pid = client.worker_pid();
+          std::this_thread::sleep_for(std::chrono::milliseconds(300));
+          for (int i = 0; i < 200 && (pid = client.worker_pid()) <= 0; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          if (pid > 0) ::kill(pid, SIGKILL);
+          std::this_thread::sleep_for(std::chrono::milliseconds(k + 1 < times ? 600 : 0));
+        }
       });
-      ok = client.sleep_for_test(5000, err);
+      ok = client.sleep_for_test(times == 1 ? 1500 : 3000, err);
+      rep.recovered = client.last_recovery();
       killer.join();
     } else if (step == "drop") {
       ok = client.drop_for_test(err);
@@ -121,10 +129,11 @@ int main(int argc, char** argv) {
     failures += ok ? 0 : 1;
     std::printf("{\"step\": %s, \"ok\": %s, \"ms\": %.3f, \"python_ms\": %.3f, \"status\": %s, "
                 "\"faces\": %lld, \"pid\": %d, \"pid_after\": %d, \"restarts\": %d, "
-                "\"spawns\": %d, \"error\": %s}\n",
+                "\"spawns\": %d, \"recovered\": %s, \"error\": %s}\n",
                 faceplate::ipc::json_quote(step).c_str(), ok ? "true" : "false", ms,
                 rep.python_ms, faceplate::ipc::json_quote(rep.status).c_str(), rep.faces,
                 pid_before, client.worker_pid(), client.restarts(), client.spawns(),
+                faceplate::ipc::json_quote(rep.recovered).c_str(),
                 faceplate::ipc::json_quote(err).c_str());
     std::fflush(stdout);
   }

@@ -318,9 +318,15 @@ bool renderCall(const std::string& effect, const float* src, int w, int h,
 }
 
 // ---- messages -------------------------------------------------------------------------------
+// The text travels as the format string itself, every '%' doubled, with no arguments: Natron
+// 2.5 formats the message suite's varargs wrongly (it passes its va_list on to a variadic
+// function), so a "%s" argument would arrive as garbage.
 void persistentMessage(OfxImageEffectHandle fx, const char* type, const std::string& text) {
-  if (gMsg2) gMsg2->setPersistentMessage(fx, type, "", "%s", text.c_str());
-  else if (gMsg1) gMsg1->message(fx, type, "", "%s", text.c_str());
+  std::string fmt;
+  fmt.reserve(text.size());
+  for (char c : text) fmt += c == '%' ? std::string("%%") : std::string(1, c);
+  if (gMsg2) gMsg2->setPersistentMessage(fx, type, "", fmt.c_str());
+  else if (gMsg1) gMsg1->message(fx, type, "", fmt.c_str());
 }
 void clearMessage(OfxImageEffectHandle fx) {
   if (gMsg2) gMsg2->clearPersistentMessage(fx);
@@ -869,6 +875,13 @@ OfxStatus fail(OfxImageEffectHandle fx, Instance* inst, const std::string& text)
   return kOfxStatFailed;
 }
 
+// A frame that fails. Hosts may keep something for it in their cache (Natron 2.5 serves the
+// Source for that frame on the next render until a parameter changes): the message says so.
+OfxStatus failFrame(OfxImageEffectHandle fx, Instance* inst, const std::string& text) {
+  return fail(fx, inst, text + " (the host may keep this frame from its cache until a "
+                               "parameter changes)");
+}
+
 OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
   Instance* inst = instanceOf(fx);
   if (!inst) return kOfxStatErrBadHandle;
@@ -881,7 +894,7 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
 
   // 1. Parameter values.
   std::string params, err;
-  if (!paramsJson(inst, t, params, err)) return fail(fx, inst, inst->def->label + ": " + err);
+  if (!paramsJson(inst, t, params, err)) return failFrame(fx, inst, inst->def->label + ": " + err);
   const double mix = mixAt(inst, t);
   int maskInvert = 0;
   if (inst->maskInvert) gParam->paramGetValueAtTime(inst->maskInvert, t, &maskInvert);
@@ -931,7 +944,7 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
     frame = localFrame.data();
   } else {
     frame = lease.input(w, h, err);
-    if (!frame) return fail(fx, inst, inst->def->label + ": " + err);
+    if (!frame) return failFrame(fx, inst, inst->def->label + ": " + err);
   }
   toFrame(src, region, frame, srcPremult);
   std::vector<float> alpha;  // per-pixel mix × mask, only with a Mask
@@ -960,7 +973,7 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
     ok = lease.render(inst->def->identifier, params, reply, err, t);
     result = lease.output();
   }
-  if (!ok) return fail(fx, inst, inst->def->label + ": " + err);
+  if (!ok) return failFrame(fx, inst, inst->def->label + ": " + err);
   timing.mark("python_call");
   timing.python_ms = reply.python_ms;
   if (gFx->abort(fx)) return kOfxStatOK;
@@ -1012,8 +1025,11 @@ OfxStatus render(OfxImageEffectHandle fx, OfxPropertySetHandle in) {
   img.release();
   timing.mark("images_out");
   timing.report(inst->def->label);
-  if (!reply.status.empty()) {
-    persistentMessage(fx, kOfxMessageWarning, inst->def->label + ": " + reply.status);
+  std::string note = reply.status;
+  if (!reply.recovered.empty())
+    note = reply.recovered + (note.empty() ? "" : "; " + note);
+  if (!note.empty()) {
+    persistentMessage(fx, kOfxMessageWarning, inst->def->label + ": " + note);
     inst->messageShown = true;
   } else if (inst->messageShown.exchange(false)) {
     clearMessage(fx);

@@ -57,9 +57,16 @@ class Run:
 
     @property
     def messages(self) -> list[str]:
-        """The node messages Natron printed (``Persistent message: <text>``)."""
-        return [line.split("Persistent message:", 1)[1].strip()
-                for line in self.stdout.splitlines() if "Persistent message:" in line]
+        """The node messages a headless Natron printed: persistent ones (``Persistent
+        message: <text>``; an empty one when cleared) and information from the main thread
+        (``INFO: <node>: <text>``)."""
+        out = []
+        for line in self.stdout.splitlines():
+            if "Persistent message:" in line:
+                out.append(line.split("Persistent message:", 1)[1].strip())
+            elif line.startswith("INFO: "):
+                out.append(line[len("INFO: "):].strip())
+        return out
 
 
 @dataclass

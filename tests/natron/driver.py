@@ -10,7 +10,7 @@ The test writes a spec file and names it in ``FACEPLATE_NATRON_SPEC``::
      "steps": [{"render": "out", "first": 1001, "last": 1003},
                {"trigger": "swap", "param": "analyzeSequence"},
                {"set": "swap", "param": "model", "value": ""},
-               {"kill_worker_after": 1.5},
+               {"kill_worker_after": 1.5, "for": 0.0},
                {"sleep": 1.0},
                {"describe": "swap"}],
      "result": "/tmp/result.json"}
@@ -95,13 +95,21 @@ def worker_pids():
     return pids
 
 
-def kill_later(seconds):
+def kill_later(seconds, for_seconds=0.0):
+    """After ``seconds``, SIGKILL every faceplate-worker of this process; with ``for_seconds``,
+    go on killing each new one for that long (a worker that keeps dying)."""
     def run():
         time.sleep(seconds)
-        pids = worker_pids()
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
-        RESULT.setdefault("killed", []).append(pids)
+        end, killed = time.time() + for_seconds, []
+        while True:
+            for pid in worker_pids():
+                if pid not in killed:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            if time.time() >= end:
+                break
+            time.sleep(0.02)
+        RESULT.setdefault("killed", []).append(killed)
     t = threading.Thread(target=run)
     t.daemon = True
     t.start()
@@ -140,7 +148,7 @@ for step in SPEC.get("steps", []):
         elif "set" in step:
             set_param(nodes[step["set"]], step["param"], step["value"])
         elif "kill_worker_after" in step:
-            kill_later(step["kill_worker_after"])
+            kill_later(step["kill_worker_after"], step.get("for", 0.0))
         elif "sleep" in step:
             time.sleep(step["sleep"])
         elif "describe" in step:
@@ -153,10 +161,10 @@ for step in SPEC.get("steps", []):
     RESULT["steps"].append(rec)
     save()
 if not SPEC.get("end_render"):
-    # NatronRenderer renders every writer again when a script without -w ends: remove them
-    # unless the test wants that render.
+    # NatronRenderer renders every writer again when a script without -w ends: disconnect
+    # them unless the test wants that render (destroying a writer hangs Natron 2.5 at exit).
     for n in SPEC["nodes"]:
         if "writer" in n:
-            nodes[n["id"]].destroy()
+            nodes[n["id"]].disconnectInput(0)
 RESULT["done"] = True
 save()

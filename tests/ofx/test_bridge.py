@@ -73,14 +73,20 @@ def test_worker_equals_direct_python(bins, obama, tmp_path):
 def test_kill_and_hang_restart(bins, tmp_path):
     frame = np.random.default_rng(1).random((99, 101, 4), dtype=np.float32)
     lines, out = probe(bins, frame, tmp_path, effect=SWAP_ID,
-                       steps="render,kill,render,hang:4000,render", timeout_ms=1500)
-    start, r1, kill, r2, hang, r3 = lines
+                       steps="render,kill,render,kill-twice,wait:2500,render,hang:4000,render",
+                       timeout_ms=2500)
+    start, r1, kill, r2, kill2, _, r3, hang, r4 = lines
     st = Path(start["dir"])
     assert r1["ok"] and "no model loaded" in r1["status"]
-    assert not kill["ok"] and "signal 9" in kill["error"]
-    assert r2["ok"] and r2["restarts"] == 1
-    assert not hang["ok"] and "no reply within 1500 ms" in hang["error"]
-    assert r3["ok"] and r3["restarts"] == 2
+    # a worker killed while serving a request: a new worker serves it again, saying so
+    assert kill["ok"] and kill["restarts"] == 1, kill
+    assert "signal 9" in kill["recovered"] and "sent again" in kill["recovered"], kill
+    assert r2["ok"] and r2["restarts"] == 1 and not r2["recovered"]
+    # killed again while serving it a second time: the request fails, saying why
+    assert not kill2["ok"] and "signal 9" in kill2["error"], kill2
+    assert r3["ok"] and r3["restarts"] >= 3, (kill2, r3)  # after the start back-off (2 s)
+    assert not hang["ok"] and "no reply within 2500 ms" in hang["error"]  # no second try
+    assert r4["ok"] and r4["restarts"] == r3["restarts"] + 1
     np.testing.assert_array_equal(out, frame)
     assert not st.exists()  # the client removed its private directory
 

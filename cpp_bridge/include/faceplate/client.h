@@ -37,6 +37,8 @@ struct RenderReply {
   std::string status;  // "" or a one-line note for the host ("no face found", ...)
   long long faces = 0;
   double python_ms = 0.0;  // time spent inside the Python render call in the worker
+  // Set when the worker died serving this frame and a new worker rendered it: what happened.
+  std::string recovered;
 };
 
 // The JSON of one render request (what faceplate-worker and libfaceplate_inproc parse):
@@ -54,7 +56,8 @@ class WorkerClient {
 
   // Renders one H x W x 4 float32 top-down RGBA frame. Copies src into a memfd (the one copy
   // in) and the reply into dst (the one copy out); dst may alias src. Starts the worker when
-  // none runs. On a crash or timeout the worker is killed, this call fails with the reason, and
+  // none runs. A worker that dies serving the frame is replaced and the frame sent once more
+  // (reply.recovered says so); a second death or a timeout fails the call with the reason and
   // the next call starts a fresh worker. A connection found closed while the worker still runs
   // is reopened and the request sent once more.
   // `time` is the host frame the image belongs to (the alignments store is keyed by it);
@@ -97,6 +100,8 @@ class WorkerClient {
   bool drop_for_test(std::string& err);
 
   int worker_pid() const { return pid_; }
+  // What the last request that a new worker had to serve again went through ("" if none).
+  const std::string& last_recovery() const { return recovered_; }
   int restarts() const { return starts_ > 0 ? starts_ - 1 : 0; }
   int spawns() const { return spawns_; }  // attempts to start a worker, failed ones included
   const std::string& socket_dir() const { return dir_; }
@@ -116,12 +121,14 @@ class WorkerClient {
   bool spawn(std::string& err);
   bool connect_to_worker(std::string& err);
   void stop(bool graceful);
-  // Sends one request and waits for its reply; on a failure kills the worker, except that a
-  // connection found closed while the worker runs is reopened and the request sent once more.
+  // Sends one request and waits for its reply. A connection found closed while the worker runs
+  // is reopened, and a worker that died serving the request is replaced, and the request sent
+  // once more (recovered_ says so); a timeout or a second failure fails it.
   bool roundtrip(ipc::MsgType type, const std::string& payload, int fd, ipc::Message& reply,
                  std::string& err);
-  bool exchange(ipc::MsgType type, const std::string& payload, int fd, ipc::Message& reply,
-                std::string& err, bool& retry);
+  enum class Outcome { kOk, kReconnect, kDied, kTimeout };
+  Outcome exchange(ipc::MsgType type, const std::string& payload, int fd, ipc::Message& reply,
+                   std::string& err);
   std::string death_reason();
   std::string log_tail() const;
 
@@ -135,6 +142,7 @@ class WorkerClient {
   int spawns_ = 0;
   std::uint64_t next_id_ = 1;
   std::string start_info_;
+  std::string recovered_;  // set by roundtrip when a new worker served the request
   // After a failed start: the reason, and no new attempt before retry_at_.
   std::string start_error_;
   std::chrono::steady_clock::time_point retry_at_{};
