@@ -27,7 +27,8 @@ import threading
 import time
 import traceback
 
-SPEC = json.load(open(os.environ["FACEPLATE_NATRON_SPEC"]))
+with open(os.environ["FACEPLATE_NATRON_SPEC"]) as _f:
+    SPEC = json.load(_f)
 RESULT = {"steps": [], "nodes": {}}
 
 
@@ -40,11 +41,11 @@ def save():
 def set_param(node, name, value):
     p = node.getParam(name)
     if p is None:
-        raise KeyError("node %s has no parameter %s" % (node.getScriptName(), name))
+        raise KeyError(f"node {node.getScriptName()} has no parameter {name}")
     if type(p).__name__ == "ChoiceParam" and isinstance(value, str):
         options = [p.getOption(i) for i in range(p.getNumOptions())]
         if value not in options:
-            raise ValueError("%s: %r is not one of %s" % (name, value, options))
+            raise ValueError(f"{name}: {value!r} is not one of {options}")
         value = options.index(value)
     p.setValue(value)
 
@@ -85,7 +86,8 @@ def worker_pids():
         if not d.isdigit():
             continue
         try:
-            stat = open("/proc/%s/stat" % d).read()
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
             comm = stat[stat.index("(") + 1:stat.rindex(")")]
             ppid = int(stat[stat.rindex(")") + 2:].split()[1])
         except (OSError, ValueError):
@@ -126,7 +128,7 @@ for n in SPEC["nodes"]:
     nodes[n["id"]] = node
 for dst, k, src in SPEC.get("links", []):
     if not nodes[dst].connectInput(k, nodes[src]):
-        raise RuntimeError("cannot connect %s input %d to %s" % (dst, k, src))
+        raise RuntimeError(f"cannot connect {dst} input {k} to {src}")
 for n in SPEC["nodes"]:
     for name, value in n.get("params", {}).items():
         set_param(nodes[n["id"]], name, value)

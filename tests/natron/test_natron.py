@@ -22,7 +22,7 @@ from faceplate.io.store import AlignmentsStore
 from faceplate.ofx.effects import MASK_ID, SWAP_ID
 from faceplate.ofx.schema import schema
 from tests.convert_model import tiny_model
-from tests.natron.conftest import NatronSession, Run
+from tests.natron.conftest import NatronSession
 
 pytestmark = pytest.mark.natron
 

@@ -9,7 +9,6 @@ import socket
 import stat
 import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,9 +17,8 @@ import pytest
 
 from faceplate.ofx.effects import MASK_ID, SWAP_ID
 from faceplate.ofx.render import render_mask
+from tests import native
 
-ROOT = Path(__file__).resolve().parents[2]
-BUILD = ROOT / "build" / "bridge-tests"
 MAGIC, VERSION = 0x544C5046, 1
 HDR = struct.Struct("=IHHQII")
 
@@ -29,12 +27,8 @@ pytestmark = pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not
 
 @pytest.fixture(scope="session")
 def bins() -> Path:
-    py = Path(sys.executable)
-    subprocess.run(["cmake", "-S", str(ROOT), "-B", str(BUILD), "-DCMAKE_BUILD_TYPE=Release",
-                    f"-DFACEPLATE_PYTHON={py}"], check=True, capture_output=True)
-    subprocess.run(["cmake", "--build", str(BUILD), "-j2", "--target", "faceplate-worker",
-                    "faceplate-bridge-probe"], check=True, capture_output=True)
-    return BUILD / "cpp_bridge"
+    """The folder of faceplate-worker and faceplate-bridge-probe (tests/native.py's build)."""
+    return native.build().bridge
 
 
 @pytest.fixture(scope="module")
