@@ -8,6 +8,8 @@ PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.faceplate-installed
 MEDIA_STAMP := $(VENV)/.faceplate-media
 export FACEPLATE_CACHE ?= $(HOME)/.cache/faceplate
+# The real-Natron tests and the demo's Natron render use this NatronRenderer when it exists.
+export FACEPLATE_NATRON ?= $(wildcard $(HOME)/.cache/faceplate-natron/bin/NatronRenderer)
 
 .PHONY: setup media test test-fast lint demo bench clean
 
@@ -49,20 +51,35 @@ bench: setup media
 	$(PY) benchmarks/provenance.py --output bench_out/provenance.json
 
 # The OpenFX bundle: build/ofx/ofx_plugin/Faceplate.ofx.bundle (needs cmake and a C++17 compiler).
-.PHONY: ofx install-ofx
+# The tests build into the same folder (tests/native.py), so `make test` then `make ofx` builds once.
+.PHONY: ofx install-ofx natron
 OFX_BUILD := build/ofx
 OFX_BUNDLE := $(OFX_BUILD)/ofx_plugin/Faceplate.ofx.bundle
+# Where `make install-ofx` puts the bundle: Natron's (and the OpenFX standard's) default folder.
+OFX_DEST ?= /usr/OFX/Plugins
 
 ofx: setup
-	cmake -S . -B $(OFX_BUILD) -DCMAKE_BUILD_TYPE=Release -DFACEPLATE_PYTHON=$(CURDIR)/$(VENV)/bin/python
+	cmake -S . -B $(OFX_BUILD) -DCMAKE_BUILD_TYPE=Release -DFACEPLATE_PYTHON=$(CURDIR)/$(VENV)/bin/python >/dev/null
 	cmake --build $(OFX_BUILD) -j2 --target FaceplateOFX
 	@echo "built $(OFX_BUNDLE)"
 
-# Installs into the first entry of OFX_PLUGIN_PATH, else ~/.local/share/OFX/Plugins.
+# Copies the bundle into OFX_DEST (default /usr/OFX/Plugins, which Natron and other hosts
+# search; use sudo, or OFX_DEST=<folder> and put that folder on OFX_PLUGIN_PATH).
 install-ofx: ofx
-	@dest="$${OFX_PLUGIN_PATH%%:*}"; dest="$${dest:-$(HOME)/.local/share/OFX/Plugins}"; \
-	mkdir -p "$$dest" && rm -rf "$$dest/Faceplate.ofx.bundle" && \
-	cp -a $(OFX_BUNDLE) "$$dest/" && echo "installed $$dest/Faceplate.ofx.bundle"
+	@mkdir -p "$(OFX_DEST)" 2>/dev/null; \
+	if [ ! -w "$(OFX_DEST)" ]; then \
+	  echo "install-ofx: cannot write $(OFX_DEST): run 'sudo make install-ofx', or" \
+	       "'make install-ofx OFX_DEST=<folder>' and add that folder to OFX_PLUGIN_PATH" >&2; exit 1; fi; \
+	rm -rf "$(OFX_DEST)/Faceplate.ofx.bundle" && cp -a $(OFX_BUNDLE) "$(OFX_DEST)/" && \
+	echo "installed $(OFX_DEST)/Faceplate.ofx.bundle (it runs the Python core of $(CURDIR);" \
+	     "set FACEPLATE_ROOT if you move this checkout)"
+
+# A NatronRenderer for the real-Natron tests and the demo (../shared/natron, when beside the
+# checkout; needs root for its apt packages). `make test` and `make demo` use it when installed.
+NATRON_HOME ?= $(HOME)/.cache/faceplate-natron
+natron:
+	@test -x ../shared/natron/install.sh || { echo "natron: ../shared/natron/install.sh not found" >&2; exit 1; }
+	../shared/natron/install.sh "$(NATRON_HOME)"
 
 clean:
 	rm -rf build dist demo_out bench_out .pytest_cache .mypy_cache .ruff_cache

@@ -2,7 +2,7 @@
 
 The OFX bundle (plugin, worker, in-process library, schema, icons), the C++ test host with its
 fixture plugin and the bridge probe are configured and built once per test session into
-``build/tests`` (``FACEPLATE_OFX_BUILD_DIR`` points elsewhere, e.g. at a sanitizer build), with
+``build/ofx``, the folder ``make ofx`` builds in (``FACEPLATE_OFX_BUILD_DIR`` points elsewhere, e.g. at a sanitizer build), with
 the project venv's Python embedded in the worker. A lock file serialises parallel sessions.
 """
 
@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD = Path(os.environ.get("FACEPLATE_OFX_BUILD_DIR", ROOT / "build" / "tests"))
+# The Makefile's `make ofx` folder: the tests and the user's bundle are one build.
+BUILD = Path(os.environ.get("FACEPLATE_OFX_BUILD_DIR", ROOT / "build" / "ofx"))
 TARGETS = ("FaceplateOFX", "faceplate-ofx-testhost", "FaceplateTestInvert",
            "faceplate-bridge-probe")
 

@@ -360,3 +360,38 @@ def test_pass_through_with_a_message_and_recovery_after_a_killed_worker(
     for n in range(first, last + 1):
         got = read(out / f"failed.{n:04d}.exr")[..., :3]
         assert np.abs(got - read(plate / f"plate.{n:04d}.exr")).max() > 0.05, n
+
+
+# ------------------------------------------------------------------ the README's walk
+def test_the_readme_walk_renders_a_swapped_plate(natron: Path, plate: Path, model: Path,
+                                                 tmp_path: Path) -> None:
+    """What the README tells a user after `make setup`: install the bundle where Natron looks
+    (here OFX_DEST, a folder on OFX_PLUGIN_PATH, instead of /usr/OFX/Plugins), then render
+    with the example script."""
+    import subprocess
+
+    from tests import native
+
+    dest = tmp_path / "OFX"
+    make = subprocess.run(["make", "install-ofx", f"OFX_DEST={dest}"], cwd=native.ROOT,
+                          capture_output=True, text=True, timeout=1800)
+    assert make.returncode == 0, make.stdout[-3000:] + make.stderr[-3000:]
+    assert (dest / "Faceplate.ofx.bundle" / "Contents" / "Linux-x86-64" / "Faceplate.ofx").is_file()
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONHOME": "/usr",
+           "HOME": str(tmp_path / "home"), "OFX_PLUGIN_PATH": str(dest),
+           "FACEPLATE_PLATE": str(plate / "plate.####.exr"), "FACEPLATE_MODEL": str(model),
+           "FACEPLATE_ALIGNMENTS": str(plate / "plate.fpstore"),
+           "FACEPLATE_OUT": str(out / "swapped.####.exr")}
+    script = native.ROOT / "ofx_plugin" / "examples" / "natron_swap.py"
+    first, last = PLATE_FIRST, PLATE_FIRST + 1
+    proc = subprocess.run([str(natron), "-w", "Write1", f"{first}-{last}", str(script)],
+                          env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    log = proc.stdout + proc.stderr
+    for n in range(first, last + 1):
+        got = out / f"swapped.{n:04d}.exr"
+        assert got.is_file(), log[-4000:]
+        swapped = read(got)
+        assert swapped.shape[:2] == (360, 640)
+        assert np.abs(swapped[..., :3] - read(plate / f"plate.{n:04d}.exr")).max() > 0.05
