@@ -15,9 +15,19 @@ scene-linear float, alpha 1) is rendered by Faceplate Swap with an untrained ``d
 
 The first frame of each (model loading) is dropped; figures are medians. Overhead =
 ``host − direct`` (noisy: both contain the whole swap) and ``bridge − python_ms`` (exact). The
-target is ≤ 10 ms per frame. Writes JSON (``--output``) and prints it; never asserts on time.
+target is ≤ 10 ms per frame.
 
-Usage: python benchmarks/ofx.py [--frames 8] [--output bench_out/ofx.json]
+With a real Natron (``FACEPLATE_NATRON``, as the tests take it) it also measures, in the same
+run and on the same model, seconds per 1080p frame of a NatronRenderer graph Read → Faceplate
+Swap → Write against ``faceplate convert`` on the same frames: ``--natron-frames`` frames of
+the clip as a scene-linear float EXR sequence numbered from 1001 with its alignments store, both
+writing float EXR. Each side's first frame (worker start, model load) is left out: Natron renders
+one frame, then the range in a second ``app.render`` (timed); the CLI's per-frame time is its
+frame loop after the first frame. The ratio Natron / CLI is in the JSON (target ≤ 1.25).
+
+Writes JSON (``--output``) and prints it; never asserts on time.
+
+Usage: python benchmarks/ofx.py [--frames 8] [--natron-frames 12] [--output bench_out/ofx.json]
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from typing import Any
 from bench_common import machine_info, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD = ROOT / "build" / "bench-ofx"
+BUILD = ROOT / "build" / "ofx"  # make ofx's folder (the tests build there too)
 
 
 def build() -> tuple[Path, Path, Path, Path]:
@@ -67,11 +77,111 @@ def frame_1080p() -> Any:
     return np.ascontiguousarray(np.concatenate([lin, alpha], axis=2), dtype=np.float32)
 
 
+def natron_vs_cli(model_dir: Path, n: int, work: Path) -> dict[str, Any]:
+    """Seconds per 1080p frame: NatronRenderer (Read → Faceplate Swap → Write EXR) against
+    ``faceplate convert`` (EXR float) on the same ``n`` frames, store and model."""
+    import os
+
+    import numpy as np
+    import OpenImageIO as oiio
+
+    from faceplate.convert.run import run_convert
+    from faceplate.convert.swap import ConvertConfig
+    from faceplate.convert.writers.images import ImagesConfig
+    from faceplate.extract.pipeline import ExtractConfig, Extractor, run_extract
+    from faceplate.io.media import open_source
+
+    natron = os.environ.get("FACEPLATE_NATRON", "").strip()
+    if not natron:
+        return {"skipped": "FACEPLATE_NATRON is not set (../shared/natron/install.sh)"}
+    plate = work / "plate"
+    plate.mkdir(parents=True, exist_ok=True)
+    first = 1001
+    frames = [plate / f"plate.{first + k:04d}.exr" for k in range(n)]
+    if not all(f.exists() for f in frames):
+        with open_source(samples_clip()) as src:
+            for k, path in enumerate(frames):
+                lin = linear(src.read(k).rgb)
+                out = oiio.ImageOutput.create(str(path))
+                out.open(str(path), oiio.ImageSpec(lin.shape[1], lin.shape[0], 3, oiio.FLOAT))
+                out.write_image(np.ascontiguousarray(lin))
+                out.close()
+    store = plate / "plate.fpstore"
+    if not store.exists():
+        run_extract(plate / "plate.####.exr", None, store,
+                    extractor=Extractor(ExtractConfig(write_faces=False, thumbnails=False)))
+
+    # faceplate convert: per frame after the first
+    written: list[float] = []
+    cli_out = work / "cli_out"
+    t0 = time.perf_counter()
+    stats = run_convert(model_dir, plate / "plate.####.exr", cli_out, store, ConvertConfig(),
+                        images_cfg=ImagesConfig(format="exr-float"),
+                        on_frame=lambda _i, _r: written.append(time.perf_counter()))
+    cli_total = time.perf_counter() - t0
+    cli_per_frame = (written[-1] - written[0]) / (len(written) - 1)
+
+    # NatronRenderer: one frame (worker start, model load), then the range, timed
+    spec = {"nodes": [{"id": "read", "reader": str(plate / "plate.####.exr")},
+                      {"id": "swap", "plugin": "org.faceplate.Swap", "params": {
+                          "model": str(model_dir), "alignments": str(store)}},
+                      {"id": "out", "writer": str(work / "natron_out" / "swap.####.exr"),
+                       "params": {"formatType": "input", "bitDepth": "32f",
+                                  "outputComponents": "RGBA"}}],
+            "links": [["swap", 0, "read"], ["out", 0, "swap"]],
+            "steps": [{"render": "out", "first": first, "last": first},
+                      {"render": "out", "first": first + 1, "last": first + n - 1}],
+            "result": str(work / "natron_result.json")}
+    (work / "natron_out").mkdir(exist_ok=True)
+    (work / "natron_spec.json").write_text(json.dumps(spec))
+    home = work / "natron_home"
+    home.mkdir(exist_ok=True)
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONHOME": "/usr", "HOME": str(home),
+           "OFX_PLUGIN_PATH": str(BUILD / "ofx_plugin"), "LANG": "C.UTF-8",
+           "FACEPLATE_NATRON_SPEC": str(work / "natron_spec.json")}
+    t0 = time.perf_counter()
+    proc = subprocess.run([natron, str(ROOT / "tests" / "natron" / "driver.py")], env=env,
+                          capture_output=True, text=True, timeout=3600, cwd=work)
+    natron_total = time.perf_counter() - t0
+    result = json.loads((work / "natron_result.json").read_text())
+    steps = result["steps"]
+    if not all(st["ok"] for st in steps):
+        return {"error": [st["error"] for st in steps], "log": (proc.stdout + proc.stderr)[-3000:]}
+    natron_per_frame = steps[1]["seconds"] / (n - 1)
+    return {
+        "frames": n, "frame_size": [1920, 1080], "output": "EXR float, both",
+        "natron": natron, "cli_frames": stats.frames,
+        "cli_seconds_per_frame": cli_per_frame, "cli_total_seconds": cli_total,
+        "natron_seconds_per_frame": natron_per_frame,
+        "natron_first_frame_seconds": steps[0]["seconds"],
+        "natron_total_seconds": natron_total,
+        "ratio_natron_over_cli": natron_per_frame / cli_per_frame,
+        "target_ratio": 1.25,
+    }
+
+
+def samples_clip() -> Path:
+    from faceplate.io import samples
+
+    return samples.upscaled_clip("single_face.mp4", 48)
+
+
+def linear(rgb: Any) -> Any:
+    """H×W×3 uint8 sRGB → float32 scene-linear."""
+    import numpy as np
+
+    from faceplate.core.colorspace import srgb_to_linear
+
+    return srgb_to_linear(rgb.astype(np.float32) / np.float32(255.0))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--output", type=Path, default=Path("bench_out/ofx.json"))
+    ap.add_argument("--natron-frames", type=int, default=12,
+                    help="frames for the NatronRenderer / faceplate convert comparison")
     ap.add_argument("--model", choices=("df128", "none"), default="df128",
                     help="none: Faceplate Swap without a model (the source passes through): the "
                          "shell and bridge cost on their own")
@@ -155,6 +265,9 @@ def main() -> None:
             "direct_all_ms": direct, "host_all_ms": host_ms, "ipc_all_ms": ipc,
         },
     }
+    if params:
+        report["natron_vs_cli"] = natron_vs_cli(model_dir, args.natron_frames,
+                                                work / "natron_bench")
     write_report(report, args.output)
 
 
