@@ -40,7 +40,8 @@ test: setup media lint
 test-fast: setup media
 	$(VENV)/bin/pytest -q -m "not slow" -x
 
-demo: setup media
+# With a NatronRenderer (make natron) the demo also renders through the OpenFX bundle.
+demo: setup media $(if $(FACEPLATE_NATRON),ofx)
 	$(VENV)/bin/faceplate demo --output demo_out
 
 bench: setup media

@@ -148,6 +148,29 @@ def natron_vs_cli(model_dir: Path, n: int, work: Path) -> dict[str, Any]:
     if not all(st["ok"] for st in steps):
         return {"error": [st["error"] for st in steps], "log": (proc.stdout + proc.stderr)[-3000:]}
     natron_per_frame = steps[1]["seconds"] / (n - 1)
+
+    # Two actors: a second Swap node with a second model (a copy of the folder: loaded on its
+    # own) after the first, the same frames; the worker's peak memory against one model's.
+    second = work / "second_model"
+    if not second.exists():
+        import shutil
+
+        shutil.copytree(model_dir, second)
+    two = json.loads(json.dumps(spec))
+    two["nodes"].insert(2, {"id": "swap2", "plugin": "org.faceplate.Swap", "params": {
+        "model": str(second), "alignments": str(store), "output": "face_matte"}})
+    two["links"] = [["swap", 0, "read"], ["swap2", 0, "swap"], ["out", 0, "swap2"]]
+    two["result"] = str(work / "natron_two.json")
+    (work / "natron_two_spec.json").write_text(json.dumps(two))
+    env["FACEPLATE_NATRON_SPEC"] = str(work / "natron_two_spec.json")
+    subprocess.run([natron, str(ROOT / "tests" / "natron" / "driver.py")], env=env,
+                   capture_output=True, text=True, timeout=3600, cwd=work)
+    two_steps = json.loads((work / "natron_two.json").read_text())["steps"]
+
+    def peak(step: dict[str, Any]) -> float | None:
+        mem = step.get("worker_memory_mib") or {}
+        return max((m["VmHWM"] for m in mem.values()), default=None)
+
     return {
         "frames": n, "frame_size": [1920, 1080], "output": "EXR float, both",
         "natron": natron, "cli_frames": stats.frames,
@@ -157,6 +180,12 @@ def natron_vs_cli(model_dir: Path, n: int, work: Path) -> dict[str, Any]:
         "natron_total_seconds": natron_total,
         "ratio_natron_over_cli": natron_per_frame / cli_per_frame,
         "target_ratio": 1.25,
+        "worker_peak_rss_mib_one_model": peak(steps[1]),
+        "two_models": {
+            "ok": all(st["ok"] for st in two_steps),
+            "natron_seconds_per_frame": two_steps[1]["seconds"] / (n - 1),
+            "worker_peak_rss_mib": peak(two_steps[1]),
+        },
     }
 
 

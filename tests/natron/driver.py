@@ -97,6 +97,19 @@ def worker_pids():
     return pids
 
 
+def worker_memory():
+    """Peak and current resident memory (MiB) of each faceplate-worker of this process."""
+    out = {}
+    for pid in worker_pids():
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            out[str(pid)] = {k: int(fields[k].split()[0]) / 1024 for k in ("VmHWM", "VmRSS")}
+        except (OSError, KeyError, ValueError):
+            pass
+    return out
+
+
 def kill_later(seconds, for_seconds=0.0):
     """After ``seconds``, SIGKILL every faceplate-worker of this process; with ``for_seconds``,
     go on killing each new one for that long (a worker that keeps dying)."""
@@ -160,6 +173,7 @@ for step in SPEC.get("steps", []):
         rec["error"] = traceback.format_exc()
     rec["seconds"] = time.time() - t0
     rec["pids_after"] = worker_pids()
+    rec["worker_memory_mib"] = worker_memory()
     RESULT["steps"].append(rec)
     save()
 if not SPEC.get("end_render"):

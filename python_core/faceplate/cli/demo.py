@@ -4,19 +4,23 @@ Fetches the sample media (MEDIA.md); extracts the woman's clip, the man's clip a
 Obama/Biden stills (with identity embeddings); smooths the tracks; sorts the man's faces by
 sharpness, groups the woman's by yaw and the stills by identity; trains a small ``original``
 model (A = the woman, B = the man) briefly; converts the man's clip with it; evaluates the result
-against the woman's faceset; writes a contact sheet of converter settings; prints where every
-result is. The model is tiny and trained for minutes, so the swap is soft: the demo shows the
-pipeline, not a finished shot.
+against the woman's faceset; writes a contact sheet of converter settings; with a NatronRenderer
+(``--natron``, default ``$FACEPLATE_NATRON``) and the OpenFX bundle built (``make ofx``),
+renders the man's clip again through Natron (Read → Faceplate Swap → Write, the README's example
+script) and checks its watermark; prints where every result is. The model is tiny and trained
+for minutes, so the swap is soft: the demo shows the pipeline, not a finished shot.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from faceplate.io import samples
+from faceplate.io.media import open_source
 
 STILLS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
 
@@ -28,7 +32,45 @@ def register(sub: Any) -> None:
     p.add_argument("--size", type=int, default=256, help="aligned face size (default: 256)")
     p.add_argument("--iterations", type=int, default=600,
                    help="training iterations of the demo model (default: 600)")
+    p.add_argument("--natron", type=Path, default=os.environ.get("FACEPLATE_NATRON") or None,
+                   help="a NatronRenderer to render the clip through Faceplate Swap too "
+                        "(default: $FACEPLATE_NATRON; skipped without one)")
+    p.add_argument("--ofx-plugins", type=Path, default=CHECKOUT / "build" / "ofx" / "ofx_plugin",
+                   help="the folder holding Faceplate.ofx.bundle (default: make ofx's)")
     p.set_defaults(func=run)
+
+
+#: The checkout the package runs from (an editable install): the example Natron script is there.
+CHECKOUT = Path(__file__).resolve().parents[3]
+
+
+def _natron_render(natron: Path, plugins: Path, clip: Path, model: Path, store: Path,
+                   out: Path, last: int) -> None:
+    """Render ``clip``'s frames 1..last through NatronRenderer with the README's example
+    script (Read → Faceplate Swap → Write, float EXR) into ``out``."""
+    import subprocess
+
+    script = CHECKOUT / "ofx_plugin" / "examples" / "natron_swap.py"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "home").mkdir(exist_ok=True)
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONHOME": "/usr", "LANG": "C.UTF-8",
+           "HOME": str((out / "home").resolve()), "OFX_PLUGIN_PATH": str(plugins.resolve()),
+           "FACEPLATE_PLATE": str(clip.resolve()), "FACEPLATE_MODEL": str(model.resolve()),
+           "FACEPLATE_ALIGNMENTS": str(store.resolve()),
+           "FACEPLATE_OUT": str((out / "man_as_woman.####.exr").resolve())}
+    argv = [str(natron), "-w", "Write1", f"1-{last}", str(script)]
+    shown = " ".join(f"{k}={v}" for k, v in env.items() if k.startswith("FACEPLATE_"))
+    print(f"\n== render the man's clip through Natron: Read -> Faceplate Swap -> Write\n"
+          f"$ {shown} {' '.join(argv)}", flush=True)
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=3600)
+    frames = sorted(out.glob("man_as_woman.*.exr"))
+    if len(frames) != last:
+        from faceplate.core.errors import FaceplateError
+
+        said = (proc.stdout + proc.stderr)[-3000:]
+        raise FaceplateError(f"demo step failed (Natron render): {len(frames)} of {last} "
+                             f"frames written; NatronRenderer said:\n{said}")
+    print(f"{len(frames)} frames written by Natron", flush=True)
 
 
 def _step(title: str, argv: list[str]) -> None:
@@ -100,6 +142,17 @@ def run(args: argparse.Namespace) -> int:
            "--alignments", str(out / "man.fpstore"), "--frames", "0", "24", "48",
            "--settings", "color=rct blend=overlay", "color=avg-color blend=seamless",
            "color=none blend=overlay", "-o", str(out / "contact_sheet.png")])
+    natron_out = out / "natron"
+    natron = args.natron if args.natron and (args.ofx_plugins / "Faceplate.ofx.bundle").is_dir() \
+        else None
+    if natron is not None:
+        with open_source(clips["man"]) as src:
+            last = src.total_frames
+        _natron_render(natron, args.ofx_plugins, clips["man"], model, out / "man.fpstore",
+                       natron_out, last)
+        _step("check the watermark in Natron's frames",
+              ["verify", str(natron_out), "--every", "8", "--json",
+               str(out / "verify_natron.json")])
     print("\n== results")
     for who in (*clips, "stills"):
         print(f"  {who}: alignments {(out / f'{who}.fpstore').resolve()}")
@@ -111,4 +164,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  provenance check: {(out / 'verify.json').resolve()}")
     print(f"  evaluation: {(out / 'evaluate.json').resolve()} and evaluate.png")
     print(f"  contact sheet: {(out / 'contact_sheet.png').resolve()}")
+    if natron is not None:
+        print(f"  rendered in Natron (Faceplate Swap, EXR): {natron_out.resolve()} "
+              f"(watermark check: {(out / 'verify_natron.json').resolve()})")
+    else:
+        print("  Natron: not rendered (no NatronRenderer: `make natron`, then `make demo`)")
     return 0
