@@ -2,8 +2,9 @@
 
 The OFX bundle (plugin, worker, in-process library, schema, icons), the C++ test host with its
 fixture plugin and the bridge probe are configured and built once per test session into
-``build/ofx``, the folder ``make ofx`` builds in (``FACEPLATE_OFX_BUILD_DIR`` points elsewhere, e.g. at a sanitizer build), with
-the project venv's Python embedded in the worker. A lock file serialises parallel sessions.
+``build/ofx``, the folder ``make ofx`` builds in (``FACEPLATE_OFX_BUILD_DIR`` points elsewhere,
+e.g. at a sanitizer build), with the project venv's Python embedded in the worker. A lock file
+serialises parallel sessions.
 """
 
 from __future__ import annotations
