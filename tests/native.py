@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("FACEPLATE_OFX_BUILD_DIR", ROOT / "build" / "tests"))
 TARGETS = ("FaceplateOFX", "faceplate-ofx-testhost", "FaceplateTestInvert",
-           "faceplate-bridge-probe")
+           "FaceplateTestBadProp", "faceplate-bridge-probe")
 
 
 @dataclass(frozen=True)
