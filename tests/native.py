@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The Makefile's `make ofx` folder: the tests and the user's bundle are one build.
 BUILD = Path(os.environ.get("FACEPLATE_OFX_BUILD_DIR", ROOT / "build" / "ofx"))
 TARGETS = ("FaceplateOFX", "faceplate-ofx-testhost", "FaceplateTestInvert",
-           "faceplate-bridge-probe")
+           "FaceplateTestBadProp", "faceplate-bridge-probe")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
 """Faceplate.ofx.bundle (ofx_plugin/) driven through the C++ OFX test host.
 
-The session fixture builds the bundle (plugin, worker, schema, Info.plist) and
-``faceplate-ofx-testhost`` with CMake into ``build/ofx-plugin-tests``. Images are ``.f32`` files
+The bundle (plugin, worker, schema, Info.plist) and ``faceplate-ofx-testhost`` come from the
+suite's one CMake build (:func:`tests.native.build`). The host behaves as Natron 2.5 does where
+the node could tell (closed property sets, clip preferences applied, a fresh thread per frame,
+the render-scale probe, masks with their own RoD, InstanceChanged during renders: see
+tests/ofx_host/README.md). Images are ``.f32`` files
 (see tests/ofx_host/README.md) in the depth's native units. Renders are compared with calling
 :func:`faceplate.ofx.render.render_mask` directly on the same normalised float32 RGBA frame:
 float within 1e-5, byte within 1 code value. Mix / Mask follow openfx-misc:
@@ -22,10 +25,9 @@ import pytest
 from faceplate.io import samples
 from faceplate.ofx.render import render_mask
 from faceplate.ofx.schema import schema
+from tests import native
 from tests.ofx_host.test_host import image_to_native, read_f32, run_host, write_f32
 
-ROOT = Path(__file__).resolve().parents[2]
-BUILD = ROOT / "build" / "ofx-plugin-tests"
 MASK_ID, SWAP_ID = "org.faceplate.Mask", "org.faceplate.Swap"
 FLOAT_TOL = 1e-5  # same code, same input bits: the worker and the direct call agree exactly here
 BYTE_TOL = 1.0  # one 8-bit code value (rounding of the mixed float result)
@@ -35,15 +37,9 @@ pytestmark = pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not
 
 @pytest.fixture(scope="session")
 def built() -> tuple[Path, Path]:
-    """Build the bundle and the test host; return (host executable, bundle dir)."""
-    py = ROOT / ".venv" / "bin" / "python"
-    subprocess.run(["cmake", "-S", str(ROOT), "-B", str(BUILD), "-DCMAKE_BUILD_TYPE=Release",
-                    f"-DFACEPLATE_PYTHON={py}"], check=True, capture_output=True)
-    proc = subprocess.run(["cmake", "--build", str(BUILD), "-j2", "--target", "FaceplateOFX",
-                           "faceplate-ofx-testhost"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return (BUILD / "tests" / "ofx_host" / "faceplate-ofx-testhost",
-            BUILD / "ofx_plugin" / "Faceplate.ofx.bundle")
+    """(test host executable, Faceplate.ofx.bundle) from the suite's one native build."""
+    n = native.build()
+    return n.host, n.bundle
 
 
 @pytest.fixture(scope="session")
@@ -197,7 +193,8 @@ def test_mask_byte_rgb_matte_matches_python(built: tuple[Path, Path], tmp_path: 
                          comps="RGB", rowbytes="negative")
     assert rc == 0, js
     got = read_f32(out)
-    want = render_mask(rgba(src / np.float32(255.0)), {"output": "matte"})[..., :3]
+    assert got.shape[2] == 4  # the matte needs an RGBA Output, whatever the Source
+    want = render_mask(rgba(src / np.float32(255.0)), {"output": "matte"})
     want_u8 = np.clip(np.floor(want * 255.0 + 0.5), 0, 255)
     assert want_u8.max() == 255
     assert np.abs(got - want_u8).max() <= BYTE_TOL
@@ -473,17 +470,23 @@ def test_premultiplied_source_and_declared_output_alpha(built: tuple[Path, Path]
 
 
 @pytest.mark.parametrize("plugin", [MASK_ID, SWAP_ID])
-def test_render_scale_refused_like_natron_expects(built: tuple[Path, Path], tmp_path: Path,
-                                                  obama: np.ndarray, plugin: str) -> None:
-    """At render scale 0.5 (Natron's probe) RoD, IsIdentity and Render fail cleanly, so Natron
-    renders the node at full scale; at scale 1 RoD is the host's default."""
+def test_no_render_scale_support_so_rendered_at_full_scale(built: tuple[Path, Path],
+                                                           tmp_path: Path, obama: np.ndarray,
+                                                           plugin: str) -> None:
+    """Natron's probe right after CreateInstance: RoD at scale 1 succeeds, at 0.5 fails, so the
+    node is rendered at full scale and the host downscales the result (nearest neighbour here)."""
     src = rgba(obama[::4, ::4])
-    rc, js, _ = render(built, tmp_path, src, "--render-scale", "0.5", plugin=plugin)
-    assert js["rod_status"] == 1  # kOfxStatFailed
-    assert [f["status"] for f in js["frames"]] == ["failed"]
+    rc, js, out = render(built, tmp_path, src, "--render-scale", "0.5", plugin=plugin)
+    assert rc == 0, js
+    assert js["probe"] == {"time": 0, "scale_one_status": 14, "half_status": 1}
+    assert js["render_scale_support"] == "no" and js["render_scale_used"] == 1
+    assert [f["status"] for f in js["frames"]] == ["ok"] and js["rod_status"] == 14
+    h, w = src.shape[:2]
+    ys = np.minimum(np.floor((np.arange(int(np.ceil(h * 0.5))) + 0.5) / 0.5).astype(int), h - 1)
+    xs = np.minimum(np.floor((np.arange(int(np.ceil(w * 0.5))) + 0.5) / 0.5).astype(int), w - 1)
+    full = render_mask(src, {}) if plugin == MASK_ID else src  # Swap without a model: the plate
+    np.testing.assert_allclose(read_f32(out), full[ys][:, xs], rtol=0, atol=FLOAT_TOL)
     assert js["leaked_images"] == 0 and js["destroy_status"] == 0
-    rc, js, _ = render(built, tmp_path, src, plugin=plugin, name="full")
-    assert rc == 0 and js["rod_status"] == 14  # kOfxStatReplyDefault
 
 
 def test_swap_render_is_watermarked(built: tuple[Path, Path], tmp_path: Path,
@@ -527,3 +530,87 @@ def test_in_process_swap_runs_the_model_inside_the_host(built: tuple[Path, Path]
     assert want.faces == 1
     diff = np.abs(read_f32(out) - want.image)
     assert (diff <= 1e-4).mean() >= 0.998 and diff.max() <= 0.02 + 1e-4  # as test_swap_matches
+
+
+# ------------------------------------------------- where the test host behaves as Natron 2.5
+def worker_pids(children: list[dict[str, Any]]) -> list[int]:
+    """The pids of the faceplate-worker processes among the host's children (comm is cut to 15
+    characters)."""
+    return [c["pid"] for c in children if c["name"].startswith("faceplate-work")]
+
+
+def test_mask_on_rgb_source_with_offset_mask_on_fresh_threads(built: tuple[Path, Path],
+                                                              tmp_path: Path,
+                                                              obama: np.ndarray) -> None:
+    """Faceplate Mask (output=alpha) on an RGB Source (a JPEG in Natron) gives an RGBA Output
+    whose alpha is the matte; a Mask input whose RoD is away from the origin (a Roto) limits it;
+    three frames, each on a thread that exits after it, are served by one worker (tied to the
+    host process, not to the thread that started it), still alive when every render thread is
+    gone."""
+    src = obama  # RGB, 3 channels
+    h, w = src.shape[:2]
+    x1, y1, x2, y2 = w // 4, h // 5, (3 * w) // 4, h  # OFX pixels, y up: reaches the top edge
+    m = np.ones((y2 - y1, x2 - x1, 1), np.float32)
+    m[:, : (x2 - x1) // 3] = 0.5
+    mpath = write_f32(tmp_path / "roto.f32", m)
+    rc, js, out = render(built, tmp_path, src, "--mask", str(mpath), "--mask-rod",
+                         f"{x1},{y1},{x2},{y2}", "--frames", "1-3", "--threads", "1",
+                         comps="RGB", name="rgb_###")
+    assert rc == 0, js
+    frames = js["frames"]
+    assert [f["status"] for f in frames] == ["ok"] * 3
+    pids = [worker_pids(f["children"]) for f in frames]
+    assert len(pids[0]) == 1 and pids == [pids[0]] * 3, pids
+    assert worker_pids(js["children_at_end"]) == pids[0]
+    assert len({f["thread"] for f in frames} | {js["main_thread"]}) == 4
+    assert js["clip_preferences"]["OfxImageClipPropComponents_Output"] == "OfxImageComponentRGBA"
+    assert js["clips"]["Output"]["components"] == "OfxImageComponentRGBA"
+    full = np.zeros((h, w, 1), np.float32)
+    full[h - y2: h - y1, x1:x2] = m  # the mask placed in the frame (top-down rows)
+    matte = render_mask(rgba(src), {})[..., 3:]
+    assert matte[full > 0].mean() > 0.05  # the face is inside the mask's RoD
+    want_alpha = full * matte + (1 - full) * np.float32(1.0)  # an RGB Source is opaque
+    for k in (1, 3):
+        got = read_f32(tmp_path / f"rgb_{k:03d}.f32")
+        assert got.shape == (h, w, 4)
+        np.testing.assert_allclose(got[..., :3], src, rtol=0, atol=FLOAT_TOL)  # alpha only
+        np.testing.assert_allclose(got[..., 3:], want_alpha, rtol=0, atol=FLOAT_TOL)
+    assert (read_f32(tmp_path / "rgb_001.f32")[..., 3][full[..., 0] == 0] == 1.0).all()
+
+
+def test_render_waiting_for_the_worker_is_aborted(built: tuple[Path, Path], tmp_path: Path,
+                                                  obama: np.ndarray) -> None:
+    """Two render threads: frame 1 holds the worker (its first request starts it), frame 2 waits
+    for it holding no host image, polling abort; the host aborts frame 2 after 200 ms and it
+    returns at once, long before frame 1 ends."""
+    src = rgba(obama[::4, ::4])
+    rc, js, _ = render(built, tmp_path, src, "--frames", "1-2", "--threads", "2",
+                       "--stagger-ms", "100", "--abort-at", "2:200")
+    assert rc == 4, js
+    f1, f2 = js["frames"]
+    assert f1["status"] == "ok" and f2["status"] == "aborted"
+    assert f2["end_ms"] + 500 < f1["end_ms"]  # it did not wait for frame 1 (a cold worker)
+    assert f2["abort_calls"] >= 3  # polled while waiting for the worker
+    assert f2["host_image_ms"] == 0  # it never fetched an image
+    assert js["leaked_images"] == 0 and js["destroy_status"] == 0
+
+
+def test_swap_analyze_sequence_while_frames_render(built: tuple[Path, Path], tmp_path: Path,
+                                                   obama: np.ndarray, model_dir: Path) -> None:
+    """Analyze Sequence pressed (InstanceChanged, main thread) while frames render: it shares the
+    worker with the renders, stores a track per frame and bumps the revision; no frame fails."""
+    from faceplate.io.store import AlignmentsStore
+
+    src = rgba(obama[::2, ::2])
+    store = tmp_path / "busy.fpstore"
+    rc, js, _ = render(built, tmp_path, src, "--param", f"model={model_dir}", "--param",
+                       f"alignments={store}", "--frames", "1-3",
+                       "--instance-changed-during-render", "analyzeSequence", plugin=SWAP_ID)
+    assert rc == 0, js
+    (ic,) = js["instance_changed_during_render"]
+    assert ic["status"] == 0 and ic["frames_in_flight"] >= 1, ic
+    assert [f["status"] for f in js["frames"]] == ["ok"] * 3
+    assert js["params"]["revision"] >= 1
+    with AlignmentsStore.open(store, readonly=True) as st:
+        assert st.frame_numbers() == [1, 2, 3]
+    assert js["leaked_images"] == 0 and js["destroy_status"] == 0

@@ -1,22 +1,32 @@
-// faceplate-ofx-testhost: a small OpenFX image-effect host used only by the tests.
+// faceplate-ofx-testhost: a small OpenFX image-effect host used only by the tests. It is no
+// friendlier than Natron 2.5: closed property sets, clip preferences applied, a fresh thread per
+// frame, Begin/EndSequenceRender around every frame, instances created with unconnected inputs and
+// probed at render scale 0.5, masks with their own RoD, InstanceChanged while frames render.
 //
 //   faceplate-ofx-testhost describe BUNDLE
 //   faceplate-ofx-testhost render BUNDLE --plugin ID [--context filter|general] --input IN.f32
 //       [--output OUT.f32] [--depth byte|short|float] [--components RGBA|RGB]
 //       [--rowbytes positive|negative] [--render-scale S] [--param name=value]... [--threads N]
-//       [--frames a-b] [--abort-after K] [--mask MASK.f32] [--instance-changed NAME]...
-//       [--cancel-progress-after K] [--window x1,y1,x2,y2]
+//       [--frames a-b] [--abort-after K] [--abort-at F:MS] [--stagger-ms MS] [--mask MASK.f32]
+//       [--mask-rod x1,y1,x2,y2] [--instance-changed NAME]...
+//       [--instance-changed-during-render NAME]... [--cancel-progress-after K]
+//       [--window x1,y1,x2,y2] [--mt-cpus N]
 //   faceplate-ofx-testhost selftest        (host-side checks of the property and param suites)
 //
 // Image files are ".f32": a 20-byte header (8 bytes "FPF32\0\0\0", uint32 LE width, height,
 // channels) then top-down float32 rows (pixels interleaved), values in the depth's native
 // units (byte 0..255, short 0..65535, float as is). JSON goes to stdout. Exit codes: 0 all frames
 // rendered (or identity), 1 usage, 2 load/describe failure, 3 a frame failed, 4 a frame aborted.
+#include <dirent.h>
 #include <dlfcn.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cfloat>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -67,30 +77,51 @@ struct PropValue {
 struct PropEntry {
   PropValue value;
   PropValue initial;  // what propReset restores
+  int dim = 1;        // the declared dimension; 0: variable (grows by one at a time)
 };
 
+// Every property set is closed, as in Natron's HostSupport: it holds exactly the properties the
+// host declared for that kind of object (the OFX 1.4 lists, see "declare*" below). A set or get
+// of any other name fails with kOfxStatErrUnknown; a wrong type with kOfxStatErrValue; an index
+// or count past the declared dimension with kOfxStatErrBadIndex.
 struct OfxPropertySetStruct {
   std::string kind;   // for diagnostics
-  bool open = true;   // open sets create properties on set; closed ones refuse unknown names
   std::map<std::string, PropEntry> props;
   std::recursive_mutex mutex;
 
-  // Host-side helpers (define or overwrite, also setting the reset value).
-  void defInt(const std::string& n, std::vector<int> v) {
-    PropEntry e; e.value.type = PType::Int; e.value.i = std::move(v); e.initial = e.value;
-    props[n] = e;
+  // Host side: declare (or redeclare) a property with its value, which is also its reset value.
+  // dim < 0: fixed at the number of values given; 0: variable; > 0: fixed (values padded).
+  void def(const std::string& n, PropValue v, int dim) {
+    PropEntry e;
+    e.dim = dim < 0 ? static_cast<int>(v.size()) : dim;
+    if (e.dim > 0 && static_cast<int>(v.size()) < e.dim) v.resize(static_cast<size_t>(e.dim));
+    e.value = v;
+    e.initial = v;
+    props[n] = std::move(e);
   }
-  void defDouble(const std::string& n, std::vector<double> v) {
-    PropEntry e; e.value.type = PType::Double; e.value.d = std::move(v); e.initial = e.value;
-    props[n] = e;
+  void defInt(const std::string& n, std::vector<int> v, int dim = -1) {
+    PropValue p; p.type = PType::Int; p.i = std::move(v); def(n, std::move(p), dim);
   }
-  void defString(const std::string& n, std::vector<std::string> v) {
-    PropEntry e; e.value.type = PType::String; e.value.s = std::move(v); e.initial = e.value;
-    props[n] = e;
+  void defDouble(const std::string& n, std::vector<double> v, int dim = -1) {
+    PropValue p; p.type = PType::Double; p.d = std::move(v); def(n, std::move(p), dim);
   }
-  void defPointer(const std::string& n, std::vector<void*> v) {
-    PropEntry e; e.value.type = PType::Pointer; e.value.p = std::move(v); e.initial = e.value;
-    props[n] = e;
+  void defString(const std::string& n, std::vector<std::string> v, int dim = -1) {
+    PropValue p; p.type = PType::String; p.s = std::move(v); def(n, std::move(p), dim);
+  }
+  void defPointer(const std::string& n, std::vector<void*> v, int dim = -1) {
+    PropValue p; p.type = PType::Pointer; p.p = std::move(v); def(n, std::move(p), dim);
+  }
+  // Host side: change the value of a declared property, keeping its dimension.
+  void setStrings(const std::string& n, std::vector<std::string> v) {
+    auto it = props.find(n);
+    if (it == props.end()) defString(n, std::move(v));
+    else it->second.value.s = std::move(v);
+  }
+  void setString(const std::string& n, const std::string& v) { setStrings(n, {v}); }
+  void setInt(const std::string& n, int v) {
+    auto it = props.find(n);
+    if (it == props.end()) defInt(n, {v});
+    else it->second.value.i.assign(1, v);
   }
   const PropValue* find(const std::string& n) const {
     auto it = props.find(n);
@@ -118,17 +149,13 @@ namespace {
 using PS = OfxPropertySetStruct;
 
 template <typename F>
-OfxStatus withProp(OfxPropertySetHandle h, const char* name, PType type, bool create, F&& f) {
+OfxStatus withProp(OfxPropertySetHandle h, const char* name, PType type, F&& f) {
   if (!h || !name) return kOfxStatErrBadHandle;
   std::lock_guard<std::recursive_mutex> lock(h->mutex);
   auto it = h->props.find(name);
-  if (it == h->props.end()) {
-    if (!create || !h->open) return kOfxStatErrUnknown;
-    PropEntry e; e.value.type = type; e.initial.type = type;
-    it = h->props.emplace(name, e).first;
-  }
+  if (it == h->props.end()) return kOfxStatErrUnknown;  // closed: nothing is created on set
   if (it->second.value.type != type) return kOfxStatErrValue;
-  return f(it->second.value);
+  return f(it->second);
 }
 
 template <typename T>
@@ -138,22 +165,36 @@ template <> std::vector<std::string>& slot<std::string>(PropValue& v) { return v
 template <> std::vector<double>& slot<double>(PropValue& v) { return v.d; }
 template <> std::vector<int>& slot<int>(PropValue& v) { return v.i; }
 
+template <typename In> bool isNaN(const In&) { return false; }
+template <> bool isNaN<double>(const double& v) { return std::isnan(v); }
+
 template <typename T, typename In>
 OfxStatus setOne(OfxPropertySetHandle h, const char* name, PType type, int index, In value) {
-  return withProp(h, name, type, true, [&](PropValue& v) {
-    auto& vec = slot<T>(v);
-    if (index < 0 || static_cast<size_t>(index) > vec.size()) return kOfxStatErrBadIndex;
-    if (static_cast<size_t>(index) == vec.size()) vec.resize(index + 1);
-    vec[index] = T(value);
+  if (isNaN(value)) return kOfxStatErrValue;  // as HostSupport
+  return withProp(h, name, type, [&](PropEntry& e) {
+    auto& vec = slot<T>(e.value);
+    if (index < 0) return kOfxStatErrBadIndex;
+    if (e.dim > 0 && index >= e.dim) return kOfxStatErrBadIndex;
+    if (static_cast<size_t>(index) > vec.size()) return kOfxStatErrBadIndex;  // no gaps
+    if (static_cast<size_t>(index) == vec.size()) vec.resize(static_cast<size_t>(index) + 1);
+    vec[static_cast<size_t>(index)] = T(value);
     return kOfxStatOK;
   });
 }
 template <typename T, typename In>
 OfxStatus setN(OfxPropertySetHandle h, const char* name, PType type, int count, const In* values) {
-  if (count <= 0 || !values) return kOfxStatErrBadIndex;
-  return withProp(h, name, type, true, [&](PropValue& v) {
-    auto& vec = slot<T>(v);
-    vec.assign(values, values + count);
+  if (count < 0) return kOfxStatErrBadIndex;
+  if (count > 0 && !values) return kOfxStatErrBadHandle;
+  for (int k = 0; k < count; ++k)
+    if (isNaN(values[k])) return kOfxStatErrValue;
+  return withProp(h, name, type, [&](PropEntry& e) {
+    auto& vec = slot<T>(e.value);
+    if (e.dim > 0) {  // fixed: the first `count` values
+      if (count > e.dim) return kOfxStatErrBadIndex;
+      for (int k = 0; k < count; ++k) vec[static_cast<size_t>(k)] = T(values[k]);
+    } else {
+      vec.assign(values, values + count);
+    }
     return kOfxStatOK;
   });
 }
@@ -161,10 +202,10 @@ template <typename T, typename Out, typename Conv>
 OfxStatus getOne(OfxPropertySetHandle h, const char* name, PType type, int index, Out* out,
                  Conv conv) {
   if (!out) return kOfxStatErrBadHandle;
-  return withProp(h, name, type, false, [&](PropValue& v) {
-    auto& vec = slot<T>(v);
+  return withProp(h, name, type, [&](PropEntry& e) {
+    auto& vec = slot<T>(e.value);
     if (index < 0 || static_cast<size_t>(index) >= vec.size()) return kOfxStatErrBadIndex;
-    *out = conv(vec[index]);
+    *out = conv(vec[static_cast<size_t>(index)]);
     return kOfxStatOK;
   });
 }
@@ -172,10 +213,10 @@ template <typename T, typename Out, typename Conv>
 OfxStatus getN(OfxPropertySetHandle h, const char* name, PType type, int count, Out* out,
                Conv conv) {
   if (!out) return kOfxStatErrBadHandle;
-  return withProp(h, name, type, false, [&](PropValue& v) {
-    auto& vec = slot<T>(v);
+  return withProp(h, name, type, [&](PropEntry& e) {
+    auto& vec = slot<T>(e.value);
     if (count < 0 || static_cast<size_t>(count) > vec.size()) return kOfxStatErrBadIndex;
-    for (int k = 0; k < count; ++k) out[k] = conv(vec[k]);
+    for (int k = 0; k < count; ++k) out[k] = conv(vec[static_cast<size_t>(k)]);
     return kOfxStatOK;
   });
 }
@@ -244,7 +285,7 @@ OfxStatus propGetDimension(OfxPropertySetHandle h, const char* n, int* count) {
   std::lock_guard<std::recursive_mutex> lock(h->mutex);
   auto it = h->props.find(n);
   if (it == h->props.end()) return kOfxStatErrUnknown;
-  *count = static_cast<int>(it->second.value.size());
+  *count = it->second.dim > 0 ? it->second.dim : static_cast<int>(it->second.value.size());
   return kOfxStatOK;
 }
 
@@ -315,8 +356,11 @@ struct OfxParamStruct {
   std::mutex mutex;
 };
 
+// The parameter set's property set is its effect's (descriptor or instance), as in HostSupport:
+// `props` points at it (at `ownProps` for a set that stands alone, as in selftest).
 struct OfxParamSetStruct {
-  PS props;
+  PS ownProps;
+  PS* props = &ownProps;
   std::vector<std::unique_ptr<OfxParamStruct>> params;
   std::atomic<int> editDepth{0};
   OfxParamStruct* find(const std::string& n) {
@@ -347,30 +391,103 @@ bool knownParamType(const std::string& t) {
          t == kOfxParamTypePage || t == kOfxParamTypePushButton;
 }
 
+// The properties of a parameter descriptor of type `type`, per type as HostSupport declares them
+// (OFX 1.4: ofxParam.h), with their defaults.
+void declareParam(PS& ps, const std::string& type, const std::string& name) {
+  ps.kind = "param";
+  // universal
+  ps.defString(kOfxPropType, {kOfxTypeParameter});
+  ps.defInt(kOfxParamPropSecret, {0});
+  ps.defString(kOfxParamPropHint, {""});
+  ps.defString(kOfxParamPropScriptName, {name});
+  ps.defString(kOfxParamPropParent, {""});
+  ps.defInt(kOfxParamPropEnabled, {1});
+  ps.defPointer("OfxParamPropDataPtr", {nullptr});
+  ps.defString(kOfxParamPropType, {type});
+  ps.defString(kOfxPropName, {name});
+  ps.defString(kOfxPropLabel, {name});
+  ps.defString(kOfxPropShortLabel, {name});
+  ps.defString(kOfxPropLongLabel, {name});
+  ps.defString(kOfxPropIcon, {"", ""});
+  const ParamShape sh = shapeOf(type);
+  const bool isDouble = type == kOfxParamTypeDouble || type == kOfxParamTypeDouble2D ||
+                        type == kOfxParamTypeDouble3D;
+  const bool isInt = type == kOfxParamTypeInteger || type == kOfxParamTypeInteger2D ||
+                     type == kOfxParamTypeInteger3D;
+  const bool isColour = type == kOfxParamTypeRGB || type == kOfxParamTypeRGBA;
+  if (sh.kind != VKind::None) {  // value-holding params
+    ps.defInt("OfxParamPropIsAnimating", {0});
+    ps.defInt("OfxParamPropIsAutoKeying", {0});
+    ps.defInt(kOfxParamPropPersistant, {1});
+    ps.defInt(kOfxParamPropEvaluateOnChange, {1});
+    ps.defInt(kOfxParamPropCanUndo, {1});
+    ps.defString(kOfxParamPropCacheInvalidation, {"OfxParamInvalidateValueChange"});
+    // Strings, custom, booleans and choices do not animate by default (HostSupport).
+    const bool animates = type != kOfxParamTypeCustom && type != kOfxParamTypeString &&
+                          type != kOfxParamTypeBoolean && type != kOfxParamTypeChoice &&
+                          type != kOfxParamTypeStrChoice;
+    ps.defInt(kOfxParamPropAnimates, {animates ? 1 : 0});
+    if (sh.kind == VKind::Int) ps.defInt(kOfxParamPropDefault, std::vector<int>(sh.dim, 0));
+    if (sh.kind == VKind::Double)
+      ps.defDouble(kOfxParamPropDefault, std::vector<double>(sh.dim, 0.0));
+    if (sh.kind == VKind::String) ps.defString(kOfxParamPropDefault, {""});
+  }
+  if (type == kOfxParamTypeString) {
+    ps.defString(kOfxParamPropStringMode, {kOfxParamStringIsSingleLine});
+    ps.defInt("OfxParamPropStringFilePathExists", {1});
+  }
+  if (isDouble || isInt || isColour) {  // numeric
+    const int d = sh.dim;
+    if (sh.kind == VKind::Double) {
+      const double lo = isColour ? 0.0 : -DBL_MAX, hi = isColour ? 1.0 : DBL_MAX;
+      ps.defDouble(kOfxParamPropDisplayMin, std::vector<double>(d, lo));
+      ps.defDouble(kOfxParamPropDisplayMax, std::vector<double>(d, hi));
+      ps.defDouble(kOfxParamPropMin, std::vector<double>(d, -DBL_MAX));
+      ps.defDouble(kOfxParamPropMax, std::vector<double>(d, DBL_MAX));
+      ps.defDouble(kOfxParamPropIncrement, {1.0});
+      ps.defInt(kOfxParamPropDigits, {2});
+    } else {
+      ps.defInt(kOfxParamPropDisplayMin, std::vector<int>(d, INT_MIN));
+      ps.defInt(kOfxParamPropDisplayMax, std::vector<int>(d, INT_MAX));
+      ps.defInt(kOfxParamPropMin, std::vector<int>(d, INT_MIN));
+      ps.defInt(kOfxParamPropMax, std::vector<int>(d, INT_MAX));
+    }
+    if (isDouble) {
+      ps.defString(kOfxParamPropDoubleType, {"OfxParamDoubleTypePlain"});
+      ps.defString(kOfxParamPropDefaultCoordinateSystem, {kOfxParamCoordinatesCanonical});
+      if (d == 1) ps.defInt("OfxParamPropShowTimeMarker", {0});
+    }
+    if ((isDouble || isInt) && d == 2) ps.defString("OfxParamPropDimensionLabel", {"x", "y"});
+    if ((isDouble || isInt) && d == 3) ps.defString("OfxParamPropDimensionLabel", {"x", "y", "z"});
+    if (type == kOfxParamTypeRGB) ps.defString("OfxParamPropDimensionLabel", {"r", "g", "b"});
+    if (type == kOfxParamTypeRGBA)
+      ps.defString("OfxParamPropDimensionLabel", {"r", "g", "b", "a"});
+  }
+  if (type != kOfxParamTypeGroup && type != kOfxParamTypePage) {  // may have an interact
+    ps.defPointer("OfxParamPropInteractV1", {nullptr});
+    ps.defDouble("OfxParamPropInteractSize", {0.0, 0.0});
+    ps.defDouble("OfxParamPropInteractSizeAspect", {1.0});
+    ps.defDouble("OfxParamPropInteractMinimumSize", {10.0, 10.0});
+    ps.defInt("OfxParamPropInteractPreferedSize", {10, 10});
+  }
+  if (type == kOfxParamTypeChoice) ps.defString(kOfxParamPropChoiceOption, {}, 0);
+  if (type == kOfxParamTypeStrChoice) {
+    ps.defString(kOfxParamPropChoiceOption, {}, 0);
+    ps.defString("OfxParamPropChoiceEnum", {}, 0);
+  }
+  if (type == kOfxParamTypeCustom) ps.defPointer("OfxParamPropCustomCallbackV1", {nullptr});
+  if (type == kOfxParamTypePage) ps.defString(kOfxParamPropPageChild, {}, 0);
+  if (type == kOfxParamTypeGroup) ps.defInt(kOfxParamPropGroupOpen, {1});
+}
+
 OfxStatus paramDefine(OfxParamSetHandle set, const char* type, const char* name,
                       OfxPropertySetHandle* props) {
   if (!set || !type || !name) return kOfxStatErrBadHandle;
   if (!knownParamType(type)) return kOfxStatErrUnknown;
   if (set->find(name)) return kOfxStatErrExists;
   auto p = std::make_unique<OfxParamStruct>();
-  p->name = name; p->type = type; p->props.kind = "param";
-  p->props.defString(kOfxParamPropType, {type});
-  p->props.defString(kOfxPropName, {name});
-  p->props.defString(kOfxPropLabel, {name});
-  p->props.defString(kOfxParamPropHint, {""});
-  p->props.defString(kOfxParamPropScriptName, {name});
-  p->props.defString(kOfxParamPropParent, {""});
-  p->props.defInt(kOfxParamPropSecret, {0});
-  p->props.defInt(kOfxParamPropEnabled, {1});
-  p->props.defInt(kOfxParamPropEvaluateOnChange, {1});
-  ParamShape sh = shapeOf(type);
-  if (sh.kind == VKind::Int) p->props.defInt(kOfxParamPropDefault, std::vector<int>(sh.dim, 0));
-  if (sh.kind == VKind::Double)
-    p->props.defDouble(kOfxParamPropDefault, std::vector<double>(sh.dim, 0.0));
-  if (sh.kind == VKind::String) p->props.defString(kOfxParamPropDefault, {""});
-  if (sh.kind != VKind::None) p->props.defInt(kOfxParamPropAnimates, {1});
-  if (std::string(type) == kOfxParamTypeChoice) p->props.defString(kOfxParamPropChoiceOption, {});
-  if (std::string(type) == kOfxParamTypePage) p->props.defString(kOfxParamPropPageChild, {});
+  p->name = name; p->type = type;
+  declareParam(p->props, type, name);
   if (props) *props = &p->props;
   set->params.push_back(std::move(p));
   return kOfxStatOK;
@@ -386,7 +503,7 @@ OfxStatus paramGetHandle(OfxParamSetHandle set, const char* name, OfxParamHandle
 }
 OfxStatus paramSetGetPropertySet(OfxParamSetHandle set, OfxPropertySetHandle* props) {
   if (!set || !props) return kOfxStatErrBadHandle;
-  *props = &set->props;
+  *props = set->props;
   return kOfxStatOK;
 }
 OfxStatus paramGetPropertySet(OfxParamHandle p, OfxPropertySetHandle* props) {
@@ -842,6 +959,8 @@ struct OfxImageClipStruct {
   PS props;
   OfxImageEffectStruct* effect = nullptr;
   const Frame* source = nullptr;  // full-resolution input (nullptr: not connected / output)
+  std::string frameComps;          // the components of `source` (RGBA, RGB or Alpha)
+  OfxRectI rod{0, 0, 0, 0};        // the input's RoD in full-resolution pixels (y up)
 };
 
 namespace {
@@ -852,7 +971,8 @@ struct RenderCtx {
   double scale = 1;
   OfxRectI rod{0, 0, 0, 0};     // pixel coords at this scale
   OfxRectI window{0, 0, 0, 0};  // render window (pixel coords)
-  std::map<std::string, Frame> scaled;  // clip name -> source at this scale
+  const std::map<std::string, Frame>* scaled = nullptr;  // clip name -> input at this scale
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::vector<unsigned char> out;       // output buffer
   unsigned char* outData = nullptr;
   int outRowBytes = 0;
@@ -871,7 +991,8 @@ std::map<OfxPropertySetHandle, std::unique_ptr<HostImage>> gImages;
 
 struct OfxImageEffectStruct {
   PS props;
-  OfxParamSetStruct params;
+  OfxParamSetStruct params;  // its property set is `props` (see OfxParamSetStruct)
+  OfxImageEffectStruct() { params.props = &props; }
   std::map<std::string, std::unique_ptr<OfxImageClipStruct>> clips;
   std::vector<std::string> clipOrder;
   bool isInstance = false;
@@ -889,9 +1010,14 @@ struct Session {
   bool hasWindow = false;
   OfxRectI windowFull{0, 0, 0, 0};  // full-res pixel coords; scaled per render
   long abortAfter = -1;
+  double abortFrame = 0;     // --abort-at F:MS: abort frame F ...
+  long abortAtMs = -1;       // ... once its render has run this long
   int first = 0, last = 0;
   Frame source, mask;
   bool hasMask = false;
+  bool hasMaskRod = false;
+  OfxRectI maskRod{0, 0, 0, 0};  // --mask-rod, full-res pixels (y up); else the Source's RoD
+  std::map<std::string, Frame> scaled;  // inputs at the render scale used (shared, read-only)
   RenderCtx idleCtx;  // used by clipGetImage outside render (e.g. InstanceChanged)
 };
 
@@ -913,6 +1039,25 @@ float loadValue(const unsigned char* src, const std::string& depth) {
   if (depth == kOfxBitDepthShort) { uint16_t s; std::memcpy(&s, src, 2); return s; }
   float f; std::memcpy(&f, src, 4); return f;
 }
+float depthMax(const std::string& depth) {
+  if (depth == kOfxBitDepthByte) return 255.f;
+  if (depth == kOfxBitDepthShort) return 65535.f;
+  return 1.f;
+}
+// Channel `ch` of pixel (x, y) (top-down) of a frame holding `from` components, as `to`
+// components: RGB <-> RGBA adds an opaque alpha (`one`) or drops it, Alpha from RGBA is its alpha
+// (from RGB: opaque), RGB(A) from Alpha is black with that alpha. Natron converts the same way.
+float convertedChannel(const Frame& f, const std::string& from, int x, int y,
+                       const std::string& to, int ch, float one) {
+  const int nf = componentCount(from);
+  const bool wantAlpha = (to == kOfxImageComponentAlpha) || (to == kOfxImageComponentRGBA && ch == 3);
+  if (wantAlpha) {
+    if (nf == 4) return f.at(x, y, 3);
+    if (nf == 1) return f.at(x, y, 0);
+    return one;
+  }
+  return nf >= 3 ? f.at(x, y, ch) : 0.f;  // a colour channel
+}
 
 // Layout of an image with `bounds`: returns the stride and the offset of the bottom row.
 struct Layout { int stride; size_t bytes; size_t bottomOffset; int rowBytes; };
@@ -926,9 +1071,105 @@ Layout layoutFor(const OfxRectI& b, int bpp, bool negative) {
   return l;
 }
 
+// ---- the closed property lists (OFX 1.4, as Natron's HostSupport declares them) -------------
+// Natron's extensions are declared only where a plugin sets them on a descriptor (channel
+// selector, host masking and mixing; a clip's secret flag and hint); the Nuke, Vegas, Tuttle and
+// Resolve vendor extensions Natron also knows are not: a plugin setting one fails here.
+constexpr const char* kNatronChannelSelector = "NatronOfxImageEffectPropChannelSelector";
+constexpr const char* kNatronHostMasking = "kNatronOfxImageEffectPropHostMasking";
+constexpr const char* kNatronHostMixing = "kNatronOfxImageEffectPropHostMixing";
+
+// An effect descriptor. Its parameter set has no properties of its own: paramSetGetPropertySet
+// gives this same set, so kOfxPluginPropParamPageOrder (not in HostSupport's list) is unknown.
+void declareEffectDescriptor(PS& ps, const std::string& filePath) {
+  ps.kind = "descriptor";
+  ps.defString(kOfxPropType, {kOfxTypeImageEffect});
+  ps.defString(kOfxPropLabel, {""});
+  ps.defString(kOfxPropShortLabel, {""});
+  ps.defString(kOfxPropLongLabel, {""});
+  ps.defInt(kOfxPropVersion, {}, 0);
+  ps.defString(kOfxPropVersionLabel, {""});
+  ps.defString(kOfxPropPluginDescription, {""});
+  ps.defString(kOfxImageEffectPropSupportedContexts, {}, 0);
+  ps.defString(kOfxImageEffectPluginPropGrouping, {""});
+  ps.defInt(kOfxImageEffectPluginPropSingleInstance, {0});
+  ps.defString(kOfxImageEffectPluginRenderThreadSafety, {kOfxImageEffectRenderInstanceSafe});
+  ps.defInt(kOfxImageEffectPluginPropHostFrameThreading, {1});
+  ps.defPointer(kOfxImageEffectPluginPropOverlayInteractV1, {nullptr});
+  ps.defInt(kOfxImageEffectPropSupportsMultiResolution, {1});
+  ps.defInt(kOfxImageEffectPropSupportsTiles, {1});
+  ps.defInt(kOfxImageEffectPropTemporalClipAccess, {0});
+  ps.defString(kOfxImageEffectPropSupportedPixelDepths, {}, 0);
+  ps.defInt("OfxImageEffectPluginPropFieldRenderTwiceAlways", {1});
+  ps.defInt(kOfxImageEffectPropSupportsMultipleClipDepths, {0});
+  ps.defInt(kOfxImageEffectPropSupportsMultipleClipPARs, {0});
+  ps.defString("OfxImageEffectPropClipPreferencesSlaveParam", {}, 0);
+  ps.defInt(kOfxImageEffectInstancePropSequentialRender, {0});
+  ps.defInt(kOfxImageEffectPropRenderQualityDraft, {0});
+  ps.defString(kOfxPluginPropFilePath, {filePath});
+  ps.defString("OfxImageEffectPropOpenGLRenderSupported", {"false"});
+  ps.defString("OfxOpenGLPropPixelDepth", {}, 0);
+  ps.defString(kNatronChannelSelector, {kOfxImageComponentRGBA});
+  ps.defInt(kNatronHostMasking, {0});
+  ps.defInt(kNatronHostMixing, {0});
+}
+
+// What an instance adds to its descriptor's properties.
+void declareEffectInstance(PS& ps, const std::string& context, double w, double h, double first,
+                           double last) {
+  ps.kind = "instance";
+  ps.defString(kOfxPropType, {kOfxTypeImageEffectInstance});
+  ps.defString(kOfxImageEffectPropContext, {context});
+  ps.defPointer(kOfxPropInstanceData, {nullptr});
+  ps.defPointer("OfxImageEffectPropPluginHandle", {nullptr});
+  ps.defDouble("OfxImageEffectPropProjectSize", {w, h});
+  ps.defDouble("OfxImageEffectPropProjectOffset", {0.0, 0.0});
+  ps.defDouble("OfxImageEffectPropProjectExtent", {w, h});
+  ps.defDouble(kOfxImageEffectPropProjectPixelAspectRatio, {1.0});
+  ps.defDouble("OfxImageEffectInstancePropEffectDuration", {last - first + 1});
+  ps.defDouble("OfxImageEffectPropFrameRate", {24.0});
+  ps.defInt(kOfxPropIsInteractive, {0});
+}
+
+void declareClipDescriptor(PS& ps, const std::string& name) {
+  ps.kind = "clip";
+  ps.defString(kOfxPropType, {kOfxTypeClip});
+  ps.defString(kOfxPropName, {name});
+  ps.defString(kOfxPropLabel, {""});
+  ps.defInt(kOfxParamPropSecret, {0});   // Natron extension
+  ps.defString(kOfxParamPropHint, {""});  // Natron extension
+  ps.defString(kOfxPropShortLabel, {""});
+  ps.defString(kOfxPropLongLabel, {""});
+  ps.defString(kOfxImageEffectPropSupportedComponents, {}, 0);
+  ps.defInt(kOfxImageEffectPropTemporalClipAccess, {0});
+  ps.defInt(kOfxImageClipPropOptional, {0});
+  ps.defInt(kOfxImageClipPropIsMask, {0});
+  ps.defString("OfxImageClipPropFieldExtraction", {"OfxImageFieldDoubled"});
+  ps.defInt(kOfxImageEffectPropSupportsTiles, {1});
+}
+
+// What a clip instance adds to its descriptor's properties: the state of an unconnected input
+// (as a clip is at CreateInstance); connectClip and the clip preferences fill them in.
+void declareClipInstance(PS& ps, double first, double last) {
+  ps.defString(kOfxImageEffectPropPixelDepth, {kOfxBitDepthNone});
+  ps.defString(kOfxImageEffectPropComponents, {kOfxImageComponentNone});
+  ps.defString(kOfxImageClipPropUnmappedPixelDepth, {kOfxBitDepthNone});
+  ps.defString(kOfxImageClipPropUnmappedComponents, {kOfxImageComponentNone});
+  ps.defString(kOfxImageEffectPropPreMultiplication, {kOfxImageOpaque});
+  ps.defDouble(kOfxImagePropPixelAspectRatio, {1.0});
+  ps.defDouble("OfxImageEffectPropFrameRate", {24.0});
+  ps.defDouble(kOfxImageEffectPropFrameRange, {first, last});
+  ps.defString("OfxImageClipPropFieldOrder", {kOfxFieldNone});
+  ps.defInt(kOfxImageClipPropConnected, {0});
+  ps.defDouble("OfxImageEffectPropUnmappedFrameRange", {first, last});
+  ps.defDouble("OfxImageEffectPropUnmappedFrameRate", {24.0});
+  ps.defInt("OfxImageClipPropContinuousSamples", {0});
+}
+
 void fillImageProps(PS& ps, void* data, const OfxRectI& bounds, const OfxRectI& rod, int rowBytes,
-                    const std::string& depth, const std::string& comps, double scale) {
-  ps.kind = "image"; ps.open = false;
+                    const std::string& depth, const std::string& comps, const std::string& premult,
+                    double scale) {
+  ps.kind = "image";
   ps.defString(kOfxPropType, {kOfxTypeImage});
   ps.defPointer(kOfxImagePropData, {data});
   ps.defInt(kOfxImagePropBounds, {bounds.x1, bounds.y1, bounds.x2, bounds.y2});
@@ -936,8 +1177,7 @@ void fillImageProps(PS& ps, void* data, const OfxRectI& bounds, const OfxRectI& 
   ps.defInt(kOfxImagePropRowBytes, {rowBytes});
   ps.defString(kOfxImageEffectPropPixelDepth, {depth});
   ps.defString(kOfxImageEffectPropComponents, {comps});
-  ps.defString(kOfxImageEffectPropPreMultiplication,
-               {comps == kOfxImageComponentRGB ? kOfxImageOpaque : kOfxImageAlphaPremultiplied});
+  ps.defString(kOfxImageEffectPropPreMultiplication, {premult});
   ps.defDouble(kOfxImagePropPixelAspectRatio, {1.0});
   ps.defDouble(kOfxImageEffectPropRenderScale, {scale, scale});
   ps.defString(kOfxImagePropField, {kOfxFieldNone});
@@ -976,16 +1216,8 @@ OfxStatus clipDefine(OfxImageEffectHandle fx, const char* name, OfxPropertySetHa
   if (fx->isInstance) return kOfxStatErrFatal;
   if (fx->clips.count(name)) return kOfxStatErrExists;
   auto c = std::make_unique<OfxImageClipStruct>();
-  c->name = name; c->effect = fx; c->props.kind = "clip";
-  c->props.defString(kOfxPropType, {"OfxTypeClip"});
-  c->props.defString(kOfxPropName, {name});
-  c->props.defString(kOfxPropLabel, {name});
-  c->props.defString(kOfxImageEffectPropSupportedComponents, {});
-  c->props.defInt(kOfxImageEffectPropTemporalClipAccess, {0});
-  c->props.defInt(kOfxImageClipPropOptional, {0});
-  c->props.defInt(kOfxImageClipPropIsMask, {0});
-  c->props.defInt(kOfxImageEffectPropSupportsTiles, {1});
-  c->props.defString("OfxImageClipPropFieldExtraction", {"OfxImageFieldDoubled"});
+  c->name = name; c->effect = fx;
+  declareClipDescriptor(c->props, name);
   if (ps) *ps = &c->props;
   fx->clipOrder.push_back(name);
   fx->clips[name] = std::move(c);
@@ -1005,6 +1237,14 @@ OfxStatus clipGetPropertySet(OfxImageClipHandle clip, OfxPropertySetHandle* ps) 
   *ps = &clip->props;
   return kOfxStatOK;
 }
+// An input's RoD in pixels at render scale `sc`: the origin scaled down, the size as scaleFrame's.
+OfxRectI scaledRod(const OfxRectI& full, double sc) {
+  if (sc == 1.0) return full;
+  const int x1 = int(std::floor(full.x1 * sc)), y1 = int(std::floor(full.y1 * sc));
+  return OfxRectI{x1, y1, x1 + int(std::ceil((full.x2 - full.x1) * sc)),
+                  y1 + int(std::ceil((full.y2 - full.y1) * sc))};
+}
+
 OfxStatus clipGetImage(OfxImageClipHandle clip, OfxTime time, const OfxRectD* region,
                        OfxPropertySetHandle* out) {
   if (!clip || !out || !clip->effect || !clip->effect->session) return kOfxStatErrBadHandle;
@@ -1020,47 +1260,51 @@ OfxStatus clipGetImage(OfxImageClipHandle clip, OfxTime time, const OfxRectD* re
                        std::chrono::steady_clock::now() - t).count();
     }
   } add_time{ctx, t_img};
-  std::string depth = clip->props.getString(kOfxImageEffectPropPixelDepth, s.depth);
-  std::string comps = clip->props.getString(kOfxImageEffectPropComponents, s.comps);
-  int bpp = bytesPerComponent(depth) * componentCount(comps);
+  // The clip's current depth, components and premultiplication (after the clip preferences).
+  const std::string depth = clip->props.getString(kOfxImageEffectPropPixelDepth);
+  const std::string comps = clip->props.getString(kOfxImageEffectPropComponents);
+  const std::string premult = clip->props.getString(kOfxImageEffectPropPreMultiplication);
+  const int nc = componentCount(comps), bpc = bytesPerComponent(depth);
+  if (nc == 0) return kOfxStatFailed;  // no components (an unconnected clip)
   auto img = std::make_unique<HostImage>();
   if (clip->name == kOfxImageEffectOutputClipName) {
     if (!tCtx || !ctx.outData) return kOfxStatFailed;  // output only exists during render
     fillImageProps(img->props, ctx.outData, ctx.window, ctx.rod, ctx.outRowBytes, depth, comps,
-                   ctx.scale);
+                   premult, ctx.scale);
     *out = registerImage(std::move(img));
     return kOfxStatOK;
   }
   if (!clip->source) return kOfxStatFailed;  // not connected
-  auto sc = ctx.scaled.find(clip->name);
   Frame local;
-  const Frame* fr;
-  if (sc != ctx.scaled.end()) fr = &sc->second;
-  else { local = scaleFrame(*clip->source, ctx.scale); fr = &local; }
-  OfxRectI rod{0, 0, fr->w, fr->h};
+  const Frame* fr = nullptr;
+  if (ctx.scaled) {
+    auto sc = ctx.scaled->find(clip->name);
+    if (sc != ctx.scaled->end()) fr = &sc->second;
+  }
+  if (!fr) { local = scaleFrame(*clip->source, ctx.scale); fr = &local; }
+  const OfxRectI rod = scaledRod(clip->rod, ctx.scale);
   OfxRectI bounds = tCtx ? intersect(ctx.window, rod) : rod;
   if (region) {  // honour an explicit region (canonical -> pixel at this scale)
     OfxRectI r{int(std::floor(region->x1 * ctx.scale)), int(std::floor(region->y1 * ctx.scale)),
                int(std::ceil(region->x2 * ctx.scale)), int(std::ceil(region->y2 * ctx.scale))};
     bounds = intersect(r, rod);
   }
-  Layout l = layoutFor(bounds, bpp, s.negativeRowBytes);
+  Layout l = layoutFor(bounds, nc * bpc, s.negativeRowBytes);
   img->buf.assign(l.bytes, 0);
   unsigned char* data = img->buf.data() + l.bottomOffset;
-  int nc = componentCount(comps), bpc = bytesPerComponent(depth);
+  // Frames hold the --depth's native units; the clip's depth may differ (clip preferences).
+  const float one = depthMax(s.depth), unit = depthMax(depth) / one;
   for (int y = bounds.y1; y < bounds.y2; ++y) {
-    int srcRow = fr->h - 1 - y;  // frames are top-down
+    const int srcRow = rod.y2 - 1 - y;  // frames are top-down
     unsigned char* row = data + static_cast<long>(y - bounds.y1) * l.rowBytes;
     for (int x = bounds.x1; x < bounds.x2; ++x)
       for (int ch = 0; ch < nc; ++ch) {
-        float v = ch < fr->c ? fr->at(x, srcRow, ch)
-                             : (depth == kOfxBitDepthByte ? 255.f
-                                : depth == kOfxBitDepthShort ? 65535.f : 1.f);
-        storeValue(row + (x - bounds.x1) * nc * bpc + ch * bpc, depth, v);
+        const float v = convertedChannel(*fr, clip->frameComps, x - rod.x1, srcRow, comps, ch, one);
+        storeValue(row + (x - bounds.x1) * nc * bpc + ch * bpc, depth, v * unit);
       }
   }
-  (void)time;
-  fillImageProps(img->props, data, bounds, rod, l.rowBytes, depth, comps, ctx.scale);
+  (void)time;  // the input is the same image at every time
+  fillImageProps(img->props, data, bounds, rod, l.rowBytes, depth, comps, premult, ctx.scale);
   *out = registerImage(std::move(img));
   return kOfxStatOK;
 }
@@ -1071,22 +1315,33 @@ OfxStatus clipReleaseImage(OfxPropertySetHandle h) {
   gImages.erase(it);
   return kOfxStatOK;
 }
+// Canonical coordinates = full-resolution pixels (PAR 1). The Output's RoD is the Source's (the
+// default for filter and general contexts: the Mask is optional); an unconnected input has an
+// empty RoD.
 OfxStatus clipGetRegionOfDefinition(OfxImageClipHandle clip, OfxTime, OfxRectD* r) {
   if (!clip || !r || !clip->effect || !clip->effect->session) return kOfxStatErrBadHandle;
-  const Frame& f = clip->effect->session->source;
-  *r = OfxRectD{0, 0, double(f.w), double(f.h)};  // canonical = full-res pixels (PAR 1)
+  OfxRectI rod = clip->rod;
+  if (clip->name == kOfxImageEffectOutputClipName) {
+    auto it = clip->effect->clips.find(kOfxImageEffectSimpleSourceClipName);
+    rod = it != clip->effect->clips.end() ? it->second->rod : OfxRectI{0, 0, 0, 0};
+  }
+  *r = OfxRectD{double(rod.x1), double(rod.y1), double(rod.x2), double(rod.y2)};
   return kOfxStatOK;
 }
+// abort(): true after --abort-after K calls within one render, or for frame F once its render
+// has run --abort-at F:MS milliseconds (as Natron aborts a render the user no longer needs).
 int abortFn(OfxImageEffectHandle fx) {
   if (!fx || !fx->session) return 0;
   ++fx->abortCallsTotal;
   if (!tCtx) return 0;
+  const Session& s = *fx->session;
   long n = ++tCtx->abortCalls;
-  if (fx->session->abortAfter >= 0 && n > fx->session->abortAfter) {
-    tCtx->aborted = true;
-    return 1;
-  }
-  return 0;
+  bool stop = s.abortAfter >= 0 && n > s.abortAfter;
+  if (s.abortAtMs >= 0 && tCtx->time == s.abortFrame &&
+      std::chrono::steady_clock::now() - tCtx->started >= std::chrono::milliseconds(s.abortAtMs))
+    stop = true;
+  if (stop) tCtx->aborted = true;
+  return stop ? 1 : 0;
 }
 }  // namespace
 struct OfxImageMemoryStruct { std::vector<unsigned char> bytes; int locks = 0; };
@@ -1157,40 +1412,44 @@ OfxHost gHost = {&gHostProps, fetchSuite};
 
 void initHostProps() {
   PS& h = gHostProps;
-  h.kind = "host"; h.open = false;
+  h.kind = "host";
+  // the host descriptor (OFX core)
+  h.defInt(kOfxPropAPIVersion, {1, 4}, 0);
   h.defString(kOfxPropType, {kOfxTypeImageEffectHost});
   h.defString(kOfxPropName, {"org.faceplate.testhost"});
   h.defString(kOfxPropLabel, {"Faceplate OFX test host"});
-  h.defInt(kOfxPropAPIVersion, {1, 4});
-  h.defInt(kOfxPropVersion, {0, 1, 0});
+  h.defInt(kOfxPropVersion, {0, 1, 0}, 0);
   h.defString(kOfxPropVersionLabel, {"0.1.0"});
+  // the image effect host
   h.defInt(kOfxImageEffectHostPropIsBackground, {1});
   h.defInt("OfxImageEffectPropSupportsOverlays", {0});
   h.defInt(kOfxImageEffectPropSupportsMultiResolution, {1});
   h.defInt(kOfxImageEffectPropSupportsTiles, {1});
   h.defInt(kOfxImageEffectPropTemporalClipAccess, {0});
   h.defString(kOfxImageEffectPropSupportedComponents,
-              {kOfxImageComponentRGBA, kOfxImageComponentRGB, kOfxImageComponentAlpha});
-  h.defString(kOfxImageEffectPropSupportedContexts,
-              {kOfxImageEffectContextFilter, kOfxImageEffectContextGeneral});
+              {kOfxImageComponentRGBA, kOfxImageComponentRGB, kOfxImageComponentAlpha}, 0);
   h.defString(kOfxImageEffectPropSupportedPixelDepths,
-              {kOfxBitDepthByte, kOfxBitDepthShort, kOfxBitDepthFloat});
+              {kOfxBitDepthByte, kOfxBitDepthShort, kOfxBitDepthFloat}, 0);
+  h.defString(kOfxImageEffectPropSupportedContexts,
+              {kOfxImageEffectContextFilter, kOfxImageEffectContextGeneral}, 0);
   h.defInt(kOfxImageEffectPropSupportsMultipleClipDepths, {0});
   h.defInt(kOfxImageEffectPropSupportsMultipleClipPARs, {0});
   h.defInt("OfxImageEffectPropSetableFrameRate", {0});
   h.defInt("OfxImageEffectPropSetableFielding", {0});
-  h.defInt(kOfxImageEffectInstancePropSequentialRender, {2});
-  h.defString(kOfxImageEffectHostPropNativeOrigin, {kOfxHostNativeOriginBottomLeft});
   h.defInt("OfxParamHostPropSupportsCustomInteract", {0});
-  h.defInt("OfxParamHostPropSupportsKeyFrameAnimation", {1});
   h.defInt("OfxParamHostPropSupportsStringAnimation", {0});
-  h.defInt("OfxParamHostPropSupportsCustomAnimation", {0});
-  h.defInt("OfxParamHostPropSupportsBooleanAnimation", {0});
   h.defInt("OfxParamHostPropSupportsChoiceAnimation", {0});
+  h.defInt("OfxParamHostPropSupportsBooleanAnimation", {0});
+  h.defInt("OfxParamHostPropSupportsCustomAnimation", {0});
+  h.defPointer("OfxPropHostOSHandle", {nullptr});
   h.defInt("OfxParamHostPropSupportsParametricAnimation", {0});
   h.defInt("OfxParamHostPropMaxParameters", {-1});
   h.defInt("OfxParamHostPropMaxPages", {0});
   h.defInt("OfxParamHostPropPageRowColumnCount", {0, 0});
+  h.defInt(kOfxImageEffectInstancePropSequentialRender, {2});
+  h.defString("OfxImageEffectPropOpenGLRenderSupported", {"false"});
+  h.defInt(kOfxImageEffectPropRenderQualityDraft, {0});
+  h.defString(kOfxImageEffectHostPropNativeOrigin, {kOfxHostNativeOriginBottomLeft}, 0);
 }
 }  // namespace
 
@@ -1259,25 +1518,7 @@ bool apiOk(const OfxPlugin* p) {
          p->apiVersion == kOfxImageEffectPluginApiVersion && p->pluginIdentifier;
 }
 
-void initDescriptorProps(PS& ps, const Binary& b) {
-  ps.kind = "descriptor";
-  ps.defString(kOfxPropType, {kOfxTypeImageEffect});
-  ps.defString(kOfxPluginPropFilePath, {b.path});
-  ps.defString(kOfxPropLabel, {""});
-  ps.defString(kOfxImageEffectPluginPropGrouping, {""});
-  ps.defString(kOfxImageEffectPropSupportedContexts, {});
-  ps.defString(kOfxImageEffectPropSupportedPixelDepths, {});
-  ps.defString(kOfxImageEffectPluginRenderThreadSafety, {kOfxImageEffectRenderInstanceSafe});
-  ps.defInt(kOfxImageEffectPluginPropHostFrameThreading, {1});
-  ps.defInt(kOfxImageEffectPropSupportsMultiResolution, {1});
-  ps.defInt(kOfxImageEffectPropSupportsTiles, {1});
-  ps.defInt(kOfxImageEffectPropTemporalClipAccess, {0});
-  ps.defInt(kOfxImageEffectPropSupportsMultipleClipDepths, {0});
-  ps.defInt(kOfxImageEffectPropSupportsMultipleClipPARs, {0});
-  ps.defInt(kOfxImageEffectPluginPropSingleInstance, {0});
-  ps.defInt(kOfxImageEffectInstancePropSequentialRender, {0});
-  ps.defPointer(kOfxImageEffectPluginPropOverlayInteractV1, {nullptr});
-}
+void initDescriptorProps(PS& ps, const Binary& b) { declareEffectDescriptor(ps, b.path); }
 
 std::string contextName(const std::string& c) {
   if (c == "filter") return kOfxImageEffectContextFilter;
@@ -1345,8 +1586,13 @@ std::string describeJson(OfxImageEffectStruct& d) {
          ",\"props\":" + jprops(p->props) + "}";
     first = false;
   }
+  // The page order as Natron lays pages out: kOfxPluginPropParamPageOrder if the host knew it
+  // (HostSupport does not: it is unknown here), else the order in which pages were defined.
   const PropValue* order = d.props.find(kOfxPluginPropParamPageOrder);
-  o += "],\"page_order\":" + (order ? jvalue(*order, true) : std::string("[]"));
+  std::vector<std::string> pages;
+  for (auto& p : d.params.params) if (p->type == kOfxParamTypePage) pages.push_back(p->name);
+  PropValue pv; pv.type = PType::String; pv.s = pages;
+  o += "],\"page_order\":" + (order ? jvalue(*order, true) : jvalue(pv, true));
   return o + "}";
 }
 
@@ -1410,6 +1656,47 @@ int cmdDescribe(const std::string& bundle) {
 
 // ============================================================================ render
 namespace {
+using Clock = std::chrono::steady_clock;
+
+struct ChildProc { long pid; std::string name; };
+
+// The live direct children of this process (started from any of its threads), from /proc: the
+// workers a plugin started. Sorted by pid.
+std::vector<ChildProc> childProcesses() {
+  std::vector<ChildProc> out;
+  const long self = static_cast<long>(getpid());
+  DIR* d = opendir("/proc");
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    const long pid = std::strtol(e->d_name, &end, 10);
+    if (!end || *end || pid <= 0) continue;
+    std::ifstream f(std::string("/proc/") + e->d_name + "/stat");
+    std::string line;
+    if (!std::getline(f, line)) continue;
+    const size_t a = line.find('('), b = line.rfind(')');
+    if (a == std::string::npos || b == std::string::npos || b < a || b + 2 > line.size()) continue;
+    std::istringstream rest(line.substr(b + 2));
+    std::string state;
+    long ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == self && state != "Z") out.push_back({pid, line.substr(a + 1, b - a - 1)});
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end(), [](const ChildProc& x, const ChildProc& y) { return x.pid < y.pid; });
+  return out;
+}
+std::string childrenJson(const std::vector<ChildProc>& v) {
+  std::string o = "[";
+  for (size_t k = 0; k < v.size(); ++k)
+    o += std::string(k ? "," : "") + "{\"pid\":" + std::to_string(v[k].pid) + ",\"name\":" + jstr(v[k].name) + "}";
+  return o + "]";
+}
+long threadId() { return static_cast<long>(::syscall(SYS_gettid)); }
+double msSince(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
 struct FrameResult {
   double time = 0;
   std::string status;
@@ -1418,101 +1705,185 @@ struct FrameResult {
   std::string identityClip;
   long abortCalls = 0;
   double ms = 0;
-  double renderMs = 0;   // the plugin's Render action, wall time
+  double renderMs = 0;     // the plugin's Render action, wall time
   double hostImageMs = 0;  // of which spent in this host's clipGetImage
-  Frame out;
+  double startMs = 0, endMs = 0;  // since the frames began
+  long thread = 0;                // the render thread (it exits after this frame)
+  int rodStatus = -1, beginStatus = -1, endStatus = -1;
+  bool sequence = false;          // Begin/EndSequenceRender came around it, range [t, t]
+  std::vector<ChildProc> children;  // this process's children right after the frame
+  Frame out;                        // in the --depth's native units
 };
 
 struct RenderArgs {
   std::string bundle, plugin, context = "filter", input, output, mask;
   std::vector<std::pair<std::string, std::string>> params;
-  std::vector<std::string> instanceChanged;
+  std::vector<std::string> instanceChanged, instanceChangedDuringRender;
   int threads = 1;
   int cancelProgressAfter = -1;
+  int staggerMs = 0;
 };
 
-void addRenderArgs(PS& in, double t, const OfxRectI& w, double s) {
+// ---- action arguments: closed sets with exactly HostSupport's properties ----
+void renderArgs(PS& in, double t, const OfxRectI& w, double s) {
+  in.kind = "inArgs";
   in.defDouble(kOfxPropTime, {t});
   in.defString(kOfxImageEffectPropFieldToRender, {kOfxFieldNone});
   in.defInt(kOfxImageEffectPropRenderWindow, {w.x1, w.y1, w.x2, w.y2});
   in.defDouble(kOfxImageEffectPropRenderScale, {s, s});
   in.defInt(kOfxImageEffectPropSequentialRenderStatus, {0});
   in.defInt(kOfxImageEffectPropInteractiveRenderStatus, {0});
+  in.defInt("OfxImageEffectPropOpenGLEnabled", {0});
   in.defInt(kOfxImageEffectPropRenderQualityDraft, {0});
 }
+void identityArgs(PS& in, PS& out, double t, const OfxRectI& w, double s) {
+  in.kind = "inArgs"; out.kind = "outArgs";
+  in.defDouble(kOfxPropTime, {t});
+  in.defString(kOfxImageEffectPropFieldToRender, {kOfxFieldNone});
+  in.defInt(kOfxImageEffectPropRenderWindow, {w.x1, w.y1, w.x2, w.y2});
+  in.defDouble(kOfxImageEffectPropRenderScale, {s, s});
+  out.defDouble(kOfxPropTime, {t});
+  out.defString(kOfxPropName, {""});
+}
+void rodArgs(PS& in, PS& out, double t, double s, const OfxRectI& dflt) {
+  in.kind = "inArgs"; out.kind = "outArgs";
+  in.defDouble(kOfxPropTime, {t});
+  in.defDouble(kOfxImageEffectPropRenderScale, {s, s});
+  out.defDouble(kOfxImageEffectPropRegionOfDefinition,
+                {double(dflt.x1), double(dflt.y1), double(dflt.x2), double(dflt.y2)});
+}
+void sequenceArgs(PS& in, double t0, double t1, double s) {
+  in.kind = "inArgs";
+  in.defDouble(kOfxImageEffectPropFrameRange, {t0, t1});
+  in.defDouble(kOfxImageEffectPropFrameStep, {1.0});
+  in.defInt(kOfxPropIsInteractive, {0});
+  in.defDouble(kOfxImageEffectPropRenderScale, {s, s});
+  in.defInt(kOfxImageEffectPropSequentialRenderStatus, {0});
+  in.defInt(kOfxImageEffectPropInteractiveRenderStatus, {0});
+  in.defInt("OfxImageEffectPropOpenGLEnabled", {0});
+  in.defInt(kOfxImageEffectPropRenderQualityDraft, {0});
+}
+bool okOrDefault(OfxStatus st) { return st == kOfxStatOK || st == kOfxStatReplyDefault; }
 
-FrameResult renderOne(OfxPlugin* p, OfxImageEffectStruct* inst, Session& s, double t) {
+// Begin/InstanceChanged/EndInstanceChanged for one change (a param or a clip), on this thread.
+OfxStatus instanceChanged(OfxPlugin* p, OfxImageEffectStruct* inst, const char* type,
+                          const std::string& name, double t) {
+  PS in; in.kind = "inArgs";
+  in.defString(kOfxPropType, {type});
+  in.defString(kOfxPropName, {name});
+  in.defString(kOfxPropChangeReason, {kOfxChangeUserEdited});
+  in.defDouble(kOfxPropTime, {t});
+  in.defDouble(kOfxImageEffectPropRenderScale, {1.0, 1.0});
+  PS bin; bin.kind = "inArgs";
+  bin.defString(kOfxPropChangeReason, {kOfxChangeUserEdited});
+  callAction(p, kOfxActionBeginInstanceChanged, inst, &bin, nullptr);
+  OfxStatus st = callAction(p, kOfxActionInstanceChanged, inst, &in, nullptr);
+  callAction(p, kOfxActionEndInstanceChanged, inst, &bin, nullptr);
+  return st;
+}
+
+// Render threads now inside renderOne (InstanceChanged during render reports it).
+std::atomic<int> gFramesInFlight{0};
+std::atomic<int> gFramesStarted{0};
+
+// One frame, on the calling thread (a fresh thread per frame, as Natron's render threads end
+// after each render): GetRegionOfDefinition, IsIdentity, then — unless identity —
+// BeginSequenceRender([t, t]), Render, EndSequenceRender([t, t]), as Natron does for every frame
+// of a non-writer effect.
+FrameResult renderOne(OfxPlugin* p, OfxImageEffectStruct* inst, Session& s, double t,
+                      double scale, Clock::time_point t0) {
+  ++gFramesInFlight;
+  ++gFramesStarted;
   FrameResult r;
   r.time = t;
-  auto t0 = std::chrono::steady_clock::now();
+  r.thread = threadId();
+  r.startMs = msSince(t0);
+  const auto tStart = Clock::now();
   RenderCtx ctx;
-  ctx.time = t; ctx.scale = s.scale;
-  for (auto& kv : inst->clips)
-    if (kv.second->source) ctx.scaled[kv.first] = scaleFrame(*kv.second->source, s.scale);
-  const Frame& src = ctx.scaled[kOfxImageEffectSimpleSourceClipName];
-  ctx.rod = OfxRectI{0, 0, src.w, src.h};
+  ctx.time = t; ctx.scale = scale; ctx.scaled = &s.scaled; ctx.started = tStart;
+  const OfxImageClipStruct& outClip = *inst->clips.at(kOfxImageEffectOutputClipName);
+  const OfxImageClipStruct& srcClip = *inst->clips.at(kOfxImageEffectSimpleSourceClipName);
+  ctx.rod = scaledRod(srcClip.rod, scale);  // the Output's RoD is the Source's
   ctx.window = ctx.rod;
   if (s.hasWindow)
-    ctx.window = intersect(ctx.rod, OfxRectI{int(std::floor(s.windowFull.x1 * s.scale)),
-                                             int(std::floor(s.windowFull.y1 * s.scale)),
-                                             int(std::ceil(s.windowFull.x2 * s.scale)),
-                                             int(std::ceil(s.windowFull.y2 * s.scale))});
-  std::string depth = s.depth, comps = s.comps;
-  int nc = componentCount(comps), bpc = bytesPerComponent(depth);
-  r.out.w = ctx.rod.x2; r.out.h = ctx.rod.y2; r.out.c = nc;
-  r.out.px.assign(static_cast<size_t>(r.out.w) * r.out.h * nc, 0.f);
+    ctx.window = intersect(ctx.rod, OfxRectI{int(std::floor(s.windowFull.x1 * scale)),
+                                             int(std::floor(s.windowFull.y1 * scale)),
+                                             int(std::ceil(s.windowFull.x2 * scale)),
+                                             int(std::ceil(s.windowFull.y2 * scale))});
+  const std::string depth = outClip.props.getString(kOfxImageEffectPropPixelDepth);
+  const std::string comps = outClip.props.getString(kOfxImageEffectPropComponents);
+  const int nc = componentCount(comps), bpc = bytesPerComponent(depth);
+  const float unit = depthMax(depth) / depthMax(s.depth);  // output units per --depth unit
+  const int W = ctx.rod.x2 - ctx.rod.x1, H = ctx.rod.y2 - ctx.rod.y1;
+  r.out.w = W; r.out.h = H; r.out.c = nc;
+  r.out.px.assign(static_cast<size_t>(W) * H * std::max(nc, 1), 0.f);
   tCtx = &ctx;
 
+  PS rin, rout;
+  rodArgs(rin, rout, t, scale, ctx.rod);
+  r.rodStatus = callAction(p, kOfxImageEffectActionGetRegionOfDefinition, inst, &rin, &rout);
   PS in, out;
-  in.kind = "inArgs"; out.kind = "outArgs";
-  addRenderArgs(in, t, ctx.window, s.scale);
-  out.defString(kOfxPropName, {""});
-  out.defDouble(kOfxPropTime, {t});
-  OfxStatus ist = callAction(p, kOfxImageEffectActionIsIdentity, inst, &in, &out);
+  identityArgs(in, out, t, ctx.window, scale);
+  OfxStatus ist = okOrDefault(r.rodStatus)
+                      ? callAction(p, kOfxImageEffectActionIsIdentity, inst, &in, &out)
+                      : r.rodStatus;
   if (ist == kOfxStatOK) {
     r.identityClip = out.getString(kOfxPropName);
-    auto it = ctx.scaled.find(r.identityClip);
-    if (it == ctx.scaled.end()) { r.status = "failed"; r.rc = kOfxStatErrValue; }
+    auto it = inst->clips.find(r.identityClip);
+    auto sc = s.scaled.find(r.identityClip);
+    if (it == inst->clips.end() || sc == s.scaled.end()) { r.status = "failed"; r.rc = kOfxStatErrValue; }
     else {
-      const Frame& f = it->second;
+      const Frame& f = sc->second;
+      const OfxRectI irod = scaledRod(it->second->rod, scale);
       unsigned char tmp[4];
-      for (int y = 0; y < r.out.h; ++y)
-        for (int x = 0; x < r.out.w; ++x)
+      for (int y = 0; y < H; ++y)
+        for (int x = 0; x < W; ++x) {
+          const int fx = x + ctx.rod.x1 - irod.x1, fy = y + irod.y2 - ctx.rod.y2;
+          if (fx < 0 || fy < 0 || fx >= f.w || fy >= f.h) continue;
           for (int ch = 0; ch < nc; ++ch) {
-            storeValue(tmp, depth, ch < f.c ? f.at(x, y, ch) : 1.f);
-            r.out.px[(static_cast<size_t>(y) * r.out.w + x) * nc + ch] = loadValue(tmp, depth);
+            float v = convertedChannel(f, it->second->frameComps, fx, fy, comps, ch, depthMax(s.depth));
+            storeValue(tmp, depth, v * unit);
+            r.out.px[(static_cast<size_t>(y) * W + x) * nc + ch] = loadValue(tmp, depth) / unit;
           }
+        }
       r.status = "identity";
     }
   } else if (ist != kOfxStatReplyDefault) {
     r.status = "failed"; r.rc = ist;
   } else {
+    PS bin;
+    sequenceArgs(bin, t, t, scale);
+    r.sequence = true;
+    r.beginStatus = callAction(p, kOfxImageEffectActionBeginSequenceRender, inst, &bin, nullptr);
     Layout l = layoutFor(ctx.window, nc * bpc, s.negativeRowBytes);
     ctx.out.assign(l.bytes, 0);
     ctx.outData = ctx.out.data() + l.bottomOffset;
     ctx.outRowBytes = l.rowBytes;
-    PS rin; rin.kind = "inArgs";
-    addRenderArgs(rin, t, ctx.window, s.scale);
+    PS ren;
+    renderArgs(ren, t, ctx.window, scale);
     r.renderCalled = true;
-    const auto t_render = std::chrono::steady_clock::now();
-    OfxStatus st = callAction(p, kOfxImageEffectActionRender, inst, &rin, nullptr);
-    r.renderMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                           t_render).count();
+    const auto t_render = Clock::now();
+    OfxStatus st = callAction(p, kOfxImageEffectActionRender, inst, &ren, nullptr);
+    r.renderMs = msSince(t_render);
     r.hostImageMs = static_cast<double>(ctx.imageNs.load()) / 1e6;
+    r.endStatus = callAction(p, kOfxImageEffectActionEndSequenceRender, inst, &bin, nullptr);
     r.rc = st;
     r.status = st != kOfxStatOK ? "failed" : (ctx.aborted ? "aborted" : "ok");
     for (int y = ctx.window.y1; y < ctx.window.y2; ++y) {
       const unsigned char* row = ctx.outData + static_cast<long>(y - ctx.window.y1) * ctx.outRowBytes;
-      int ty = r.out.h - 1 - y;
+      const int ty = ctx.rod.y2 - 1 - y;
       for (int x = ctx.window.x1; x < ctx.window.x2; ++x)
         for (int ch = 0; ch < nc; ++ch)
-          r.out.px[(static_cast<size_t>(ty) * r.out.w + x) * nc + ch] =
-              loadValue(row + ((x - ctx.window.x1) * nc + ch) * bpc, depth);
+          r.out.px[(static_cast<size_t>(ty) * W + (x - ctx.rod.x1)) * nc + ch] =
+              loadValue(row + ((x - ctx.window.x1) * nc + ch) * bpc, depth) / unit;
     }
   }
   tCtx = nullptr;
   r.abortCalls = ctx.abortCalls.load();
-  r.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  r.children = childProcesses();
+  r.ms = msSince(tStart);
+  r.endMs = msSince(t0);
+  --gFramesInFlight;
   return r;
 }
 
@@ -1524,6 +1895,145 @@ std::string outputPath(const std::string& pattern, int frame) {
   char num[32];
   std::snprintf(num, sizeof num, "%0*d", int(b - a), frame);
   return pattern.substr(0, a) + num + pattern.substr(b);
+}
+
+// ---- clip preferences (HostSupport's defaults, then the plugin's answer applied) ----
+bool chromatic(const std::string& c) {
+  return c == kOfxImageComponentRGBA || c == kOfxImageComponentRGB || c == kOfxImageComponentAlpha;
+}
+bool clipSupports(const OfxImageClipStruct& c, const std::string& comps) {
+  for (auto& k : c.props.getStrings(kOfxImageEffectPropSupportedComponents)) if (k == comps) return true;
+  return false;
+}
+// The components the clip takes for `s` (HostSupport's rule; RGB also falls back to RGBA).
+std::string findSupportedComp(const OfxImageClipStruct& c, const std::string& s) {
+  if (clipSupports(c, s) || !chromatic(s)) return s;
+  const std::vector<std::string> order =
+      s == kOfxImageComponentRGBA ? std::vector<std::string>{kOfxImageComponentRGB, kOfxImageComponentAlpha}
+    : s == kOfxImageComponentAlpha ? std::vector<std::string>{kOfxImageComponentRGBA, kOfxImageComponentRGB}
+    : std::vector<std::string>{kOfxImageComponentRGBA};
+  for (auto& k : order) if (clipSupports(c, k)) return k;
+  auto all = c.props.getStrings(kOfxImageEffectPropSupportedComponents);
+  return all.size() == 1 ? all[0] : std::string(kOfxImageComponentNone);
+}
+std::string mostChromatic(const std::string& a, const std::string& b) {
+  if (a == kOfxImageComponentNone) return b;
+  if (a == kOfxImageComponentRGBA || b == kOfxImageComponentRGBA) return kOfxImageComponentRGBA;
+  if (a == kOfxImageComponentRGB || b == kOfxImageComponentRGB) return kOfxImageComponentRGB;
+  return a;
+}
+int depthRank(const std::string& d) {
+  return d == kOfxBitDepthByte ? 1 : d == kOfxBitDepthShort ? 2 : d == kOfxBitDepthFloat ? 4 : 0;
+}
+std::string bestSupportedDepth(const OfxImageEffectStruct& fx, const std::string& d) {
+  auto ok = [&](const std::string& x) {
+    for (auto& k : fx.props.getStrings(kOfxImageEffectPropSupportedPixelDepths)) if (k == x) return true;
+    return false;
+  };
+  if (d == kOfxBitDepthNone || ok(d)) return d;
+  std::vector<std::string> order =
+      d == kOfxBitDepthFloat ? std::vector<std::string>{kOfxBitDepthShort, kOfxBitDepthByte}
+    : d == kOfxBitDepthShort ? std::vector<std::string>{kOfxBitDepthFloat, kOfxBitDepthByte}
+    : std::vector<std::string>{kOfxBitDepthShort, kOfxBitDepthFloat};
+  for (auto& k : order) if (ok(k)) return k;
+  return kOfxBitDepthNone;
+}
+
+// The out-args of GetClipPreferences filled with the host's defaults (HostSupport's
+// setDefaultClipPreferences): non-optional inputs keep their own components; the Output (and
+// optional inputs) get the "most chromatic" components of the connected inputs that are not
+// masks, in the deepest depth; the Output is premultiplied when an RGBA input is, else when it
+// has alpha, opaque without input.
+void defaultClipPreferences(OfxImageEffectStruct& inst, PS& prefs) {
+  prefs.kind = "outArgs";
+  std::string most = kOfxImageComponentNone, deepest = kOfxBitDepthNone, premult;
+  bool any = false;
+  for (auto& name : inst.clipOrder) {
+    OfxImageClipStruct& c = *inst.clips[name];
+    if (name == kOfxImageEffectOutputClipName || c.props.getInt(kOfxImageClipPropIsMask)) continue;
+    const bool connected = c.props.getInt(kOfxImageClipPropConnected) != 0;
+    const std::string raw = findSupportedComp(c, c.props.getString(kOfxImageClipPropUnmappedComponents));
+    if (!chromatic(raw)) continue;
+    if (raw == kOfxImageComponentRGBA && (connected || premult.empty())) {
+      const std::string pm = c.props.getString(kOfxImageEffectPropPreMultiplication);
+      if (pm == kOfxImageAlphaPremultiplied) premult = pm;
+      else if (pm == kOfxImageAlphaUnPremultiplied && premult != kOfxImageAlphaPremultiplied) premult = pm;
+    }
+    if (!connected) continue;
+    any = true;
+    const std::string d = c.props.getString(kOfxImageClipPropUnmappedPixelDepth);
+    if (depthRank(d) > depthRank(deepest)) deepest = d;
+    if ((most == kOfxImageComponentAlpha) != (raw == kOfxImageComponentAlpha) && most != kOfxImageComponentNone)
+      most = kOfxImageComponentRGBA;
+    most = mostChromatic(most, raw);
+  }
+  if (!any) { most = kOfxImageComponentRGBA; deepest = kOfxBitDepthFloat; }
+  deepest = bestSupportedDepth(inst, deepest);
+  for (auto& name : inst.clipOrder) {
+    OfxImageClipStruct& c = *inst.clips[name];
+    const bool isOutput = name == kOfxImageEffectOutputClipName;
+    const bool connected = c.props.getInt(kOfxImageClipPropConnected) != 0;
+    std::string comp, depth;
+    if (isOutput || (c.props.getInt(kOfxImageClipPropOptional) && connected)) {
+      comp = findSupportedComp(c, most);
+      depth = deepest;
+      if (isOutput && premult.empty() &&
+          (comp == kOfxImageComponentRGBA || comp == kOfxImageComponentAlpha))
+        premult = kOfxImageAlphaPremultiplied;
+    } else if (connected) {
+      comp = findSupportedComp(c, c.props.getString(kOfxImageClipPropUnmappedComponents));
+      depth = deepest;
+    } else {  // an unconnected input keeps "none"
+      comp = kOfxImageComponentNone;
+      depth = kOfxBitDepthNone;
+    }
+    prefs.defString(kOfxImageClipPropComponentsPrefix + name, {comp}, 0);
+    prefs.defString(kOfxImageClipPropDepthPrefix + name, {depth});
+    prefs.defDouble(kOfxImageClipPropPARPrefix + name, {1.0});
+  }
+  prefs.defDouble("OfxImageEffectPropFrameRate", {24.0});
+  prefs.defString(kOfxImageEffectPropPreMultiplication, {premult.empty() ? kOfxImageOpaque : premult});
+  prefs.defString("OfxImageClipPropFieldOrder", {kOfxFieldNone});
+  prefs.defInt("OfxImageClipPropContinuousSamples", {0});
+  prefs.defInt(kOfxImageEffectFrameVarying, {0});
+}
+
+// Applies what GetClipPreferences returned to the clips (components, depth, the Output's
+// premultiplication): the images the plugin then gets have exactly these. "" or an error.
+std::string applyClipPreferences(OfxImageEffectStruct& inst, const PS& prefs) {
+  for (auto& name : inst.clipOrder) {
+    OfxImageClipStruct& c = *inst.clips[name];
+    const std::string comp = prefs.getString(kOfxImageClipPropComponentsPrefix + name);
+    const std::string depth = prefs.getString(kOfxImageClipPropDepthPrefix + name);
+    const double par = prefs.getDouble(kOfxImageClipPropPARPrefix + name, 1.0);
+    const bool live = name == kOfxImageEffectOutputClipName || c.props.getInt(kOfxImageClipPropConnected);
+    if (!live) continue;
+    if (!clipSupports(c, comp))
+      return "clip " + name + ": components '" + comp + "' are not among its supported components";
+    if (depth != bestSupportedDepth(inst, depth) || depthRank(depth) == 0)
+      return "clip " + name + ": depth '" + depth + "' is not supported by the plugin";
+    if (par != 1.0) return "clip " + name + ": pixel aspect ratio " + jnum(par) + " (this host has only 1)";
+    c.props.setString(kOfxImageEffectPropComponents, comp);
+    c.props.setString(kOfxImageEffectPropPixelDepth, depth);
+  }
+  inst.clips[kOfxImageEffectOutputClipName]->props.setString(
+      kOfxImageEffectPropPreMultiplication, prefs.getString(kOfxImageEffectPropPreMultiplication));
+  return "";
+}
+
+// Connects an input: its state before the clip preferences (what it "unmaps" to).
+void connectClip(OfxImageClipStruct& c, const Frame* f, const std::string& comps,
+                 const OfxRectI& rod, const std::string& depth) {
+  c.source = f;
+  c.frameComps = comps;
+  c.rod = rod;
+  c.props.setInt(kOfxImageClipPropConnected, 1);
+  c.props.setString(kOfxImageClipPropUnmappedComponents, comps);
+  c.props.setString(kOfxImageClipPropUnmappedPixelDepth, depth);
+  c.props.setString(kOfxImageEffectPropComponents, findSupportedComp(c, comps));
+  c.props.setString(kOfxImageEffectPropPixelDepth, depth);
+  c.props.setString(kOfxImageEffectPropPreMultiplication,
+                    comps == kOfxImageComponentRGB ? kOfxImageOpaque : kOfxImageAlphaPremultiplied);
 }
 
 int cmdRender(RenderArgs& a, Session& s) {
@@ -1538,8 +2048,13 @@ int cmdRender(RenderArgs& a, Session& s) {
   } catch (const std::exception& e) { return fail(e.what(), 1); }
   int nc = componentCount(s.comps);
   if (s.source.c != nc) return fail("input has " + std::to_string(s.source.c) + " channels, --components needs " + std::to_string(nc), 1);
-  if (s.hasMask && (s.mask.c != 1 || s.mask.w != s.source.w || s.mask.h != s.source.h))
-    return fail("mask must be 1 channel and the size of the input", 1);
+  const OfxRectI srcRod{0, 0, s.source.w, s.source.h};
+  if (s.hasMaskRod && !s.hasMask) return fail("--mask-rod needs --mask", 1);
+  if (!s.hasMaskRod) s.maskRod = srcRod;
+  if (s.hasMask && (s.mask.c != 1 || s.mask.w != s.maskRod.x2 - s.maskRod.x1 ||
+                    s.mask.h != s.maskRod.y2 - s.maskRod.y1))
+    return fail(s.hasMaskRod ? "mask must be 1 channel and the size of --mask-rod"
+                             : "mask must be 1 channel and the size of the input", 1);
   gRec.cancelProgressAfter = a.cancelProgressAfter;
 
   Binary b = loadBundle(a.bundle);
@@ -1556,22 +2071,11 @@ int cmdRender(RenderArgs& a, Session& s) {
   auto desc = describeIn(p, b, ctxName, ds, errors);
   if (!desc) return fail("describe failed in context " + ctxName, 2);
 
-  // ---- instance
+  // ---- instance, created with every input unconnected (as a node is created in Natron)
   auto inst = std::make_unique<OfxImageEffectStruct>();
   inst->isInstance = true; inst->session = &s; inst->time = s.first;
   inst->props.props = desc->props.props;
-  inst->props.kind = "instance";
-  inst->props.defString(kOfxPropType, {kOfxTypeImageEffectInstance});
-  inst->props.defString(kOfxImageEffectPropContext, {ctxName});
-  inst->props.defInt(kOfxPropIsInteractive, {0});
-  inst->props.defPointer(kOfxPropInstanceData, {nullptr});
-  inst->props.defDouble("OfxImageEffectPropProjectSize", {double(s.source.w), double(s.source.h)});
-  inst->props.defDouble("OfxImageEffectPropProjectOffset", {0, 0});
-  inst->props.defDouble("OfxImageEffectPropProjectExtent", {double(s.source.w), double(s.source.h)});
-  inst->props.defDouble(kOfxImageEffectPropProjectPixelAspectRatio, {1.0});
-  inst->props.defDouble("OfxImageEffectInstancePropEffectDuration", {double(s.last - s.first + 1)});
-  inst->props.defDouble("OfxImageEffectPropFrameRate", {24.0});
-  inst->params.props.props = desc->params.props.props;
+  declareEffectInstance(inst->props, ctxName, double(s.source.w), double(s.source.h), s.first, s.last);
   for (auto& dp : desc->params.params) {
     auto ip = std::make_unique<OfxParamStruct>();
     instantiateParam(*ip, *dp);
@@ -1579,37 +2083,70 @@ int cmdRender(RenderArgs& a, Session& s) {
   }
   for (auto& name : desc->clipOrder) {
     auto c = std::make_unique<OfxImageClipStruct>();
-    OfxImageClipStruct& dc = *desc->clips[name];
     c->name = name; c->effect = inst.get();
-    c->props.props = dc.props.props; c->props.kind = "clip";
-    bool isMask = dc.props.getInt(kOfxImageClipPropIsMask) != 0;
-    if (name == kOfxImageEffectSimpleSourceClipName) c->source = &s.source;
-    else if (isMask && s.hasMask) c->source = &s.mask;
-    bool connected = name == kOfxImageEffectOutputClipName || c->source != nullptr;
-    std::string comps = isMask ? kOfxImageComponentAlpha : s.comps;
-    c->props.defInt(kOfxImageClipPropConnected, {connected ? 1 : 0});
-    c->props.defString(kOfxImageEffectPropPixelDepth, {s.depth});
-    c->props.defString(kOfxImageEffectPropComponents, {comps});
-    c->props.defString(kOfxImageClipPropUnmappedPixelDepth, {s.depth});
-    c->props.defString(kOfxImageClipPropUnmappedComponents, {comps});
-    c->props.defString(kOfxImageEffectPropPreMultiplication,
-                       {comps == kOfxImageComponentRGB ? kOfxImageOpaque : kOfxImageAlphaPremultiplied});
-    c->props.defDouble(kOfxImagePropPixelAspectRatio, {1.0});
-    c->props.defDouble("OfxImageEffectPropFrameRate", {24.0});
-    c->props.defDouble(kOfxImageEffectPropFrameRange, {double(s.first), double(s.last)});
-    c->props.defDouble("OfxImageEffectPropUnmappedFrameRange", {double(s.first), double(s.last)});
-    c->props.defDouble("OfxImageEffectPropUnmappedFrameRate", {24.0});
-    c->props.defString("OfxImageClipPropFieldOrder", {"OfxFieldNone"});
-    c->props.defInt("OfxImageClipPropContinuousSamples", {0});
+    c->props.props = desc->clips[name]->props.props;
+    c->props.kind = "clip";
+    declareClipInstance(c->props, s.first, s.last);
     inst->clipOrder.push_back(name);
     inst->clips[name] = std::move(c);
   }
+  if (!inst->clips.count(kOfxImageEffectSimpleSourceClipName) ||
+      !inst->clips.count(kOfxImageEffectOutputClipName))
+    return fail("the plugin has no Source or no Output clip in context " + ctxName, 2);
+  OfxImageClipStruct& outClip = *inst->clips[kOfxImageEffectOutputClipName];
+  outClip.props.setInt(kOfxImageClipPropConnected, 1);  // the Output always is
+  outClip.props.setString(kOfxImageEffectPropComponents, kOfxImageComponentRGBA);  // until prefs
+  outClip.props.setString(kOfxImageEffectPropPixelDepth, s.depth);
   OfxStatus cs = callAction(p, kOfxActionCreateInstance, inst.get(), nullptr, nullptr);
   o += "\"plugin\":" + jstr(a.plugin) + ",\"context\":" + jstr(ctxName) +
        ",\"depth\":" + jstr(s.depth) + ",\"components\":" + jstr(s.comps) +
        ",\"create_status\":" + std::to_string(cs);
   int exitCode = 0;
-  if (cs != kOfxStatOK && cs != kOfxStatReplyDefault) exitCode = 3;
+  if (!okOrDefault(cs)) exitCode = 3;
+
+  // ---- render-scale probe, right after CreateInstance, inputs still unconnected (Natron):
+  // GetRegionOfDefinition at scale 1, then at 0.5. Fails at 0.5: the effect is rendered at
+  // scale 1 (and the result downscaled). Fails at 1: undecided until the first render.
+  std::string support = "maybe";
+  OfxStatus probe1 = -1, probeHalf = -1;
+  if (exitCode == 0) {
+    PS in1, out1;
+    rodArgs(in1, out1, s.first, 1.0, srcRod);
+    probe1 = callAction(p, kOfxImageEffectActionGetRegionOfDefinition, inst.get(), &in1, &out1);
+    if (okOrDefault(probe1)) {
+      PS in2, out2;
+      rodArgs(in2, out2, s.first, 0.5, OfxRectI{0, 0, (srcRod.x2 + 1) / 2, (srcRod.y2 + 1) / 2});
+      probeHalf = callAction(p, kOfxImageEffectActionGetRegionOfDefinition, inst.get(), &in2, &out2);
+      support = okOrDefault(probeHalf) ? "yes" : "no";
+    }
+  }
+  o += ",\"probe\":{\"time\":" + jnum(s.first) + ",\"scale_one_status\":" + std::to_string(probe1) +
+       ",\"half_status\":" + std::to_string(probeHalf) + "}";
+
+  // ---- inputs connected (InstanceChanged for each clip, as Natron reports a connection)
+  std::vector<std::string> connected;
+  if (exitCode == 0) {
+    connectClip(*inst->clips[kOfxImageEffectSimpleSourceClipName], &s.source, s.comps, srcRod, s.depth);
+    connected.push_back(kOfxImageEffectSimpleSourceClipName);
+    if (s.hasMask) {
+      OfxImageClipStruct* mc = nullptr;
+      for (auto& name : inst->clipOrder)
+        if (inst->clips[name]->props.getInt(kOfxImageClipPropIsMask)) { mc = inst->clips[name].get(); break; }
+      const bool sameRod = s.maskRod.x1 == 0 && s.maskRod.y1 == 0 && s.maskRod.x2 == srcRod.x2 &&
+                           s.maskRod.y2 == srcRod.y2;
+      if (!sameRod && !desc->props.getInt(kOfxImageEffectPropSupportsMultiResolution))
+        return fail("the plugin does not support multi-resolution: a Mask whose RoD differs from "
+                    "the Source's is refused (as Natron refuses the connection)", 3);
+      if (mc) {
+        connectClip(*mc, &s.mask, kOfxImageComponentAlpha, s.maskRod, s.depth);
+        connected.push_back(mc->name);
+      }
+    }
+    for (auto& name : connected) instanceChanged(p, inst.get(), kOfxTypeClip, name, s.first);
+  }
+  o += ",\"connected\":[";
+  for (size_t k = 0; k < connected.size(); ++k) o += (k ? "," : "") + jstr(connected[k]);
+  o += "]";
 
   // ---- params from the CLI (host side, as a user edit)
   for (auto& kv : a.params) {
@@ -1621,74 +2158,100 @@ int cmdRender(RenderArgs& a, Session& s) {
   // ---- InstanceChanged for each requested param (as a user edit)
   o += ",\"instance_changed\":[";
   for (size_t k = 0; k < a.instanceChanged.size() && exitCode == 0; ++k) {
-    PS in; in.kind = "inArgs";
-    in.defString(kOfxPropType, {kOfxTypeParameter});
-    in.defString(kOfxPropName, {a.instanceChanged[k]});
-    in.defString(kOfxPropChangeReason, {kOfxChangeUserEdited});
-    in.defDouble(kOfxPropTime, {double(s.first)});
-    in.defDouble(kOfxImageEffectPropRenderScale, {1.0, 1.0});
-    PS bin; bin.kind = "inArgs";
-    bin.defString(kOfxPropChangeReason, {kOfxChangeUserEdited});
-    callAction(p, kOfxActionBeginInstanceChanged, inst.get(), &bin, nullptr);
-    OfxStatus st = callAction(p, kOfxActionInstanceChanged, inst.get(), &in, nullptr);
-    callAction(p, kOfxActionEndInstanceChanged, inst.get(), &bin, nullptr);
+    OfxStatus st = instanceChanged(p, inst.get(), kOfxTypeParameter, a.instanceChanged[k], s.first);
     o += std::string(k ? "," : "") + "{\"name\":" + jstr(a.instanceChanged[k]) +
          ",\"status\":" + std::to_string(st) + "}";
   }
   o += "]";
 
-  // ---- clip preferences
-  PS prefs; prefs.kind = "outArgs";
-  for (auto& name : inst->clipOrder) {
-    PS& cp = inst->clips[name]->props;
-    prefs.defString(kOfxImageClipPropComponentsPrefix + name, {cp.getString(kOfxImageEffectPropComponents)});
-    prefs.defString(kOfxImageClipPropDepthPrefix + name, {s.depth});
-    prefs.defDouble(kOfxImageClipPropPARPrefix + name, {1.0});
-  }
-  prefs.defString(kOfxImageEffectPropPreMultiplication,
-                  {s.comps == kOfxImageComponentRGB ? kOfxImageOpaque : kOfxImageAlphaPremultiplied});
-  prefs.defInt(kOfxImageEffectFrameVarying, {0});
-  prefs.defDouble("OfxImageEffectPropFrameRate", {24.0});
-  prefs.defInt("OfxImageClipPropContinuousSamples", {0});
+  // ---- clip preferences, applied to the clips and their images
+  PS prefs;
+  defaultClipPreferences(*inst, prefs);
   OfxStatus gs = exitCode ? kOfxStatFailed
                           : callAction(p, kOfxImageEffectActionGetClipPreferences, inst.get(), nullptr, &prefs);
   o += ",\"clip_preferences_status\":" + std::to_string(gs) + ",\"clip_preferences\":" + jprops(prefs);
+  if (exitCode == 0 && !okOrDefault(gs)) exitCode = 3;
+  if (exitCode == 0) {
+    const std::string err = applyClipPreferences(*inst, prefs);
+    if (!err.empty()) {
+      o += ",\"clip_preferences_error\":" + jstr(err);
+      exitCode = 3;
+    }
+  }
+  o += ",\"clips\":{";
+  for (size_t k = 0; k < inst->clipOrder.size(); ++k) {
+    const PS& cp = inst->clips[inst->clipOrder[k]]->props;
+    o += (k ? "," : "") + jstr(inst->clipOrder[k]) +
+         ":{\"connected\":" + std::to_string(cp.getInt(kOfxImageClipPropConnected)) +
+         ",\"components\":" + jstr(cp.getString(kOfxImageEffectPropComponents)) +
+         ",\"depth\":" + jstr(cp.getString(kOfxImageEffectPropPixelDepth)) +
+         ",\"premultiplication\":" + jstr(cp.getString(kOfxImageEffectPropPreMultiplication)) + "}";
+  }
+  o += "}";
 
-  // ---- RoD at this render scale (Natron's probe)
-  PS rin, rout; rin.kind = "inArgs"; rout.kind = "outArgs";
-  rin.defDouble(kOfxPropTime, {double(s.first)});
-  rin.defDouble(kOfxImageEffectPropRenderScale, {s.scale, s.scale});
-  rout.defDouble(kOfxImageEffectPropRegionOfDefinition, {0, 0, double(s.source.w), double(s.source.h)});
-  OfxStatus rs = exitCode ? kOfxStatFailed
-                          : callAction(p, kOfxImageEffectActionGetRegionOfDefinition, inst.get(), &rin, &rout);
-  o += ",\"rod_status\":" + std::to_string(rs);
+  // ---- the render scale used, and the RoD there (main thread)
+  double used = s.scale;
+  if (s.scale != 1.0 && support == "no") used = 1.0;
+  OfxStatus rs = kOfxStatFailed;
+  if (exitCode == 0) {
+    PS rin, rout;
+    rodArgs(rin, rout, s.first, used, scaledRod(srcRod, used));
+    rs = callAction(p, kOfxImageEffectActionGetRegionOfDefinition, inst.get(), &rin, &rout);
+    if (!okOrDefault(rs) && used != 1.0 && support == "maybe") {  // decided now, as Natron does
+      PS rin1, rout1;
+      rodArgs(rin1, rout1, s.first, 1.0, srcRod);
+      rs = callAction(p, kOfxImageEffectActionGetRegionOfDefinition, inst.get(), &rin1, &rout1);
+      if (okOrDefault(rs)) { used = 1.0; support = "no"; }
+    }
+  }
+  o += ",\"rod_status\":" + std::to_string(rs) + ",\"render_scale\":" + jnum(s.scale) +
+       ",\"render_scale_used\":" + jnum(used) + ",\"render_scale_support\":" + jstr(support);
 
-  // ---- sequence render, frames spread over --threads host threads at once
+  // ---- frames: each on a fresh thread that exits after it; up to --threads at once; with
+  // --instance-changed-during-render, the main thread fires those while frames render.
   std::vector<FrameResult> results(s.last - s.first + 1);
   double wallMs = 0;
+  std::string icDuring = "[";
   if (exitCode == 0) {
-    PS bin; bin.kind = "inArgs";
-    bin.defDouble(kOfxImageEffectPropFrameRange, {double(s.first), double(s.last)});
-    bin.defDouble(kOfxImageEffectPropFrameStep, {1.0});
-    bin.defInt(kOfxPropIsInteractive, {0});
-    bin.defDouble(kOfxImageEffectPropRenderScale, {s.scale, s.scale});
-    bin.defInt(kOfxImageEffectPropSequentialRenderStatus, {0});
-    bin.defInt(kOfxImageEffectPropInteractiveRenderStatus, {0});
-    OfxStatus bs = callAction(p, kOfxImageEffectActionBeginSequenceRender, inst.get(), &bin, nullptr);
-    o += ",\"begin_sequence_status\":" + std::to_string(bs);
-    auto w0 = std::chrono::steady_clock::now();
-    std::atomic<int> next{0};
-    auto worker = [&] {
-      for (int k = next++; k < static_cast<int>(results.size()); k = next++)
-        results[k] = renderOne(p, inst.get(), s, s.first + k);
-    };
-    std::vector<std::thread> pool;
-    for (int k = 0; k < std::max(1, a.threads); ++k) pool.emplace_back(worker);
-    for (auto& t : pool) t.join();
-    wallMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count();
-    OfxStatus es = callAction(p, kOfxImageEffectActionEndSequenceRender, inst.get(), &bin, nullptr);
-    o += ",\"end_sequence_status\":" + std::to_string(es);
+    for (auto& kv : inst->clips)
+      if (kv.second->source) s.scaled[kv.first] = scaleFrame(*kv.second->source, used);
+    const auto t0 = Clock::now();
+    const int n = static_cast<int>(results.size()), T = std::max(1, a.threads);
+    bool icPending = !a.instanceChangedDuringRender.empty();
+    for (int k = 0; k < n; k += T) {
+      const int m = std::min(T, n - k);
+      const int startedBefore = gFramesStarted.load();
+      std::atomic<int> done{0};
+      std::vector<std::thread> wave;
+      for (int j = 0; j < m; ++j)
+        wave.emplace_back([&, j, k] {
+          if (a.staggerMs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(a.staggerMs * j));
+          results[k + j] = renderOne(p, inst.get(), s, s.first + k + j, used, t0);
+          ++done;
+        });
+      if (icPending) {  // once a frame of this wave is rendering
+        while (gFramesStarted.load() == startedBefore && done.load() < m)
+          std::this_thread::sleep_for(std::chrono::microseconds(200));
+        for (size_t q = 0; q < a.instanceChangedDuringRender.size(); ++q) {
+          const std::string& name = a.instanceChangedDuringRender[q];
+          const int before = gFramesInFlight.load();
+          const double at = msSince(t0);
+          OfxStatus st = instanceChanged(p, inst.get(), kOfxTypeParameter, name, s.first);
+          icDuring += std::string(q ? "," : "") + "{\"name\":" + jstr(name) + ",\"status\":" +
+                      std::to_string(st) + ",\"frames_in_flight\":" + std::to_string(before) +
+                      ",\"frames_in_flight_after\":" + std::to_string(gFramesInFlight.load()) +
+                      ",\"start_ms\":" + jnum(at) + ",\"end_ms\":" + jnum(msSince(t0)) + "}";
+        }
+        icPending = false;
+      }
+      for (auto& th : wave) th.join();
+    }
+    wallMs = msSince(t0);
   }
+  icDuring += "]";
+  o += ",\"main_thread\":" + std::to_string(threadId()) + ",\"instance_changed_during_render\":" + icDuring;
+  if (used != s.scale)  // rendered at full scale: downscaled as Natron shows it
+    for (auto& r : results) if (!r.status.empty()) r.out = scaleFrame(r.out, s.scale);
   o += ",\"frames\":[";
   const bool rendered = exitCode == 0;
   for (size_t k = 0; k < results.size() && rendered; ++k) {
@@ -1700,12 +2263,18 @@ int cmdRender(RenderArgs& a, Session& s) {
          ",\"identity_clip\":" + jstr(r.identityClip) + ",\"abort_calls\":" + std::to_string(r.abortCalls) +
          ",\"hash\":" + jstr(hash) + ",\"ms\":" + jnum(r.ms) + ",\"render_ms\":" + jnum(r.renderMs) +
          ",\"host_image_ms\":" + jnum(r.hostImageMs) + ",\"width\":" + std::to_string(r.out.w) +
-         ",\"height\":" + std::to_string(r.out.h) + "}";
+         ",\"height\":" + std::to_string(r.out.h) + ",\"channels\":" + std::to_string(r.out.c) +
+         ",\"thread\":" + std::to_string(r.thread) + ",\"start_ms\":" + jnum(r.startMs) +
+         ",\"end_ms\":" + jnum(r.endMs) + ",\"rod_status\":" + std::to_string(r.rodStatus) +
+         ",\"sequence\":" + (r.sequence ? "[" + jnum(r.time) + "," + jnum(r.time) + "]" : std::string("null")) +
+         ",\"begin_sequence_status\":" + std::to_string(r.beginStatus) +
+         ",\"end_sequence_status\":" + std::to_string(r.endStatus) +
+         ",\"children\":" + childrenJson(r.children) + "}";
     if (r.status == "failed") exitCode = 3;
     else if (r.status == "aborted" && exitCode == 0) exitCode = 4;
   }
   o += "],\"wall_ms\":" + jnum(wallMs) + ",\"threads\":" + std::to_string(a.threads);
-  if (!a.output.empty() && exitCode != 3 && !results.empty()) {
+  if (!a.output.empty() && exitCode != 3 && rendered && !results.empty()) {
     try {
       if (a.output.find('#') == std::string::npos) writeF32(a.output, results[0].out);
       else for (auto& r : results) writeF32(outputPath(a.output, int(r.time)), r.out);
@@ -1718,6 +2287,8 @@ int cmdRender(RenderArgs& a, Session& s) {
     o += (k ? "," : "") + jstr(prm.name) + ":" + paramValueJson(prm);
   }
   o += "}";
+  // every render thread has exited: what this process still has running
+  o += ",\"children_at_end\":" + childrenJson(childProcesses());
 
   OfxStatus dst = callAction(p, kOfxActionDestroyInstance, inst.get(), nullptr, nullptr);
   OfxStatus us = callAction(p, kOfxActionUnload, nullptr, nullptr, nullptr);
@@ -1732,7 +2303,9 @@ int cmdRender(RenderArgs& a, Session& s) {
     o += "],\"action_counts\":{";
     bool first = true;
     for (auto& kv : gRec.actionCounts) { o += (first ? "" : ",") + jstr(kv.first) + ":" + std::to_string(kv.second); first = false; }
-    o += "}";
+    o += "},\"actions\":[";
+    for (size_t k = 0; k < gRec.actions.size(); ++k) o += (k ? "," : "") + jstr(gRec.actions[k]);
+    o += "]";
   }
   {
     std::lock_guard<std::mutex> l(gImagesMutex);
@@ -1765,54 +2338,88 @@ int cmdSelftest() {
   check("message v1 and v2 share a struct",
         gHost.fetchSuite(gHost.host, kOfxMessageSuite, 1) == gHost.fetchSuite(gHost.host, kOfxMessageSuite, 2));
 
-  PS open; open.kind = "test";
+  // A closed set: a variable-dimension int "a", a 4-double "r", a variable string "s", a pointer
+  // "p" and a fixed 1-int "known".
+  PS set; set.kind = "test";
+  set.defInt("a", {}, 0);
+  set.defDouble("r", {0, 0, 0, 0});
+  set.defString("s", {}, 0);
+  set.defPointer("p", {nullptr});
+  set.defInt("known", {3});
   int iv = 0; double dv = 0; char* sv = nullptr; int dim = -1;
-  check("setInt ok", ps->propSetInt(&open, "a", 0, 7) == kOfxStatOK);
-  check("getInt ok", ps->propGetInt(&open, "a", 0, &iv) == kOfxStatOK && iv == 7);
-  check("get missing -> ErrUnknown", ps->propGetInt(&open, "missing", 0, &iv) == kOfxStatErrUnknown);
-  check("get wrong type -> ErrValue", ps->propGetDouble(&open, "a", 0, &dv) == kOfxStatErrValue);
-  check("set wrong type -> ErrValue", ps->propSetString(&open, "a", 0, "x") == kOfxStatErrValue);
-  check("get bad index -> ErrBadIndex", ps->propGetInt(&open, "a", 3, &iv) == kOfxStatErrBadIndex);
-  check("set gap index -> ErrBadIndex", ps->propSetInt(&open, "a", 5, 1) == kOfxStatErrBadIndex);
-  check("set next index extends", ps->propSetInt(&open, "a", 1, 8) == kOfxStatOK);
-  check("dimension 2", ps->propGetDimension(&open, "a", &dim) == kOfxStatOK && dim == 2);
-  check("dimension missing -> ErrUnknown", ps->propGetDimension(&open, "zz", &dim) == kOfxStatErrUnknown);
-  double d4[4] = {1.5, 2.5, 3.5, 4.5}, g4[4] = {0, 0, 0, 0};
-  check("setDoubleN", ps->propSetDoubleN(&open, "r", 4, d4) == kOfxStatOK);
-  check("getDoubleN", ps->propGetDoubleN(&open, "r", 4, g4) == kOfxStatOK && g4[3] == 4.5 && g4[0] == 1.5);
-  check("getDoubleN too many -> ErrBadIndex", ps->propGetDoubleN(&open, "r", 5, g4) == kOfxStatErrBadIndex);
+  check("setInt ok", ps->propSetInt(&set, "a", 0, 7) == kOfxStatOK);
+  check("getInt ok", ps->propGetInt(&set, "a", 0, &iv) == kOfxStatOK && iv == 7);
+  check("get unknown -> ErrUnknown", ps->propGetInt(&set, "missing", 0, &iv) == kOfxStatErrUnknown);
+  check("set unknown -> ErrUnknown (closed)", ps->propSetInt(&set, "new", 0, 1) == kOfxStatErrUnknown);
+  check("setN unknown -> ErrUnknown (closed)", ps->propSetIntN(&set, "new", 1, &iv) == kOfxStatErrUnknown);
+  check("get wrong type -> ErrValue", ps->propGetDouble(&set, "a", 0, &dv) == kOfxStatErrValue);
+  check("set wrong type -> ErrValue", ps->propSetString(&set, "a", 0, "x") == kOfxStatErrValue);
+  check("get bad index -> ErrBadIndex", ps->propGetInt(&set, "a", 3, &iv) == kOfxStatErrBadIndex);
+  check("set gap index -> ErrBadIndex", ps->propSetInt(&set, "a", 5, 1) == kOfxStatErrBadIndex);
+  check("variable: set next index extends", ps->propSetInt(&set, "a", 1, 8) == kOfxStatOK);
+  check("variable: dimension 2", ps->propGetDimension(&set, "a", &dim) == kOfxStatOK && dim == 2);
+  check("fixed: set past the dimension -> ErrBadIndex", ps->propSetInt(&set, "known", 1, 1) == kOfxStatErrBadIndex);
+  check("fixed: dimension 4", ps->propGetDimension(&set, "r", &dim) == kOfxStatOK && dim == 4);
+  check("dimension unknown -> ErrUnknown", ps->propGetDimension(&set, "zz", &dim) == kOfxStatErrUnknown);
+  double d4[5] = {1.5, 2.5, 3.5, 4.5, 5.5}, g4[5] = {0, 0, 0, 0, 0};
+  check("setDoubleN", ps->propSetDoubleN(&set, "r", 4, d4) == kOfxStatOK);
+  check("getDoubleN", ps->propGetDoubleN(&set, "r", 4, g4) == kOfxStatOK && g4[3] == 4.5 && g4[0] == 1.5);
+  check("getDoubleN too many -> ErrBadIndex", ps->propGetDoubleN(&set, "r", 5, g4) == kOfxStatErrBadIndex);
+  check("setDoubleN too many -> ErrBadIndex", ps->propSetDoubleN(&set, "r", 5, d4) == kOfxStatErrBadIndex);
+  check("setDouble NaN -> ErrValue", ps->propSetDouble(&set, "r", 0, std::nan("")) == kOfxStatErrValue);
   const char* strs[2] = {"one", "two"};
   char* gs[2] = {nullptr, nullptr};
-  check("setStringN", ps->propSetStringN(&open, "s", 2, strs) == kOfxStatOK);
-  check("getStringN", ps->propGetStringN(&open, "s", 2, gs) == kOfxStatOK && std::string(gs[1]) == "two");
-  check("getString", ps->propGetString(&open, "s", 0, &sv) == kOfxStatOK && std::string(sv) == "one");
+  check("setStringN", ps->propSetStringN(&set, "s", 2, strs) == kOfxStatOK);
+  check("getStringN", ps->propGetStringN(&set, "s", 2, gs) == kOfxStatOK && std::string(gs[1]) == "two");
+  check("getString", ps->propGetString(&set, "s", 0, &sv) == kOfxStatOK && std::string(sv) == "one");
   void* pv = nullptr;
-  check("pointer round trip", ps->propSetPointer(&open, "p", 0, &iv) == kOfxStatOK &&
-                                  ps->propGetPointer(&open, "p", 0, &pv) == kOfxStatOK && pv == &iv);
-  PS closed; closed.open = false; closed.defInt("known", {3});
-  check("closed set refuses unknown -> ErrUnknown", ps->propSetInt(&closed, "new", 0, 1) == kOfxStatErrUnknown);
-  ps->propSetInt(&closed, "known", 0, 9);
-  check("reset restores the initial value", ps->propReset(&closed, "known") == kOfxStatOK &&
-                                                 closed.getInt("known") == 3);
-  check("reset missing -> ErrUnknown", ps->propReset(&closed, "nope") == kOfxStatErrUnknown);
+  check("pointer round trip", ps->propSetPointer(&set, "p", 0, &iv) == kOfxStatOK &&
+                                  ps->propGetPointer(&set, "p", 0, &pv) == kOfxStatOK && pv == &iv);
+  ps->propSetInt(&set, "known", 0, 9);
+  check("reset restores the initial value", ps->propReset(&set, "known") == kOfxStatOK &&
+                                                 set.getInt("known") == 3);
+  check("reset unknown -> ErrUnknown", ps->propReset(&set, "nope") == kOfxStatErrUnknown);
   check("NULL handle -> ErrBadHandle", ps->propGetInt(nullptr, "a", 0, &iv) == kOfxStatErrBadHandle);
+  // The lists: the host, an effect descriptor (= its parameter set's properties), params by type.
+  check("host set is closed", ps->propSetInt(gHost.host, "OfxNoSuchHostProp", 0, 1) == kOfxStatErrUnknown &&
+                                  ps->propGetInt(gHost.host, kOfxImageEffectPropSupportsTiles, 0, &iv) == kOfxStatOK);
+  {
+    OfxImageEffectStruct fx;
+    declareEffectDescriptor(fx.props, "/x.ofx");
+    OfxPropertySetHandle setProps = nullptr;
+    pa->paramSetGetPropertySet(&fx.params, &setProps);
+    check("descriptor: param set properties are the effect's", setProps == &fx.props);
+    const char* pages[1] = {"Controls"};
+    check("descriptor: kOfxPluginPropParamPageOrder unknown (as HostSupport)",
+          ps->propSetStringN(setProps, kOfxPluginPropParamPageOrder, 1, pages) == kOfxStatErrUnknown);
+    check("descriptor: known property", ps->propSetInt(&fx.props, kOfxImageEffectPropSupportsTiles, 0, 0) == kOfxStatOK);
+    OfxPropertySetHandle pb = nullptr, bo = nullptr, pg = nullptr;
+    pa->paramDefine(&fx.params, kOfxParamTypePushButton, "pb", &pb);
+    pa->paramDefine(&fx.params, kOfxParamTypeBoolean, "bo", &bo);
+    pa->paramDefine(&fx.params, kOfxParamTypePage, "pg", &pg);
+    check("push button has no default", ps->propSetInt(pb, kOfxParamPropDefault, 0, 1) == kOfxStatErrUnknown);
+    check("boolean does not animate by default", ps->propGetInt(bo, kOfxParamPropAnimates, 0, &iv) == kOfxStatOK && iv == 0);
+    check("boolean has no minimum", ps->propSetInt(bo, kOfxParamPropMin, 0, 0) == kOfxStatErrUnknown);
+    check("page takes children", ps->propSetStringN(pg, kOfxParamPropPageChild, 2, strs) == kOfxStatOK);
+    check("page has no interact", ps->propGetPointer(pg, "OfxParamPropInteractV1", 0, &pv) == kOfxStatErrUnknown);
+  }
 
   // Parameter suite, through the varargs entry points.
-  OfxParamSetStruct set;
+  OfxParamSetStruct pset;
   OfxPropertySetHandle pp;
   OfxParamHandle h;
-  check("define unknown type -> ErrUnknown", pa->paramDefine(&set, "NoType", "x", &pp) == kOfxStatErrUnknown);
+  check("define unknown type -> ErrUnknown", pa->paramDefine(&pset, "NoType", "x", &pp) == kOfxStatErrUnknown);
   struct T { const char* type; const char* name; };
   const T types[] = {{kOfxParamTypeInteger, "i"}, {kOfxParamTypeDouble, "d"}, {kOfxParamTypeBoolean, "b"},
                      {kOfxParamTypeChoice, "c"}, {kOfxParamTypeRGB, "rgb"}, {kOfxParamTypeRGBA, "rgba"},
                      {kOfxParamTypeDouble2D, "d2"}, {kOfxParamTypeInteger2D, "i2"},
                      {kOfxParamTypeDouble3D, "d3"}, {kOfxParamTypeInteger3D, "i3"},
                      {kOfxParamTypeString, "s"}, {kOfxParamTypeCustom, "cu"}, {kOfxParamTypePushButton, "pb"}};
-  for (auto& t : types) pa->paramDefine(&set, t.type, t.name, &pp);
-  check("define duplicate -> ErrExists", pa->paramDefine(&set, kOfxParamTypeInteger, "i", &pp) == kOfxStatErrExists);
-  check("handle unknown -> ErrUnknown", pa->paramGetHandle(&set, "nope", &h, nullptr) == kOfxStatErrUnknown);
+  for (auto& t : types) pa->paramDefine(&pset, t.type, t.name, &pp);
+  check("define duplicate -> ErrExists", pa->paramDefine(&pset, kOfxParamTypeInteger, "i", &pp) == kOfxStatErrExists);
+  check("handle unknown -> ErrUnknown", pa->paramGetHandle(&pset, "nope", &h, nullptr) == kOfxStatErrUnknown);
   OfxParamHandle H[13];
-  for (int k = 0; k < 13; ++k) pa->paramGetHandle(&set, types[k].name, &H[k], nullptr);
+  for (int k = 0; k < 13; ++k) pa->paramGetHandle(&pset, types[k].name, &H[k], nullptr);
   int i1 = 0, i2a = 0, i2b = 0, i3a = 0, i3b = 0, i3c = 0;
   double d1 = 0, r = 0, g = 0, bb = 0, al = 0, x = 0, y = 0, z = 0;
   char* s1 = nullptr;
@@ -1852,8 +2459,8 @@ int cmdSelftest() {
   check("keys: delete all", pa->paramDeleteAllKeys(H[1]) == 0 && pa->paramGetValue(H[1], &d1) == 0 && d1 == 3.0);
   pa->paramSetValueAtTime(H[0], 5.0, 9);
   check("int keys step", pa->paramGetValueAtTime(H[0], 7.0, &i1) == 0 && i1 == 9);
-  check("edit begin/end", pa->paramEditBegin(&set, "x") == 0 && pa->paramEditEnd(&set) == 0 &&
-                              pa->paramEditEnd(&set) == kOfxStatFailed);
+  check("edit begin/end", pa->paramEditBegin(&pset, "x") == 0 && pa->paramEditEnd(&pset) == 0 &&
+                              pa->paramEditEnd(&pset) == kOfxStatFailed);
 
   std::string o = "{\"checks\":[";
   for (size_t k = 0; k < checks.size(); ++k) o += (k ? "," : "") + checks[k];
@@ -1928,7 +2535,18 @@ int main(int argc, char** argv) {
       }
       if (s.last < s.first || s.last - s.first > 10000) return usage("bad --frames");
     } else if (opt == "--abort-after") s.abortAfter = std::atol(v.c_str());
+    else if (opt == "--abort-at") {
+      if (std::sscanf(v.c_str(), "%lf:%ld", &s.abortFrame, &s.abortAtMs) != 2 || s.abortAtMs < 0)
+        return usage("--abort-at is FRAME:MS");
+    } else if (opt == "--stagger-ms") {
+      a.staggerMs = std::atoi(v.c_str());
+      if (a.staggerMs < 0 || a.staggerMs > 60000) return usage("--stagger-ms must be 0..60000");
+    } else if (opt == "--mask-rod") {
+      if (!parseRect(v, s.maskRod)) return usage("--mask-rod is x1,y1,x2,y2");
+      s.hasMaskRod = true;
+    }
     else if (opt == "--instance-changed") a.instanceChanged.push_back(v);
+    else if (opt == "--instance-changed-during-render") a.instanceChangedDuringRender.push_back(v);
     else if (opt == "--cancel-progress-after") a.cancelProgressAfter = std::atoi(v.c_str());
     else if (opt == "--window") {
       if (!parseRect(v, s.windowFull)) return usage("--window is x1,y1,x2,y2");

@@ -1,6 +1,10 @@
 """Drive the C++ OFX test host (faceplate-ofx-testhost) and its fixture Invert plugin.
 
-The session fixture configures and builds both with CMake into ``build/ofx-tests``. Images are
+The host and its fixture bundles come from the suite's one CMake build (:func:`tests.native.build`,
+``build/tests``). The host is no friendlier than Natron 2.5 (closed property sets, clip
+preferences applied, a fresh thread per frame, Begin/EndSequenceRender around every frame,
+instances created unconnected and probed at render scale 0.5, masks with their own RoD,
+InstanceChanged while frames render); the tests marked "Natron-like" show each. Images are
 exchanged as ``.f32`` files (20-byte header ``FPF32\\0\\0\\0`` + uint32 LE width, height,
 channels, then top-down float32 rows) holding values in the depth's native units (byte 0..255,
 short 0..65535, float as is). Expected results are computed with NumPy from the documented
@@ -11,8 +15,6 @@ mask), ``out = a * inverted + (1 - a) * src``, integer depths rounded with floor
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -21,31 +23,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-# FACEPLATE_OFX_BUILD_DIR lets CI point at a pre-configured dir (e.g. a sanitizer build).
-BUILD = Path(os.environ.get("FACEPLATE_OFX_BUILD_DIR", ROOT / "build" / "ofx-tests"))
+from tests import native
+
 PLUGIN_ID = "org.faceplate.test.Invert"
+FULL_SCALE_ID = "org.faceplate.test.InvertFullScale"  # no render-scale support
 MAX = {"byte": 255.0, "short": 65535.0, "float": 1.0}
 W, H = 37, 23  # odd sizes catch H/W swaps
 
 
 @pytest.fixture(scope="session")
 def built() -> tuple[Path, Path]:
-    """Build the host and the fixture bundle; return (host executable, bundle dir)."""
-    if shutil.which("cmake") is None:
-        pytest.fail("cmake is required to build tests/ofx_host")
-    subprocess.run(
-        ["cmake", "-S", str(ROOT), "-B", str(BUILD), "-DCMAKE_BUILD_TYPE=Release"],
-        check=True, capture_output=True, text=True,
-    )
-    proc = subprocess.run(
-        ["cmake", "--build", str(BUILD), "-j2", "--target", "faceplate-ofx-testhost",
-         "FaceplateTestInvert"],
-        capture_output=True, text=True,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = BUILD / "tests" / "ofx_host"
-    return out / "faceplate-ofx-testhost", out / "FaceplateTestInvert.ofx.bundle"
+    """(host executable, FaceplateTestInvert.ofx.bundle) from the suite's one native build."""
+    n = native.build()
+    return n.host, n.invert
 
 
 def write_f32(path: Path, img: np.ndarray) -> Path:
@@ -98,11 +88,12 @@ def expected(src: np.ndarray, depth: str, mix: float = 1.0, mask: np.ndarray | N
 
 def render(built: tuple[Path, Path], tmp_path: Path, src: np.ndarray, *extra: str,
            depth: str = "float", comps: str = "RGBA", rowbytes: str = "positive",
-           context: str = "filter", name: str = "out") -> tuple[int, dict[str, Any], Path]:
+           context: str = "filter", name: str = "out",
+           plugin: str = PLUGIN_ID) -> tuple[int, dict[str, Any], Path]:
     host, bundle = built
     inp = write_f32(tmp_path / f"{name}_in.f32", src)
     out = tmp_path / f"{name}.f32"
-    rc, js = run_host(host, "render", bundle, "--plugin", PLUGIN_ID, "--context", context,
+    rc, js = run_host(host, "render", bundle, "--plugin", plugin, "--context", context,
                       "--input", inp, "--output", out, "--depth", depth, "--components", comps,
                       "--rowbytes", rowbytes, *extra)
     return rc, js, out
@@ -127,8 +118,10 @@ def test_host_selftest(built: tuple[Path, Path]) -> None:
 def test_describe_both_contexts(built: tuple[Path, Path]) -> None:
     rc, js = run_host(built[0], "describe", built[1])
     assert rc == 0, js
-    (plugin,) = js["plugins"]
-    assert plugin["identifier"] == PLUGIN_ID and plugin["version"] == [1, 0]
+    plugins = {p["identifier"]: p for p in js["plugins"]}
+    assert set(plugins) == {PLUGIN_ID, FULL_SCALE_ID}
+    plugin = plugins[PLUGIN_ID]
+    assert plugin["version"] == [1, 0]
     assert plugin["errors"] == [] and plugin["load_status"] == 0 and plugin["unload_status"] == 0
     assert set(plugin["contexts"]) == {
         "OfxImageEffectContextFilter", "OfxImageEffectContextGeneral"}
@@ -152,7 +145,8 @@ def test_describe_both_contexts(built: tuple[Path, Path]) -> None:
         assert params["maskInvert"]["default"] == 0
         assert params["maskInvert"]["hint"]
         assert params["testChoice"]["options"] == ["first", "second", "third"]
-        assert d["page_order"] == ["Controls"]
+        assert d["page_order"] == ["Controls"]  # definition order: the property is unknown
+        assert "OfxPluginPropParamPageOrder" not in plugin["props"]
 
 
 @pytest.mark.parametrize("rowbytes", ["positive", "negative"])
@@ -359,3 +353,178 @@ def test_png_exr_through_the_host(built: tuple[Path, Path], tmp_path: Path, ext:
     exr = tmp_path / "result.exr"  # and back out as a float EXR
     assert oiio.ImageBuf(got / np.float32(MAX[depth])).write(str(exr))
     np.testing.assert_allclose(image_to_native(exr, "float"), got / MAX[depth], atol=1e-6)
+
+
+# ----------------------------------------------------- Natron-like: no friendlier than Natron 2.5
+def logs(js: dict[str, Any]) -> list[str]:
+    """The fixture's kOfxMessageLog lines, in order."""
+    return [m["text"] for m in js["messages"] if m["type"] == "OfxMessageLog"]
+
+
+def test_unknown_property_fails_describe(built: tuple[Path, Path], tmp_path: Path) -> None:
+    """Natron-like: closed property sets. A plugin that sets a property OFX 1.4 does not have
+    (org.faceplate.test.BadProp, checking its writes as Faceplate.ofx does) fails Describe,
+    naming it; the old open sets accepted any name."""
+    bad = built[1].parent / "FaceplateTestBadProp.ofx.bundle"
+    proc = subprocess.run([str(built[0]), "describe", str(bad)], capture_output=True, text=True,
+                          timeout=60)
+    js = json.loads(proc.stdout)
+    (plugin,) = js["plugins"]
+    assert proc.returncode == 2 and plugin["identifier"] == "org.faceplate.test.BadProp"
+    assert plugin["describe_status"] == 1 and plugin["errors"] == ["Describe failed"]
+    assert "refused the property OfxImageEffectPropFaceplateNotInOfx14" in proc.stderr
+    src = write_f32(tmp_path / "in.f32", make_source("float", 4))
+    rc, js = run_host(built[0], "render", bad, "--plugin", "org.faceplate.test.BadProp",
+                      "--input", src)
+    assert rc == 2 and "describe failed" in js["error"]
+
+
+def test_every_property_set_is_closed(built: tuple[Path, Path], tmp_path: Path) -> None:
+    """Natron-like: the instance, its parameter set, a clip, a param, an image and the host each
+    refuse an unknown name (ErrUnknown), a wrong type (ErrValue) and a bad index (ErrBadIndex),
+    as seen from the plugin (the old host created unknown names on set)."""
+    rc, js, _ = render(built, tmp_path, make_source("float", 4), "--instance-changed",
+                       "closedTest")
+    assert rc == 0, js
+    assert js["instance_changed"] == [{"name": "closedTest", "status": 0}]
+    assert "closedTest ok" in [m["text"] for m in js["messages"]], js["messages"]
+
+
+@pytest.mark.parametrize("depth", ["byte", "float"])
+def test_clip_preferences_are_applied(built: tuple[Path, Path], tmp_path: Path,
+                                      depth: str) -> None:
+    """Natron-like: what GetClipPreferences sets is what the images have. With an RGB Source the
+    Output is RGB by default; asked for RGBA (outputRGBA) it is RGBA, unpremultiplied, with the
+    plugin's matte as alpha (the old host kept the Output RGB and dropped it)."""
+    src = make_source(depth, 3, seed=20)
+    rc, js, out = render(built, tmp_path, src, comps="RGB", depth=depth, name="rgb")
+    assert rc == 0, js
+    np.testing.assert_array_equal(read_f32(out), expected(src, depth))
+    default_output = js.get("clips", {}).get("Output", {}).get("components")
+    rc, js, out = render(built, tmp_path, src, "--param", "outputRGBA=1", "--param", "mix=0.5",
+                         comps="RGB", depth=depth, name="rgba")
+    assert rc == 0, js
+    got = read_f32(out)
+    assert got.shape == (H, W, 4)
+    assert js["clip_preferences"]["OfxImageClipPropComponents_Output"] == "OfxImageComponentRGBA"
+    assert js["clips"]["Output"] == {
+        "connected": 1, "components": "OfxImageComponentRGBA",
+        "depth": f"OfxBitDepth{depth.title()}", "premultiplication": "OfxImageAlphaUnPremultiplied"}
+    assert js["clips"]["Source"]["components"] == "OfxImageComponentRGB"
+    assert js["frames"][0]["channels"] == 4
+    assert_close(got[..., :3], expected(src, depth, mix=0.5), depth)
+    assert_close(got[..., 3], np.full((H, W), 0.5 * MAX[depth], np.float32), depth)
+    assert default_output == "OfxImageComponentRGB"
+
+
+def test_each_frame_on_a_fresh_thread_in_its_own_sequence(built: tuple[Path, Path],
+                                                          tmp_path: Path) -> None:
+    """Natron-like: every frame renders on a thread that exits afterwards, and
+    Begin/EndSequenceRender come around it alone ([t, t]) on that thread. The fixture logs what it
+    sees: its first render on the thread, inside a one-frame sequence (the old host called one
+    sequence [first, last] on the main thread and reused its render threads)."""
+    rc, js, _ = render(built, tmp_path, make_source("float", 4), "--frames", "1-6",
+                       "--threads", "2", "--param", "traceRender=1")
+    assert rc == 0, js
+    traces = sorted(t for t in logs(js) if t.startswith("render "))
+    assert traces == [f"render t={t} renders_on_thread=1 in_sequence=1 sequence={t},{t}"
+                      for t in range(1, 7)]
+    frames = js["frames"]
+    threads = {f["thread"] for f in frames}
+    assert len(threads) == 6 and js["main_thread"] not in threads
+    for f in frames:
+        assert f["status"] == "ok" and f["sequence"] == [f["time"], f["time"]]
+        assert f["begin_sequence_status"] in (0, 14) and f["end_sequence_status"] in (0, 14)
+    assert js["action_counts"]["OfxImageEffectActionBeginSequenceRender"] == 6
+    assert js["action_counts"]["OfxImageEffectActionEndSequenceRender"] == 6
+
+
+def test_instance_created_unconnected_and_probed_at_half_scale(built: tuple[Path, Path],
+                                                               tmp_path: Path) -> None:
+    """Natron-like: CreateInstance sees its inputs unconnected; GetRegionOfDefinition follows at
+    scale 1 and 0.5 (Natron's render-scale probe), before the inputs connect (each connection
+    reported by InstanceChanged) and before GetClipPreferences."""
+    rc, js, _ = render(built, tmp_path, make_source("float", 4), "--render-scale", "0.5")
+    assert rc == 0, js
+    assert logs(js)[:3] == ["createInstance: Source connected=0",
+                            "getRegionOfDefinition: scale=1 Source connected=0",
+                            "getRegionOfDefinition: scale=0.5 Source connected=0"]
+    assert js["probe"]["scale_one_status"] == 14 and js["probe"]["half_status"] == 14
+    assert js["render_scale_support"] == "yes" and js["render_scale_used"] == 0.5
+    acts = js["actions"]
+    i = acts.index("OfxActionCreateInstance")
+    assert acts[i + 1: i + 6] == [
+        "OfxImageEffectActionGetRegionOfDefinition", "OfxImageEffectActionGetRegionOfDefinition",
+        "OfxActionBeginInstanceChanged", "OfxActionInstanceChanged",
+        "OfxActionEndInstanceChanged"]  # Source connected
+    assert acts.index("OfxImageEffectActionGetClipPreferences") > i + 5
+    assert js["connected"] == ["Source"]
+
+
+def test_no_render_scale_support_renders_at_full_scale(built: tuple[Path, Path],
+                                                       tmp_path: Path) -> None:
+    """Natron-like: a plugin that fails the probe at 0.5 is rendered at scale 1 and the result
+    downscaled (the old host rendered it at 0.5, so every frame failed)."""
+    src = make_source("short", 4, seed=21)
+    rc, js, out = render(built, tmp_path, src, "--render-scale", "0.5", "--frames", "1-2",
+                         depth="short", plugin=FULL_SCALE_ID)
+    assert rc == 0, js
+    assert js["probe"]["half_status"] == 1 and js["render_scale_support"] == "no"
+    assert js["render_scale_used"] == 1 and [f["status"] for f in js["frames"]] == ["ok", "ok"]
+    h2, w2 = int(np.ceil(H * 0.5)), int(np.ceil(W * 0.5))
+    ys = np.minimum(np.floor((np.arange(h2) + 0.5) / 0.5).astype(int), H - 1)
+    xs = np.minimum(np.floor((np.arange(w2) + 0.5) / 0.5).astype(int), W - 1)
+    np.testing.assert_array_equal(read_f32(out), expected(src, "short")[ys][:, xs])
+
+
+@pytest.mark.parametrize("depth", ["byte", "float"])
+def test_mask_with_its_own_rod(built: tuple[Path, Path], tmp_path: Path, depth: str) -> None:
+    """Natron-like: the Mask input's RoD is away from the origin (a Roto's): its image has those
+    bounds, the effect is limited to it (the old host only took a mask the size of the input)."""
+    src = make_source(depth, 4, seed=22)
+    x1, y1, x2, y2 = 9, 4, 30, 15  # OFX pixels, y up
+    m = np.zeros((y2 - y1, x2 - x1, 1), np.float32)
+    m[:, : (x2 - x1) // 2] = MAX[depth]
+    m[:, (x2 - x1) // 2 :] = np.round(MAX[depth] * 0.25)
+    full = np.zeros((H, W, 1), np.float32)
+    full[H - y2: H - y1, x1:x2] = m  # the same mask placed in the frame (top-down rows)
+    mpath = write_f32(tmp_path / "mask.f32", m)
+    rc, js, out = render(built, tmp_path, src, "--mask", str(mpath), "--mask-rod",
+                         f"{x1},{y1},{x2},{y2}", "--param", "mix=0.8", depth=depth,
+                         rowbytes="negative")
+    assert rc == 0, js
+    assert js["connected"] == ["Source", "Mask"]
+    got = read_f32(out)
+    assert_close(got, expected(src, depth, 0.8, full), depth)
+    outside = full[..., 0] == 0
+    assert outside.sum() > W * H // 2
+    np.testing.assert_array_equal(got[outside], src[outside])
+    rc, js = run_host(built[0], "render", built[1], "--plugin", PLUGIN_ID, "--input",
+                      tmp_path / "out_in.f32", "--mask", mpath)
+    assert rc == 1 and "size of the input" in js["error"]  # without --mask-rod
+
+
+def test_instance_changed_while_frames_render(built: tuple[Path, Path], tmp_path: Path) -> None:
+    """Natron-like: InstanceChanged (Analyze: clipGetImage per frame, progress) arrives from the
+    main thread while render threads run; both finish."""
+    rc, js, _ = render(built, tmp_path, make_source("float", 4), "--frames", "1-4",
+                       "--threads", "2", "--param", "renderSleepMs=150",
+                       "--instance-changed-during-render", "analyze")
+    assert rc == 0, js
+    (ic,) = js["instance_changed_during_render"]
+    assert ic["name"] == "analyze" and ic["status"] == 0
+    assert ic["frames_in_flight"] >= 1  # fired while a frame was rendering
+    assert ic["end_ms"] < max(f["end_ms"] for f in js["frames"])
+    assert "analyze done 4 frames" in [m["text"] for m in js["messages"]]
+    assert [f["status"] for f in js["frames"]] == ["ok"] * 4
+    assert js["leaked_images"] == 0
+
+
+def test_abort_at_stops_one_frame(built: tuple[Path, Path], tmp_path: Path) -> None:
+    """--abort-at F:MS aborts frame F's render once it has run MS ms; the others finish."""
+    rc, js, _ = render(built, tmp_path, make_source("float", 4), "--frames", "1-2",
+                       "--threads", "2", "--param", "renderSleepMs=800", "--abort-at", "2:50")
+    assert rc == 4, js
+    f1, f2 = js["frames"]
+    assert f1["status"] == "ok" and f2["status"] == "aborted"
+    assert f2["end_ms"] < f1["end_ms"] and f2["ms"] < 600
