@@ -440,6 +440,59 @@ def test_in_process_refused_when_the_host_has_python(built: tuple[Path, Path], t
     np.testing.assert_allclose(read_f32(out), render_mask(src, {}), rtol=0, atol=FLOAT_TOL)
 
 
+def test_in_process_refused_when_a_python_is_loaded_privately(built: tuple[Path, Path],
+                                                               tmp_path: Path,
+                                                               obama: np.ndarray) -> None:
+    """A libpython that the host (or another plug-in) dlopened RTLD_LOCAL is not visible to
+    dlsym(RTLD_DEFAULT); the placement guard still finds it and keeps the worker."""
+    bundle = built[1]
+    paths = next(bundle.rglob("faceplate-worker.paths")).read_text().splitlines()
+    libpython = next(line.split("=", 1)[1] for line in paths if line.startswith("libpython="))
+    src = rgba(obama[::4, ::4])
+    rc, js, err, out = _run_env(built, tmp_path, src, {"FACEPLATE_OFX_PLACEMENT": "inprocess"},
+                                "--preload-local", libpython)
+    assert rc == 0, (js, err)
+    assert "ignored: the host has its own Python" in err, err
+    np.testing.assert_allclose(read_f32(out), render_mask(src, {}), rtol=0, atol=FLOAT_TOL)
+
+
+# ------------------------------------------------------------------- analysis range and Clear
+def test_analyze_range_is_the_clip_range_clamped_to_the_timeline(
+        built: tuple[Path, Path], tmp_path: Path, obama: np.ndarray, model_dir: Path) -> None:
+    """Analyze Sequence runs over the Source clip's frame range clamped to the timeline: an
+    unbounded clip (a generator's, a still's) over the timeline only, negative frames allowed
+    where the timeline has them."""
+    from faceplate.io.store import AlignmentsStore
+
+    src = rgba(obama[::2, ::2])
+    cases = [("-inf,inf", "3-5", [3, 4, 5]), ("-4,1", "-2-0", [-2, -1, 0])]
+    for k, (clip_range, timeline, want) in enumerate(cases):
+        store = tmp_path / f"s{k}.fpstore"
+        rc, js, _ = render(built, tmp_path, src, "--param", f"model={model_dir}", "--param",
+                           f"alignments={store}", "--frames", timeline, "--source-range",
+                           clip_range, "--instance-changed", "analyzeSequence", plugin=SWAP_ID,
+                           name=f"r{k}")
+        assert js["instance_changed"] == [{"name": "analyzeSequence", "status": 0}], js
+        with AlignmentsStore.open(store, readonly=True) as st:
+            assert st.frame_numbers() == want
+
+
+def test_clear_touches_only_a_faceplate_store(built: tuple[Path, Path], tmp_path: Path,
+                                              obama: np.ndarray, model_dir: Path) -> None:
+    """Clear on a path that is not a Faceplate store fails with a message and leaves it be."""
+    notes = tmp_path / "notes.fpstore"
+    notes.write_text("the director's notes")
+    src = rgba(obama[::4, ::4])
+    rc, js, _ = render(built, tmp_path, src, "--param", f"model={model_dir}", "--param",
+                       f"alignments={notes}", "--instance-changed", "clearSequence",
+                       plugin=SWAP_ID)
+    assert js["instance_changed"][0]["status"] != 0, js
+    (msg,) = [m["text"] for m in js["messages"] if "Clear" in m["text"]]
+    assert "not a Faceplate alignments store" in msg or "not an SQLite" in msg, msg
+    assert notes.read_text() == "the director's notes"
+    assert sorted(p.name for p in tmp_path.glob("notes*")) == ["notes.fpstore"]
+
+
 # ---------------------------------------------------------------------------- premultiplication
 def test_premultiplied_source_and_declared_output_alpha(built: tuple[Path, Path],
                                                         tmp_path: Path,

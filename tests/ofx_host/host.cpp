@@ -7,7 +7,8 @@
 //   faceplate-ofx-testhost render BUNDLE --plugin ID [--context filter|general] --input IN.f32
 //       [--output OUT.f32] [--depth byte|short|float] [--components RGBA|RGB]
 //       [--rowbytes positive|negative] [--render-scale S] [--param name=value]... [--threads N]
-//       [--frames a-b] [--abort-after K] [--abort-at F:MS] [--stagger-ms MS] [--mask MASK.f32]
+//       [--frames a-b] [--source-range a,b] [--preload-local LIB]...
+//       [--abort-after K] [--abort-at F:MS] [--stagger-ms MS] [--mask MASK.f32]
 //       [--mask-rod x1,y1,x2,y2] [--instance-changed NAME]...
 //       [--instance-changed-during-render NAME]... [--cancel-progress-after K]
 //       [--window x1,y1,x2,y2] [--mt-cpus N]
@@ -1013,6 +1014,8 @@ struct Session {
   double abortFrame = 0;     // --abort-at F:MS: abort frame F ...
   long abortAtMs = -1;       // ... once its render has run this long
   int first = 0, last = 0;
+  bool hasSourceRange = false;  // --source-range: the Source clip's frame range (else first-last)
+  double sourceFirst = 0, sourceLast = 0;
   Frame source, mask;
   bool hasMask = false;
   bool hasMaskRod = false;
@@ -1719,6 +1722,7 @@ struct RenderArgs {
   std::string bundle, plugin, context = "filter", input, output, mask;
   std::vector<std::pair<std::string, std::string>> params;
   std::vector<std::string> instanceChanged, instanceChangedDuringRender;
+  std::vector<std::string> preloadLocal;  // --preload-local: dlopened RTLD_LOCAL first
   int threads = 1;
   int cancelProgressAfter = -1;
   int staggerMs = 0;
@@ -2057,6 +2061,9 @@ int cmdRender(RenderArgs& a, Session& s) {
                              : "mask must be 1 channel and the size of the input", 1);
   gRec.cancelProgressAfter = a.cancelProgressAfter;
 
+  for (const std::string& lib : a.preloadLocal)  // as a host (or another plug-in) that has
+    if (!dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL))  // loaded a library privately
+      return fail("--preload-local " + lib + ": " + dlerror(), 1);
   Binary b = loadBundle(a.bundle);
   if (!b.error.empty()) return fail(b.error, 2);
   OfxPlugin* p = nullptr;
@@ -2127,6 +2134,9 @@ int cmdRender(RenderArgs& a, Session& s) {
   std::vector<std::string> connected;
   if (exitCode == 0) {
     connectClip(*inst->clips[kOfxImageEffectSimpleSourceClipName], &s.source, s.comps, srcRod, s.depth);
+    if (s.hasSourceRange)  // e.g. a generator's or a still's: unbounded, or beyond the timeline
+      inst->clips[kOfxImageEffectSimpleSourceClipName]->props.defDouble(
+          kOfxImageEffectPropFrameRange, {s.sourceFirst, s.sourceLast});
     connected.push_back(kOfxImageEffectSimpleSourceClipName);
     if (s.hasMask) {
       OfxImageClipStruct* mc = nullptr;
@@ -2541,6 +2551,20 @@ int main(int argc, char** argv) {
     } else if (opt == "--stagger-ms") {
       a.staggerMs = std::atoi(v.c_str());
       if (a.staggerMs < 0 || a.staggerMs > 60000) return usage("--stagger-ms must be 0..60000");
+    } else if (opt == "--source-range") {
+      // "a,b" with "inf" / "-inf" for Natron's unbounded ends (INT_MAX / INT_MIN)
+      size_t comma = v.find(',');
+      if (comma == std::string::npos) return usage("--source-range is first,last");
+      auto end = [](const std::string& t) {
+        if (t == "inf") return double(INT_MAX);
+        if (t == "-inf") return double(INT_MIN);
+        return std::atof(t.c_str());
+      };
+      s.sourceFirst = end(v.substr(0, comma));
+      s.sourceLast = end(v.substr(comma + 1));
+      s.hasSourceRange = true;
+    } else if (opt == "--preload-local") {
+      a.preloadLocal.push_back(v);
     } else if (opt == "--mask-rod") {
       if (!parseRect(v, s.maskRod)) return usage("--mask-rod is x1,y1,x2,y2");
       s.hasMaskRod = true;
