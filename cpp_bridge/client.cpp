@@ -315,11 +315,14 @@ bool WorkerClient::roundtrip(MsgType type, const std::string& payload, int fd, M
 }
 
 bool WorkerClient::ensure_started(std::string& err) {
+  std::string stopped;  // why a worker that was running is gone
   if (pid_ > 0 && conn_) {
     int wst = 0;
     if (::waitpid(pid_, &wst, WNOHANG) == 0) return true;
     pid_ = -1;  // died between requests
     conn_.reset();
+    stopped = WIFSIGNALED(wst) ? "killed by signal " + std::to_string(WTERMSIG(wst))
+                               : "exited with status " + std::to_string(WEXITSTATUS(wst));
   }
   stop(false);
   const auto now = std::chrono::steady_clock::now();
@@ -332,6 +335,9 @@ bool WorkerClient::ensure_started(std::string& err) {
   if (spawn(err)) {
     start_error_.clear();
     backoff_ms_ = 0;
+    if (!stopped.empty())
+      recovered_ = "faceplate-worker had stopped between frames (" + stopped +
+                   "); a new worker was started";
     return true;
   }
   backoff_ms_ = backoff_ms_ == 0 ? opts_.backoff_first_ms

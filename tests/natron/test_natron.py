@@ -347,15 +347,17 @@ def test_pass_through_with_a_message_and_recovery_after_a_killed_worker(
     np.testing.assert_array_equal(read(out / "noface.0001.exr")[..., :3], read(no_face))
     # killed once mid-range: sent again to a new worker, every frame swapped, and said so
     assert run.result["killed"][0], run.result["killed"]
-    assert "sent again to a new worker" in msgs and "signal 9" in msgs, msgs
+    # (killed mid-frame: the frame was sent again; between frames: a new worker was started)
+    assert "signal 9" in msgs, msgs
+    assert "sent again to a new worker" in msgs or "a new worker was started" in msgs, msgs
     for n in range(first, last + 1):
         got = read(out / f"killed.{n:04d}.exr")[..., :3]
         assert np.abs(got - read(plate / f"plate.{n:04d}.exr")).max() > 0.05, n
     # a worker that keeps dying: the frame fails (Natron stops the render), saying why
     assert len(run.result["killed"][1]) >= 2, run.result["killed"]
     assert "Rendering Failed" in run.stdout and failed["ok"]  # app.render itself returns
-    assert "restarting it failed" in msgs or "failed again" in msgs, msgs
-    assert "until a parameter changes" in msgs, msgs
+    failed_msgs = [m for m in run.messages if "until a parameter changes" in m]
+    assert failed_msgs and all("signal 9" in m for m in failed_msgs), msgs
     # after a parameter change the next render redoes every frame, the failed one included
     for n in range(first, last + 1):
         got = read(out / f"failed.{n:04d}.exr")[..., :3]

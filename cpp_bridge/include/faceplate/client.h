@@ -37,7 +37,8 @@ struct RenderReply {
   std::string status;  // "" or a one-line note for the host ("no face found", ...)
   long long faces = 0;
   double python_ms = 0.0;  // time spent inside the Python render call in the worker
-  // Set when the worker died serving this frame and a new worker rendered it: what happened.
+  // Set when the worker died (serving this frame, or since the last one) and a new worker
+  // rendered it: what happened.
   std::string recovered;
 };
 
