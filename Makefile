@@ -21,7 +21,10 @@ $(STAMP): requirements.txt requirements-nodeps.txt setup.py pyproject.toml pytho
 	$(PIP) install -q -r requirements.txt
 	$(PIP) install -q --no-deps -r requirements-nodeps.txt
 	$(PIP) install -q --no-deps --no-build-isolation -e .
-	$(PY) -c "import faceplate, faceplate.extract._ert, mediapipe, dlib, cv2, av, OpenImageIO, torch"
+	@# mediapipe through Faceplate's own loader, which builds a graph (a real check) and keeps
+	@# mediapipe's harmless protobuf-6 "GetPrototype" line and absl warnings off the console.
+	$(PY) -c "import faceplate, faceplate.extract._ert, dlib, cv2, av, OpenImageIO, torch; \
+	  from faceplate.extract import mediapipe_graphs as g; g.face_detection(0.5)"
 	touch $(STAMP)
 
 media: $(MEDIA_STAMP)

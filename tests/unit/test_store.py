@@ -739,3 +739,58 @@ def test_sigkill_leaves_valid_store(tmp_path: Path, batch: int, kill_after: int)
             assert st.face_count() == 2 * n
             assert st._c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             assert st._c.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+def test_face_reads_are_one_snapshot_while_a_writer_commits(tmp_path: Path,
+                                                             rng: np.random.Generator) -> None:
+    """A reader never sees a face of one write with the masks of another (issue 16, point 12):
+    the writer alternates the masks' names with the score, the reader checks they agree."""
+    import threading
+
+    path = tmp_path / "busy.fpstore"
+    info = frame_info(0)
+
+    def version(k: int) -> list[FaceRecord]:
+        faces = []
+        for j in range(3):
+            rec = make_face(np.random.default_rng(j), info, j)
+            name = "extended" if k % 2 else "components"
+            sm = next(iter(rec.masks.values()))
+            faces.append(replace(rec, score=0.25 + 0.5 * (k % 2),
+                                 masks={name: replace(sm, name=name)}))
+        return faces
+
+    with AlignmentsStore.open(path, create=True) as st:
+        st.put_frame(info, version(0))
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with AlignmentsStore.open(path) as w:
+                k = 1
+                while not stop.is_set():
+                    w.put_frame(info, version(k))
+                    k += 1
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    seen = set()
+    try:
+        with AlignmentsStore.open(path, readonly=True) as r:
+            for _ in range(400):
+                for getter in (lambda: r.faces(0), lambda: r.faces_at(0),
+                               lambda: next(r.iter_frames())[1]):
+                    faces = getter()
+                    assert faces is not None and len(faces) == 3
+                    for f in faces:
+                        want = "extended" if f.score > 0.5 else "components"
+                        assert list(f.masks) == [want], (f.score, list(f.masks))
+                        seen.add(want)
+    finally:
+        stop.set()
+        writer.join()
+    assert not errors, errors
+    assert seen == {"extended", "components"}  # the writer really was writing meanwhile

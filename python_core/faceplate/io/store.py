@@ -368,6 +368,26 @@ class AlignmentsStore:
                     conn.execute("ROLLBACK")
                 raise
 
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One read transaction around several SELECTs, so that a writer committing in between
+        (another process, or another connection of this one) cannot be half seen: faces of
+        one write with masks of the next. Nested uses share the outer transaction."""
+        conn = self._c
+        with self._lock:
+            if conn.in_transaction:
+                yield
+                return
+            try:
+                conn.execute("BEGIN")
+            except sqlite3.DatabaseError as err:
+                raise StoreError(f"read failed ({err})", self.path) from None
+            try:
+                yield
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         try:
             return self._c.execute(sql, args)
@@ -625,6 +645,7 @@ class AlignmentsStore:
         return None if row is None else self._frame_from_row(row)
 
     def _faces_of(self, info: FrameInfo, face_index: int | None = None) -> list[FaceRecord]:
+        """The faces (with their masks) of ``info``'s frame; call inside :meth:`_snapshot`."""
         extra, args = ("", (info.index,)) if face_index is None \
             else (" AND face_idx = ?", (info.index, int(face_index)))
         rows = self._rows(f"SELECT {_FACE_COLS} FROM faces WHERE frame_idx = ?{extra}"
@@ -635,28 +656,36 @@ class AlignmentsStore:
 
     def faces(self, frame_index: int) -> list[FaceRecord]:
         """The faces of frame ``frame_index`` ordered by face index ([] for unknown frames)."""
-        info = self.frame(frame_index)
-        return [] if info is None else self._faces_of(info)
+        with self._snapshot():
+            info = self.frame(frame_index)
+            return [] if info is None else self._faces_of(info)
 
     def faces_at(self, number: int) -> list[FaceRecord] | None:
         """The faces of the frame numbered ``number`` (its own ``frame_number``), ordered by
         face index; None when the store has no such frame ([] for a frame without faces)."""
-        info = self.frame_at(number)
-        return None if info is None else self._faces_of(info)
+        with self._snapshot():
+            info = self.frame_at(number)
+            return None if info is None else self._faces_of(info)
 
     def get_face(self, frame_index: int, face_index: int) -> FaceRecord | None:
         """One face, or None."""
-        info = self.frame(frame_index)
-        if info is None:
-            return None
-        found = self._faces_of(info, face_index)
-        return found[0] if found else None
+        with self._snapshot():
+            info = self.frame(frame_index)
+            if info is None:
+                return None
+            found = self._faces_of(info, face_index)
+            return found[0] if found else None
 
     def iter_frames(self) -> Iterator[tuple[FrameInfo, list[FaceRecord]]]:
         """Every frame with its faces, ordered by index, streamed (three merged cursors).
 
-        Do not write to the store while iterating.
+        Read in one transaction (a consistent snapshot; the store's lock is held until the
+        iteration ends). Do not write to the store while iterating.
         """
+        with self._snapshot():
+            yield from self._iter_frames()
+
+    def _iter_frames(self) -> Iterator[tuple[FrameInfo, list[FaceRecord]]]:
         conn = self._c
         try:
             fcur = conn.execute(f"SELECT {_FRAME_COLS} FROM frames ORDER BY idx")
