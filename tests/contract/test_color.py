@@ -25,8 +25,9 @@ import cv2
 import numpy as np
 import pytest
 
-from faceplate.convert.color import COLOR, ColorTransfer, lab_to_srgb, srgb_to_lab
+from faceplate.convert.color import COLOR, ColorTransfer
 from faceplate.convert.color.base import MIN_PIXELS
+from faceplate.core.colorspace import lab_to_srgb, srgb_to_lab
 from faceplate.core.config import params
 from faceplate.core.errors import ConfigError
 from faceplate.core.geometry import crop_matrix

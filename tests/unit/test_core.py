@@ -113,3 +113,27 @@ def test_errors_name_the_file():
     err = InputError("cannot decode", "/tmp/x.png")
     assert str(err) == "/tmp/x.png: cannot decode" and err.path == "/tmp/x.png"
     assert isinstance(err, FaceplateError) and err.exit_code == 2
+
+
+def test_colour_curves_are_one_copy_for_numpy_and_torch() -> None:
+    """The transfer and L*a*b* curves in faceplate.core.colorspace serve NumPy arrays and torch
+    tensors alike (issue 16, point 9): the trainer's colour augmentation and the converter's
+    colour transfer convert the same colours to the same L*a*b*."""
+    import torch
+
+    from faceplate.core import colorspace as cs
+    from faceplate.train import augment
+
+    rgb = np.random.default_rng(3).uniform(0.0, 1.0, (2, 5, 7, 3)).astype(np.float32)
+    lab_np = cs.srgb_to_lab(rgb)
+    lab_t = augment.srgb_to_lab(torch.from_numpy(rgb).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    np.testing.assert_allclose(lab_t.numpy(), lab_np, atol=2e-3)
+    back = augment.lab_to_srgb(torch.from_numpy(lab_np).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    np.testing.assert_allclose(back.numpy(), rgb, atol=1e-4)
+    np.testing.assert_allclose(cs.lab_to_srgb(lab_np), rgb, atol=1e-4)
+    # the curves themselves: one function, either type; the sign is kept on NumPy's side
+    x = np.linspace(-0.2, 1.5, 301, dtype=np.float32)
+    dec = cs.srgb_decode_nonneg(torch.from_numpy(np.abs(x))).numpy()
+    np.testing.assert_allclose(np.copysign(dec, x), cs.srgb_to_linear(x), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(cs.linear_to_srgb(cs.srgb_to_linear(x)), x, atol=2e-6)
+    np.testing.assert_allclose(cs.lab_finv(cs.lab_f(x.astype(np.float64))), x, atol=1e-12)

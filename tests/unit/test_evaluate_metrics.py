@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from faceplate.convert.color.lab import srgb_to_lab
+from faceplate.core.colorspace import srgb_to_lab
 from faceplate.core.geometry import MEAN_FACE_68
 from faceplate.core.types import BBox, FaceRecord
 from faceplate.evaluate.metrics import (

@@ -16,14 +16,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from faceplate.core.errors import ModelError, OutputError
+from faceplate.io.model_files import ONNX_INPUT, ONNX_OUTPUTS
 from faceplate.models import MODELS
-from faceplate.train.export import (
-    ONNX_INPUT,
-    ONNX_OUTPUTS,
-    check_onnx,
-    export_onnx,
-    onnx_session,
-)
+from faceplate.train.export import check_onnx, export_onnx, onnx_session
 from tests.contract.test_models import faces, make
 
 TOL = 1e-4

@@ -772,7 +772,7 @@ def test_face_reads_are_one_snapshot_while_a_writer_commits(tmp_path: Path,
                 while not stop.is_set():
                     w.put_frame(info, version(k))
                     k += 1
-        except BaseException as err:  # noqa: BLE001 - reported below
+        except BaseException as err:  # reported below
             errors.append(err)
 
     writer = threading.Thread(target=write)

@@ -61,7 +61,13 @@ from faceplate.core.geometry import compose_affine, crop_matrix, invert_affine, 
 from faceplate.core.records import decode_mask
 from faceplate.core.types import Centering, FaceRecord
 from faceplate.core.validate import check_image
-from faceplate.io.model_files import Manifest, load_inference_model, read_manifest
+from faceplate.io.model_files import (
+    ONNX_INPUT,
+    ONNX_OUTPUTS,
+    Manifest,
+    load_inference_model,
+    read_manifest,
+)
 from faceplate.provenance.watermark import FrameMark, embed_in_frame, mark_crop, payload_id
 
 Selection = Literal["all", "largest", "index", "reference"]
@@ -76,8 +82,6 @@ MASK_FIELDS: tuple[str, ...] = tuple(f for f in MaskOpsConfig.__dataclass_fields
 POST_FIELDS: tuple[str, ...] = tuple(f for f in PostConfig.__dataclass_fields__)
 
 #: Frame-range syntax: ``"10-50"`` (inclusive) or ``"7"``.
-_ONNX_INPUT = "face"
-_ONNX_OUTPUTS = ("face_out", "mask")
 
 
 @dataclass(frozen=True)
@@ -313,14 +317,14 @@ class OnnxPredictor(Predictor):
             raise ModelError(f"onnxruntime cannot load the model: {err}", path) from None
         names = [i.name for i in self.session.get_inputs()]
         outs = [o.name for o in self.session.get_outputs()]
-        if names != [_ONNX_INPUT] or any(o not in outs for o in _ONNX_OUTPUTS):
+        if names != [ONNX_INPUT] or any(o not in outs for o in ONNX_OUTPUTS):
             raise ModelError(f"unexpected ONNX graph (inputs {names}, outputs {outs}; expected "
-                             f"{_ONNX_INPUT} → {', '.join(_ONNX_OUTPUTS)})", path)
+                             f"{ONNX_INPUT} → {', '.join(ONNX_OUTPUTS)})", path)
 
     def _run(self, x: np.ndarray, mask: bool) -> tuple[np.ndarray, np.ndarray | None]:
         # The exported graph has one path computing both outputs; unwanted, the mask is
         # dropped.
-        face, learned = self.session.run(list(_ONNX_OUTPUTS), {_ONNX_INPUT: x})
+        face, learned = self.session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: x})
         return np.asarray(face, np.float32), (np.asarray(learned, np.float32) if mask
                                               else None)
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from faceplate.convert.color.lab import srgb_to_lab
+from faceplate.core.colorspace import srgb_to_lab
 from faceplate.core.validate import check_points
 from faceplate.extract.mask.landmarks import component_groups
 from faceplate.extract.mask.raster import grow, union_of_hulls

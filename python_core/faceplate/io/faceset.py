@@ -359,6 +359,16 @@ def read_face_png(path: Path) -> tuple[np.ndarray, FaceMeta]:
     """
     path = Path(path)
     meta = read_face_meta(path)
+    return decode_face_pixels(path, meta), meta
+
+
+def decode_face_pixels(path: Path, meta: FaceMeta) -> np.ndarray:
+    """The pixels of a face PNG whose metadata has been read: size×size×3 ``uint8`` RGB.
+
+    Raises:
+        InputError: The file cannot be read.
+        RecordError: The pixels do not decode, or not to the size the metadata says.
+    """
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as err:
@@ -366,7 +376,7 @@ def read_face_png(path: Path) -> tuple[np.ndarray, FaceMeta]:
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if bgr is None or bgr.shape[:2] != (meta.size, meta.size):
         raise RecordError("pixel data does not decode (file corrupt)", path)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), meta
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def scan_faceset(folder: Path) -> tuple[list[tuple[Path, FaceMeta]], list[tuple[Path, str]]]:

@@ -63,6 +63,9 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "model.safetensors"
 ONNX = "model.onnx"
+#: The ONNX export's graph input (N×3×S×S float32 faces) and outputs (faces, masks).
+ONNX_INPUT = "face"
+ONNX_OUTPUTS = ("face_out", "mask")
 LATEST = "latest.json"
 COLOR_SPACES = ("srgb",)
 

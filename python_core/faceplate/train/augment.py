@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor
 
+from faceplate.core import colorspace
 from faceplate.core.geometry import LEFT_EYE, MIRROR_68, MOUTH, RIGHT_EYE
 
 # --------------------------------------------------------------------------- random parameters
@@ -272,18 +273,10 @@ def priority_weights(eyes: Tensor, mouth: Tensor, eye_weight: float,
 
 # --------------------------------------------------------------------------- colour
 
-# sRGB (D65) primaries → XYZ, with the rows divided by the D65 white so white maps to (1, 1, 1).
-_RGB2XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                     [0.2126729, 0.7151522, 0.0721750],
-                     [0.0193339, 0.1191920, 0.9503041]])
-_WHITE = np.array([0.95047, 1.0, 1.08883])
-_RGB2XYZN = _RGB2XYZ / _WHITE[:, None]
-_XYZN2RGB = np.linalg.inv(_RGB2XYZN)
-# f = (fx, fy, fz) → L*a*b* = f @ _F2LAB.T + _LAB_OFF
-_F2LAB = np.array([[0.0, 116.0, 0.0], [500.0, -500.0, 0.0], [0.0, 200.0, -200.0]])
-_LAB2F = np.linalg.inv(_F2LAB)
-_LAB_OFF = np.array([-16.0, 0.0, 0.0])
-_DELTA = 6.0 / 29.0
+# The colourimetry (matrices, transfer curve, L*a*b* curve) is faceplate.core.colorspace's, the
+# one copy: its curves are written with operators and .clip only, so they run on tensors here.
+_RGB2XYZN, _XYZN2RGB = colorspace.RGB_TO_XYZN, colorspace.XYZN_TO_RGB
+_F2LAB, _LAB2F, _LAB_OFF = colorspace.F_TO_LAB, colorspace.LAB_TO_F, colorspace.LAB_OFFSET
 _LAB_LO = np.array([0.0, -128.0, -128.0])
 _LAB_HI = np.array([100.0, 127.0, 127.0])
 
@@ -292,35 +285,20 @@ def _t(a: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
 
-def _decode_lut() -> Tensor:
-    c = np.arange(256, dtype=np.float64) / 255.0
-    return _t(np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4))
+#: linear light of each 8-bit sRGB code
+_SRGB_LUT = _t(colorspace.srgb_decode_nonneg(np.arange(256, dtype=np.float64) / 255.0))
 
-
-_SRGB_LUT = _decode_lut()
-
-
-# The piecewise curves below are written branch-free with clamps (``torch.where`` is several
-# times slower on CPU): each linear toe is the continuation of its curve at the joint, so
-# ``curve(max(x, k)) + slope·(min(x, k) − k)`` equals the piecewise definition.
 
 def _srgb_decode(x: Tensor) -> Tensor:
-    k = 0.04045
-    return ((x.clamp_min(k) + 0.055) / 1.055) ** 2.4 + (x.clamp(0.0, k) - k) / 12.92
+    return colorspace.srgb_decode_nonneg(x.clamp_min(0.0))
 
 
 def _srgb_encode(lin: Tensor) -> Tensor:
-    k = 0.0031308
-    return 1.055 * lin.clamp_min(k) ** (1 / 2.4) - 0.055 + (lin.clamp(0.0, k) - k) * 12.92
+    return colorspace.srgb_encode_nonneg(lin.clamp_min(0.0))
 
 
-def _lab_f(t: Tensor) -> Tensor:
-    k = _DELTA ** 3
-    return t.clamp_min(k) ** (1.0 / 3.0) + (t.clamp_max(k) - k) / (3 * _DELTA ** 2)
-
-
-def _lab_finv(f: Tensor) -> Tensor:
-    return f.clamp_min(_DELTA) ** 3 + 3 * _DELTA ** 2 * (f.clamp_max(_DELTA) - _DELTA)
+_lab_f = colorspace.lab_f
+_lab_finv = colorspace.lab_finv
 
 
 def _mix(m: np.ndarray, x: Tensor) -> Tensor:

@@ -61,7 +61,7 @@ from faceplate.core.geometry import (
 )
 from faceplate.core.records import decode_mask
 from faceplate.core.types import Centering
-from faceplate.io.faceset import FaceMeta, scan_faceset
+from faceplate.io.faceset import FaceMeta, decode_face_pixels, scan_faceset
 from faceplate.train import augment as aug
 
 #: Cache border as a fraction of the training size (covers ±10° rotation, ±5 % zoom and shift).
@@ -183,14 +183,7 @@ def _load_face(path: Path, meta: FaceMeta, cfg: DataConfig, pad: int) -> _Loaded
         if mask_sm is None:
             have = ", ".join(sorted(meta.record.masks)) or "none"
             raise RecordError(f"no stored mask {cfg.mask!r} (has: {have})", path)
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as err:
-        raise InputError(f"cannot read ({err.strerror or err})", path) from None
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if bgr is None or bgr.shape[:2] != (meta.size, meta.size):
-        raise RecordError("pixel data does not decode (file corrupt)", path)
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    rgb = decode_face_pixels(path, meta)
     c = cfg.size + 2 * pad
     t_train = _train_matrix(meta, cfg)
     t_cache = t_train.copy()

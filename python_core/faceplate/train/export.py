@@ -25,10 +25,9 @@ import numpy as np
 import torch
 
 from faceplate.core.errors import ModelError, OutputError
+from faceplate.io.model_files import ONNX_INPUT, ONNX_OUTPUTS
 from faceplate.models.base import Direction, SwapModel
 
-ONNX_INPUT = "face"
-ONNX_OUTPUTS = ("face_out", "mask")
 DEFAULT_OPSET = 18
 #: Default tolerance of :func:`check_onnx` (max abs difference on [0, 1] outputs).
 DEFAULT_TOL = 1e-4

@@ -668,14 +668,8 @@ def export_model(model_dir: str | os.PathLike[str], *, model: SwapModel | None =
         ModelError: the export differs from torch by more than ``tol`` (checked by
             :func:`faceplate.train.export.check_onnx`), or the model cannot be exported.
     """
-    from faceplate.io.model_files import ONNX, load_inference_model
-    from faceplate.train.export import (
-        DEFAULT_OPSET,
-        ONNX_INPUT,
-        ONNX_OUTPUTS,
-        check_onnx,
-        export_onnx,
-    )
+    from faceplate.io.model_files import ONNX, ONNX_INPUT, ONNX_OUTPUTS, load_inference_model
+    from faceplate.train.export import DEFAULT_OPSET, check_onnx, export_onnx
 
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)

@@ -23,7 +23,6 @@ Use: ``COLOR.create("rct").apply(face, target, face_mask, target_mask)``; see
 from faceplate.convert.color import distribution, linear, rct  # noqa: F401  (registers methods)
 from faceplate.convert.color.base import COLOR, ColorConfig, ColorTransfer, Samples
 from faceplate.convert.color.distribution import HistMatchConfig, IterativeConfig, SotConfig
-from faceplate.convert.color.lab import lab_to_srgb, srgb_to_lab
 from faceplate.convert.color.linear import LctConfig
 from faceplate.convert.color.rct import RctConfig
 
@@ -37,6 +36,4 @@ __all__ = [
     "RctConfig",
     "Samples",
     "SotConfig",
-    "lab_to_srgb",
-    "srgb_to_lab",
 ]

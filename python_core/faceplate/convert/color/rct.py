@@ -1,10 +1,11 @@
 """``rct``: Reinhard et al. (2001) colour transfer in CIE L*a*b*.
 
-Each L*a*b* channel (D65, :mod:`faceplate.convert.color.lab`) is shifted and scaled so its masked
-mean and standard deviation equal the target's: ``c' = (c − μ_f) · σ_t / σ_f + μ_t``. This is
-Faceswap's ``color-transfer`` and DeepFaceLab's ``rct``. L*a*b* rather than Reinhard's lαβ: both
-decorrelate luminance from the two opponent axes, and L*a*b* is what both tools use. ``clip``
-keeps the result inside the L*a*b* box DFL uses (L* 0..100, a*, b* −127..127) before converting
+Each L*a*b* channel (D65, :func:`faceplate.core.colorspace.srgb_to_lab`) is shifted and scaled
+so its masked mean and standard deviation equal the target's:
+``c' = (c − μ_f) · σ_t / σ_f + μ_t``. This is Faceswap's ``color-transfer`` and DeepFaceLab's
+``rct``. L*a*b* rather than Reinhard's lαβ: both decorrelate luminance from the two opponent axes,
+and L*a*b* is what both tools use. ``clip`` keeps the result inside the L*a*b* box DFL uses (L*
+0..100, a*, b* −127..127) before converting
 back; the base class then clips the sRGB result to [0, 1]. A standard deviation below
 :data:`MIN_STD` (half a L*a*b* unit, under one just-noticeable difference) is raised to it, so a
 flat face channel is shifted rather than blown up.
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from faceplate.convert.color.base import COLOR, ColorConfig, ColorTransfer, Samples
-from faceplate.convert.color.lab import lab_to_srgb, srgb_to_lab
+from faceplate.core.colorspace import lab_to_srgb, srgb_to_lab
 from faceplate.core.config import option
 
 MIN_STD = 0.5
