@@ -423,3 +423,44 @@ def test_bad_frames_are_rejected(torch_pred):
     with pytest.raises(ValueError):
         swap_frame(np.zeros((10, 10, 3), np.uint8), [], torch_pred, ConvertConfig(),
                    frame_is_linear=True)
+
+
+def test_onnx_export_is_verified_and_named_in_the_model_id(tmp_path, model_dir):
+    """Issue 16, point 2: the ONNX file is checked against the manifest's sha256 before it
+    runs, its file name is sanitised like the weights', and the model id covers both files,
+    so a replaced model.onnx is never attributed to the model it replaced."""
+    import json
+    import shutil
+
+    from faceplate.convert.swap import model_id
+    from faceplate.io.model_files import read_manifest
+
+    m = tmp_path / "m"
+    shutil.copytree(model_dir, m)
+    torch_id = make_predictor("torch", m).model_id
+    assert make_predictor("onnx", m).model_id == torch_id  # one model, one id, either engine
+    manifest = json.loads((m / "manifest.json").read_text())
+    assert manifest["onnx"]["sha256"]
+    # a different ONNX graph (here: the file altered by one byte) is refused
+    data = bytearray((m / "model.onnx").read_bytes())
+    data[-1] ^= 0xFF
+    (m / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="does not match the manifest's sha256"):
+        make_predictor("onnx", m)
+    # ... and, with its digest written into the manifest, it is another model
+    from faceplate.io.paths import sha256_file
+
+    manifest["onnx"]["sha256"] = sha256_file(m / "model.onnx")
+    (m / "manifest.json").write_text(json.dumps(manifest))
+    assert model_id(read_manifest(m), m) != torch_id
+    # a manifest naming a file outside the model folder is refused
+    for bad in ("../model.onnx", "/etc/passwd", ".hidden.onnx"):
+        manifest["onnx"]["file"] = bad
+        (m / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(ModelError, match="onnx.file must be a plain file name"):
+            read_manifest(m)
+    manifest["onnx"]["file"] = "model.onnx"
+    manifest["onnx"].pop("sha256")
+    (m / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="no sha256"):
+        make_predictor("onnx", m)

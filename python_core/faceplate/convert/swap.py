@@ -66,7 +66,9 @@ from faceplate.io.model_files import (
     ONNX_OUTPUTS,
     Manifest,
     load_inference_model,
+    model_digest,
     read_manifest,
+    verify_file,
 )
 from faceplate.provenance.watermark import FrameMark, embed_in_frame, mark_crop, payload_id
 
@@ -245,11 +247,12 @@ class Predictor(ABC):
 
 def model_id(manifest: Manifest, model_dir: str | os.PathLike[str]) -> str:
     """The short model id every swapped face's watermark and every output's provenance carry:
-    :func:`faceplate.provenance.watermark.payload_id` of the weights' sha256 (of the model
-    folder's absolute path when an old manifest has no digest)."""
-    digest = str(manifest.weights.get("sha256") or "")
-    if not digest:
-        digest = hashlib.sha256(str(Path(model_dir).resolve()).encode("utf-8")).hexdigest()
+    :func:`faceplate.provenance.watermark.payload_id` of :func:`model_digest` (the weights' and
+    the ONNX export's digests together: whichever predictor runs, it runs verified files, and a
+    different file is a different model); of the model folder's absolute path when an old
+    manifest has no digest."""
+    digest = model_digest(manifest) or hashlib.sha256(
+        str(Path(model_dir).resolve()).encode("utf-8")).hexdigest()
     return payload_id(digest)
 
 
@@ -300,9 +303,7 @@ class OnnxPredictor(Predictor):
         if not manifest.onnx or not manifest.onnx.get("file"):
             raise ModelError("the model has no ONNX export (run `faceplate train --export-only "
                              f"--output {model_dir}` or use --predictor torch)", model_dir)
-        path = Path(model_dir) / str(manifest.onnx["file"])
-        if not path.is_file():
-            raise ModelError("the ONNX file named by the manifest is missing", path)
+        path = verify_file(Path(model_dir), manifest.onnx, "ONNX")
         if manifest.onnx.get("direction", "b2a") != "b2a":
             raise ModelError(f"the ONNX export renders {manifest.onnx.get('direction')!r}, "
                              "convert needs b2a", path)

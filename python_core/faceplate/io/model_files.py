@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -293,19 +294,62 @@ class Manifest:
         need("architecture", str)
         need("model_config", dict)
         need("learn_mask", bool)
-        weights = need("weights", dict)
-        if not isinstance(weights.get("file"), str) or "/" in weights["file"] \
-                or "\\" in weights["file"] or weights["file"].startswith("."):
-            raise ModelError("model manifest: weights.file must be a plain file name", path)
+        _check_file_entry(need("weights", dict), "weights", path)
         need("training", dict)
         onnx = obj.get("onnx")
-        if onnx is not None and (not isinstance(onnx, dict) or not isinstance(onnx.get("file"),
-                                                                             str)):
-            raise ModelError("model manifest: onnx must be null or an object with a file", path)
+        if onnx is not None:
+            if not isinstance(onnx, dict):
+                raise ModelError("model manifest: onnx must be null or an object with a file",
+                                 path)
+            _check_file_entry(onnx, "onnx", path)
         names = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in obj.items() if k in names}
         kw["coverage"] = float(cov)
         return cls(**kw)
+
+
+def _check_file_entry(entry: Mapping[str, Any], key: str, path: Path) -> None:
+    """A manifest's file entry: ``file`` a plain name inside the model folder, ``sha256`` (when
+    present) 64 hex digits."""
+    name = entry.get("file")
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name \
+            or name.startswith(".") or "\x00" in name:
+        raise ModelError(f"model manifest: {key}.file must be a plain file name", path)
+    digest = entry.get("sha256")
+    if digest is not None and (not isinstance(digest, str) or len(digest) != 64
+                               or any(c not in "0123456789abcdef" for c in digest)):
+        raise ModelError(f"model manifest: {key}.sha256 must be 64 hex digits", path)
+
+
+def model_digest(manifest: Manifest) -> str | None:
+    """The model's own digest: sha256 over the digests of every file a predictor may run (the
+    weights and, once exported, the ONNX graph), so that whichever runs, a different file
+    means a different model. None for an old manifest without a weights digest."""
+    weights = manifest.weights.get("sha256")
+    if not weights:
+        return None
+    onnx = (manifest.onnx or {}).get("sha256") or ""
+    return hashlib.sha256(f"weights:{weights}\nonnx:{onnx}\n".encode()).hexdigest()
+
+
+def verify_file(model_dir: Path, entry: Mapping[str, Any], what: str) -> Path:
+    """The path of a manifest file entry, checked against the entry's sha256.
+
+    Raises:
+        ModelError: the file is missing, the entry has no digest, or the file does not match
+            it (replaced or corrupt).
+    """
+    path = Path(model_dir) / str(entry["file"])
+    if not path.is_file():
+        raise ModelError(f"the {what} file named by the manifest is missing", path)
+    want = entry.get("sha256")
+    if not want:
+        raise ModelError(f"the manifest records no sha256 for the {what} file: it cannot be "
+                         "verified (export it again with `faceplate train --export-only`)", path)
+    if sha256_file(path) != want:
+        raise ModelError(f"the {what} file does not match the manifest's sha256 (replaced or "
+                         "corrupt)", path)
+    return path
 
 
 def training_stats(iterations: int, examples_seen: int, batch_size: int,
