@@ -441,7 +441,8 @@ def _move_masks(masks: dict[str, StoredMask], new_to_old: np.ndarray) -> dict[st
             for k, m in masks.items()}
 
 
-def _move_box(box: BBox, old_to_new: np.ndarray) -> BBox:
+def move_box(box: BBox, old_to_new: np.ndarray) -> BBox:
+    """The box moved by a 2×3 similarity (centre mapped, size scaled), frame pixels."""
     cx, cy = box.center
     s = float(np.sqrt(abs(np.linalg.det(old_to_new[:, :2]))))
     nx, ny = old_to_new[:, :2] @ np.array([cx, cy]) + old_to_new[:, 2]
@@ -512,7 +513,7 @@ def smooth_store(store: Any, cfg: SmoothConfig | None = None,
                 o2n = similarity_between(old_lm, new_lm)
                 n2o = similarity_between(new_lm, old_lm)
                 updates[m] = dataclasses.replace(
-                    old, landmarks=new_lm.astype(np.float32), bbox=_move_box(old.bbox, o2n),
+                    old, landmarks=new_lm.astype(np.float32), bbox=move_box(old.bbox, o2n),
                     masks=_move_masks(old.masks, n2o), roll=roll_degrees(new_lm))
             elif res.filled[k]:
                 info, faces = frames[tr.start + k]
