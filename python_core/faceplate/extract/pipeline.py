@@ -160,7 +160,7 @@ class Extractor:
         Faces are numbered left to right (by the centre of their box), so indices are stable
         whatever order the detector returns them in.
         """
-        cfg, rgb, info = self.cfg, frame.rgb, frame.info
+        rgb, info = frame.rgb, frame.info
         t0 = time.perf_counter()
         dets = self.detector.detect(rgb)
         t1 = time.perf_counter()

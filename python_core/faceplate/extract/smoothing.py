@@ -370,7 +370,7 @@ def smooth_track(landmarks: np.ndarray, window: int = 7, max_gap: int = 3, order
     present = np.all(np.isfinite(lm), axis=(1, 2))
     pin = np.zeros(n, bool) if pinned is None else np.asarray(pinned, bool) & present
     if pin.shape != (n,):
-        raise ValueError(f"pinned: expected {n} flags, got shape {np.shape(pinned)}")
+        raise ValueError(f"pinned: expected {n} flags, got shape {pin.shape}")
     pose = np.full((n, 4), np.nan)
     shape = np.full((n, 136), np.nan)
     for k in np.flatnonzero(present):

@@ -130,7 +130,6 @@ class FacesetDoc:
                 "id": self.id, "kind": "faceset", "path": str(self.folder),
                 "name": self.folder.name, "count": len(self.faces), "bad": self.bad,
                 "undo": self.history_counts(),
-                "labelled": 0,
                 "columns": {
                     "name": [f.name for f in self.faces],
                     "frame": [r.frame_index for r in recs],
@@ -222,19 +221,23 @@ class FacesetDoc:
         The hash compares neighbouring pixels of a 9×8 grey thumbnail; consecutive video frames
         of a still head fall together. Groups of two or more, largest first.
         """
-        hashes = []
+        hashes: list[np.ndarray | None] = []
         for f in self.faces:
             if f.trashed:
                 hashes.append(None)
                 continue
             jpg = self.thumbnail(f.id)
             grey = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_GRAYSCALE)
+            if grey is None:
+                hashes.append(None)
+                continue
             small = cv2.resize(grey, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
             hashes.append(np.packbits((small[:, 1:] > small[:, :-1]).ravel()))
         ids = [i for i, h in enumerate(hashes) if h is not None]
         if not ids:
             return []
-        bits = np.unpackbits(np.stack([hashes[i] for i in ids]), axis=1).astype(bool)
+        bits = np.unpackbits(np.stack([h for h in hashes if h is not None]),
+                             axis=1).astype(bool)
         parent = list(range(len(ids)))
 
         def find(a: int) -> int:
@@ -253,6 +256,42 @@ class FacesetDoc:
         for k, i in enumerate(ids):
             groups.setdefault(find(k), []).append(i)
         return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: (-len(g), g[0]))
+
+    # ----------------------------------------------------------------------- store edits
+
+    def trash_linked(self, face: StudioFace) -> None:
+        """Move a face whose store face was deleted into the trash (the store logs the step)."""
+        with self.lock:
+            self._move(face, True)
+            self.by_name.pop((face.name, False), None)
+            self.by_name[(face.name, True)] = face
+            self._measured.clear()
+
+    def untrash_linked(self, face: StudioFace) -> None:
+        with self.lock:
+            self._move(face, False)
+            self.by_name.pop((face.name, True), None)
+            self.by_name[(face.name, False)] = face
+            self._measured.clear()
+
+    def add_face(self, name: str, like: FaceMeta) -> StudioFace:
+        """A new face (added in the store) at the end of the list; its PNG is written next."""
+        with self.lock:
+            n, stem = 1, name[:-4] if name.endswith(".png") else name
+            while (name, False) in self.by_name or (self.folder / name).exists():
+                name = f"{stem}_{n}.png"
+                n += 1
+            face = StudioFace(len(self.faces), name, like)
+            self.faces.append(face)
+            self.by_name[(name, False)] = face
+            self._measured.clear()
+            return face
+
+    def update_meta(self, face: StudioFace, meta: FaceMeta) -> None:
+        with self.lock:
+            face.meta = meta
+            self._thumbs.pop(face.id, None)
+            self._measured.clear()
 
     # ----------------------------------------------------------------------- edits
 
@@ -374,13 +413,22 @@ def _norm(p: str) -> str:
         return p
 
 
-def is_faceset_folder(folder: Path) -> bool:
-    """True when the folder holds at least one PNG (faces are checked when it is opened)."""
+def is_faceset_folder(folder: Path, probe: int = 20) -> bool:
+    """True when one of the folder's first ``probe`` PNGs is a Faceplate face."""
+    from faceplate.io.faceset import read_face_meta
+
     try:
-        return any(p.suffix.lower() == ".png" and not p.name.startswith(".")
-                   for p in folder.iterdir())
+        pngs = sorted(p for p in folder.iterdir()
+                      if p.suffix.lower() == ".png" and not p.name.startswith("."))[:probe]
     except OSError:
         return False
+    for p in pngs:
+        try:
+            read_face_meta(p)
+            return True
+        except FaceplateError:
+            continue
+    return False
 
 
 __all__ = ["FacesetDoc", "StudioFace", "is_faceset_folder"]

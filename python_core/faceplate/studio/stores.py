@@ -46,7 +46,7 @@ JUMP_THRESHOLD = 0.12
 LOW_SCORE = 0.5
 #: Landmark groups the page moves together (iBUG 68 indices).
 GROUPS: dict[str, list[int]] = {
-    "jaw": list(range(0, 17)), "brows": list(range(17, 27)), "nose": list(range(27, 36)),
+    "jaw": list(range(17)), "brows": list(range(17, 27)), "nose": list(range(27, 36)),
     "eyes": list(range(36, 48)), "mouth": list(range(48, 68)), "face": list(range(68)),
 }
 
