@@ -25,6 +25,7 @@ from faceplate.core.types import Centering
 from faceplate.core.validate import check_matrix
 
 _SHIFT = 4  # OpenCV fixed-point bits: 1/16 pixel
+_UP = 4  # contour tracing resolution of mask_to_labels
 
 
 def _fixed(pts: np.ndarray) -> np.ndarray:
@@ -60,17 +61,16 @@ def labels_to_mask(labels: dict[str, Any], size: int, matrix: np.ndarray | None 
         pts = transform_points(np.asarray(sh["points"], np.float64), to_target)
         value = 255 if sh["mode"] == "include" else 0
         if sh["kind"] == "polygon":
-            cv2.fillPoly(out, [_fixed(pts)], value, lineType=cv2.LINE_AA, shift=_SHIFT)
+            cv2.fillPoly(out, [_fixed(pts)], value, lineType=cv2.LINE_8, shift=_SHIFT)
         else:
             radius = max(1, int(round(sh["radius"] * scale)))
             ipts = np.round(pts - 0.5).astype(np.int32)
             if len(ipts) > 1:
                 cv2.polylines(out, [ipts], False, value, thickness=2 * radius,
-                              lineType=cv2.LINE_AA)
+                              lineType=cv2.LINE_8)
             for p in ipts:
-                cv2.circle(out, (int(p[0]), int(p[1])), radius, value, -1, cv2.LINE_AA)
-    # anti-aliasing leaves grey edges; labels are binary
-    return np.where(out >= 128, 255, 0).astype(np.uint8)
+                cv2.circle(out, (int(p[0]), int(p[1])), radius, value, -1, cv2.LINE_8)
+    return out
 
 
 def mask_to_labels(mask: np.ndarray, matrix: np.ndarray, centering: Centering,
@@ -94,16 +94,19 @@ def mask_to_labels(mask: np.ndarray, matrix: np.ndarray, centering: Centering,
     if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] < 8:
         raise ValueError(f"mask: expected a square size×size image, got shape {m.shape}")
     binary = (m > 127).astype(np.uint8) if m.dtype != bool else m.astype(np.uint8)
-    contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    # traced on a 4× nearest-neighbour copy, the contour runs 1/8 pixel inside the true edge
+    # (on the original it would run through the edge pixels' centres and lose half of each)
+    up = cv2.resize(binary, None, fx=_UP, fy=_UP, interpolation=cv2.INTER_NEAREST)
+    contours, hierarchy = cv2.findContours(up, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
     shapes: list[dict[str, Any]] = []
     if hierarchy is not None:
         outer = [i for i in range(len(contours)) if hierarchy[0][i][3] < 0]
         for i in outer:
             for j in [i] + [k for k in range(len(contours)) if hierarchy[0][k][3] == i]:
-                c = cv2.approxPolyDP(contours[j], tolerance, True).reshape(-1, 2)
+                c = cv2.approxPolyDP(contours[j], tolerance * _UP, True).reshape(-1, 2)
                 if len(c) < 3:
                     continue
                 shapes.append({"kind": "polygon", "mode": "include" if j == i else "exclude",
-                               "points": (c.astype(np.float64) + 0.5).tolist()})
+                               "points": ((c.astype(np.float64) + 0.5) / _UP).tolist()})
     return validate_labels({"size": int(m.shape[0]), "centering": centering,
                             "matrix": check_matrix(matrix).tolist(), "shapes": shapes})
