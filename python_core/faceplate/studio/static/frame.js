@@ -257,8 +257,8 @@ export class FrameView {
         try {
           this.studio.status("fitting landmarks in the box…");
           const out = await post(`/api/store/${this.sid}/frame/${this.fi}/faces`, { bbox: [b[0], b[1], b[2] - b[0], b[3] - b[1]] });
-          this.studio.status(`added face ${out.face}`);
           await this.reload(out.face);
+          this.studio.status(`added face ${out.face}`);
         } catch (err) { this.studio.fail(err); this.draw(); }
       };
       addEventListener("mousemove", move); addEventListener("mouseup", up);
@@ -297,8 +297,8 @@ export class FrameView {
       if (!moved) { this.faceInfo(); this.draw(); return; }
       try {
         await post(`/api/store/${this.sid}/frame/${this.fi}/face/${f.face}/landmarks`, { landmarks: f.landmarks, etag: f.etag });
-        this.studio.status(`moved ${idx.length} landmark(s) of face ${f.face}`);
         await this.reload(f.face);
+        this.studio.status(`moved ${idx.length} landmark(s) of face ${f.face}`);
       } catch (err) { f.landmarks = orig; this.draw(); this.studio.fail(err); }
     };
     addEventListener("mousemove", move); addEventListener("mouseup", up);
@@ -326,8 +326,8 @@ export class FrameView {
     if (!f) return;
     const path = `/api/store/${this.sid}/frame/${this.fi}/face/${f.face}/${what}`;
     await post(path, { etag: f.etag }).then(async (r) => {
-      this.studio.status(`${r.label}: face ${f.face}`);
       await this.reload(what === "delete" ? undefined : f.face);
+      this.studio.status(`${r.label}: face ${f.face}`);
     }).catch(this.studio.fail);
   }
 
@@ -340,20 +340,20 @@ export class FrameView {
       const pick = other.faces.find((f) => cur && f.face === cur.face) || other.faces[0];
       if (!pick) { this.studio.status(`frame ${t[0]} has no face to copy`, true); return; }
       const out = await post(`/api/store/${this.sid}/frame/${this.fi}/copy`, { from_frame: t[0], face: pick.face });
-      this.studio.status(`${out.label}: new face ${out.face}`);
       await this.reload(out.face);
+      this.studio.status(`${out.label}: new face ${out.face}`);
     } catch (err) { this.studio.fail(err); }
   }
 
   async step(undo) {
     const r = await post(`/api/store/${this.sid}/${undo ? "undo" : "redo"}`);
-    this.studio.status(r.label ? `${undo ? "undone" : "redone"}: ${r.label}` : `nothing to ${undo ? "undo" : "redo"}`);
     if (r.label && r.frame !== undefined) {
       const k = this.info.timeline.findIndex((t) => t[0] === r.frame);
       if (k >= 0) this.pos = k;
     }
     this.cache.delete(this.fi);
     await this.reload();
+    this.studio.status(r.label ? `${undo ? "undone" : "redone"}: ${r.label}` : `nothing to ${undo ? "undo" : "redo"}`);
   }
 
   key(e) {

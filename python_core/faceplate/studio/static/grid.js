@@ -40,7 +40,7 @@ export class FacesetView {
     ]);
   }
 
-  async open(id) {
+  async open(id, message) {
     if (id === null || id === undefined) { this.studio.status("no faceset open"); return; }
     if (this.id !== id) {
       this.id = id; this.sel.clear(); this.focus = -1; this.order = null; this.groups = null;
@@ -59,7 +59,7 @@ export class FacesetView {
     if (this.data.bad.length)
       this.studio.status(`${this.data.bad.length} file(s) are not readable faces: ` +
         this.data.bad.slice(0, 3).map(([n, w]) => `${n} (${w})`).join("; "), true);
-    else this.studio.status(`${this.data.count} faces · ${(performance.now() - t0).toFixed(0)} ms`);
+    else this.studio.status(message || `${this.data.count} faces · ${(performance.now() - t0).toFixed(0)} ms`);
     if (!$("#coverage").hidden) this.coverage(false);
     this.grid.focus();
   }
@@ -274,8 +274,7 @@ export class FacesetView {
     if (!ids.length) return;
     const r = await post(`/api/faceset/${this.id}/${restore ? "restore" : "trash"}`, { ids });
     this.sel.clear();
-    this.studio.status(`${restore ? "restored" : "deleted to the trash"}: ${r.moved} face(s)`);
-    await this.open(this.id);
+    await this.open(this.id, `${restore ? "restored" : "deleted to the trash"}: ${r.moved} face(s)`);
   }
 
   async tag(on) {
@@ -284,14 +283,12 @@ export class FacesetView {
     const tag = prompt(on ? "Tag the selected faces with:" : "Remove the tag:", "");
     if (!tag) return;
     const r = await post(`/api/faceset/${this.id}/tag`, { ids, tag, on });
-    this.studio.status(`${on ? "tagged" : "untagged"} ${r.changed} face(s)`);
-    await this.open(this.id);
+    await this.open(this.id, `${on ? "tagged" : "untagged"} ${r.changed} face(s)`);
   }
 
   async step(undo) {
     const r = await post(`/api/faceset/${this.id}/${undo ? "undo" : "redo"}`);
-    this.studio.status(r.label ? `${undo ? "undone" : "redone"}: ${r.label}` : `nothing to ${undo ? "undo" : "redo"}`);
-    await this.open(this.id);
+    await this.open(this.id, r.label ? `${undo ? "undone" : "redone"}: ${r.label}` : `nothing to ${undo ? "undo" : "redo"}`);
   }
 
   async duplicates() {

@@ -176,19 +176,18 @@ export class MaskView {
     } : null;
     try {
       const r = await post(`/api/store/${fv.sid}/frame/${fv.fi}/face/${f.face}/labels`, { labels, etag: f.etag });
-      this.studio.status(`${r.label} saved (frame ${fv.fi} face ${f.face})`);
-      this.studio.undoState(r.undo);
       await fv.reload(f.face);
       await this.load();
+      this.studio.status(`${r.label} saved (frame ${fv.fi} face ${f.face})`);
     } catch (err) { this.studio.fail(err); await this.load().catch(() => {}); }
   }
 
   async transfer(what) {
     try {
       const r = await post(`/api/store/${this.frames.sid}/labels/${what}`);
-      this.studio.status(what === "export" ? `${r.written} mask image(s) written to ${r.folder}` : `${r.imported} face(s) labelled from ${r.folder}`);
       await this.frames.reload(this.face && this.face.face);
       await this.load();
+      this.studio.status(what === "export" ? `${r.written} mask image(s) written to ${r.folder}` : `${r.imported} face(s) labelled from ${r.folder}`);
     } catch (err) { this.studio.fail(err); }
   }
 
