@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,9 @@ GROUPS: dict[str, list[int]] = {
     "eyes": list(range(36, 48)), "mouth": list(range(48, 68)), "face": list(range(68)),
 }
 
+#: Encoded frames kept per store (JPEG at the clip's size: about 0.3 MB a 1080p frame).
+FRAME_CACHE_BYTES = 384 << 20
+
 #: Called after a store change with the changed faces' new states (None: gone), to rewrite PNGs.
 PngSync = Callable[["StoreDoc", list[tuple[int, int, FaceState | None]], Frame | None], None]
 
@@ -65,17 +69,25 @@ def etag(state: FaceState | None) -> str:
 class StoreDoc:
     """One alignments store opened for editing (thread-safe: one lock around the store)."""
 
-    def __init__(self, path: Path, doc_id: int) -> None:
+    def __init__(self, path: Path, doc_id: int, *, prefetch: bool = True) -> None:
         self.path = Path(path).resolve()
         self.id = doc_id
         self.lock = threading.RLock()
         self.store = AlignmentsStore.open(self.path)
         self._source: FrameSource | None = None
-        self._source_error: str | None = None
         self._extractor: Any = None
         self.png_sync: PngSync | None = None
+        self.prefetch = prefetch
+        self._frames: OrderedDict[int, bytes] = OrderedDict()
+        self._frames_bytes = 0
+        self._frames_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._proxy: threading.Thread | None = None
 
     def close(self) -> None:
+        self._stop.set()
+        if self._proxy is not None:
+            self._proxy.join(timeout=10)
         with self.lock:
             if self._source is not None:
                 self._source.close()
@@ -119,12 +131,66 @@ class StoreDoc:
                 raise InputError(f"frame {index} is beyond the end of the clip",
                                  src.path) from None
 
-    def frame_jpeg(self, index: int, quality: int = 90) -> bytes:
-        fr = self.frame(index)
-        ok, buf = cv2.imencode(".jpg", fr.rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if not ok:
-            raise InputError(f"cannot encode frame {index}", self.path)
-        return buf.tobytes()
+    def frame_jpeg(self, index: int) -> bytes:
+        """Frame ``index`` as a JPEG for the page.
+
+        Long-GOP video (H.264) decodes from the previous key frame on every random seek, so
+        the first request also starts a background pass that decodes the clip once, in
+        order, with its own decoder, into a bounded cache of encoded frames (a proxy, as
+        editing software keeps): scrubbing and seeking then cost no decoding.
+        """
+        with self._frames_lock:
+            hit = self._frames.get(index)
+            if hit is not None:
+                self._frames.move_to_end(index)
+        if hit is None:
+            hit = _encode_frame(self.frame(index).rgb, self.path, index)
+            self._keep(index, hit)
+        if self.prefetch and self._proxy is None:
+            self._proxy = threading.Thread(target=self._build_proxy, args=(index,),
+                                           name=f"studio-proxy-{self.id}", daemon=True)
+            self._proxy.start()
+        return hit
+
+    def _keep(self, index: int, data: bytes) -> bool:
+        with self._frames_lock:
+            if index in self._frames:
+                return True
+            if self._frames_bytes + len(data) > FRAME_CACHE_BYTES:
+                if not self._frames:
+                    return False
+                _, old = self._frames.popitem(last=False)
+                self._frames_bytes -= len(old)
+            self._frames[index] = data
+            self._frames_bytes += len(data)
+            return self._frames_bytes < FRAME_CACHE_BYTES
+
+    def cached_frames(self) -> int:
+        with self._frames_lock:
+            return len(self._frames)
+
+    def _build_proxy(self, start: int) -> None:
+        """Decode the store's frames from ``start`` to the end, then from 0, into the cache."""
+        src = self.source_path
+        if src is None:
+            return
+        with self.lock:
+            wanted = [i.index for i in self.store.frames()]
+        parts = ([i for i in wanted if i >= start], [i for i in wanted if i < start])
+        try:
+            with open_source(src) as source:
+                for part in parts:  # from the first frame asked for to the end, then the rest
+                    for fr in source.frames(indices=part):
+                        if self._stop.is_set():
+                            return
+                        idx = fr.info.index
+                        with self._frames_lock:
+                            have = idx in self._frames
+                        if not have and not self._keep(
+                                idx, _encode_frame(fr.rgb, self.path, idx)):
+                            return  # the cache is full
+        except (FaceplateError, OSError):
+            return  # the page's own requests report what is wrong with the clip
 
     # ----------------------------------------------------------------------- reading
 
@@ -162,7 +228,7 @@ class StoreDoc:
                 "frames": st.frame_count(), "faces": st.face_count(),
                 "labelled": st.labelled_count(), "undo": [done, undone],
                 "timeline": timeline, "jump_threshold": JUMP_THRESHOLD, "low_score": LOW_SCORE,
-                "groups": GROUPS, "revision": st.revision(),
+                "groups": GROUPS, "revision": st.revision(), "cached": self.cached_frames(),
                 "history": [{"id": e.id, "label": e.label, "state": e.state, "time": e.time}
                             for e in st.history(30)],
             }
@@ -439,6 +505,13 @@ class StoreDoc:
                 raise InputError("no mask image here matches a face of this store", folder)
             self.store.edit(f"import {len(changes)} mask label(s)", changes)
             return len(changes)
+
+
+def _encode_frame(rgb: np.ndarray, where: Path, index: int) -> bytes:
+    ok, buf = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise InputError(f"cannot encode frame {index}", where)
+    return buf.tobytes()
 
 
 def _landmarks(v: Any, where: Path) -> np.ndarray:

@@ -40,12 +40,16 @@ class Workspace:
         self.roots: list[Path] = []
 
     @classmethod
-    def open(cls, paths: list[Path], progress: Any = None) -> Workspace:
+    def open(cls, paths: list[Path], progress: Any = None, *,
+             prefetch_frames: bool = True) -> Workspace:
         """Open every store and faceset under ``paths``.
 
         A PATH given by name that cannot be used (missing, a file that is not a store, a store
         that is corrupt) raises; a store or faceset found inside a folder that cannot be used is
         listed in :attr:`problems` and left out, so one bad file does not keep the rest closed.
+
+        ``prefetch_frames`` off keeps each clip from being decoded ahead into the frame cache
+        (see :meth:`StoreDoc.frame_jpeg`).
 
         Raises:
             InputError / StoreError: A PATH given by name is unusable (nothing is changed).
@@ -77,7 +81,7 @@ class Workspace:
                 if ".bak" in sp.suffixes:
                     continue
                 try:
-                    ws.stores.append(StoreDoc(sp, len(ws.stores)))
+                    ws.stores.append(StoreDoc(sp, len(ws.stores), prefetch=prefetch_frames))
                 except FaceplateError as err:
                     if sp in named_stores:
                         raise
