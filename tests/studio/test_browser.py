@@ -4,7 +4,6 @@ server and a real store; screenshots go to build/test-artifacts/studio/."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -135,7 +135,8 @@ def test_labels_validate_and_round_trip_through_a_mask(tmp_path: Path,
         rec = st.get_face(0, 0)
     m = crop_matrix(rec.landmarks, 128, "face")
     labels = validate_labels({"size": 128, "centering": "face", "matrix": m.tolist(), "shapes": [
-        {"kind": "polygon", "mode": "include", "points": [[20, 20], [108, 20], [108, 108], [20, 108]]},
+        {"kind": "polygon", "mode": "include",
+         "points": [[20, 20], [108, 20], [108, 108], [20, 108]]},
         {"kind": "stroke", "mode": "exclude", "radius": 6, "points": [[30, 64], [98, 64]]}]})
     mask = labels_to_mask(labels, 128, m)
     assert mask[40, 64] == 255 and mask[64, 64] == 0 and mask[5, 5] == 0

@@ -48,7 +48,9 @@ export class MaskView {
 
   async open(sid) {
     if (sid === null || sid === undefined) { this.studio.status("no alignments store open"); return; }
-    if (this.frames.sid !== sid || !this.frames.frame) await this.frames.open(sid);
+    const fv = this.frames;
+    if (fv.sid !== sid || !fv.frame) await fv.open(sid);
+    else { const f = fv.face(); await fv.goto(fv.pos, f ? f.face : undefined); }  // fresh labels
     await this.load();
     this.cv.focus();
   }
