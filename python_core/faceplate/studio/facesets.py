@@ -4,8 +4,9 @@ Faces are the folder's face PNGs (:mod:`faceplate.io.faceset`), read once when t
 the folder (metadata only) and numbered in file-name order; that number is the face's id in the
 API. Deleting moves a face into ``<faceset>/.trash/`` (restorable); tags and the undo/redo log of
 these file operations live in ``<faceset>/.faceplate-studio.db`` (SQLite, no pickle), so history
-survives a restart. Both names start with a dot, so ``faceplate sort`` and the faceset jobs never
-see them as faces.
+survives a restart; so do the thumbnails (made once from each PNG, kept with the PNG's size and
+modification time, remade when the PNG changes). Both names start with a dot, so ``faceplate
+sort`` and the faceset jobs never see them as faces.
 
 Sorting and grouping call the registry :data:`faceplate.faceset.sort_keys.SORT_KEYS` (the same
 code as ``faceplate sort``), on the faces in memory, without moving files.
@@ -58,10 +59,13 @@ class StudioFace:
 class FacesetDoc:
     """One faceset folder opened in the Studio (thread-safe)."""
 
-    def __init__(self, folder: Path, doc_id: int) -> None:
+    def __init__(self, folder: Path, doc_id: int, *, warm: bool = False) -> None:
         self.folder = Path(folder).resolve()
         self.id = doc_id
         self.lock = threading.RLock()
+        self._db_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._warmer: threading.Thread | None = None
         self.trash = self.folder / TRASH_DIR
         good, bad = scan_faceset(self.folder)
         trashed: list[tuple[Path, FaceMeta]] = []
@@ -79,6 +83,11 @@ class FacesetDoc:
         for key, tag in self._db.execute("SELECT face_key, tag FROM tags"):
             for f in self._by_key().get(key, []):
                 f.tags.add(tag)
+        self._sizes = [_face_size(f.meta) for f in self.faces]
+        if warm:
+            self._warmer = threading.Thread(target=self._warm, name=f"studio-thumbs-{doc_id}",
+                                            daemon=True)
+            self._warmer.start()
 
     # ----------------------------------------------------------------------- journal
 
@@ -92,13 +101,21 @@ class FacesetDoc:
             db.execute("CREATE TABLE IF NOT EXISTS edits (id INTEGER PRIMARY KEY AUTOINCREMENT,"
                        " time REAL NOT NULL, label TEXT NOT NULL, state TEXT NOT NULL,"
                        " ops TEXT NOT NULL)")
+            db.execute("CREATE TABLE IF NOT EXISTS thumbs (name TEXT PRIMARY KEY NOT NULL,"
+                       " stamp TEXT NOT NULL, jpeg BLOB NOT NULL)")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.DatabaseError as err:
             raise InputError(f"cannot open the Studio journal of this faceset ({err})",
                              path) from None
         return db
 
     def close(self) -> None:
-        with self.lock:
+        self._stop.set()
+        if self._warmer is not None:
+            self._warmer.join(timeout=10)
+        with self.lock, self._db_lock:
+            self._db.execute("PRAGMA journal_mode = DELETE")
             self._db.close()
 
     def _by_key(self) -> dict[str, list[StudioFace]]:
@@ -125,7 +142,12 @@ class FacesetDoc:
             for f in self.faces:
                 k = (f.meta.source.get("store", ""), f.meta.record.frame_name)
                 frames[k] = frames.get(k, 0) + (0 if f.trashed else 1)
-            stores = [store_paths.get(_norm(f.meta.source.get("store", ""))) for f in self.faces]
+            resolved: dict[str, int | None] = {}
+            for f in self.faces:
+                key = f.meta.source.get("store", "")
+                if key not in resolved:
+                    resolved[key] = store_paths.get(_norm(key))
+            stores = [resolved[f.meta.source.get("store", "")] for f in self.faces]
             return {
                 "id": self.id, "kind": "faceset", "path": str(self.folder),
                 "name": self.folder.name, "count": len(self.faces), "bad": self.bad,
@@ -139,8 +161,7 @@ class FacesetDoc:
                     "pitch": [round(float(r.pitch), 2) for r in recs],
                     "roll": [round(float(r.roll), 2) for r in recs],
                     "score": [round(float(r.score), 3) for r in recs],
-                    "size": [round(1.0 / matrix_scale(template_matrix(r.landmarks)), 1)
-                             for r in recs],
+                    "size": self._sizes,
                     "faces_in_frame": [frames[(f.meta.source.get("store", ""),
                                                f.meta.record.frame_name)] for f in self.faces],
                     "store": stores,
@@ -151,29 +172,53 @@ class FacesetDoc:
 
     # ----------------------------------------------------------------------- thumbnails
 
-    def thumbnail(self, face_id: int) -> bytes:
-        """A THUMB_SIZE px JPEG of the face, made from its PNG once and kept in memory."""
+    def cached_thumbnail(self, face_id: int) -> bytes | None:
+        """The face's thumbnail when it is in memory (no file or database access)."""
         with self.lock:
             hit = self._thumbs.get(face_id)
             if hit is not None:
                 self._thumbs.move_to_end(face_id)
-                return hit
+            return hit
+
+    def thumbnail(self, face_id: int) -> bytes:
+        """A THUMB_SIZE px JPEG of the face: from memory, else from the journal's cache when
+        the PNG is unchanged, else made from the PNG (and kept in both)."""
+        hit = self.cached_thumbnail(face_id)
+        if hit is not None:
+            return hit
+        with self.lock:
             face = self.face(face_id)
             path = self.path_of(face)
-        data = np.fromfile(path, dtype=np.uint8) if path.exists() else None
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None else None
-        if bgr is None:
-            raise InputError("the face image cannot be decoded (corrupt PNG)", path)
-        small = cv2.resize(bgr, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
-        ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 88])
-        if not ok:
-            raise InputError("cannot encode a thumbnail", path)
-        out = buf.tobytes()
+        try:
+            st = path.stat()
+        except OSError:
+            raise InputError("the face image is missing", path) from None
+        stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        with self._db_lock:
+            row = self._db.execute("SELECT stamp, jpeg FROM thumbs WHERE name = ?",
+                                   (face.name,)).fetchone()
+        if row is not None and row[0] == stamp:
+            out = bytes(row[1])
+        else:
+            out = _make_thumbnail(path)
+            with self._db_lock:
+                self._db.execute("INSERT OR REPLACE INTO thumbs(name, stamp, jpeg) VALUES"
+                                 " (?, ?, ?)", (face.name, stamp, out))
         with self.lock:
             self._thumbs[face_id] = out
             if len(self._thumbs) > THUMB_CACHE:
                 self._thumbs.popitem(last=False)
         return out
+
+    def _warm(self) -> None:
+        """Background: make (or load) every thumbnail once, in face order."""
+        for f in list(self.faces):
+            if self._stop.is_set():
+                return
+            try:
+                self.thumbnail(f.id)
+            except (FaceplateError, sqlite3.Error):
+                continue
 
     def forget_thumbnail(self, face_id: int) -> None:
         with self.lock:
@@ -283,6 +328,7 @@ class FacesetDoc:
                 n += 1
             face = StudioFace(len(self.faces), name, like)
             self.faces.append(face)
+            self._sizes.append(_face_size(like))
             self.by_name[(name, False)] = face
             self._measured.clear()
             return face
@@ -290,6 +336,7 @@ class FacesetDoc:
     def update_meta(self, face: StudioFace, meta: FaceMeta) -> None:
         with self.lock:
             face.meta = meta
+            self._sizes[face.id] = _face_size(meta)
             self._thumbs.pop(face.id, None)
             self._measured.clear()
 
@@ -404,6 +451,23 @@ class FacesetDoc:
     def history_counts(self) -> list[int]:
         rows = dict(self._db.execute("SELECT state, count(*) FROM edits GROUP BY state"))
         return [int(rows.get("done", 0)), int(rows.get("undone", 0))]
+
+
+def _face_size(meta: FaceMeta) -> float:
+    """The face's size in its frame (inner-face width in pixels, as the ``size`` sort key)."""
+    return round(1.0 / matrix_scale(template_matrix(meta.record.landmarks)), 1)
+
+
+def _make_thumbnail(path: Path) -> bytes:
+    data = np.fromfile(path, dtype=np.uint8) if path.exists() else None
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None else None
+    if bgr is None:
+        raise InputError("the face image cannot be decoded (corrupt PNG)", path)
+    small = cv2.resize(bgr, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 88])
+    if not ok:
+        raise InputError("cannot encode a thumbnail", path)
+    return buf.tobytes()
 
 
 def _norm(p: str) -> str:

@@ -25,13 +25,14 @@ import json
 import secrets
 import socket
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -52,40 +53,67 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-class _Guard(BaseHTTPMiddleware):
-    """Token, host and origin checks in front of every route."""
+class _Guard:
+    """Token, host and origin checks in front of every route (a plain ASGI middleware)."""
 
     def __init__(self, app: Any, token: str, hosts: set[str], origins: set[str]) -> None:
-        super().__init__(app)
-        self.token = token
+        self.app = app
+        self.token = token.encode()
         self.hosts = hosts
         self.origins = origins
 
-    async def dispatch(self, request: Request,
-                       call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        host = request.headers.get("host", "")
+    def _ok(self, given: str | None) -> bool:
+        return bool(given) and hmac.compare_digest(str(given).encode(), self.token)
+
+    def _check(self, scope: Any) -> tuple[int, str] | None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", [])}
+        host = headers.get("host", "")
         if host not in self.hosts:
-            return _error(403, f"refused: unexpected Host {host!r}")
-        header = request.headers.get(TOKEN_HEADER)
-        given = header or request.query_params.get("token") or request.cookies.get(COOKIE)
-        if not given or not hmac.compare_digest(given.encode(), self.token.encode()):
-            return _error(403, "refused: the access token is missing or wrong (open the URL "
-                               "`faceplate studio` printed)")
-        if request.method not in ("GET", "HEAD"):
-            if not header or not hmac.compare_digest(header.encode(), self.token.encode()):
-                return _error(403, f"refused: a change needs the {TOKEN_HEADER} header")
-            origin = request.headers.get("origin")
+            return 403, f"refused: unexpected Host {host!r}"
+        header = headers.get(TOKEN_HEADER.lower())
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        cookie = SimpleCookie()
+        try:
+            cookie.load(headers.get("cookie", ""))
+        except CookieError:
+            pass
+        given = header or (query.get("token") or [None])[0] or (
+            cookie[COOKIE].value if COOKIE in cookie else None)
+        if not self._ok(given):
+            return 403, ("refused: the access token is missing or wrong (open the URL "
+                         "`faceplate studio` printed)")
+        if scope["method"] not in ("GET", "HEAD"):
+            if not self._ok(header):
+                return 403, f"refused: a change needs the {TOKEN_HEADER} header"
+            origin = headers.get("origin")
             if origin is not None and origin not in self.origins:
-                return _error(403, f"refused: cross-site request from {origin}")
-            ctype = request.headers.get("content-type", "")
-            if not ctype.startswith("application/json"):
-                return _error(400, "expected a JSON body")
-        response = await call_next(request)
-        if request.query_params.get("token") and request.url.path == "/":
-            response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict")
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
+                return 403, f"refused: cross-site request from {origin}"
+            if not headers.get("content-type", "").startswith("application/json"):
+                return 400, "expected a JSON body"
+        return None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refused = self._check(scope)
+        if refused is not None:
+            await _error(*refused)(scope, receive, send)
+            return
+        set_cookie = scope["path"] == "/" and b"token=" in scope.get("query_string", b"")
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                extra = [(b"x-content-type-options", b"nosniff"),
+                         (b"referrer-policy", b"no-referrer")]
+                if set_cookie:
+                    extra.append((b"set-cookie", f"{COOKIE}={self.token.decode()}; HttpOnly; "
+                                                 "Path=/; SameSite=Strict".encode()))
+                message = dict(message, headers=list(message.get("headers", [])) + extra)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def _status(err: FaceplateError) -> int:
@@ -159,8 +187,20 @@ def create_app(ws: Workspace, token: str, hosts: set[str], origins: set[str]) ->
         out["sort_keys"] = SORT_KEYS.names()
         return out
 
-    def thumb(_r: Request, _b: Any, fid: int, face: int) -> Any:
-        return jpeg(ws.faceset(fid).thumbnail(face))
+    async def thumb(request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            fid, face = int(request.path_params["fid"]), int(request.path_params["face"])
+            fs = ws.faceset(fid)
+            data = fs.cached_thumbnail(face)  # no thread hop for a cached one
+            if data is None:
+                data = await run_in_threadpool(fs.thumbnail, face)
+        except ValueError:
+            return _error(404, "not found")
+        except FaceplateError as err:
+            return _error(_status(err), str(err))
+        return jpeg(data)
 
     def fs_sort(_r: Request, b: Any, fid: int) -> Any:
         return ws.faceset(fid).sort(str(b.get("key", "")), bool(b.get("group")),
@@ -261,7 +301,7 @@ def create_app(ws: Workspace, token: str, hosts: set[str], origins: set[str]) ->
         Route("/static/{name}", static),
         Route("/api/docs", j(docs)),
         Route("/api/faceset/{fid}", j(faceset)),
-        Route("/api/faceset/{fid}/thumb/{face}", j(thumb)),
+        Route("/api/faceset/{fid}/thumb/{face}", thumb),
         Route("/api/faceset/{fid}/sort", j(fs_sort), methods=["POST"]),
         Route("/api/faceset/{fid}/duplicates", j(fs_dups)),
         Route("/api/faceset/{fid}/trash", j(fs_trash), methods=["POST"]),

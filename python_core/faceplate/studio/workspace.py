@@ -41,7 +41,7 @@ class Workspace:
 
     @classmethod
     def open(cls, paths: list[Path], progress: Any = None, *,
-             prefetch_frames: bool = True) -> Workspace:
+             prefetch_frames: bool = True, warm_thumbnails: bool = True) -> Workspace:
         """Open every store and faceset under ``paths``.
 
         A PATH given by name that cannot be used (missing, a file that is not a store, a store
@@ -49,7 +49,8 @@ class Workspace:
         listed in :attr:`problems` and left out, so one bad file does not keep the rest closed.
 
         ``prefetch_frames`` off keeps each clip from being decoded ahead into the frame cache
-        (see :meth:`StoreDoc.frame_jpeg`).
+        (see :meth:`StoreDoc.frame_jpeg`); ``warm_thumbnails`` off keeps each faceset's
+        thumbnails from being made ahead in the background.
 
         Raises:
             InputError / StoreError: A PATH given by name is unusable (nothing is changed).
@@ -88,7 +89,7 @@ class Workspace:
                     ws.problems.append(str(err))
             for fp in dict.fromkeys(faceset_paths):
                 try:
-                    doc = FacesetDoc(fp, len(ws.facesets))
+                    doc = FacesetDoc(fp, len(ws.facesets), warm=warm_thumbnails)
                 except FaceplateError as err:
                     ws.problems.append(str(err))
                     continue
