@@ -102,7 +102,7 @@ def worker(part):
     for i in part:
         conn.request("GET", f"/api/faceset/0/thumb/{i}", headers={"X-Faceplate-Token": token})
         r = conn.getresponse(); body = r.read()
-        if r.status != 200 or not body.startswith(b"ÿØ"):
+        if r.status != 200 or not body.startswith(b"\xff\xd8"):
             bad.append(i)
     conn.close()
 threads = [threading.Thread(target=worker, args=(ids[k::clients],)) for k in range(clients)]

@@ -241,3 +241,31 @@ def test_bad_landmarks_are_refused(studio: Running, body: dict) -> None:
                                  headers={"Content-Type": "application/json"},
                                  body=json.loads(json.dumps(body).replace("NaN", "1e999")))
     assert status == 400 and "landmarks" in out["error"]
+
+
+def test_the_command_prints_its_url_and_stops_cleanly_on_ctrl_c(shot: Built) -> None:
+    import json
+    import os
+    import signal
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "faceplate.cli.main", "studio",
+                             str(shot.store.parent), "--no-browser"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert line.startswith("Faceplate Studio: http://127.0.0.1:"), line
+        url = line.split(": ", 1)[1].strip()
+        base, token = url.split("/?token=")
+        with urllib.request.urlopen(urllib.request.Request(
+                base + "/api/docs", headers={"X-Faceplate-Token": token}), timeout=30) as r:
+            assert len(json.loads(r.read())["stores"]) == 1
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "stopped" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with AlignmentsStore.open(shot.store, readonly=True) as st:  # closed cleanly, readable
+        assert st.face_count() == shot.n_faces

@@ -52,7 +52,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"Faceplate Studio: {server.url}", flush=True)
         if not args.no_browser:
             webbrowser.open(server.url)
-        server.run()
+        try:
+            server.run()  # uvicorn shuts down gracefully on Ctrl-C, then re-raises it
+        except KeyboardInterrupt:
+            pass
     finally:
         ws.close()
     print("faceplate studio: stopped; every change was saved as it was made", file=sys.stderr)

@@ -84,6 +84,7 @@ class FacesetDoc:
             for f in self._by_key().get(key, []):
                 f.tags.add(tag)
         self._sizes = [_face_size(f.meta) for f in self.faces]
+        self._static_json: str | None = None
         if warm:
             self._warmer = threading.Thread(target=self._warm, name=f"studio-thumbs-{doc_id}",
                                             daemon=True)
@@ -134,25 +135,22 @@ class FacesetDoc:
 
     # ----------------------------------------------------------------------- listing
 
-    def summary(self, store_paths: dict[str, int]) -> dict[str, Any]:
-        """The faceset as the page lists it: one compact column per field."""
+    def summary_json(self, store_paths: dict[str, int], extra: dict[str, Any]) -> bytes:
+        """The faceset as the page lists it, as JSON: one compact column per field.
+
+        The columns that only change with a face's record (file name, frame, pose, score,
+        size, store) are encoded once and kept; trash state, tags and faces per frame are
+        encoded per call.
+        """
         with self.lock:
-            recs = [f.meta.record for f in self.faces]
-            frames: dict[tuple[str, str], int] = {}
-            for f in self.faces:
-                k = (f.meta.source.get("store", ""), f.meta.record.frame_name)
-                frames[k] = frames.get(k, 0) + (0 if f.trashed else 1)
-            resolved: dict[str, int | None] = {}
-            for f in self.faces:
-                key = f.meta.source.get("store", "")
-                if key not in resolved:
-                    resolved[key] = store_paths.get(_norm(key))
-            stores = [resolved[f.meta.source.get("store", "")] for f in self.faces]
-            return {
-                "id": self.id, "kind": "faceset", "path": str(self.folder),
-                "name": self.folder.name, "count": len(self.faces), "bad": self.bad,
-                "undo": self.history_counts(),
-                "columns": {
+            if self._static_json is None:
+                recs = [f.meta.record for f in self.faces]
+                resolved: dict[str, int | None] = {}
+                for f in self.faces:
+                    key = f.meta.source.get("store", "")
+                    if key not in resolved:
+                        resolved[key] = store_paths.get(_norm(key))
+                static = {
                     "name": [f.name for f in self.faces],
                     "frame": [r.frame_index for r in recs],
                     "frame_name": [r.frame_name for r in recs],
@@ -162,13 +160,26 @@ class FacesetDoc:
                     "roll": [round(float(r.roll), 2) for r in recs],
                     "score": [round(float(r.score), 3) for r in recs],
                     "size": self._sizes,
-                    "faces_in_frame": [frames[(f.meta.source.get("store", ""),
-                                               f.meta.record.frame_name)] for f in self.faces],
-                    "store": stores,
-                    "trashed": [f.trashed for f in self.faces],
-                    "tags": [sorted(f.tags) for f in self.faces],
-                },
+                    "store": [resolved[f.meta.source.get("store", "")] for f in self.faces],
+                }
+                self._static_json = json.dumps(static, separators=(",", ":"))[1:-1]
+            frames: dict[tuple[str, str], int] = {}
+            keys = [(f.meta.source.get("store", ""), f.meta.record.frame_name)
+                    for f in self.faces]
+            for f, k in zip(self.faces, keys):
+                frames[k] = frames.get(k, 0) + (0 if f.trashed else 1)
+            dynamic = {
+                "faces_in_frame": [frames[k] for k in keys],
+                "trashed": [f.trashed for f in self.faces],
+                "tags": [sorted(f.tags) for f in self.faces],
             }
+            head = {"id": self.id, "kind": "faceset", "path": str(self.folder),
+                    "name": self.folder.name, "count": len(self.faces), "bad": self.bad,
+                    "undo": self.history_counts(), **extra}
+            text = (json.dumps(head, separators=(",", ":"))[:-1] + ',"columns":{'
+                    + self._static_json + "," + json.dumps(dynamic, separators=(",", ":"))[1:]
+                    + "}")
+            return text.encode()
 
     # ----------------------------------------------------------------------- thumbnails
 
@@ -329,6 +340,7 @@ class FacesetDoc:
             face = StudioFace(len(self.faces), name, like)
             self.faces.append(face)
             self._sizes.append(_face_size(like))
+            self._static_json = None
             self.by_name[(name, False)] = face
             self._measured.clear()
             return face
@@ -337,6 +349,7 @@ class FacesetDoc:
         with self.lock:
             face.meta = meta
             self._sizes[face.id] = _face_size(meta)
+            self._static_json = None
             self._thumbs.pop(face.id, None)
             self._measured.clear()
 

@@ -182,10 +182,10 @@ def create_app(ws: Workspace, token: str, hosts: set[str], origins: set[str]) ->
         from faceplate.faceset.sort_keys import SORT_KEYS
 
         fs = ws.faceset(fid)
-        out = fs.summary(ws.store_ids())
-        out["name"] = next(d["name"] for d in ws.documents()["facesets"] if d["id"] == fid)
-        out["sort_keys"] = SORT_KEYS.names()
-        return out
+        name = next(d["name"] for d in ws.documents()["facesets"] if d["id"] == fid)
+        return Response(fs.summary_json(ws.store_ids(), {"name": name,
+                                                         "sort_keys": SORT_KEYS.names()}),
+                        media_type="application/json")
 
     async def thumb(request: Request) -> Response:
         from starlette.concurrency import run_in_threadpool
@@ -352,6 +352,7 @@ class StudioServer:
         except OSError as err:
             self.sock.close()
             raise InputError(f"cannot listen on {host}:{port} ({err.strerror or err})") from None
+        self.sock.listen(128)  # connections queue from now on, before uvicorn serves them
         self.host = host
         self.port = int(self.sock.getsockname()[1])
         shown = f"[{host}]" if family == socket.AF_INET6 else host
@@ -370,12 +371,10 @@ class StudioServer:
 
     def run(self) -> None:
         """Serve until Ctrl-C (uvicorn's own signal handling stops it cleanly)."""
-        self.sock.listen(128)
         self.server.run(sockets=[self.sock])
 
     def start(self) -> None:
         """Serve from a background thread (tests, benchmarks)."""
-        self.sock.listen(128)
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                         name="faceplate-studio", daemon=True)
         self._thread.start()
