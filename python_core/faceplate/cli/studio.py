@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import webbrowser
 from pathlib import Path
@@ -52,10 +53,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"Faceplate Studio: {server.url}", flush=True)
         if not args.no_browser:
             webbrowser.open(server.url)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             server.run()  # uvicorn shuts down gracefully on Ctrl-C, then re-raises it
-        except KeyboardInterrupt:
-            pass
     finally:
         ws.close()
     print("faceplate studio: stopped; every change was saved as it was made", file=sys.stderr)

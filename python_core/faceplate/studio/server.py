@@ -20,6 +20,7 @@ origin), 404, 409 (a conflict with another program, or the store is busy) or 500
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import secrets
@@ -74,10 +75,8 @@ class _Guard:
         header = headers.get(TOKEN_HEADER.lower())
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         cookie = SimpleCookie()
-        try:
+        with contextlib.suppress(CookieError):
             cookie.load(headers.get("cookie", ""))
-        except CookieError:
-            pass
         given = header or (query.get("token") or [None])[0] or (
             cookie[COOKIE].value if COOKIE in cookie else None)
         if not self._ok(given):
