@@ -24,8 +24,9 @@ from faceplate.studio.workspace import Workspace
 def save(page: object, path: Path) -> None:
     raw = path.with_suffix(".raw.png")
     page.screenshot(path=str(raw))  # type: ignore[attr-defined]
-    Image.open(raw).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(
-        path, optimize=True)
+    img = Image.open(raw).convert("RGB")
+    img = img.resize((1024, round(img.height * 1024 / img.width)), Image.Resampling.LANCZOS)
+    img.quantize(colors=192, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
     raw.unlink()
     print(f"{path} ({path.stat().st_size // 1024} KiB)")
 

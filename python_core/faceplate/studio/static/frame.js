@@ -55,6 +55,8 @@ export class FrameView {
     }
     this.fitCanvas();
     await this.goto(this.pos, want ? want.face : undefined);
+    const i = this.info;
+    this.studio.status(`${i.name}: ${i.frames} frames, ${i.faces} faces, ${i.labelled} labelled`);
     this.cv.focus();
   }
 

@@ -181,7 +181,7 @@ export class FacesetView {
     if (this.display[this.focus] === id) d.classList.add("focus");
     if (this.data.columns.trashed[id]) d.classList.add("trashed");
     const img = document.createElement("img");
-    img.loading = "lazy"; img.decoding = "async"; img.draggable = false;
+    img.decoding = "async"; img.draggable = false;  // rows are virtualised: no lazy loading
     img.src = `/api/faceset/${this.id}/thumb/${id}`;
     const c = this.data.columns;
     img.title = `${c.name[id]}\nframe ${c.frame[id]} face ${c.face[id]} · yaw ${c.yaw[id]} pitch ${c.pitch[id]} · size ${c.size[id]}`;

@@ -50,7 +50,7 @@ export class MaskView {
     if (sid === null || sid === undefined) { this.studio.status("no alignments store open"); return; }
     const fv = this.frames;
     if (fv.sid !== sid || !fv.frame) await fv.open(sid);
-    else { const f = fv.face(); await fv.goto(fv.pos, f ? f.face : undefined); }  // fresh labels
+    else { const f = fv.face(); await fv.reload(f ? f.face : undefined); }  // fresh labels
     await this.load();
     this.cv.focus();
   }
