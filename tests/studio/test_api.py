@@ -269,3 +269,20 @@ def test_the_command_prints_its_url_and_stops_cleanly_on_ctrl_c(shot: Built) -> 
             proc.kill()
     with AlignmentsStore.open(shot.store, readonly=True) as st:  # closed cleanly, readable
         assert st.face_count() == shot.n_faces
+
+
+def test_thumbnails_in_one_batch(studio: Running, shot: Built) -> None:
+    import urllib.request
+
+    victim = sorted(shot.faces.glob("*.png"))[2]
+    data = bytearray(victim.read_bytes())
+    data[200:260] = b"\0" * 60
+    victim.write_bytes(bytes(data))
+    req = urllib.request.Request(studio.base + "/api/faceset/0/thumbs?ids=0,1,2,3",
+                                 headers={"X-Faceplate-Token": studio.server.token})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        body, sizes = r.read(), [int(v) for v in r.headers["X-Thumb-Sizes"].split(",")]
+    assert len(sizes) == 4 and sizes[2] == 0 and sum(sizes) == len(body)
+    assert body[:2] == b"\xff\xd8" and body[sizes[0]:sizes[0] + 2] == b"\xff\xd8"
+    assert body[:sizes[0]] == studio.get("/api/faceset/0/thumb/0")[1]
+    assert studio.get("/api/faceset/0/thumbs?ids=" + ",".join(["0"] * 601))[0] == 400

@@ -46,6 +46,8 @@ TOKEN_HEADER = "X-Faceplate-Token"
 COOKIE = "faceplate_token"
 _STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html",
                  ".svg": "image/svg+xml"}
+#: Most thumbnails in one batch request.
+MAX_BATCH = 600
 #: Largest JSON body accepted (a label set with many strokes is well under this).
 MAX_BODY = 8 << 20
 
@@ -201,6 +203,23 @@ def create_app(ws: Workspace, token: str, hosts: set[str], origins: set[str]) ->
             return _error(_status(err), str(err))
         return jpeg(data)
 
+    def thumbs(r: Request, _b: Any, fid: int) -> Any:
+        """Many thumbnails in one response: the JPEGs back to back, their byte lengths in
+        ``X-Thumb-Sizes`` (one round trip for a screenful instead of one per face); a face
+        whose thumbnail cannot be made has length 0."""
+        fs = ws.faceset(fid)
+        try:
+            ids = [int(v) for v in r.query_params.get("ids", "").split(",") if v]
+        except ValueError:
+            raise InputError("ids: expected face numbers separated by commas") from None
+        if not 1 <= len(ids) <= MAX_BATCH:
+            raise InputError(f"ids: 1..{MAX_BATCH} faces per request")
+        # a face whose thumbnail cannot be made gets length 0 (/thumb/<id> says why)
+        parts = [t or b"" for t in fs.thumbnails(ids)]
+        return Response(b"".join(parts), media_type="application/octet-stream",
+                        headers={"X-Thumb-Sizes": ",".join(str(len(p)) for p in parts),
+                                 "Cache-Control": "no-store"})
+
     def fs_sort(_r: Request, b: Any, fid: int) -> Any:
         return ws.faceset(fid).sort(str(b.get("key", "")), bool(b.get("group")),
                                     b.get("bins") if isinstance(b.get("bins"), int) else None)
@@ -301,6 +320,7 @@ def create_app(ws: Workspace, token: str, hosts: set[str], origins: set[str]) ->
         Route("/api/docs", j(docs)),
         Route("/api/faceset/{fid}", j(faceset)),
         Route("/api/faceset/{fid}/thumb/{face}", thumb),
+        Route("/api/faceset/{fid}/thumbs", j(thumbs)),
         Route("/api/faceset/{fid}/sort", j(fs_sort), methods=["POST"]),
         Route("/api/faceset/{fid}/duplicates", j(fs_dups)),
         Route("/api/faceset/{fid}/trash", j(fs_trash), methods=["POST"]),

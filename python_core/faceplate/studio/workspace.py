@@ -105,6 +105,9 @@ class Workspace:
             raise
         for st in ws.stores:
             st.png_sync = ws.sync_pngs
+        ids = ws.store_ids()
+        for fs in ws.facesets:  # encode the record columns now, not on the page's first load
+            fs.summary_json(ids, {})
         return ws
 
     def close(self) -> None:

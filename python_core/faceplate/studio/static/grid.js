@@ -12,6 +12,7 @@ export class FacesetView {
     this.id = null; this.data = null; this.order = null; this.groups = null; this.values = {};
     this.sel = new Set(); this.focus = -1; this.anchor = -1;
     this.display = []; this.rows = []; this.live = new Map();
+    this.urls = new Map(); this.want = new Set(); this.inflight = 0;
     this.grid = $("#grid");
     this.grid.addEventListener("scroll", () => this.paint());
     new ResizeObserver(() => this.layout()).observe(this.grid);
@@ -45,6 +46,8 @@ export class FacesetView {
     if (this.id !== id) {
       this.id = id; this.sel.clear(); this.focus = -1; this.order = null; this.groups = null;
       this.values = {}; this.grid.scrollTop = 0;
+      for (const u of this.urls.values()) URL.revokeObjectURL(u);
+      this.urls.clear(); this.want.clear();
     }
     const t0 = performance.now();
     this.data = await get(`/api/faceset/${id}`);
@@ -172,6 +175,45 @@ export class FacesetView {
       holder.append(el);
       this.live.set(k, el);
     }
+    this.fetchThumbs();
+  }
+
+  // Thumbnails come in batches (one request per screenful, as blob URLs), not one request
+  // per face: a browser opens 6 connections per host, and each request costs a round trip.
+  fetchThumbs() {
+    if (!this.want.size || this.inflight >= 2) return;
+    const ids = [...this.want].slice(0, 160);
+    for (const i of ids) this.want.delete(i);
+    this.inflight++;
+    const fid = this.id;
+    fetch(`/api/faceset/${fid}/thumbs?ids=${ids.join(",")}`).then(async (r) => {
+      if (!r.ok) throw new Error((await r.json()).error);
+      const sizes = r.headers.get("X-Thumb-Sizes").split(",").map(Number);
+      const buf = await r.arrayBuffer();
+      if (fid !== this.id) return;
+      let at = 0;
+      ids.forEach((id, k) => {
+        const n = sizes[k];
+        if (n) this.urls.set(id, URL.createObjectURL(new Blob([buf.slice(at, at + n)], { type: "image/jpeg" })));
+        else this.urls.set(id, `/api/faceset/${fid}/thumb/${id}`);  // shows as broken; the URL says why
+        at += n;
+      });
+      while (this.urls.size > 6000) {  // keep memory bounded on huge facesets
+        const [old, u] = this.urls.entries().next().value;
+        if (u.startsWith("blob:")) URL.revokeObjectURL(u);
+        this.urls.delete(old);
+      }
+      for (const img of this.grid.querySelectorAll(".cell img:not([src])")) {
+        const u = this.urls.get(Number(img.parentElement.dataset.id));
+        if (u) img.src = u;
+      }
+    }).catch((e) => this.studio.fail(e)).finally(() => {
+      this.inflight--;
+      // ids scrolled away meanwhile are not fetched
+      const live = new Set([...this.grid.querySelectorAll(".cell img:not([src])")].map((im) => Number(im.parentElement.dataset.id)));
+      this.want = new Set([...this.want].filter((i) => live.has(i)).concat([...live].filter((i) => !this.urls.has(i))));
+      this.fetchThumbs();
+    });
   }
 
   cell(id) {
@@ -182,7 +224,8 @@ export class FacesetView {
     if (this.data.columns.trashed[id]) d.classList.add("trashed");
     const img = document.createElement("img");
     img.decoding = "async"; img.draggable = false;  // rows are virtualised: no lazy loading
-    img.src = `/api/faceset/${this.id}/thumb/${id}`;
+    const url = this.urls.get(id);
+    if (url) img.src = url; else this.want.add(id);
     const c = this.data.columns;
     img.title = `${c.name[id]}\nframe ${c.frame[id]} face ${c.face[id]} · yaw ${c.yaw[id]} pitch ${c.pitch[id]} · size ${c.size[id]}`;
     d.append(img);
