@@ -272,7 +272,6 @@ def test_the_command_prints_its_url_and_stops_cleanly_on_ctrl_c(shot: Built) -> 
 
 
 def test_thumbnails_in_one_batch(shot: Built) -> None:
-    import urllib.request
 
     victim = sorted(shot.faces.glob("*.png"))[2]
     data = bytearray(victim.read_bytes())
