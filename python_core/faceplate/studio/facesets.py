@@ -222,21 +222,14 @@ class FacesetDoc:
         return out
 
     def thumbnails(self, ids: list[int]) -> list[bytes | None]:
-        """Thumbnails of many faces (None where one cannot be made), those not in memory made
-        on two threads (OpenCV releases the interpreter while it decodes and encodes)."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        def one(i: int) -> bytes | None:
+        """Thumbnails of many faces (None where one cannot be made)."""
+        out: list[bytes | None] = []
+        for i in ids:
             try:
-                return self.thumbnail(i)
+                out.append(self.thumbnail(i))
             except FaceplateError:
-                return None
-
-        missing = [i for i in ids if self.cached_thumbnail(i) is None]
-        if len(missing) > 4:
-            with ThreadPoolExecutor(2) as pool:
-                list(pool.map(one, missing))
-        return [one(i) for i in ids]
+                out.append(None)
+        return out
 
     def _warm(self) -> None:
         """Background: make (or load) every thumbnail once, in face order."""

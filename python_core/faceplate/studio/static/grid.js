@@ -149,13 +149,13 @@ export class FacesetView {
     this.paint();
   }
 
-  visibleRange() {
+  visibleRange(extra = 2) {
     const top = this.grid.scrollTop, bottom = top + this.grid.clientHeight;
     let lo = 0, hi = this.rows.length;
     while (lo < hi) { const m = (lo + hi) >> 1; if (this.rows[m].y + this.rows[m].h < top) lo = m + 1; else hi = m; }
     let end = lo;
     while (end < this.rows.length && this.rows[end].y < bottom) end++;
-    return [Math.max(0, lo - 2), Math.min(this.rows.length, end + 2)];
+    return [Math.max(0, lo - extra), Math.min(this.rows.length, end + extra)];
   }
 
   paint() {
@@ -181,10 +181,23 @@ export class FacesetView {
   // Thumbnails come in batches (one request per screenful, as blob URLs), not one request
   // per face: a browser opens 6 connections per host, and each request costs a round trip.
   fetchThumbs() {
-    if (!this.want.size || this.inflight >= 2) return;
-    const ids = [...this.want].slice(0, 160);
+    if (!this.want.size || this.inflight) return;
+    // one batch at a time, at most every 120 ms, of the faces in view now: while the grid
+    // flies past, the server and the browser are not kept busy with rows already gone
+    const wait = 120 - (performance.now() - (this.lastFetch || 0));
+    if (wait > 0) {
+      if (!this.fetchTimer) this.fetchTimer = setTimeout(() => { this.fetchTimer = null; this.fetchThumbs(); }, wait);
+      return;
+    }
+    const [a, b] = this.visibleRange(0);
+    const inView = new Set();
+    for (let k = a; k < b; k++) if (this.rows[k] && this.rows[k].ids) for (const id of this.rows[k].ids) inView.add(id);
+    let ids = [...this.want].filter((i) => inView.has(i));
+    if (!ids.length) ids = [...this.want];  // the rows just outside the view, when idle
+    ids = ids.slice(0, 160);
     for (const i of ids) this.want.delete(i);
     this.inflight++;
+    this.lastFetch = performance.now();
     const fid = this.id;
     fetch(`/api/faceset/${fid}/thumbs?ids=${ids.join(",")}`).then(async (r) => {
       if (!r.ok) throw new Error((await r.json()).error);
@@ -203,15 +216,15 @@ export class FacesetView {
         if (u.startsWith("blob:")) URL.revokeObjectURL(u);
         this.urls.delete(old);
       }
-      for (const img of this.grid.querySelectorAll(".cell img:not([src])")) {
+      for (const el of this.live.values()) for (const img of el.querySelectorAll("img:not([src])")) {
         const u = this.urls.get(Number(img.parentElement.dataset.id));
         if (u) img.src = u;
       }
     }).catch((e) => this.studio.fail(e)).finally(() => {
       this.inflight--;
-      // ids scrolled away meanwhile are not fetched
-      const live = new Set([...this.grid.querySelectorAll(".cell img:not([src])")].map((im) => Number(im.parentElement.dataset.id)));
-      this.want = new Set([...this.want].filter((i) => live.has(i)).concat([...live].filter((i) => !this.urls.has(i))));
+      const live = new Set();  // ids scrolled away meanwhile are not fetched
+      for (const el of this.live.values()) for (const img of el.querySelectorAll("img:not([src])")) live.add(Number(img.parentElement.dataset.id));
+      this.want = new Set([...live].filter((i) => !this.urls.has(i)));
       this.fetchThumbs();
     });
   }
