@@ -14,7 +14,7 @@ export class FacesetView {
     this.display = []; this.rows = []; this.live = new Map();
     this.urls = new Map(); this.want = new Set(); this.inflight = 0;
     this.grid = $("#grid");
-    this.grid.addEventListener("scroll", () => this.paint());
+    this.grid.addEventListener("scroll", () => { this.lastScroll = performance.now(); this.paint(); });
     new ResizeObserver(() => this.layout()).observe(this.grid);
     for (const id of ["f-yaw-min", "f-yaw-max", "f-pitch-min", "f-pitch-max", "f-size",
                       "f-tag", "f-trash", "f-frames", "f-blur", "f-ident", "bins"])
@@ -216,10 +216,16 @@ export class FacesetView {
         if (u.startsWith("blob:")) URL.revokeObjectURL(u);
         this.urls.delete(old);
       }
-      for (const el of this.live.values()) for (const img of el.querySelectorAll("img:not([src])")) {
-        const u = this.urls.get(Number(img.parentElement.dataset.id));
-        if (u) img.src = u;
-      }
+      const todo = [];
+      for (const el of this.live.values()) for (const img of el.querySelectorAll("img:not([src])")) todo.push(img);
+      const apply = () => {  // a few per frame: no long task while the user scrolls on
+        for (const img of todo.splice(0, 48)) {
+          const u = this.urls.get(Number(img.parentElement.dataset.id));
+          if (u && !img.getAttribute("src")) img.src = u;
+        }
+        if (todo.length) requestAnimationFrame(apply);
+      };
+      apply();
     }).catch((e) => this.studio.fail(e)).finally(() => {
       this.inflight--;
       const live = new Set();  // ids scrolled away meanwhile are not fetched
@@ -237,8 +243,13 @@ export class FacesetView {
     if (this.data.columns.trashed[id]) d.classList.add("trashed");
     const img = document.createElement("img");
     img.decoding = "async"; img.draggable = false;  // rows are virtualised: no lazy loading
+    // A screen that opens or settles gets its thumbnails in one batch; while the grid is
+    // flying, each cell asks for its own (they trickle in without long tasks, and the
+    // browser drops the requests of rows that leave the DOM).
     const url = this.urls.get(id);
-    if (url) img.src = url; else this.want.add(id);
+    if (url) img.src = url;
+    else if (performance.now() - (this.lastScroll || 0) < 150) img.src = `/api/faceset/${this.id}/thumb/${id}`;
+    else this.want.add(id);
     const c = this.data.columns;
     img.title = `${c.name[id]}\nframe ${c.frame[id]} face ${c.face[id]} · yaw ${c.yaw[id]} pitch ${c.pitch[id]} · size ${c.size[id]}`;
     d.append(img);
