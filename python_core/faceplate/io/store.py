@@ -239,6 +239,10 @@ def _migrate_v2(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE UNIQUE INDEX frames_by_number ON frames(frame_number)")
 
 
+#: The schema version that added face notes, the edit log and the revision counter.
+_NOTES_VERSION = 3
+
+
 def _migrate_studio(conn: sqlite3.Connection) -> None:
     """Version 2 → 3: face notes (pinned, mask labels), the edit log and a revision counter."""
     conn.execute(
@@ -286,6 +290,11 @@ class AlignmentsStore:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.SCHEMA_VERSION = len(cls.MIGRATIONS)
+
+    @property
+    def _has_notes(self) -> bool:
+        """Whether this schema has the face notes (version 3 on; older layouts in tests)."""
+        return self.SCHEMA_VERSION >= _NOTES_VERSION
 
     def __init__(self, conn: sqlite3.Connection, path: Path, readonly: bool) -> None:
         """Use :meth:`open`."""
@@ -583,9 +592,10 @@ class AlignmentsStore:
                               f"{info.frame_number} belongs to frame {other[0]} ({other[1]!r})",
                               self.path)
         conn.execute("DELETE FROM faces WHERE frame_idx = ?", (int(info.index),))
-        kept = sorted({int(r.face_index) for r in faces})
-        conn.execute(f"DELETE FROM face_notes WHERE frame_idx = ? AND face_idx NOT IN "
-                     f"({','.join('?' * len(kept))})", (int(info.index), *kept))
+        if self._has_notes:
+            kept = sorted({int(r.face_index) for r in faces})
+            conn.execute(f"DELETE FROM face_notes WHERE frame_idx = ? AND face_idx NOT IN "
+                         f"({','.join('?' * len(kept))})", (int(info.index), *kept))
         conn.execute(
             f"INSERT INTO frames({_FRAME_COLS}, processed) VALUES (?, ?, ?, ?, ?, ?, 1)"
             " ON CONFLICT(idx) DO UPDATE SET name = excluded.name,"
@@ -694,17 +704,19 @@ class AlignmentsStore:
             if cur.rowcount != 1:
                 raise StoreError(f"frame {frame_index} face {face_index}: no such face",
                                  self.path)
-            c.execute("DELETE FROM face_notes WHERE frame_idx = ? AND face_idx = ?",
-                      (int(frame_index), int(face_index)))
+            tables = ("faces", "face_notes") if self._has_notes else ("faces",)
+            if self._has_notes:
+                c.execute("DELETE FROM face_notes WHERE frame_idx = ? AND face_idx = ?",
+                          (int(frame_index), int(face_index)))
             if reindex:  # via negative keys so no intermediate key collides
                 fi = int(frame_index)
                 left = [r[0] for r in c.execute(
                     "SELECT face_idx FROM faces WHERE frame_idx = ? ORDER BY face_idx", (fi,))]
                 for k, old in enumerate(left):  # masks follow through ON UPDATE CASCADE
-                    for table in ("faces", "face_notes"):
+                    for table in tables:
                         c.execute(f"UPDATE {table} SET face_idx = ? WHERE frame_idx = ? AND"
                                   " face_idx = ?", (-1 - k, fi, old))
-                for table in ("faces", "face_notes"):
+                for table in tables:
                     c.execute(f"UPDATE {table} SET face_idx = -face_idx - 1 WHERE"
                               " frame_idx = ? AND face_idx < 0", (fi,))
         self._write(run)

@@ -99,7 +99,7 @@ export class FrameView {
     const ms = performance.now() - t0;
     document.body.dataset.frameShown = String(fi);
     document.body.dataset.frameMs = ms.toFixed(1);
-    $("#frame-label").textContent = `frame ${fi} (${data.name}) · ${this.pos + 1}/${this.info.timeline.length}`;
+    $("#frame-label").textContent = `frame ${data.frame_number} (${data.name}) · ${this.pos + 1}/${this.info.timeline.length}`;
     this.faceInfo();
     if (err) this.studio.fail(err);
     // prefetch the neighbours so scrubbing stays quick
