@@ -30,7 +30,7 @@ import numpy as np
 from faceplate.core.errors import FaceplateError, InputError, OutputError, StoreConflictError
 from faceplate.core.geometry import matrix_scale, template_matrix
 from faceplate.faceset.sort_keys import SORT_KEYS, SortFace, SortKey
-from faceplate.io.faceset import FaceMeta, read_face_png, scan_faceset
+from faceplate.io.faceset import FaceMeta, decode_face_pixels, read_face_png, scan_faceset
 
 TRASH_DIR = ".trash"
 JOURNAL_NAME = ".faceplate-studio.db"
@@ -211,7 +211,7 @@ class FacesetDoc:
         if row is not None and row[0] == stamp:
             out = bytes(row[1])
         else:
-            out = _make_thumbnail(path)
+            out = _make_thumbnail(path, face.meta)
             with self._db_lock:
                 self._db.execute("INSERT OR REPLACE INTO thumbs(name, stamp, jpeg) VALUES"
                                  " (?, ?, ?)", (face.name, stamp, out))
@@ -481,13 +481,10 @@ def _face_size(meta: FaceMeta) -> float:
     return round(1.0 / matrix_scale(template_matrix(meta.record.landmarks)), 1)
 
 
-def _make_thumbnail(path: Path) -> bytes:
-    data = np.fromfile(path, dtype=np.uint8) if path.exists() else None
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None else None
-    if bgr is None:
-        raise InputError("the face image cannot be decoded (corrupt PNG)", path)
-    small = cv2.resize(bgr, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 88])
+def _make_thumbnail(path: Path, meta: FaceMeta) -> bytes:
+    rgb = decode_face_pixels(path, meta)
+    small = cv2.resize(rgb, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", small[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 88])
     if not ok:
         raise InputError("cannot encode a thumbnail", path)
     return buf.tobytes()
