@@ -53,6 +53,7 @@ bench: setup media
 	$(PY) benchmarks/convert.py --output bench_out/convert.json
 	$(PY) benchmarks/ofx.py --output bench_out/ofx.json
 	$(PY) benchmarks/provenance.py --output bench_out/provenance.json
+	$(PY) benchmarks/studio.py --output bench_out/studio.json
 
 # The OpenFX bundle: build/ofx/ofx_plugin/Faceplate.ofx.bundle (needs cmake and a C++17 compiler).
 # The tests build into the same folder (tests/native.py), so `make test` then `make ofx` builds once.

@@ -32,9 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from faceplate.core.records import RECORD_VERSION
+from faceplate.io.store import AlignmentsStore
 
-#: Bump when the recipe below changes (invalidates every cached copy).
-CACHE_VERSION = f"v1-r{RECORD_VERSION}"
+#: Bump when the recipe below changes (invalidates every cached copy). The record and store
+#: versions are part of it: the cache is shared by every checkout on the machine, and a store
+#: written by another schema cannot be read (older) or opened (newer) by this code.
+CACHE_VERSION = f"v1-r{RECORD_VERSION}-s{AlignmentsStore.SCHEMA_VERSION}"
 #: Face size of the test facesets.
 SIZE = 128
 #: (side, sample name, extra extract arguments).

@@ -31,6 +31,7 @@ FORBIDDEN = {
     "evaluate": ("faceplate.train", "faceplate.cli"),
     "provenance": ("faceplate.train", "faceplate.cli"),
     "ofx": ("faceplate.train", "faceplate.cli"),
+    "studio": ("faceplate.train", "faceplate.convert", "faceplate.cli"),
 }
 
 

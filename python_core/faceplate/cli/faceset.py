@@ -361,6 +361,8 @@ def run_smooth(args: argparse.Namespace) -> int:
     s.frames, s.faces = rep.frames, rep.faces
     s.extra["tracks"] = rep.tracks
     s.extra["interpolated"] = rep.filled
+    if rep.pinned:
+        s.extra["pinned (kept as edited)"] = rep.pinned
     s.extra["jitter"] = f"{rep.jitter_before:.4f} -> {rep.jitter_after:.4f}"
     print(f"backup: {rep.backup}")
     s.print()

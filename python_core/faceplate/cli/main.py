@@ -25,6 +25,7 @@ COMMANDS = (
     "faceplate.cli.verify",
     "faceplate.cli.media",
     "faceplate.cli.demo",
+    "faceplate.cli.studio",
 )
 
 

@@ -45,6 +45,13 @@ class StoreError(FaceplateError):
     """An alignments store is unusable (corrupt, wrong kind, inconsistent)."""
 
 
+class StoreConflictError(StoreError):
+    """A store changed under a writer that read it earlier (another program wrote the same faces).
+
+    Nothing was written; reload and redo the change.
+    """
+
+
 class SchemaVersionError(StoreError):
     """A store or record was written by a newer Faceplate than this one."""
 

@@ -32,7 +32,7 @@ from faceplate.core.config import Config, option
 from faceplate.core.errors import ConfigError, FaceplateError, NoFacesError
 from faceplate.core.geometry import crop_matrix
 from faceplate.core.records import encode_mask
-from faceplate.core.types import Centering, FaceRecord, Frame, FrameInfo, StoredMask
+from faceplate.core.types import BBox, Centering, FaceRecord, Frame, FrameInfo, StoredMask
 from faceplate.extract.align import ALIGNERS, Aligner
 from faceplate.extract.crops import warp_to_crop
 from faceplate.extract.detect import DETECTORS, Detector
@@ -160,7 +160,7 @@ class Extractor:
         Faces are numbered left to right (by the centre of their box), so indices are stable
         whatever order the detector returns them in.
         """
-        cfg, rgb, info = self.cfg, frame.rgb, frame.info
+        rgb, info = frame.rgb, frame.info
         t0 = time.perf_counter()
         dets = self.detector.detect(rgb)
         t1 = time.perf_counter()
@@ -192,30 +192,64 @@ class Extractor:
                     self.times.add("identity", time.perf_counter() - t3)
                     continue
             t4 = time.perf_counter()
-            yaw, pitch, roll = estimate_pose(lm, (info.width, info.height))
-            matrix = crop_matrix(lm, cfg.size, cfg.centering)
-            crop = warp_to_crop(rgb, matrix, cfg.size)
-            t5 = time.perf_counter()
-            masks = self._masks(rgb, lm, al.mesh)
-            t6 = time.perf_counter()
-            thumb = None
-            if cfg.thumbnails:
-                small = cv2.resize(crop, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
-                ok, buf = cv2.imencode(".jpg", small[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
-                thumb = buf.tobytes() if ok else None
-            rec = FaceRecord(
-                frame_index=info.index, frame_name=info.name, face_index=len(records),
-                bbox=det.bbox, landmarks=lm.astype(np.float32), score=float(det.score),
-                yaw=yaw, pitch=pitch, roll=roll, detector=det.detector,
-                aligner=self.cfg.aligner, masks=masks, identity=identity, thumbnail=thumb,
-                timestamp=info.timestamp)
+            rec, crop, matrix = self.describe(
+                rgb, info, lm, face_index=len(records), bbox=det.bbox, score=float(det.score),
+                detector=det.detector, mesh=al.mesh, identity=identity)
             records.append(rec)
             crops.append((crop, matrix))
-            t7 = time.perf_counter()
             self.times.add("identity", t4 - t3)
-            self.times.add("crop", t5 - t4 + t7 - t6)
-            self.times.add("mask", t6 - t5)
         return FrameResult(info, records, crops, skipped)
+
+    def describe(self, rgb: np.ndarray, info: FrameInfo, landmarks: np.ndarray, *,
+                 face_index: int, bbox: BBox, score: float, detector: str,
+                 aligner: str | None = None, mesh: np.ndarray | None = None,
+                 identity: np.ndarray | None = None
+                 ) -> tuple[FaceRecord, np.ndarray, np.ndarray]:
+        """Everything extraction stores about one face whose landmarks are known.
+
+        Pose, the aligned crop, the configured masks and the thumbnail, from the landmarks;
+        the Studio calls this for faces whose landmarks were edited by hand.
+
+        Args:
+            rgb: H×W×3 ``uint8`` sRGB frame.
+            info: The frame.
+            landmarks: 68×2 (x, y) frame pixels, pixel centres at +0.5.
+            face_index: The face's index in its frame.
+            bbox: Its box in frame pixels.
+            score: Detection confidence in [0, 1].
+            detector: Detector registry name (or a word saying where the face came from).
+            aligner: Aligner name (default: the configured aligner).
+            mesh: The aligner's dense mesh, when it gave one (mesh masks use it).
+            identity: 128-d embedding, or None.
+
+        Returns:
+            ``(record, crop, matrix)``: the record, the size×size×3 ``uint8`` aligned crop and
+            its 2×3 frame → crop matrix.
+        """
+        cfg = self.cfg
+        lm = np.asarray(landmarks, np.float32)
+        t4 = time.perf_counter()
+        yaw, pitch, roll = estimate_pose(lm, (info.width, info.height))
+        matrix = crop_matrix(lm, cfg.size, cfg.centering)
+        crop = warp_to_crop(rgb, matrix, cfg.size)
+        t5 = time.perf_counter()
+        masks = self._masks(rgb, lm, mesh)
+        t6 = time.perf_counter()
+        thumb = None
+        if cfg.thumbnails:
+            small = cv2.resize(crop, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
+            ok, buf = cv2.imencode(".jpg", small[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+            thumb = buf.tobytes() if ok else None
+        rec = FaceRecord(
+            frame_index=info.index, frame_name=info.name, face_index=face_index,
+            bbox=bbox, landmarks=lm, score=float(score),
+            yaw=yaw, pitch=pitch, roll=roll, detector=detector,
+            aligner=self.cfg.aligner if aligner is None else aligner, masks=masks,
+            identity=identity, thumbnail=thumb, timestamp=info.timestamp)
+        t7 = time.perf_counter()
+        self.times.add("crop", t5 - t4 + t7 - t6)
+        self.times.add("mask", t6 - t5)
+        return rec, crop, matrix
 
     def _masks(self, rgb: np.ndarray, lm: np.ndarray,
                mesh: np.ndarray | None) -> dict[str, StoredMask]:

@@ -266,7 +266,13 @@ def build_tracks(frames: Sequence[tuple[FrameInfo, Sequence[FaceRecord]]], max_g
 # --------------------------------------------------------------------------- smoothing
 
 
-def _local_poly(values: np.ndarray, valid: np.ndarray, window: int, order: int) -> np.ndarray:
+#: Weight of a pinned (hand-edited) sample in the local fits, against 1 for the others: the
+#: smoothed track passes (almost) through it, so its neighbours bend towards the edit.
+PIN_WEIGHT = 50.0
+
+
+def _local_poly(values: np.ndarray, valid: np.ndarray, window: int, order: int,
+                weights: np.ndarray | None = None) -> np.ndarray:
     """Gaussian-weighted local polynomial fit evaluated at every sample (zero phase).
 
     Args:
@@ -275,6 +281,7 @@ def _local_poly(values: np.ndarray, valid: np.ndarray, window: int, order: int) 
         window: Odd-ish window in samples; the half width is ``window // 2`` and the Gaussian σ
             is half width / 2 (so the edge weights are e⁻² ≈ 0.14).
         order: Polynomial degree (lowered where too few samples are in the window).
+        weights: Optional T per-sample weights multiplying the Gaussian (pinned samples).
 
     Returns:
         T×D fitted values; NaN where the window holds no valid sample.
@@ -293,6 +300,8 @@ def _local_poly(values: np.ndarray, valid: np.ndarray, window: int, order: int) 
             continue
         dt = (idx - t).astype(np.float64)
         w = np.exp(-0.5 * (dt / sigma) ** 2)
+        if weights is not None:
+            w = w * weights[idx]
         # lower the degree when the samples cannot support it (too few, or all on one side
         # for the quadratic term)
         deg = min(order, idx.size - 1, len(np.unique(dt)) - 1)
@@ -327,7 +336,8 @@ def _fill_gaps(values: np.ndarray, valid: np.ndarray, max_gap: int) -> tuple[np.
 
 
 def smooth_track(landmarks: np.ndarray, window: int = 7, max_gap: int = 3, order: int = 1,
-                 shape_window: int | None = None) -> SmoothedTrack:
+                 shape_window: int | None = None,
+                 pinned: np.ndarray | None = None) -> SmoothedTrack:
     """Smooth one track's landmarks over time and fill its short gaps.
 
     Each present sample is split into pose [cx, cy, log s, angle] and a normalised shape
@@ -343,6 +353,9 @@ def smooth_track(landmarks: np.ndarray, window: int = 7, max_gap: int = 3, order
         max_gap: Longest gap to fill.
         order: 0, 1 or 2.
         shape_window: Shape window; ``None`` or 0 = ``window``.
+        pinned: Optional T bool: samples edited by hand. They come out exactly as they went in,
+            and weigh :data:`PIN_WEIGHT` in their neighbours' fits, so the track is smoothed
+            around them and bends towards them.
 
     Returns:
         :class:`SmoothedTrack` (T×68×2 float64 landmarks, T bool ``filled``).
@@ -355,6 +368,9 @@ def smooth_track(landmarks: np.ndarray, window: int = 7, max_gap: int = 3, order
     shape_window = shape_window if shape_window else window
     n = lm.shape[0]
     present = np.all(np.isfinite(lm), axis=(1, 2))
+    pin = np.zeros(n, bool) if pinned is None else np.asarray(pinned, bool) & present
+    if pin.shape != (n,):
+        raise ValueError(f"pinned: expected {n} flags, got shape {pin.shape}")
     pose = np.full((n, 4), np.nan)
     shape = np.full((n, 136), np.nan)
     for k in np.flatnonzero(present):
@@ -378,10 +394,11 @@ def smooth_track(landmarks: np.ndarray, window: int = 7, max_gap: int = 3, order
             end += 1
         seg = params[t:end]
         seg_valid = np.ones(end - t, dtype=bool)
-        sp = _local_poly(seg[:, :4], seg_valid, window, order)
-        ss = _local_poly(seg[:, 4:], seg_valid, shape_window, order)
+        wts = np.where(pin[t:end], PIN_WEIGHT, 1.0) if pin.any() else None
+        sp = _local_poly(seg[:, :4], seg_valid, window, order, wts)
+        ss = _local_poly(seg[:, 4:], seg_valid, shape_window, order, wts)
         for j in range(end - t):
-            out[t + j] = compose(sp[j], ss[j].reshape(68, 2))
+            out[t + j] = lm[t + j] if pin[t + j] else compose(sp[j], ss[j].reshape(68, 2))
         t = end
     return SmoothedTrack(out, filled)
 
@@ -396,6 +413,7 @@ class SmoothReport:
     Attributes:
         frames: Frames read.
         faces: Faces updated (smoothed).
+        pinned: Faces kept as they are (pinned by a hand edit).
         filled: Faces created by gap filling.
         tracks: Tracks found.
         jitter_before: Mean :func:`landmark_jitter` over tracks (weighted by length), before.
@@ -407,6 +425,7 @@ class SmoothReport:
     frames: int
     faces: int
     filled: int
+    pinned: int
     tracks: int
     jitter_before: float
     jitter_after: float
@@ -422,7 +441,8 @@ def _move_masks(masks: dict[str, StoredMask], new_to_old: np.ndarray) -> dict[st
             for k, m in masks.items()}
 
 
-def _move_box(box: BBox, old_to_new: np.ndarray) -> BBox:
+def move_box(box: BBox, old_to_new: np.ndarray) -> BBox:
+    """The box moved by a 2×3 similarity (centre mapped, size scaled), frame pixels."""
     cx, cy = box.center
     s = float(np.sqrt(abs(np.linalg.det(old_to_new[:, :2]))))
     nx, ny = old_to_new[:, :2] @ np.array([cx, cy]) + old_to_new[:, 2]
@@ -445,8 +465,13 @@ def smooth_store(store: Any, cfg: SmoothConfig | None = None,
     and stored-mask matrices moved by the same similarity, and a recomputed roll. Faces created in
     gaps get ``detector = aligner = "interpolated"``, score 0, the next free face index of their
     frame, a box interpolated between the neighbours and the masks of the nearer neighbour
-    re-anchored to them. The settings and counts are written to the store meta key
-    ``"smoothing"`` (JSON).
+    re-anchored to them. Faces pinned in the store (edited by hand in the Studio) are kept
+    exactly as they are and the track is smoothed around them. The settings and counts are
+    written to the store meta key ``"smoothing"`` (JSON).
+
+    Raises:
+        StoreConflictError: Another program (the Studio) changed the store while this ran;
+            nothing was written.
 
     Args:
         store: An open, writable ``faceplate.io.store.AlignmentsStore``.
@@ -459,6 +484,8 @@ def smooth_store(store: Any, cfg: SmoothConfig | None = None,
     cfg = cfg or SmoothConfig()
     t0 = time.perf_counter()
     backup = store.backup()
+    revision = store.revision()
+    pinned_keys = store.pinned_faces()
     frames = [(info, list(faces)) for info, faces in store.iter_frames()]
     tracks = build_tracks(frames, cfg.max_gap, min_iou=cfg.min_iou,
                           max_distance=cfg.max_distance)
@@ -469,21 +496,24 @@ def smooth_store(store: Any, cfg: SmoothConfig | None = None,
     jit_before: list[tuple[float, int]] = []
     jit_after: list[tuple[float, int]] = []
     for done, tr in enumerate(tracks, 1):
+        pins = np.array([m is not None and m in pinned_keys for m in tr.members], bool)
         res = smooth_track(tr.landmarks, cfg.window, cfg.max_gap, cfg.order,
-                           cfg.shape_window or None)
+                           cfg.shape_window or None, pinned=pins)
         after = np.where(np.isnan(tr.landmarks), np.nan, res.landmarks)
         jit_before.append((landmark_jitter(tr.landmarks), len(tr.members)))
         jit_after.append((landmark_jitter(after), len(tr.members)))
         present = [k for k, m in enumerate(tr.members) if m is not None]
         for k, m in enumerate(tr.members):
             new_lm = res.landmarks[k]
+            if m is not None and m in pinned_keys:
+                continue  # edited by hand: kept as it is
             if m is not None:
                 old = recs[m]
                 old_lm = np.asarray(old.landmarks, np.float64)
                 o2n = similarity_between(old_lm, new_lm)
                 n2o = similarity_between(new_lm, old_lm)
                 updates[m] = dataclasses.replace(
-                    old, landmarks=new_lm.astype(np.float32), bbox=_move_box(old.bbox, o2n),
+                    old, landmarks=new_lm.astype(np.float32), bbox=move_box(old.bbox, o2n),
                     masks=_move_masks(old.masks, n2o), roll=roll_degrees(new_lm))
             elif res.filled[k]:
                 info, faces = frames[tr.start + k]
@@ -513,10 +543,11 @@ def smooth_store(store: Any, cfg: SmoothConfig | None = None,
     batch = [(info, [updates.get((r.frame_index, r.face_index), r) for r in faces]
               + additions.get(info.index, []))
              for info, faces in frames if info.index in touched]
-    store.put_frames(batch)  # one transaction: all or nothing
+    store.put_frames(batch, expect_revision=revision)  # one transaction: all or nothing
     n_filled = sum(len(v) for v in additions.values())
     report = SmoothReport(
-        frames=len(frames), faces=len(updates), filled=n_filled, tracks=len(tracks),
+        frames=len(frames), faces=len(updates), filled=n_filled, pinned=len(pinned_keys),
+        tracks=len(tracks),
         jitter_before=_weighted_mean(jit_before), jitter_after=_weighted_mean(jit_after),
         backup=str(backup), seconds=time.perf_counter() - t0)
     meta = {"config": cfg.to_dict(), "tracks": len(tracks), "smoothed": len(updates),

@@ -11,6 +11,22 @@ Layout (schema version 2)::
     masks  ((frame_idx, face_idx) → faces, name TEXT, size INTEGER, centering TEXT,
             affine BLOB, data BLOB; PK (frame_idx, face_idx, name))
 
+Schema version 3 (the Studio's edits) adds::
+
+    face_notes (frame_idx, face_idx, pinned INTEGER 0/1, labels TEXT JSON NULL;
+                PK (frame_idx, face_idx))     -- kept across put_frame of the same face index
+    edits      (id INTEGER PK, time REAL, label TEXT, state 'done'|'undone', changes TEXT JSON)
+    revision   (id = 0, n INTEGER)            -- bumped by triggers on every row change
+
+``face_notes.labels`` are mask labels (layout and validator in :mod:`faceplate.core.labels`,
+rasterised by :mod:`faceplate.extract.mask.labels`): vector polygons and brush strokes in
+face-aligned coordinates with the frame → aligned matrix they were drawn in. ``edits`` is the
+undo/redo log (:meth:`AlignmentsStore.edit`, :meth:`~AlignmentsStore.undo`,
+:meth:`~AlignmentsStore.redo`): each entry holds every changed face's state before and after.
+``revision.n`` changes whenever any program changes a frame, face, mask or note, so a writer
+that read the store earlier can refuse to overwrite a change it has not seen
+(:class:`~faceplate.core.errors.StoreConflictError`).
+
 Blobs are raw little-endian arrays: landmarks 68×2 float32 (x, y frame pixels, x right, y down,
 pixel centres at +0.5), identity 128 float32, affine 2×3 float64 (frame → mask pixels); mask
 data is zlib ``uint8`` size×size. The file is marked with ``PRAGMA application_id`` and carries
@@ -41,7 +57,9 @@ import math
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -55,9 +73,16 @@ from faceplate.core.errors import (
     OutputError,
     RecordError,
     SchemaVersionError,
+    StoreConflictError,
     StoreError,
 )
-from faceplate.core.records import check_frame_name, validate_record
+from faceplate.core.labels import validate_labels
+from faceplate.core.records import (
+    check_frame_name,
+    record_from_dict,
+    record_to_dict,
+    validate_record,
+)
 from faceplate.core.types import VIDEO_FIRST_FRAME, BBox, FaceRecord, FrameInfo, StoredMask
 
 STORE_SUFFIX = ".fpstore"
@@ -85,6 +110,68 @@ def is_host_frame_name(name: str) -> bool:
     """Whether ``name`` is one :func:`host_frame_name` made."""
     rest = name[len(HOST_FRAME_PREFIX):] if name.startswith(HOST_FRAME_PREFIX) else ""
     return rest.lstrip("-").isdigit()
+
+
+@dataclass(frozen=True, eq=False)
+class FaceState:
+    """One face as an edit sees it: its record and its notes.
+
+    Attributes:
+        record: The face record.
+        pinned: Edited by hand: ``faceplate faceset smooth`` keeps it and smooths around it.
+        labels: Mask labels (:mod:`faceplate.core.labels` layout) or None.
+    """
+
+    record: FaceRecord
+    pinned: bool = False
+    labels: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict (the record as :func:`record_to_dict` writes it)."""
+        return {"record": record_to_dict(self.record), "pinned": bool(self.pinned),
+                "labels": self.labels}
+
+    @staticmethod
+    def from_json(d: Any, source: str | None = None) -> FaceState:
+        """Inverse of :meth:`to_json` (validated).
+
+        Raises:
+            RecordError: Malformed.
+        """
+        if not isinstance(d, dict) or set(d) != {"record", "pinned", "labels"} \
+                or not isinstance(d["pinned"], bool):
+            raise RecordError("edit log: malformed face state", source)
+        labels = None if d["labels"] is None else validate_labels(d["labels"], source)
+        return FaceState(record_from_dict(d["record"], source), d["pinned"], labels)
+
+
+def _state_key(state: FaceState | None) -> str:
+    return "null" if state is None else json.dumps(state.to_json(), sort_keys=True,
+                                                   separators=(",", ":"))
+
+
+@dataclass(frozen=True, eq=False)
+class FaceChange:
+    """One face changed by an edit: its state before and after (None: absent).
+
+    ``(frame_index, face_index)`` names the face; records in the states carry the same keys.
+    """
+
+    frame_index: int
+    face_index: int
+    before: FaceState | None
+    after: FaceState | None
+
+
+@dataclass(frozen=True, eq=False)
+class EditEntry:
+    """One entry of a store's edit log."""
+
+    id: int
+    time: float
+    label: str
+    state: str
+    changes: list[FaceChange]
 
 
 def default_store_path(input_path: Path) -> Path:
@@ -152,6 +239,32 @@ def _migrate_v2(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE UNIQUE INDEX frames_by_number ON frames(frame_number)")
 
 
+#: The schema version that added face notes, the edit log and the revision counter.
+_NOTES_VERSION = 3
+
+
+def _migrate_studio(conn: sqlite3.Connection) -> None:
+    """Version 2 → 3: face notes (pinned, mask labels), the edit log and a revision counter."""
+    conn.execute(
+        "CREATE TABLE face_notes ("
+        " frame_idx INTEGER NOT NULL, face_idx INTEGER NOT NULL,"
+        " pinned INTEGER NOT NULL DEFAULT 0, labels TEXT,"
+        " PRIMARY KEY (frame_idx, face_idx))"
+    )
+    conn.execute(
+        "CREATE TABLE edits ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, label TEXT NOT NULL,"
+        " state TEXT NOT NULL CHECK (state IN ('done', 'undone')), changes TEXT NOT NULL)"
+    )
+    conn.execute("CREATE TABLE revision (id INTEGER PRIMARY KEY CHECK (id = 0),"
+                 " n INTEGER NOT NULL)")
+    conn.execute("INSERT INTO revision(id, n) VALUES (0, 0)")
+    for table in ("frames", "faces", "masks", "face_notes"):
+        for op in ("INSERT", "UPDATE", "DELETE"):
+            conn.execute(f"CREATE TRIGGER bump_{table}_{op.lower()} AFTER {op} ON {table}"
+                         " BEGIN UPDATE revision SET n = n + 1 WHERE id = 0; END")
+
+
 _FACE_COLS = ("frame_idx, face_idx, x, y, w, h, landmarks, score, yaw, pitch, roll, detector,"
               " aligner, identity, thumbnail")
 _MASK_COLS = "frame_idx, face_idx, name, size, centering, affine, data"
@@ -170,13 +283,18 @@ class AlignmentsStore:
     """
 
     #: Forward migrations: ``MIGRATIONS[v]`` upgrades version ``v`` to ``v + 1``.
-    MIGRATIONS: ClassVar[tuple[Migration, ...]] = (_migrate_v1, _migrate_v2)
+    MIGRATIONS: ClassVar[tuple[Migration, ...]] = (_migrate_v1, _migrate_v2, _migrate_studio)
     #: Schema version this code writes (always ``len(MIGRATIONS)``).
-    SCHEMA_VERSION: ClassVar[int] = 2
+    SCHEMA_VERSION: ClassVar[int] = 3
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.SCHEMA_VERSION = len(cls.MIGRATIONS)
+
+    @property
+    def _has_notes(self) -> bool:
+        """Whether this schema has the face notes (version 3 on; older layouts in tests)."""
+        return self.SCHEMA_VERSION >= _NOTES_VERSION
 
     def __init__(self, conn: sqlite3.Connection, path: Path, readonly: bool) -> None:
         """Use :meth:`open`."""
@@ -474,6 +592,10 @@ class AlignmentsStore:
                               f"{info.frame_number} belongs to frame {other[0]} ({other[1]!r})",
                               self.path)
         conn.execute("DELETE FROM faces WHERE frame_idx = ?", (int(info.index),))
+        if self._has_notes:
+            kept = sorted({int(r.face_index) for r in faces})
+            conn.execute(f"DELETE FROM face_notes WHERE frame_idx = ? AND face_idx NOT IN "
+                         f"({','.join('?' * len(kept))})", (int(info.index), *kept))
         conn.execute(
             f"INSERT INTO frames({_FRAME_COLS}, processed) VALUES (?, ?, ?, ?, ?, ?, 1)"
             " ON CONFLICT(idx) DO UPDATE SET name = excluded.name,"
@@ -502,7 +624,9 @@ class AlignmentsStore:
     def put_frame(self, info: FrameInfo, faces: list[FaceRecord]) -> None:
         """Replace frame ``info.index``'s faces with ``faces`` and mark it processed.
 
-        A frame with no face is still recorded (processed, 0 faces). Committed on return.
+        A frame with no face is still recorded (processed, 0 faces). Notes (pinned, mask
+        labels) of face indices that remain are kept; those of faces gone are dropped.
+        Committed on return.
 
         Raises:
             RecordError: A record is invalid, belongs to another frame, repeats a face index,
@@ -512,12 +636,35 @@ class AlignmentsStore:
         """
         self._write(lambda c: self._insert_frame(c, info, faces))
 
-    def put_frames(self, batch: list[tuple[FrameInfo, list[FaceRecord]]]) -> None:
-        """:meth:`put_frame` for many frames in one transaction (all or nothing)."""
+    def put_frames(self, batch: list[tuple[FrameInfo, list[FaceRecord]]], *,
+                   expect_revision: int | None = None) -> None:
+        """:meth:`put_frame` for many frames in one transaction (all or nothing).
+
+        Args:
+            batch: (frame, faces) pairs.
+            expect_revision: The :meth:`revision` the caller read the store at; when another
+                program has changed the store since, nothing is written.
+
+        Raises:
+            StoreConflictError: ``expect_revision`` is stale.
+        """
         def run(c: sqlite3.Connection) -> None:
+            if expect_revision is not None:
+                self._check_revision(c, expect_revision)
             for info, faces in batch:
                 self._insert_frame(c, info, faces)
         self._write(run)
+
+    def _check_revision(self, c: sqlite3.Connection, expected: int) -> None:
+        now = int(c.execute("SELECT n FROM revision WHERE id = 0").fetchone()[0])
+        if now != int(expected):
+            raise StoreConflictError(
+                "another program (the Studio, or a faceplate command) changed this store "
+                "since it was read; nothing was written — run the command again", self.path)
+
+    def revision(self) -> int:
+        """A counter that changes whenever any program changes a frame, face, mask or note."""
+        return int(self._rows("SELECT n FROM revision WHERE id = 0").fetchone()[0])
 
     def update_face(self, rec: FaceRecord) -> None:
         """Replace (or add) the face ``(rec.frame_index, rec.face_index)`` with its masks.
@@ -557,15 +704,21 @@ class AlignmentsStore:
             if cur.rowcount != 1:
                 raise StoreError(f"frame {frame_index} face {face_index}: no such face",
                                  self.path)
+            tables = ("faces", "face_notes") if self._has_notes else ("faces",)
+            if self._has_notes:
+                c.execute("DELETE FROM face_notes WHERE frame_idx = ? AND face_idx = ?",
+                          (int(frame_index), int(face_index)))
             if reindex:  # via negative keys so no intermediate key collides
                 fi = int(frame_index)
                 left = [r[0] for r in c.execute(
                     "SELECT face_idx FROM faces WHERE frame_idx = ? ORDER BY face_idx", (fi,))]
                 for k, old in enumerate(left):  # masks follow through ON UPDATE CASCADE
-                    c.execute("UPDATE faces SET face_idx = ? WHERE frame_idx = ? AND"
-                              " face_idx = ?", (-1 - k, fi, old))
-                c.execute("UPDATE faces SET face_idx = -face_idx - 1 WHERE frame_idx = ?"
-                          " AND face_idx < 0", (fi,))
+                    for table in tables:
+                        c.execute(f"UPDATE {table} SET face_idx = ? WHERE frame_idx = ? AND"
+                                  " face_idx = ?", (-1 - k, fi, old))
+                for table in tables:
+                    c.execute(f"UPDATE {table} SET face_idx = -face_idx - 1 WHERE"
+                              " frame_idx = ? AND face_idx < 0", (fi,))
         self._write(run)
 
     # ----------------------------------------------------------------------- reading
@@ -728,6 +881,189 @@ class AlignmentsStore:
     def face_count(self) -> int:
         """Number of faces in the store."""
         return int(self._rows("SELECT count(*) FROM faces").fetchone()[0])
+
+    # ----------------------------------------------------------------------- notes and edits
+
+    def _notes_rows(self, where: str, args: tuple[Any, ...]) -> dict[tuple[int, int],
+                                                                     tuple[bool, Any]]:
+        out: dict[tuple[int, int], tuple[bool, Any]] = {}
+        for fi, xi, pinned, labels in self._rows(
+                f"SELECT frame_idx, face_idx, pinned, labels FROM face_notes {where}", args):
+            lab = None
+            if labels is not None:
+                try:
+                    lab = validate_labels(json.loads(labels, parse_constant=_no_constant),
+                                          str(self.path))
+                except ValueError as err:
+                    raise StoreError(f"frame {fi} face {xi}: labels are not JSON ({err})",
+                                     self.path) from None
+            out[(int(fi), int(xi))] = (bool(pinned), lab)
+        return out
+
+    def notes(self, frame_index: int | None = None) -> dict[tuple[int, int], tuple[bool, Any]]:
+        """``(frame, face) → (pinned, labels or None)`` for one frame, or for every face."""
+        if frame_index is None:
+            return self._notes_rows("", ())
+        return self._notes_rows("WHERE frame_idx = ?", (int(frame_index),))
+
+    def pinned_faces(self) -> set[tuple[int, int]]:
+        """``(frame, face)`` of every pinned face (edited by hand)."""
+        return {(int(a), int(b)) for a, b in self._rows(
+            "SELECT frame_idx, face_idx FROM face_notes WHERE pinned = 1")}
+
+    def labelled_count(self) -> int:
+        """Number of faces that carry mask labels."""
+        return int(self._rows("SELECT count(*) FROM face_notes WHERE labels IS NOT NULL"
+                              ).fetchone()[0])
+
+    def face_state(self, frame_index: int, face_index: int) -> FaceState | None:
+        """The face with its notes, or None."""
+        rec = self.get_face(frame_index, face_index)
+        if rec is None:
+            return None
+        pinned, labels = self.notes(frame_index).get((int(frame_index), int(face_index)),
+                                                     (False, None))
+        return FaceState(rec, pinned, labels)
+
+    def _current_key(self, c: sqlite3.Connection, fi: int, xi: int) -> str:
+        info = self.frame(fi)
+        if info is None:
+            return "null"
+        faces = self._faces_of(info, xi)
+        if not faces:
+            return "null"
+        row = c.execute("SELECT pinned, labels FROM face_notes WHERE frame_idx = ? AND"
+                        " face_idx = ?", (fi, xi)).fetchone()
+        pinned, labels = (False, None) if row is None else (
+            bool(row[0]), None if row[1] is None else json.loads(row[1]))
+        return _state_key(FaceState(faces[0], pinned, labels))
+
+    def _put_state(self, c: sqlite3.Connection, fi: int, xi: int,
+                   state: FaceState | None) -> None:
+        c.execute("DELETE FROM faces WHERE frame_idx = ? AND face_idx = ?", (fi, xi))
+        c.execute("DELETE FROM face_notes WHERE frame_idx = ? AND face_idx = ?", (fi, xi))
+        if state is None:
+            return
+        rec = state.record
+        where = f"frame {fi} face {xi}"
+        validate_record(rec, str(self.path), where)
+        if (rec.frame_index, rec.face_index) != (fi, xi):
+            raise RecordError(f"{where}: the record says frame {rec.frame_index} face "
+                              f"{rec.face_index}", self.path)
+        row = c.execute("SELECT name FROM frames WHERE idx = ?", (fi,)).fetchone()
+        if row is None or row[0] != rec.frame_name:
+            raise StoreError(f"{where}: frame {rec.frame_name!r} is not in the store", self.path)
+        self._insert_face(c, rec)
+        if state.pinned or state.labels is not None:
+            labels = None if state.labels is None else json.dumps(
+                validate_labels(state.labels, str(self.path)), allow_nan=False)
+            c.execute("INSERT INTO face_notes(frame_idx, face_idx, pinned, labels)"
+                      " VALUES (?, ?, ?, ?)", (fi, xi, int(state.pinned), labels))
+
+    def _apply(self, c: sqlite3.Connection, changes: Sequence[FaceChange], forward: bool,
+               what: str) -> None:
+        for ch in changes:
+            fi, xi = int(ch.frame_index), int(ch.face_index)
+            want, new = (ch.before, ch.after) if forward else (ch.after, ch.before)
+            if self._current_key(c, fi, xi) != _state_key(want):
+                raise StoreConflictError(
+                    f"frame {fi} face {xi} was changed by another program since it was read; "
+                    f"{what} refused, nothing was written (reload and try again)", self.path)
+        for ch in changes:
+            self._put_state(c, int(ch.frame_index), int(ch.face_index),
+                            ch.after if forward else ch.before)
+
+    @staticmethod
+    def _changes_json(changes: Sequence[FaceChange]) -> str:
+        return json.dumps([{"frame": int(ch.frame_index), "face": int(ch.face_index),
+                            "before": None if ch.before is None else ch.before.to_json(),
+                            "after": None if ch.after is None else ch.after.to_json()}
+                           for ch in changes], allow_nan=False, separators=(",", ":"))
+
+    def _entry(self, row: tuple[Any, ...]) -> EditEntry:
+        eid, t, label, state, text = row
+        src = str(self.path)
+        try:
+            items = json.loads(text, parse_constant=_no_constant)
+        except ValueError as err:
+            raise StoreError(f"edit {eid}: not JSON ({err})", self.path) from None
+        if not isinstance(items, list):
+            raise StoreError(f"edit {eid}: malformed", self.path)
+        changes = []
+        for it in items:
+            if not isinstance(it, dict) or not all(k in it for k in ("frame", "face")):
+                raise StoreError(f"edit {eid}: malformed change", self.path)
+            changes.append(FaceChange(
+                int(it["frame"]), int(it["face"]),
+                None if it.get("before") is None else FaceState.from_json(it["before"], src),
+                None if it.get("after") is None else FaceState.from_json(it["after"], src)))
+        return EditEntry(int(eid), float(t), str(label), str(state), changes)
+
+    def edit(self, label: str, changes: Sequence[FaceChange]) -> int:
+        """Apply hand edits in one transaction and log them for undo; returns the log id.
+
+        Every change's ``before`` must be what the store holds now (face absent for None):
+        otherwise another program changed those faces since the caller read them, and nothing
+        is written. Undone entries are dropped (a new edit ends the redo history).
+
+        Raises:
+            StoreConflictError: A face differs from its ``before``.
+            RecordError / StoreError: An invalid record, or a frame that is not in the store.
+        """
+        if not changes:
+            raise ValueError("edit: no changes")
+        out: list[int] = []
+
+        def run(c: sqlite3.Connection) -> None:
+            self._apply(c, changes, True, "the edit was")
+            c.execute("DELETE FROM edits WHERE state = 'undone'")
+            cur = c.execute("INSERT INTO edits(time, label, state, changes) VALUES"
+                            " (?, ?, 'done', ?)", (time.time(), str(label),
+                                                   self._changes_json(changes)))
+            out.append(int(cur.lastrowid or 0))
+        self._write(run)
+        return out[0]
+
+    def _step(self, undo: bool) -> EditEntry | None:
+        found: list[EditEntry] = []
+
+        def run(c: sqlite3.Connection) -> None:
+            row = c.execute(
+                "SELECT id, time, label, state, changes FROM edits WHERE state = ?"
+                f" ORDER BY id {'DESC' if undo else 'ASC'} LIMIT 1",
+                ("done" if undo else "undone",)).fetchone()
+            if row is None:
+                return
+            entry = self._entry(row)
+            self._apply(c, entry.changes, not undo, "undo was" if undo else "redo was")
+            c.execute("UPDATE edits SET state = ? WHERE id = ?",
+                      ("undone" if undo else "done", entry.id))
+            found.append(entry)
+        self._write(run)
+        return found[0] if found else None
+
+    def undo(self) -> EditEntry | None:
+        """Revert the latest edit still done (None when there is none).
+
+        Raises:
+            StoreConflictError: Its faces were changed since by another program.
+        """
+        return self._step(True)
+
+    def redo(self) -> EditEntry | None:
+        """Re-apply the earliest undone edit (None when there is none)."""
+        return self._step(False)
+
+    def history(self, limit: int = 100) -> list[EditEntry]:
+        """The latest ``limit`` log entries, newest first."""
+        return [self._entry(r) for r in self._rows(
+            "SELECT id, time, label, state, changes FROM edits ORDER BY id DESC LIMIT ?",
+            (int(limit),)).fetchall()]
+
+    def history_counts(self) -> tuple[int, int]:
+        """(edits that can be undone, edits that can be redone)."""
+        rows = dict(self._rows("SELECT state, count(*) FROM edits GROUP BY state").fetchall())
+        return int(rows.get("done", 0)), int(rows.get("undone", 0))
 
     # ----------------------------------------------------------------------- backup
 

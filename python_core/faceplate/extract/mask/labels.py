@@ -1,0 +1,112 @@
+"""Mask labels (vector, :mod:`faceplate.core.labels`) to and from mask images.
+
+:func:`labels_to_mask` rasterises a label set into any crop of the same face (the Studio's
+overlay, the exported mask images, the occlusion mask's training targets): the shapes are mapped
+from the crop they were drawn in to the target crop through the frame (their stored matrix,
+inverted, then the target's), so a change of crop size or centering loses nothing.
+:func:`mask_to_labels` turns a mask image back into include/exclude polygons (outer contours
+include, holes exclude), which is how mask images are imported.
+
+Conventions: masks are size×size ``uint8``, 255 = face, 0 = not face (occluder or background);
+points are (x, y) crop pixels, x right, y down, pixel centres at +0.5; matrices are 2×3 float64
+frame → crop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from faceplate.core.geometry import compose_affine, invert_affine, transform_points
+from faceplate.core.labels import validate_labels
+from faceplate.core.types import Centering
+from faceplate.core.validate import check_matrix
+
+_SHIFT = 4  # OpenCV fixed-point bits: 1/16 pixel
+_UP = 4  # contour tracing resolution of mask_to_labels
+
+
+def _fixed(pts: np.ndarray) -> np.ndarray:
+    """Crop points (centres at +0.5) → OpenCV fixed-point integer points (centres at 0)."""
+    return np.round((pts - 0.5) * (1 << _SHIFT)).astype(np.int32)
+
+
+def labels_to_mask(labels: dict[str, Any], size: int, matrix: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """Rasterise a label set.
+
+    Args:
+        labels: A label set (validated here).
+        size: Side of the output mask in pixels.
+        matrix: 2×3 frame → output-crop matrix; None draws in the labels' own crop scaled to
+            ``size``.
+
+    Returns:
+        size×size ``uint8``: 255 where the last shape covering a pixel is ``include``, 0 where
+        it is ``exclude`` or no shape covers it.
+    """
+    lab = validate_labels(labels)
+    own = check_matrix(np.asarray(lab["matrix"], np.float64))
+    if matrix is None:
+        k = size / lab["size"]
+        target = compose_affine(np.array([[k, 0.0, 0.0], [0.0, k, 0.0]]), own)
+    else:
+        target = check_matrix(matrix)
+    to_target = compose_affine(target, invert_affine(own))
+    scale = float(np.sqrt(abs(np.linalg.det(to_target[:, :2]))))
+    out = np.zeros((size, size), np.uint8)
+    for sh in lab["shapes"]:
+        pts = transform_points(np.asarray(sh["points"], np.float64), to_target)
+        value = 255 if sh["mode"] == "include" else 0
+        if sh["kind"] == "polygon":
+            cv2.fillPoly(out, [_fixed(pts)], value, lineType=cv2.LINE_8, shift=_SHIFT)
+        else:
+            radius = max(1, int(round(sh["radius"] * scale)))
+            ipts = np.round(pts - 0.5).astype(np.int32)
+            if len(ipts) > 1:
+                cv2.polylines(out, [ipts], False, value, thickness=2 * radius,
+                              lineType=cv2.LINE_8)
+            for p in ipts:
+                cv2.circle(out, (int(p[0]), int(p[1])), radius, value, -1, cv2.LINE_8)
+    return out
+
+
+def mask_to_labels(mask: np.ndarray, matrix: np.ndarray, centering: Centering,
+                   tolerance: float = 0.75) -> dict[str, Any]:
+    """Turn a face-aligned mask image into a label set of polygons.
+
+    Args:
+        mask: size×size ``uint8`` (or bool), face > 127.
+        matrix: 2×3 frame → crop matrix of that mask's crop.
+        centering: The crop's centering.
+        tolerance: Polygon simplification in pixels (Douglas–Peucker).
+
+    Returns:
+        A validated label set: every outer contour an ``include`` polygon, every hole an
+        ``exclude`` polygon drawn after it.
+
+    Raises:
+        ValueError: Not a square 2-D mask.
+    """
+    m = np.asarray(mask)
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] < 8:
+        raise ValueError(f"mask: expected a square size×size image, got shape {m.shape}")
+    binary = (m > 127).astype(np.uint8) if m.dtype != bool else m.astype(np.uint8)
+    # traced on a 4× nearest-neighbour copy, the contour runs 1/8 pixel inside the true edge
+    # (on the original it would run through the edge pixels' centres and lose half of each)
+    up = cv2.resize(binary, None, fx=_UP, fy=_UP, interpolation=cv2.INTER_NEAREST)
+    contours, hierarchy = cv2.findContours(up, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    shapes: list[dict[str, Any]] = []
+    if hierarchy is not None:
+        outer = [i for i in range(len(contours)) if hierarchy[0][i][3] < 0]
+        for i in outer:
+            for j in [i] + [k for k in range(len(contours)) if hierarchy[0][k][3] == i]:
+                c = cv2.approxPolyDP(contours[j], tolerance * _UP, True).reshape(-1, 2)
+                if len(c) < 3:
+                    continue
+                shapes.append({"kind": "polygon", "mode": "include" if j == i else "exclude",
+                               "points": ((c.astype(np.float64) + 0.5) / _UP).tolist()})
+    return validate_labels({"size": int(m.shape[0]), "centering": centering,
+                            "matrix": check_matrix(matrix).tolist(), "shapes": shapes})

@@ -1,0 +1,110 @@
+"""Fixtures of the Studio tests: a real shot (store + faceset cut from the sample clip by the real
+extraction stages), a real server on a free loopback port, and headless Chromium."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from faceplate.io.faceset import read_face_png, write_face_png
+from faceplate.studio.server import StudioServer
+from faceplate.studio.workspace import Workspace
+from tests.store_fixtures import Built, build_faceset
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts" / "studio"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def shot_built(tmp_path_factory: pytest.TempPathFactory, media: dict[str, Path]) -> Built:
+    """The first 8 frames of single_face.mp4 (640×360, one face each): store + 128 px faces."""
+    return build_faceset(media["single_face.mp4"], tmp_path_factory.mktemp("shot"), n_frames=8,
+                         size=128, masks=("components", "extended"))
+
+
+def clone_shot(b: Built, dest: Path) -> Built:
+    """An independent copy whose face PNGs point at the copied store (as extraction writes)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    store = dest / b.store.name
+    shutil.copyfile(b.store, store)
+    faces = dest / "faces"
+    faces.mkdir()
+    for p in sorted(b.faces.glob("*.png")):
+        img, meta = read_face_png(p)
+        src = dict(meta.source, store=str(store))
+        write_face_png(faces / p.name, img, dataclasses.replace(meta, source=src))
+    return Built(b.input, store, faces, b.frames, b.n_faces)
+
+
+@pytest.fixture()
+def shot(shot_built: Built, tmp_path: Path) -> Built:
+    return clone_shot(shot_built, tmp_path / "shot")
+
+
+class Running:
+    """A Studio server on a workspace, with a small HTTP client that carries the token."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.ws = Workspace.open(paths)
+        self.server = StudioServer(self.ws)
+        self.server.start()
+        self.base = f"http://127.0.0.1:{self.server.port}"
+
+    def request(self, method: str, path: str, body: Any = None, *, token: bool = True,
+                headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        import json
+        import urllib.error
+        import urllib.request
+
+        h = {"X-Faceplate-Token": self.server.token} if token else {}
+        h.update(headers or {})
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=h)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                raw, status, ctype = r.read(), r.status, r.headers.get("content-type", "")
+        except urllib.error.HTTPError as err:
+            raw, status, ctype = err.read(), err.code, err.headers.get("content-type", "")
+        return status, (json.loads(raw) if "json" in ctype else raw)
+
+    def get(self, path: str, **kw: Any) -> tuple[int, Any]:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
+        return self.request("POST", path, {} if body is None else body, **kw)
+
+    def close(self) -> None:
+        self.server.stop()
+        self.ws.close()
+
+
+@pytest.fixture()
+def studio(shot: Built) -> Iterator[Running]:
+    run = Running([shot.store.parent])
+    yield run
+    run.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium driven by Playwright (no browser download)."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing (.ci/run installs Debian's chromium)")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM),
+                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
