@@ -8,7 +8,10 @@ as ``--<model>-<option>`` (e.g. ``--df-ae-dims 512``).
 
 The same options run as the standalone script ``python -m faceplate.train``, which is also what
 ``torchrun --nproc_per_node N -m faceplate.train ...`` launches for multi-GPU / multi-node DDP
-(gloo on CPU, NCCL on GPU; ``--batch-size`` is per process; rank 0 writes the files).
+(gloo on CPU, NCCL on GPU; ``--batch-size`` is per process; rank 0 writes the files). The ranks
+stop together on a NaN/Inf loss; a rank that loses the others (one killed, or silent for
+``$FACEPLATE_DDP_TIMEOUT`` seconds, default 600) stops with an error naming the last checkpoint,
+and the same command with ``--resume`` continues from it.
 
 MODEL_DIR receives ``manifest.json`` + ``model.safetensors`` (what convert and the OFX node
 load), ``model.onnx``, ``checkpoints/``, ``snapshots/``, ``previews/`` (the preview grid),
@@ -21,6 +24,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +88,12 @@ def _saved_overrides(cls: type, saved: dict[str, Any], given: set[str]) -> dict[
             if k in names and k not in given}
 
 
+#: How long a rank waits for the others in a collective before it stops with an error (a rank
+#: that died is usually noticed at once; this bounds a rank that hangs).
+DDP_TIMEOUT_ENV = "FACEPLATE_DDP_TIMEOUT"
+DEFAULT_DDP_TIMEOUT = 600.0
+
+
 def _init_distributed() -> bool:
     """Join the process group when launched by ``torchrun`` (WORLD_SIZE > 1)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
@@ -94,7 +104,13 @@ def _init_distributed() -> bool:
     if not dist.is_initialized():
         want_cuda = os.environ.get("FACEPLATE_DDP_BACKEND", "") != "gloo" \
             and torch.cuda.is_available()
-        dist.init_process_group(backend="nccl" if want_cuda else "gloo")
+        raw = os.environ.get(DDP_TIMEOUT_ENV, "").strip()
+        try:
+            seconds = float(raw) if raw else DEFAULT_DDP_TIMEOUT
+        except ValueError:
+            raise ConfigError(f"{DDP_TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+        dist.init_process_group(backend="nccl" if want_cuda else "gloo",
+                                timeout=timedelta(seconds=seconds))
     return True
 
 

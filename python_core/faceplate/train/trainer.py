@@ -173,6 +173,14 @@ def _resolve_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
+def _lost_peer(err: RuntimeError) -> bool:
+    """Whether a collective failed because another rank is gone (or stopped answering)."""
+    backend_error = getattr(dist, "DistBackendError", ())
+    text = str(err).lower()
+    return isinstance(err, backend_error) or any(
+        k in text for k in ("gloo", "nccl", "connection", "timed out", "timeout", "peer"))
+
+
 def _rank_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -440,8 +448,7 @@ class Trainer:
                 for side, parts in (("a", parts_a), ("b", parts_b)):
                     for k, v in parts.items():
                         sums[side][k] = sums[side].get(k, 0.0) + v / accum
-                if not (math.isfinite(parts_a["total"]) and math.isfinite(parts_b["total"])):
-                    self._nan(f"loss is {parts_a['total']} (A) / {parts_b['total']} (B)")
+                self._check_finite(parts_a["total"], parts_b["total"])
                 d_grads = None
                 if self.disc is not None and gan_on:
                     # the generator's backward also reaches D: keep only D's own gradients
@@ -480,6 +487,23 @@ class Trainer:
             self._preview = (ba.target[:n].detach().float().clone(),
                              bb.target[:n].detach().float().clone())
         return sums
+
+    def _check_finite(self, total_a: float, total_b: float) -> None:
+        """Stop on a NaN/Inf loss, every rank together: under DDP the ranks agree first (one
+        all-reduce of a flag), so one rank never stops while the others wait in the gradient
+        all-reduce."""
+        bad = not (math.isfinite(total_a) and math.isfinite(total_b))
+        if self.world > 1:
+            flags = torch.zeros(self.world, device=self.device)
+            flags[self.rank] = float(bad)
+            dist.all_reduce(flags)
+            ranks = [r for r in range(self.world) if flags[r] > 0]
+            if ranks:
+                self._nan(f"the loss is not finite on rank(s) {', '.join(map(str, ranks))} of "
+                          f"{self.world}" + (f" (here {total_a} (A) / {total_b} (B))" if bad
+                                             else ""))
+        elif bad:
+            self._nan(f"loss is {total_a} (A) / {total_b} (B)")
 
     def _nan(self, what: str) -> None:
         kept = (f"the last good checkpoint (iteration {self.last_good}) is kept in "
@@ -628,6 +652,17 @@ class Trainer:
             if self.is_main and self.iteration > (self.last_good or 0):
                 self.save()
                 self.log(f"interrupted: saved iteration {self.iteration}")
+            raise
+        except RuntimeError as err:
+            if self.world > 1 and _lost_peer(err):
+                kept = (f"the last checkpoint (iteration {self.last_good}) is kept in "
+                        f"{self.model_dir}" if self.last_good is not None else
+                        "no checkpoint had been written yet")
+                raise TrainingError(
+                    f"rank {self.rank} of {self.world} lost the other training processes at "
+                    f"iteration {self.iteration + 1} ({str(err).splitlines()[0][:200]}); "
+                    f"{kept}: run the same command again with --resume", self.model_dir
+                ) from None
             raise
         finally:
             self.close()
