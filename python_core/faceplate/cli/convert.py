@@ -35,6 +35,7 @@ from faceplate.convert.writers.images import ImagesConfig
 from faceplate.convert.writers.masks import MasksConfig
 from faceplate.convert.writers.patch import PatchConfig
 from faceplate.convert.writers.video import VideoConfig
+from faceplate.io.colormanage import ColorConfig
 
 _MASK = "maskop_"
 _POST = "post_"
@@ -42,6 +43,10 @@ _VIDEO = "video_"
 _IMAGES = "images_"
 _PATCH = "patch_"
 _MASKS = "masks_"
+
+
+#: The help group of the colour-space options (convert, preview, extract, verify).
+COLOR_TITLE = "colour spaces (OpenColorIO: $OCIO, else its built-in ACES studio config)"
 
 
 def color_prefix(name: str) -> str:
@@ -96,6 +101,7 @@ def register(sub: Any) -> None:
     p.add_argument("--mask-dir", type=Path, default=None,
                    help="also write each frame's matte here")
     add_swap_options(p)
+    add_config(p, ColorConfig, title=COLOR_TITLE)
     g = p.add_argument_group("video output (OUT is a video file)")
     g.add_argument("--codec", dest=_VIDEO + "codec", default=argparse.SUPPRESS,
                    help="video encoder: libx264 or libx265 (those this PyAV build has)")
@@ -142,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
                             video_cfg=video_cfg, images_cfg=images_cfg,
                             patch_dir=args.patch_dir, patch_cfg=patch_cfg,
                             mask_dir=args.mask_dir, masks_cfg=masks_cfg, color_cfg=color_cfg,
-                            blend_cfg=blend_cfg, on_start=on_start, on_frame=on_frame)
+                            blend_cfg=blend_cfg, on_start=on_start, on_frame=on_frame,
+                            colors=config_from_args(ColorConfig, args))
     finally:
         for b in progress:
             b.close()

@@ -19,6 +19,7 @@ from faceplate.extract.detect import DETECTORS
 from faceplate.extract.filters import FilterConfig
 from faceplate.extract.mask import MASKERS
 from faceplate.extract.pipeline import ExtractConfig, Extractor, FrameResult, run_extract
+from faceplate.io.colormanage import ColorConfig
 
 
 def _plugin_prefix(kind: str, name: str) -> str:
@@ -34,6 +35,8 @@ def register(sub: Any) -> None:
     p.add_argument("--alignments", type=Path, default=None,
                    help="alignments store (default: <input stem>.fpstore next to the input)")
     add_config(p, ExtractConfig, title="extraction")
+    add_config(p, ColorConfig, title="colour space (OpenColorIO: $OCIO, else its built-in ACES "
+                                     "studio config)", exclude=("output_colorspace",))
     add_config(p, FilterConfig, title="face filters", prefix="filter_")
     for reg, kind in ((DETECTORS, "detector"), (ALIGNERS, "aligner"), (MASKERS, "masker")):
         for entry in reg:
@@ -73,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         stats = run_extract(args.input, args.output, args.alignments, extractor=extractor,
-                            on_frame=on_frame, on_start=on_start)
+                            on_frame=on_frame, on_start=on_start,
+                            colorspace=config_from_args(ColorConfig, args).colorspace)
     finally:
         for b in progress:
             b.close()

@@ -19,7 +19,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from faceplate.cli.convert import add_swap_options, swap_configs
+from faceplate.cli.convert import COLOR_TITLE, add_swap_options, swap_configs
+from faceplate.cli.options import add_config, config_from_args
 from faceplate.convert.run import open_store
 from faceplate.convert.swap import (
     FULL,
@@ -33,6 +34,7 @@ from faceplate.convert.writers.base import atomic_write_bytes
 from faceplate.core.colorspace import linear_to_display_u8
 from faceplate.core.config import Param, params
 from faceplate.core.errors import ConfigError, OutputError
+from faceplate.io.colormanage import ColorConfig
 from faceplate.io.media import open_source
 
 LABEL_H = 22
@@ -55,6 +57,7 @@ def register(sub: Any) -> None:
                    help="width of each cell in pixels (default: 320)")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="SHEET.png")
     add_swap_options(p)
+    add_config(p, ColorConfig, title=COLOR_TITLE, exclude=("output_colorspace",))
     p.set_defaults(func=run)
 
 
@@ -124,17 +127,19 @@ def _display(img: np.ndarray, linear: bool) -> np.ndarray:
 
 def build_sheet(model_dir: Path, input_path: Path, store_path: Path | None, frames: list[int],
                 settings: list[str], base: ConvertConfig, color_cfg: Any = None,
-                blend_cfg: Any = None, cell_width: int = 320) -> np.ndarray:
+                blend_cfg: Any = None, cell_width: int = 320,
+                colorspace: str = "") -> np.ndarray:
     """The contact sheet: H×W×3 uint8 RGB, rows = frames, columns = original + settings.
 
     Each cell is ``cell_width`` wide (height from the frame's aspect) under a
-    :data:`LABEL_H`-pixel label strip.
+    :data:`LABEL_H`-pixel label strip. ``colorspace``: the input's colour space (see
+    :mod:`faceplate.io.colormanage`; empty: from its metadata, else by kind).
     """
     cfgs = [parse_settings(s, base) for s in settings]
     predictor = make_predictor(base.predictor, model_dir, threads=base.threads,
                                precision=base.precision)
     rows: list[np.ndarray] = []
-    with open_source(input_path) as source:
+    with open_source(input_path, colorspace=colorspace) as source:
         st = open_store(store_path, source)
         extractor = None
         if st is None:
@@ -187,7 +192,8 @@ def run(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise OutputError("the output folder does not exist", out.parent)
     sheet = build_sheet(args.model, args.input, args.alignments, list(args.frames),
-                        list(args.settings), base, color_cfg, blend_cfg, args.cell_width)
+                        list(args.settings), base, color_cfg, blend_cfg, args.cell_width,
+                        config_from_args(ColorConfig, args).colorspace)
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(sheet[..., ::-1]))
     if not ok:
         raise OutputError("cannot encode the contact sheet", out)

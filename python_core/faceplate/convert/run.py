@@ -57,6 +57,8 @@ from faceplate.convert.writers.video import VIDEO_CONTAINERS, VideoConfig
 from faceplate.core.cpu import usable_cores
 from faceplate.core.errors import ConfigError, InputError
 from faceplate.core.types import FaceRecord, Frame
+from faceplate.io import colormanage
+from faceplate.io.colormanage import ColorConfig
 from faceplate.io.media import FrameSource, is_video, open_source
 from faceplate.io.store import AlignmentsStore, default_store_path
 from faceplate.provenance.c2pa_sign import sign_outputs
@@ -195,6 +197,24 @@ def _pixels(frame: Frame) -> tuple[np.ndarray, bool]:
     return np.ascontiguousarray(lin, dtype=np.float32), True
 
 
+def output_space(colors: ColorConfig, source: FrameSource) -> str | None:
+    """The colour space the main output is written in, or None when frames are written as
+    Faceplate always wrote them (an input read in its kind's native space, no output space
+    asked for)."""
+    if colors.output_colorspace.strip():
+        return colormanage.resolve(colors.output_colorspace)
+    return source.colorspace if source.converts else None
+
+
+def to_output_space(frame: np.ndarray, space: str) -> np.ndarray:
+    """A swapped frame (float working linear, or ``uint8`` display sRGB) in ``space``, float32
+    (alpha kept)."""
+    if frame.dtype == np.uint8:
+        return colormanage.convert(frame.astype(np.float32) / np.float32(255.0),
+                                   colormanage.DISPLAY_SRGB, space)
+    return colormanage.from_working(frame, space)
+
+
 def run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLike[str],
                 output: str | os.PathLike[str], store: str | os.PathLike[str] | None = None,
                 cfg: ConvertConfig | None = None, *, video_cfg: VideoConfig | None = None,
@@ -205,8 +225,8 @@ def run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLike
                 masks_cfg: MasksConfig | None = None, color_cfg: Any = None,
                 blend_cfg: Any = None, predictor: Predictor | None = None,
                 on_start: Callable[[int], None] | None = None,
-                on_frame: Callable[[int, SwapResult | None], None] | None = None
-                ) -> ConvertStats:
+                on_frame: Callable[[int, SwapResult | None], None] | None = None,
+                colors: ColorConfig | None = None) -> ConvertStats:
     """Swap every frame of ``input_path`` with the model in ``model_dir`` and write ``output``.
 
     Args:
@@ -227,6 +247,10 @@ def run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLike
         on_start: Called once with the number of frames to read.
         on_frame: Called after each frame is written, with its index and the swap result
             (None when the frame was not swapped because of ``frame_ranges``).
+        colors: The input's and the outputs' colour spaces (:mod:`faceplate.io.colormanage`):
+            an input in another space than its kind's native one is converted to the working
+            linear space for the swap; the main output is written in ``output_colorspace``,
+            by default the input's own space (as it was read, when that needed no conversion).
 
     Returns:
         The run's statistics.
@@ -244,7 +268,7 @@ def run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLike
                             images_cfg=images_cfg, patch_dir=patch_dir, patch_cfg=patch_cfg,
                             mask_dir=mask_dir, masks_cfg=masks_cfg, color_cfg=color_cfg,
                             blend_cfg=blend_cfg, predictor=predictor, on_start=on_start,
-                            on_frame=on_frame)
+                            on_frame=on_frame, colors=colors or ColorConfig())
     finally:
         if torch_threads is None and "torch" in sys.modules:
             torch_threads = usable_cores()  # loaded by this run: back to one per core
@@ -270,7 +294,8 @@ def _run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLik
                  masks_cfg: MasksConfig | None, color_cfg: Any, blend_cfg: Any,
                  predictor: Predictor | None,
                  on_start: Callable[[int], None] | None,
-                 on_frame: Callable[[int, SwapResult | None], None] | None) -> ConvertStats:
+                 on_frame: Callable[[int, SwapResult | None], None] | None,
+                 colors: ColorConfig) -> ConvertStats:
     start = time.perf_counter()
     cfg = cfg or ConvertConfig()
     input_path = Path(input_path)
@@ -298,7 +323,8 @@ def _run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLik
     def add(stage: str, seconds: float) -> None:
         times[stage] = times.get(stage, 0.0) + seconds * 1000.0
 
-    with open_source(input_path) as source:
+    with open_source(input_path, colorspace=colors.colorspace) as source:
+        out_space = output_space(colors, source)
         st = open_store(store, source)
         stats.store = None if st is None else st.path
         extractor = None
@@ -316,7 +342,7 @@ def _run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLik
         try:
             main_w, patch_w, mask_w = _open_writers(
                 source, input_path, output, to_video, cfg, video_cfg, images_cfg, patch_dir,
-                patch_cfg, mask_dir, masks_cfg, writers)
+                patch_cfg, mask_dir, masks_cfg, writers, encoded=out_space is not None)
             stats.outputs = [Path(w.path) for w in writers if w.path is not None]
             if on_start:
                 on_start(len(source))
@@ -340,6 +366,8 @@ def _run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLik
                      result: SwapResult | None) -> None:
                 """Write one frame to every output, in the writer thread, in frame order."""
                 t2 = time.perf_counter()
+                if out_space is not None:
+                    out = to_output_space(out, out_space)
                 main_w.write(idx, _resize(out, out_size), info, {"provenance": provenance})
                 if patch_w is not None:
                     faces_out = [] if result is None else [
@@ -466,14 +494,18 @@ def _open_writers(source: Any, input_path: Path, output: Path, to_video: bool,
                   cfg: ConvertConfig, video_cfg: VideoConfig | None,
                   images_cfg: ImagesConfig | None, patch_dir: str | os.PathLike[str] | None,
                   patch_cfg: PatchConfig | None, mask_dir: str | os.PathLike[str] | None,
-                  masks_cfg: MasksConfig | None, writers: list[FrameWriter]
+                  masks_cfg: MasksConfig | None, writers: list[FrameWriter],
+                  encoded: bool = False,
                   ) -> tuple[FrameWriter, FrameWriter | None, FrameWriter | None]:
-    """Create and open the writers (appended to ``writers`` as they open, for closing)."""
+    """Create and open the writers (appended to ``writers`` as they open, for closing).
+
+    ``encoded``: the main output's frames come already converted to their output colour space
+    (:func:`to_output_space`): written as given, with no sRGB encoding of linear values."""
     float_input = source.kind == "sequence" or source.kind == "image"
     # Whether frames will be float scene-linear is only known per frame; sequences of EXR are
     # float, PNG/JPEG sequences are not. Probe the first frame.
     linear = False
-    if float_input:
+    if float_input and not encoded:
         first = next(iter(source.frames([source.first_index])), None)
         linear = first is not None and first.linear is not None
     space = "linear" if linear else "srgb"

@@ -272,7 +272,8 @@ def run_extract(input_path: str | Path, faces_dir: str | Path | None,
                 store_path: str | Path | None = None, *, cfg: ExtractConfig | None = None,
                 extractor: Extractor | None = None,
                 on_frame: Callable[[FrameResult, int], None] | None = None,
-                on_start: Callable[[int, int], None] | None = None) -> ExtractStats:
+                on_start: Callable[[int, int], None] | None = None,
+                colorspace: str = "") -> ExtractStats:
     """Extract every face of ``input_path`` into the store and (optionally) the faceset folder.
 
     Args:
@@ -284,6 +285,9 @@ def run_extract(input_path: str | Path, faces_dir: str | Path | None,
         on_frame: Called in the writer thread after each frame is committed, with the result
             and the number of frames still to do.
         on_start: Called once with (frames to process, frames already done) before the loop.
+        colorspace: The input's colour space (see :mod:`faceplate.io.colormanage`); empty:
+            from its metadata, else by kind. Detection sees the frames converted to display
+            sRGB from it; the store records it (meta ``colorspace``).
 
     Returns:
         The run's statistics. Raises :class:`NoFacesError` when the whole input (this run and
@@ -302,9 +306,10 @@ def run_extract(input_path: str | Path, faces_dir: str | Path | None,
     ensure_output_dir(store_path.parent, probe=True)
 
     stats = ExtractStats(store=store_path, faces_dir=out_dir)
-    with open_source(input_path, every_n=cfg.every_n) as source, \
+    with open_source(input_path, every_n=cfg.every_n, colorspace=colorspace) as source, \
             AlignmentsStore.open(store_path, create=True) as store:
         _prepare_store(store, source, cfg, stats)
+        store.set_meta("colorspace", source.colorspace)
         done = store.done_frame_indices()
         todo = [i for i in range(0, source.total_frames, cfg.every_n) if i not in done]
         stats.resumed = len(done)

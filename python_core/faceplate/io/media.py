@@ -28,6 +28,12 @@ frame: they are replaced in the detection view only and counted in
 EXR data windows that differ from the display window are placed into a display-window canvas
 (zeros outside the data window), so pixel coordinates are display-window coordinates.
 
+Colour spaces: :func:`open_source` decides the input's colour space (``colorspace=``, else the
+file's metadata, else by kind: see :mod:`faceplate.io.colormanage`); frames of an input in a
+space other than its kind's native one (linear Rec.709 for float files, sRGB for the others)
+are converted to the working linear space as they are decoded, and then carry ``linear`` even
+when the file is an integer one.
+
 Frame numbers (``FrameInfo.frame_number``, a frame's identity in the alignments store and in
 hosts): a numbered sequence's file numbers (``shot_1001.exr`` is frame 1001); a folder of stills
 that are not one numbered sequence, their positions from 0; a video's frames are numbered from
@@ -65,6 +71,7 @@ import OpenImageIO as oiio
 from faceplate.core.colorspace import linear_to_display_u8
 from faceplate.core.errors import ConfigError, FaceplateError, InputError, UnsupportedFormatError
 from faceplate.core.types import VIDEO_FIRST_FRAME, Frame, FrameInfo
+from faceplate.io.colormanage import DISPLAY_SRGB
 
 SourceKind = Literal["video", "image", "sequence"]
 
@@ -446,6 +453,47 @@ class FrameSource(ABC):
         self.errors: list[FaceplateError] = []
         self.nonfinite_frames: dict[int, int] = {}
         self.ignored: list[Path] = []
+        self.colorspace = DISPLAY_SRGB  # set by set_colorspace (open_source calls it)
+        self._convert_from: str | None = None
+
+    def set_colorspace(self, explicit: str = "") -> None:
+        """Decide the input's colour space (``explicit``, else the first file's metadata, else
+        by kind: see :mod:`faceplate.io.colormanage`); frames in a space other than the kind's
+        native one are converted to the working linear space as they are decoded.
+
+        Raises:
+            ConfigError: ``explicit`` is not a space of the colour config.
+        """
+        from faceplate.io import colormanage as cm
+
+        metadata, is_float = self._probe_colorspace()
+        self.colorspace = cm.input_space(explicit, metadata, is_float)
+        self._convert_from = None if cm.is_native(self.colorspace, is_float) \
+            else self.colorspace
+
+    @property
+    def converts(self) -> bool:
+        """Whether frames are converted from :attr:`colorspace` as they are decoded."""
+        return self._convert_from is not None
+
+    def _probe_colorspace(self) -> tuple[str | None, bool]:
+        """(the colour space the input's metadata names or None, whether its pixels are
+        float)."""
+        return None, False
+
+    def _finish(self, frame: Frame) -> Frame:
+        """``frame`` in the working space: converted from the input's colour space when that
+        is not the kind's native one (float pixels then fill ``linear`` even for integer
+        files), else as decoded."""
+        if self._convert_from is None:
+            return frame
+        from faceplate.io import colormanage as cm
+
+        src = frame.linear if frame.linear is not None \
+            else frame.rgb.astype(np.float32) / np.float32(255.0)
+        lin = cm.to_working(src, self._convert_from)
+        rgb, _ = linear_to_display_u8(lin)
+        return Frame(frame.info, rgb, lin)
 
     @property
     def first_index(self) -> int:
@@ -552,13 +600,26 @@ class ImageSequenceSource(FrameSource):
         raise InputError(
             f"none of the {len(self.files)} images can be read (last error: {last})", self.path)
 
+    def _probe_colorspace(self) -> tuple[str | None, bool]:
+        for f in self.files:
+            inp = _open_oiio(f)
+            if inp is None:
+                continue
+            try:
+                spec = inp.spec()
+                is_float = spec.format.basetype in (oiio.HALF, oiio.FLOAT, oiio.DOUBLE)
+                return spec.get_string_attribute("oiio:ColorSpace") or None, bool(is_float)
+            finally:
+                inp.close()
+        return None, False
+
     def _decode(self, index: int) -> Frame:
         f = self.files[index]
         img = decode_image(f)
         if img.nonfinite:
             self.nonfinite_frames[index] = img.nonfinite
         info = FrameInfo(index, f.name, None, img.width, img.height, self._numbers[index])
-        return Frame(info, img.rgb, img.linear)
+        return self._finish(Frame(info, img.rgb, img.linear))
 
     def number_of(self, index: int) -> int:
         return self._numbers[index]
@@ -775,7 +836,7 @@ class VideoSource(FrameSource):
               else (index / self.fps if self.fps else None))
         info = FrameInfo(index, f"{self.stem}_{index:06d}", ts, int(rgb.shape[1]),
                          int(rgb.shape[0]), self.number_of(index))
-        return Frame(info, rgb, None)
+        return self._finish(Frame(info, rgb, None))
 
     def number_of(self, index: int) -> int:
         return int(index) + VIDEO_FIRST_FRAME
@@ -851,7 +912,8 @@ def _folder_source(folder: Path, every_n: int, start: int) -> ImageSequenceSourc
     return src
 
 
-def open_source(path: str | Path, *, every_n: int = 1, start: int = 0) -> FrameSource:
+def open_source(path: str | Path, *, every_n: int = 1, start: int = 0,
+                colorspace: str = "") -> FrameSource:
     """Open an extraction input.
 
     Args:
@@ -859,6 +921,8 @@ def open_source(path: str | Path, *, every_n: int = 1, start: int = 0) -> FrameS
             (``shot_####.exr``, ``shot_%04d.exr``).
         every_n: Keep only frames whose index is a multiple of ``every_n`` (≥ 1).
         start: Skip frames with a smaller index (≥ 0).
+        colorspace: The input's colour space (a name in the colour config, see
+            :mod:`faceplate.io.colormanage`); empty: from the file's metadata, else by kind.
 
     Returns:
         A :class:`FrameSource` (use it as a context manager, or call ``close``).
@@ -867,8 +931,19 @@ def open_source(path: str | Path, *, every_n: int = 1, start: int = 0) -> FrameS
         InputError: missing path, unreadable or corrupt file, folder without images, image too
             small.
         UnsupportedFormatError: a file whose extension is neither an image nor a video format.
-        ConfigError: ``every_n`` < 1 or ``start`` < 0.
+        ConfigError: ``every_n`` < 1 or ``start`` < 0, or an unknown colour space.
     """
+    src = _open_source(path, every_n=every_n, start=start)
+    try:
+        src.set_colorspace(colorspace)
+    except BaseException:
+        src.close()
+        raise
+    return src
+
+
+def _open_source(path: str | Path, *, every_n: int = 1, start: int = 0) -> FrameSource:
+    """The source for ``path`` (:func:`open_source` without the colour space)."""
     p = Path(path).expanduser()
     if p.is_dir():
         return _folder_source(p, every_n, start)

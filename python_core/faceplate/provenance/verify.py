@@ -61,6 +61,9 @@ class VerifyConfig(Config):
                         "overlapping) reaches the threshold; 0 judges every frame alone. The "
                         "false-positive bound per face is (2R + 1) × the single-frame rate.",
                         minimum=0, maximum=10)
+    colorspace: str = option("", "Colour space of the files (e.g. 'ARRI LogC3 (EI800)' for a "
+                             "convert written with --output-colorspace); empty: from their "
+                             "metadata, else by kind.")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -274,7 +277,7 @@ def verify(path: str | Path, cfg: VerifyConfig | None = None,
         results = [_file_marks(f) for f in files]
         for i in _pick(len(files), cfg):
             try:
-                with open_source(files[i]) as src:
+                with open_source(files[i], colorspace=cfg.colorspace) as src:
                     frame = src.read(src.first_index)
             except FaceplateError as err:
                 frames.append(FrameResult(i, str(files[i]), None, error=err.problem))
@@ -287,7 +290,8 @@ def verify(path: str | Path, cfg: VerifyConfig | None = None,
 
     marks = _file_marks(p)
     # open_source raises InputError / UnsupportedFormatError for a bad file
-    with open_source(p, every_n=1 if cfg.frames else cfg.every) as src:
+    with open_source(p, every_n=1 if cfg.frames else cfg.every,
+                     colorspace=cfg.colorspace) as src:
         if is_video(p) or p.suffix.lower() in VIDEO_EXTS:
             total = src.total_frames
             it = src.frames(_pick(total, cfg) if cfg.frames and total else None)
