@@ -91,9 +91,12 @@ def test_analyze_then_render_reads_the_store_at_its_time(plate, model_dir, tmp_p
         np.testing.assert_array_equal(out, plate)
     render_into(SWAP_ID, plate, params, out, time=0.0, action="analyze_end")
     with AlignmentsStore.open(store, readonly=True) as st:
-        assert sorted(f.index for f in st.frames()) == [3, 4, 5]
+        # the host's frames are the store's frame numbers (positions follow analysis order)
+        assert sorted(f.frame_number for f in st.frames()) == [3, 4, 5]
         # Move frame 4's face: a render at t=4 must follow the store, not detect again.
-        rec = st.faces(4)[0]
+        faces4 = st.faces_at(4)
+        assert faces4
+        rec = faces4[0]
     with AlignmentsStore.open(store) as st:
         st.update_face(dataclasses.replace(rec, landmarks=rec.landmarks + np.array([40.0, 0.0])))
     full = {**params, "mask": "full"}  # a matte that follows the crop, not the stored mask

@@ -10,7 +10,7 @@ The test writes a spec file and names it in ``FACEPLATE_NATRON_SPEC``::
      "steps": [{"render": "out", "first": 1001, "last": 1003},
                {"trigger": "swap", "param": "analyzeSequence"},
                {"set": "swap", "param": "model", "value": ""},
-               {"kill_worker_after": 1.5, "for": 0.0},
+               {"kill_worker_after": 0.0, "for": 0.0, "when": "/out/f.1001.exr"},
                {"sleep": 1.0},
                {"describe": "swap"}],
      "result": "/tmp/result.json"}
@@ -110,10 +110,14 @@ def worker_memory():
     return out
 
 
-def kill_later(seconds, for_seconds=0.0):
-    """After ``seconds``, SIGKILL every faceplate-worker of this process; with ``for_seconds``,
-    go on killing each new one for that long (a worker that keeps dying)."""
+def kill_later(seconds, for_seconds=0.0, when=None):
+    """After ``seconds`` (counted once the file ``when`` exists, if given: a frame the render
+    has written), SIGKILL every faceplate-worker of this process; with ``for_seconds``, go on
+    killing each new one for that long (a worker that keeps dying)."""
     def run():
+        give_up = time.time() + 120.0
+        while when and not os.path.exists(when) and time.time() < give_up:
+            time.sleep(0.005)
         time.sleep(seconds)
         end, killed = time.time() + for_seconds, []
         while True:
@@ -163,7 +167,7 @@ for step in SPEC.get("steps", []):
         elif "set" in step:
             set_param(nodes[step["set"]], step["param"], step["value"])
         elif "kill_worker_after" in step:
-            kill_later(step["kill_worker_after"], step.get("for", 0.0))
+            kill_later(step["kill_worker_after"], step.get("for", 0.0), step.get("when"))
         elif "sleep" in step:
             time.sleep(step["sleep"])
         elif "describe" in step:

@@ -320,10 +320,12 @@ def test_pass_through_with_a_message_and_recovery_after_a_killed_worker(
         *setup("noface", str(no_face), model=str(model), alignments=""),
         {"render": "out", "first": 1, "last": 1},                            # 12
         *setup("killed", plate_seq, alignments=str(plate / "plate.fpstore")),
-        {"kill_worker_after": 1.0},
+        # killed once the range's first frame is written (mid-frame or between frames)
+        {"kill_worker_after": 0.0, "when": str(out / f"killed.{first:04d}.exr")},
         {"render": "out", "first": first, "last": last},                     # 17
         *setup("failed", plate_seq, color_strength=0.9),
-        {"kill_worker_after": 0.5, "for": 8.0},
+        # the running worker and every new one for 8 s, from before the render starts
+        {"kill_worker_after": 0.0, "for": 8.0},
         {"render": "out", "first": first, "last": last},                     # 21
         {"sleep": 8.0},
         {"set": "swap", "param": "color_strength", "value": 0.95},          # a change
