@@ -23,7 +23,11 @@ Swap → Write against ``faceplate convert`` on the same frames: ``--natron-fram
 the clip as a scene-linear float EXR sequence numbered from 1001 with its alignments store, both
 writing float EXR. Each side's first frame (worker start, model load) is left out: Natron renders
 one frame, then the range in a second ``app.render`` (timed); the CLI's per-frame time is its
-frame loop after the first frame. The ratio Natron / CLI is in the JSON (target ≤ 1.25).
+frame loop after the first frame. The ratio Natron / CLI is in the JSON (target ≤ 1.25). Beside
+it: Natron's own Read → Write of the same frames without the node (what Natron's EXR reading and
+writing cost per frame), the node's graph again with Natron's "Number of parallel renders"
+preference at 2 (``nParallelRenders``: a frame in the worker while Natron reads and writes
+another), and two Swap nodes with two models (the worker's peak memory).
 
 Writes JSON (``--output``) and prints it; never asserts on time.
 
@@ -133,21 +137,38 @@ def natron_vs_cli(model_dir: Path, n: int, work: Path) -> dict[str, Any]:
                       {"render": "out", "first": first + 1, "last": first + n - 1}],
             "result": str(work / "natron_result.json")}
     (work / "natron_out").mkdir(exist_ok=True)
-    (work / "natron_spec.json").write_text(json.dumps(spec))
     home = work / "natron_home"
     home.mkdir(exist_ok=True)
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONHOME": "/usr", "HOME": str(home),
-           "OFX_PLUGIN_PATH": str(BUILD / "ofx_plugin"), "LANG": "C.UTF-8",
-           "FACEPLATE_NATRON_SPEC": str(work / "natron_spec.json")}
+           "OFX_PLUGIN_PATH": str(BUILD / "ofx_plugin"), "LANG": "C.UTF-8"}
+
+    def natron_run(tag: str, graph: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+        """Runs ``graph`` in NatronRenderer through tests/natron/driver.py: (steps, log)."""
+        graph = {**graph, "result": str(work / f"natron_{tag}.json")}
+        (work / f"natron_{tag}_spec.json").write_text(json.dumps(graph))
+        proc = subprocess.run([natron, str(ROOT / "tests" / "natron" / "driver.py")],
+                              env={**env, "FACEPLATE_NATRON_SPEC":
+                                   str(work / f"natron_{tag}_spec.json")},
+                              capture_output=True, text=True, timeout=3600, cwd=work)
+        return (json.loads((work / f"natron_{tag}.json").read_text())["steps"],
+                (proc.stdout + proc.stderr)[-3000:])
+
     t0 = time.perf_counter()
-    proc = subprocess.run([natron, str(ROOT / "tests" / "natron" / "driver.py")], env=env,
-                          capture_output=True, text=True, timeout=3600, cwd=work)
+    steps, log = natron_run("swap", spec)
     natron_total = time.perf_counter() - t0
-    result = json.loads((work / "natron_result.json").read_text())
-    steps = result["steps"]
     if not all(st["ok"] for st in steps):
-        return {"error": [st["error"] for st in steps], "log": (proc.stdout + proc.stderr)[-3000:]}
+        return {"error": [st["error"] for st in steps], "log": log}
     natron_per_frame = steps[1]["seconds"] / (n - 1)
+    # Natron's own part: the same Read → Write without the node; and the node's graph with
+    # Natron's "Number of parallel renders" preference at 2 (frames overlap: one in the
+    # worker while Natron reads and writes another)
+    rw = json.loads(json.dumps(spec))
+    rw["nodes"] = [nd for nd in rw["nodes"] if nd["id"] != "swap"]
+    rw["links"] = [["out", 0, "read"]]
+    rw_steps, _ = natron_run("read_write", rw)
+    par_steps, _ = natron_run("parallel2", {**spec, "settings": {"nParallelRenders": 2}})
+    par_per_frame = par_steps[1]["seconds"] / (n - 1) if all(
+        st["ok"] for st in par_steps) else None
 
     # Two actors: a second Swap node with a second model (a copy of the folder: loaded on its
     # own) after the first, the same frames; the worker's peak memory against one model's.
@@ -160,12 +181,7 @@ def natron_vs_cli(model_dir: Path, n: int, work: Path) -> dict[str, Any]:
     two["nodes"].insert(2, {"id": "swap2", "plugin": "org.faceplate.Swap", "params": {
         "model": str(second), "alignments": str(store), "output": "face_matte"}})
     two["links"] = [["swap", 0, "read"], ["swap2", 0, "swap"], ["out", 0, "swap2"]]
-    two["result"] = str(work / "natron_two.json")
-    (work / "natron_two_spec.json").write_text(json.dumps(two))
-    env["FACEPLATE_NATRON_SPEC"] = str(work / "natron_two_spec.json")
-    subprocess.run([natron, str(ROOT / "tests" / "natron" / "driver.py")], env=env,
-                   capture_output=True, text=True, timeout=3600, cwd=work)
-    two_steps = json.loads((work / "natron_two.json").read_text())["steps"]
+    two_steps, _ = natron_run("two", two)
 
     def peak(step: dict[str, Any]) -> float | None:
         mem = step.get("worker_memory_mib") or {}
@@ -179,6 +195,10 @@ def natron_vs_cli(model_dir: Path, n: int, work: Path) -> dict[str, Any]:
         "natron_first_frame_seconds": steps[0]["seconds"],
         "natron_total_seconds": natron_total,
         "ratio_natron_over_cli": natron_per_frame / cli_per_frame,
+        "natron_read_write_only_seconds_per_frame": rw_steps[1]["seconds"] / (n - 1),
+        "natron_parallel_renders_2_seconds_per_frame": par_per_frame,
+        "ratio_natron_parallel_renders_2_over_cli":
+            None if par_per_frame is None else par_per_frame / cli_per_frame,
         "target_ratio": 1.25,
         "worker_peak_rss_mib_one_model": peak(steps[1]),
         "two_models": {
@@ -296,7 +316,7 @@ def main() -> None:
     }
     if params:
         report["natron_vs_cli"] = natron_vs_cli(model_dir, args.natron_frames,
-                                                work / "natron_bench")
+                                                work / f"natron_bench_{args.natron_frames}")
     write_report(report, args.output)
 
 

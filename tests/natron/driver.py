@@ -13,9 +13,12 @@ The test writes a spec file and names it in ``FACEPLATE_NATRON_SPEC``::
                {"kill_worker_after": 0.0, "for": 0.0, "when": "/out/f.1001.exr"},
                {"sleep": 1.0},
                {"describe": "swap"}],
+     "settings": {"nParallelRenders": 2},
      "result": "/tmp/result.json"}
 
-Parameter values: a choice takes its option's name (or its index), the others their value.
+``settings`` sets Natron's own preferences (script names of its Preferences parameters) before
+the graph is built. Parameter values: a choice takes its option's name (or its index), the
+others their value.
 Each step's outcome (ok, error text, seconds) goes into the result file, written after every
 step, so a crash leaves the steps done behind it. Only Natron's public Python API is used.
 """
@@ -41,7 +44,8 @@ def save():
 def set_param(node, name, value):
     p = node.getParam(name)
     if p is None:
-        raise KeyError(f"node {node.getScriptName()} has no parameter {name}")
+        owner = node.getScriptName() if hasattr(node, "getScriptName") else "settings"
+        raise KeyError(f"{owner} has no parameter {name}")
     if type(p).__name__ == "ChoiceParam" and isinstance(value, str):
         options = [p.getOption(i) for i in range(p.getNumOptions())]
         if value not in options:
@@ -133,6 +137,12 @@ def kill_later(seconds, for_seconds=0.0, when=None):
     t.daemon = True
     t.start()
 
+
+if SPEC.get("settings"):
+    import NatronEngine
+
+    for _name, _value in SPEC["settings"].items():
+        set_param(NatronEngine.natron.getSettings(), _name, _value)
 
 nodes = {}
 for n in SPEC["nodes"]:
