@@ -584,6 +584,28 @@ def paste_matrix(matrix: np.ndarray, size: int, cfg: ConvertConfig) -> np.ndarra
     return compose_affine(adj, matrix)
 
 
+def _input_matrices(faces: Sequence[FaceRecord], predictor: Predictor) -> list[np.ndarray]:
+    return [crop_matrix(r.landmarks, predictor.input_size, predictor.centering,
+                        predictor.coverage) for r in faces]
+
+
+def model_inputs(frame: np.ndarray, faces: Sequence[FaceRecord], predictor: Predictor, *,
+                 frame_is_linear: bool = False) -> np.ndarray:
+    """What :func:`swap_frame` feeds ``predictor.predict`` for ``faces`` of ``frame``.
+
+    Args:
+        frame: H×W×3/4 ``uint8`` display sRGB, or ``float32`` (scene-linear when
+            ``frame_is_linear``).
+        faces: Records with 68 frame-pixel landmarks.
+        predictor: The loaded model (its input size, centering and coverage).
+
+    Returns:
+        N×S×S×3 float32 display sRGB crops in [0, 1], S = ``predictor.input_size``.
+    """
+    return _plate_crops(frame, _input_matrices(faces, predictor), predictor.input_size,
+                        frame_is_linear)
+
+
 def _plate_crops(frame: np.ndarray, matrices: list[np.ndarray], size: int,
                  frame_is_linear: bool) -> np.ndarray:
     """N×size×size×3 float32 display-sRGB [0, 1] crops, converting only each crop's box."""
@@ -701,7 +723,7 @@ def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
 
     s_in, s_out = predictor.input_size, predictor.output_size
     cen, cov = predictor.centering, predictor.coverage
-    m_in = [crop_matrix(r.landmarks, s_in, cen, cov) for r in chosen]
+    m_in = _input_matrices(chosen, predictor)
     m_out = m_in if s_out == s_in else [crop_matrix(r.landmarks, s_out, cen, cov)
                                         for r in chosen]
     x = _plate_crops(frame, m_in, s_in, frame_is_linear)
@@ -840,6 +862,7 @@ __all__ = [
     "TorchPredictor",
     "face_velocity",
     "make_predictor",
+    "model_inputs",
     "parse_frame_ranges",
     "paste_matrix",
     "select_faces",
