@@ -120,14 +120,17 @@ def run_mode(mode: str, iterations: int, warmup: int, batch: int, device: str,
         t.setup()
         params = t.model.param_count()
         t.model.train()
+        phases = _PhaseTimer(t)
         try:
             for _ in range(warmup + iterations):
                 t0 = time.perf_counter()
+                phases.begin()
                 parts = t._train_step()
                 losses.append([parts["a"]["total"], parts["b"]["total"]])
                 if t.device.type == "cuda":
                     torch.cuda.synchronize()
                 times.append(time.perf_counter() - t0)
+                phases.end(times[-1])
                 t.iteration += 1
         finally:
             t.close()
@@ -141,6 +144,7 @@ def run_mode(mode: str, iterations: int, warmup: int, batch: int, device: str,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "device": str(t.device), "precision": precision, "channels_last": channels_last,
         "threads": torch.get_num_threads(), "losses": losses,
+        "phases_ms": phases.summary(warmup),
     }
     gpu = _gpu_peak()
     if gpu is not None:
@@ -152,6 +156,64 @@ def run_mode(mode: str, iterations: int, warmup: int, batch: int, device: str,
         res["faceswap_peak_gib"] = FACESWAP_PEAK_GIB[mode]
     return res
 
+
+
+class _PhaseTimer:
+    """Where a training step's time goes, measured from outside the trainer: ``data`` (the next
+    batch pair: loading, augmentation, warping; made in the main thread on small machines),
+    ``forward`` (both sides' model forward), ``optimizer`` (the optimiser's step), and
+    ``loss_backward_rest`` (the losses, the backward pass, gradient clipping, bookkeeping: the
+    iteration's time minus the other three). CPU timings (on CUDA the phases are asynchronous
+    and only the total is meaningful)."""
+
+    def __init__(self, trainer: Any) -> None:
+        self.rows: list[dict[str, float]] = []
+        self._cur: dict[str, float] = {}
+        self._fwd_t0 = 0.0
+        inner = trainer._batches
+
+        def batches() -> Any:
+            while True:
+                t = time.perf_counter()
+                item = next(inner)
+                self._add("data", time.perf_counter() - t)
+                yield item
+
+        trainer._batches = batches()
+        trainer.step_module.register_forward_pre_hook(self._pre)
+        trainer.step_module.register_forward_hook(self._post)
+        step = trainer.optimizer.step
+
+        def timed_step(*a: Any, **k: Any) -> Any:
+            t = time.perf_counter()
+            out = step(*a, **k)
+            self._add("optimizer", time.perf_counter() - t)
+            return out
+
+        trainer.optimizer.step = timed_step
+
+    def _add(self, key: str, secs: float) -> None:
+        self._cur[key] = self._cur.get(key, 0.0) + secs
+
+    def _pre(self, *_: Any) -> None:
+        self._fwd_t0 = time.perf_counter()
+
+    def _post(self, *_: Any) -> None:
+        self._add("forward", time.perf_counter() - self._fwd_t0)
+
+    def begin(self) -> None:
+        self._cur = {}
+
+    def end(self, total: float) -> None:
+        row = {k: self._cur.get(k, 0.0) for k in ("data", "forward", "optimizer")}
+        row["loss_backward_rest"] = total - sum(row.values())
+        row["total"] = total
+        self.rows.append(row)
+
+    def summary(self, warmup: int) -> dict[str, float]:
+        """Mean milliseconds per timed iteration of each phase."""
+        rows = self.rows[warmup:] or self.rows
+        return {k: 1000.0 * sum(r[k] for r in rows) / len(rows) for k in rows[0]} if rows else {}
 
 
 def _machine() -> dict[str, Any]:
