@@ -11,7 +11,18 @@ Then each mode runs ``run_convert`` in its own subprocess (its own peak memory):
 * ``store_bf16_jobs1``: ``store_bf16`` swapping one frame at a time (``--jobs 1``; every other
   mode uses the default, two frames at once on a 2-core machine);
 * ``store_onnx``: the same with the ONNX predictor (exported here once);
+* ``store_int8``: ``--precision int8``: the int8 export (quantised here once, calibrated on the
+  clip's own faces, written as a faceset: the model is untrained, it has no training faces);
 * ``on_the_fly``: no store, faces detected per frame (detect + align + masks).
+
+Beside them, in the same run: ``model_only``, each precision's own rate in faces/s (the
+predictor alone on the clip's face crops, run the way convert runs it: ``--jobs`` threads at
+once, each inference on its share of the cores), so the pipeline's overhead is a ratio
+(``pipeline_vs_model`` = steady frames/s ÷ model faces/s, one face a frame), and
+``int8_vs_bf16_steady``; and ``quality``: the int8 guard of
+:mod:`faceplate.evaluate.precision` (face PSNR against fp32, identity distance and skin ΔE of
+the composites) on this clip with this model, and on the man's sample clip with the trained
+test model (``tests/convert_model.py``, when its cache exists: it has real training faces).
 
 Each reports end-to-end frames/s (``run_convert`` from its call to its return: the imports it
 triggers, the model load, decode → faces → swap → H.264 ``ultrafast`` write, the signing), the
@@ -35,10 +46,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from bench_common import machine_info, write_report
+from bench_common import calibration, machine_info, write_report
 
-MODES = ("store", "store_bf16", "store_bf16_jobs1", "store_onnx", "on_the_fly")
+MODES = ("store", "store_bf16", "store_bf16_jobs1", "store_onnx", "store_int8", "on_the_fly")
+#: The precisions ``model_only`` measures: (mode name, predictor, precision).
+MODEL_ONLY = (("fp32", "torch", "fp32"), ("bf16", "torch", "bf16"), ("onnx_fp32", "onnx", "fp32"),
+              ("int8", "torch", "int8"))
+#: Convert modes whose steady rate is compared with each model-only rate.
+PIPELINE_OF = {"store": "fp32", "store_bf16": "bf16", "store_onnx": "onnx_fp32",
+               "store_int8": "int8"}
 SIZE = 128
 #: ``fps_steady`` counts from the frame written after these (the first frames carry the
 #: inference engine's one-time set-up).
@@ -60,6 +78,10 @@ def prepare(frames: int, work: Path) -> tuple[Path, Path, Path]:
     if not store.exists():
         run_extract(clip, None, store, extractor=Extractor(ExtractConfig(write_faces=False,
                                                                          thumbnails=False)))
+    else:  # a store cached by an older Faceplate: migrate it (opening it writable does)
+        from faceplate.io.store import AlignmentsStore
+
+        AlignmentsStore.open(store).close()
     model_dir = work / "df128"
     if not (model_dir / "manifest.json").exists():
         model_dir.mkdir(parents=True, exist_ok=True)
@@ -76,8 +98,25 @@ def prepare(frames: int, work: Path) -> tuple[Path, Path, Path]:
         from faceplate.train.export import export_onnx  # the benchmark may use train
 
         export_onnx(model, onnx_path)
+        from faceplate.io.paths import sha256_file
+
         mf.write_manifest(model_dir, manifest.__class__(**{
-            **manifest.to_dict(), "onnx": {"file": "model.onnx", "direction": "b2a"}}))
+            **manifest.to_dict(), "onnx": {"file": "model.onnx", "direction": "b2a",
+                                           "sha256": sha256_file(onnx_path)}}))
+    manifest = mf.read_manifest(model_dir)
+    if manifest.onnx is not None and not manifest.onnx.get("sha256"):  # cached by older code
+        from faceplate.io.paths import sha256_file
+
+        mf.write_manifest(model_dir, manifest.__class__(**{**manifest.to_dict(), "onnx": {
+            **manifest.onnx, "sha256": sha256_file(model_dir / manifest.onnx["file"])}}))
+    if mf.read_manifest(model_dir).int8 is None:
+        faces = work / "faces"
+        if not any(faces.glob("*.png")):
+            run_extract(clip, faces, work / "faces.fpstore",
+                        extractor=Extractor(ExtractConfig(size=256, thumbnails=False)))
+        from faceplate.train.trainer import export_int8
+
+        export_int8(model_dir, faces)
     return clip, store, model_dir
 
 
@@ -90,7 +129,8 @@ def run_mode(mode: str, clip: Path, store: Path, model_dir: Path) -> dict[str, o
     from faceplate.convert.writers.video import VideoConfig
 
     cfg = ConvertConfig(predictor="onnx" if mode == "store_onnx" else "torch",
-                        precision="bf16" if mode.startswith("store_bf16") else "fp32",
+                        precision="bf16" if mode.startswith("store_bf16") else
+                        "int8" if mode == "store_int8" else "fp32",
                         jobs=1 if mode.endswith("_jobs1") else 0)
     with tempfile.TemporaryDirectory() as tmp:
         src = clip
@@ -125,6 +165,101 @@ def run_mode(mode: str, clip: Path, store: Path, model_dir: Path) -> dict[str, o
 
 
 
+def _clip_faces(clip: Path, store: Path, every: int) -> list[tuple[Any, list[Any]]]:
+    """(frame RGB, its stored faces) for every ``every``-th frame of the clip."""
+    from faceplate.io.media import open_source
+    from faceplate.io.store import AlignmentsStore
+
+    out: list[tuple[Any, list[Any]]] = []
+    st = AlignmentsStore.open(store, readonly=True)
+    try:
+        with open_source(clip) as src:
+            for i, frame in enumerate(src):
+                if i % every == 0:
+                    out.append((frame.rgb, st.faces_at(src.number_of(i)) or []))
+    finally:
+        st.close()
+    return out
+
+
+def model_only(clip: Path, store: Path, model_dir: Path, calls: int) -> dict[str, object]:
+    """Faces/s of each precision's predictor alone, ``jobs`` threads at once as in convert."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from faceplate.convert.run import swap_jobs
+    from faceplate.convert.swap import ConvertConfig, make_predictor, model_inputs
+
+    jobs, threads = swap_jobs(ConvertConfig())
+    frames = _clip_faces(clip, store, 6)
+    out: dict[str, object] = {"jobs": jobs, "threads_per_job": threads, "calls_per_job": calls}
+    for name, kind, prec in MODEL_ONLY:
+        pred = make_predictor(kind, model_dir, threads=threads, precision=prec)  # type: ignore[arg-type]
+        crops = [model_inputs(f, faces, pred) for f, faces in frames if faces]
+
+        def work(j: int, pred: object = pred, crops: list[np.ndarray] = crops) -> None:
+            for k in range(calls):
+                pred.predict(crops[(j + k) % len(crops)][:1], mask=False)  # type: ignore[attr-defined]
+
+        with ThreadPoolExecutor(jobs) as pool:
+            list(pool.map(work, range(jobs)))  # warm-up: one-time set-up of each engine
+            t = time.perf_counter()
+            list(pool.map(work, range(jobs)))
+            secs = time.perf_counter() - t
+        out[name] = {"faces_per_second": jobs * calls / secs,
+                     "ms_per_face_per_job": 1000.0 * secs / calls}
+        del pred
+    return out
+
+
+def quality(clip: Path, store: Path, model_dir: Path) -> dict[str, object]:
+    """The int8 guard on this clip/model and on the trained test model's sample clip."""
+    from faceplate.evaluate.precision import compare_precisions
+    from faceplate.io import samples
+
+    res: dict[str, object] = {
+        "benchmark_model_1080p_clip": {
+            "model": "df 128, untrained (int8 calibrated on this clip's faces)",
+            **compare_precisions(model_dir, _clip_faces(clip, store, 8),
+                                 candidate="int8").to_dict()}}
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))
+    from tests import convert_model
+    from tests.train_facesets import cache_root
+
+    trained = cache_root().parent.parent / "test_models" / convert_model.TRAINED_VERSION / "model"
+    sets = cache_root()
+    if not (trained / "manifest.json").is_file() or not (sets / "b.fpstore").is_file():
+        res["trained_test_model"] = "skipped: run the tests once to train and cache it"
+        return res
+    import shutil
+
+    from faceplate.train.trainer import export_int8
+
+    with tempfile.TemporaryDirectory() as tmp:
+        m = Path(tmp) / "model"
+        shutil.copytree(trained, m)
+        entry = export_int8(m, sets / "b")
+        res["trained_test_model"] = {
+            "model": "original 64 px, 600 iterations (tests/convert_model.py), int8 "
+                     "calibrated on its faceset B", "export_psnr_db": entry["psnr_db"],
+            "clip": "single_face.mp4 640x360, every 3rd frame",
+            **compare_precisions(m, _clip_faces(samples.path("single_face.mp4"),
+                                                sets / "b.fpstore", 3),
+                                 candidate="int8").to_dict()}
+    return res
+
+
+def _child(mode: str, clip: Path, store: Path, model_dir: Path) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, __file__, "--mode", mode, "--clip", str(clip),
+                           "--store", str(store), "--model", str(model_dir)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"mode": mode, "error": proc.stderr.strip().splitlines()[-5:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -132,25 +267,57 @@ def main() -> None:
     ap.add_argument("--output", type=Path, default=Path("bench_out/convert.json"))
     ap.add_argument("--work", type=Path, default=None,
                     help="folder for the store and model (default: a cache folder)")
-    ap.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
+    ap.add_argument("--model-calls", type=int, default=8,
+                    help="model-only: faces per job timed for each precision")
+    ap.add_argument("--modes", nargs="*", choices=MODES, default=list(MODES))
+    ap.add_argument("--no-quality", action="store_true", help="skip the int8 quality guard")
+    ap.add_argument("--mode", choices=(*MODES, "model_only", "quality"), help=argparse.SUPPRESS)
     ap.add_argument("--clip", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--store", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--model", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.mode:  # child process
+    if args.mode == "model_only":  # child processes
+        print(json.dumps(model_only(args.clip, args.store, args.model, args.model_calls)))
+        return
+    if args.mode == "quality":
+        print(json.dumps(quality(args.clip, args.store, args.model)))
+        return
+    if args.mode:
         print(json.dumps(run_mode(args.mode, args.clip, args.store, args.model)))
         return
     from faceplate.io import samples
 
+    cal_start = calibration()
     work = args.work or samples.cache_dir().parent / "derived" / f"bench_convert_{args.frames}"
     work.mkdir(parents=True, exist_ok=True)
     clip, store, model_dir = prepare(args.frames, work)
+    # The model-only rates between the convert modes: each ratio's two halves close in time.
     results = []
-    for mode in MODES:
-        proc = subprocess.run([sys.executable, __file__, "--mode", mode, "--clip", str(clip),
-                               "--store", str(store), "--model", str(model_dir)],
-                              capture_output=True, text=True, check=True)
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    model = None
+    for i, mode in enumerate(args.modes):
+        if i == len(args.modes) // 2:
+            model = _child("model_only", clip, store, model_dir)
+        results.append(_child(mode, clip, store, model_dir))
+    if model is None:
+        model = _child("model_only", clip, store, model_dir)
+    by_mode = {r["mode"]: r for r in results}
+    ratios: dict[str, object] = {}
+    for mode, prec in PIPELINE_OF.items():
+        r, m = by_mode.get(mode, {}), model.get(prec)
+        if isinstance(m, dict) and r.get("fps_steady"):
+            r["model_faces_per_second"] = m["faces_per_second"]
+            r["pipeline_vs_model"] = r["fps_steady"] / m["faces_per_second"]
+    bf, i8 = by_mode.get("store_bf16", {}), by_mode.get("store_int8", {})
+    if bf.get("fps_steady") and i8.get("fps_steady"):
+        ratios["int8_vs_bf16_steady"] = i8["fps_steady"] / bf["fps_steady"]
+        ratios["int8_vs_bf16_end_to_end"] = i8["fps_end_to_end"] / bf["fps_end_to_end"]
+    mb, mi = model.get("bf16"), model.get("int8")
+    if isinstance(mb, dict) and isinstance(mi, dict):
+        ratios["int8_vs_bf16_model_only"] = mi["faces_per_second"] / mb["faces_per_second"]
+    for mode in PIPELINE_OF:
+        if "pipeline_vs_model" in by_mode.get(mode, {}):
+            ratios[f"pipeline_vs_model_{mode}"] = by_mode[mode]["pipeline_vs_model"]
+    qual = None if args.no_quality else _child("quality", clip, store, model_dir)
     report = {
         "benchmark": "convert",
         "clip": {"path": str(clip), "width": 1920, "height": 1080, "frames": args.frames,
@@ -159,8 +326,13 @@ def main() -> None:
         "settings": "defaults: colour rct, blend overlay, mask extended, writer H.264 "
                     "ultrafast CRF 18",
         "machine": machine_info(),
-        "results": {r["mode"]: r for r in results},
+        "targets": {"int8_vs_bf16_steady": 1.6, "pipeline_vs_model": 0.85},
+        "ratios": ratios,
+        "results": by_mode,
+        "model_only": model,
+        "quality": qual,
     }
+    report["calibration"] = {"start": cal_start, "end": calibration()}
     write_report(report, args.output)
 
 

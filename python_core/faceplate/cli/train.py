@@ -3,7 +3,8 @@
 Trains a model that turns B's faces (the footage) into A's. Options: ``--iterations N``,
 ``--batch-size N`` (per side), ``--resume`` (continue the model in MODEL_DIR; options not given
 again are taken from its checkpoint), ``--export-only`` (write the ONNX export of a trained
-model), the trainer options below, every data/augmentation option, and each model's own options
+model; with ``--export-int8`` also the int8 model ``convert --precision int8`` runs), the
+trainer options below, every data/augmentation option, and each model's own options
 as ``--<model>-<option>`` (e.g. ``--df-ae-dims 512``).
 
 The same options run as the standalone script ``python -m faceplate.train``, which is also what
@@ -59,7 +60,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the model in MODEL_DIR from its latest checkpoint")
     p.add_argument("--export-only", action="store_true",
-                   help="only export MODEL_DIR's trained model to ONNX (no training)")
+                   help="only export MODEL_DIR's trained model to ONNX (no training); with "
+                   "--export-int8 also its int8 model (calibrated on --b, default the "
+                   "checkpoint's faceset B)")
     add_config(p, TrainConfig, prefix=_TRAIN, title="training")
     add_config(p, DataConfig, prefix=_DATA, title="data and augmentation", exclude=("size",))
     add_config(p, GanConfig, prefix=_GAN, flag_prefix="gan-", exclude=_GAN_EXCLUDE,
@@ -157,11 +160,15 @@ def build(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Path, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from faceplate.train.trainer import Trainer, export_model
+    from faceplate.train.trainer import Trainer, export_int8, export_model
 
     if args.export_only:
         diff = export_model(args.output, log=_say)
         print(f"onnx: {args.output / 'model.onnx'} (max abs diff vs torch {diff:.2e})")
+        if getattr(args, _TRAIN + "export_int8", False):
+            entry = export_int8(args.output, args.faceset_b, log=_say)
+            print(f"int8: {args.output / entry['file']} (PSNR against the float model "
+                  f"{entry['psnr_db']:.1f} dB)")
         return 0
     distributed = _init_distributed()
     try:

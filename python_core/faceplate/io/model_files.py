@@ -7,6 +7,7 @@ Layout of a model directory (every file written atomically: a temp file in the s
       manifest.json          the inference manifest (:class:`Manifest`), written after the weights
       model.safetensors      the inference weights (the full swap model's ``state_dict``, float32)
       model.onnx             optional ONNX export of the inference graph (recorded in the manifest)
+      model.int8.onnx        optional int8 version of it (static quantisation, QDQ), recorded too
       latest.json            {"format", "checkpoint": "checkpoints/00001200", "iteration": 1200}
       checkpoints/<iteration:08d>/{model.safetensors, optimizer.safetensors, state.json}
       snapshots/<iteration:08d>/...   same content, kept forever (one every ``snapshot_every``)
@@ -22,6 +23,8 @@ Layout of a model directory (every file written atomically: a temp file in the s
      "color_space": "srgb", "learn_mask": true,
      "weights": {"file": "model.safetensors", "sha256": "..."},
      "onnx": null | {"file": "model.onnx", "direction": "b2a", "max_abs_diff": 1e-6, "sha256": ...},
+     "int8": null | {"file": "model.int8.onnx", "direction": "b2a", "sha256": ..., "from_onnx":
+                     <model.onnx's sha256>, "calibration": {...}, "psnr_db": ..., ...},
      "training": {"iterations": 1200, "examples_seen": 38400, "batch_size": 16,
                   "last_losses": {"a": ..., "b": ...}, "date": "2025-...Z",
                   "faceplate_version": "0.1.0"},
@@ -64,6 +67,8 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "model.safetensors"
 ONNX = "model.onnx"
+#: The int8 (statically quantised, QDQ) version of the ONNX export, run by ``--precision int8``.
+INT8 = "model.int8.onnx"
 #: The ONNX export's graph input (N×3×S×S float32 faces) and outputs (faces, masks).
 ONNX_INPUT = "face"
 ONNX_OUTPUTS = ("face_out", "mask")
@@ -244,6 +249,8 @@ class Manifest:
         weights: {"file": name, "sha256": hex}.
         training: iterations, examples_seen, batch_size, last_losses, date, faceplate_version.
         onnx: None, or {"file", "direction", "max_abs_diff", "sha256"}.
+        int8: None, or {"file", "direction", "sha256", "from_onnx", "calibration", "psnr_db",
+            ...}: the int8 graph quantised from the ONNX export whose sha256 is ``from_onnx``.
         data_config: The data config the model was trained with (informative).
     """
 
@@ -259,6 +266,7 @@ class Manifest:
     training: dict[str, Any]
     color_space: str = "srgb"
     onnx: dict[str, Any] | None = None
+    int8: dict[str, Any] | None = None
     data_config: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT_NAME
     format_version: int = FORMAT_VERSION
@@ -302,6 +310,12 @@ class Manifest:
                 raise ModelError("model manifest: onnx must be null or an object with a file",
                                  path)
             _check_file_entry(onnx, "onnx", path)
+        int8 = obj.get("int8")
+        if int8 is not None:
+            if not isinstance(int8, dict):
+                raise ModelError("model manifest: int8 must be null or an object with a file",
+                                 path)
+            _check_file_entry(int8, "int8", path)
         names = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in obj.items() if k in names}
         kw["coverage"] = float(cov)
@@ -323,13 +337,18 @@ def _check_file_entry(entry: Mapping[str, Any], key: str, path: Path) -> None:
 
 def model_digest(manifest: Manifest) -> str | None:
     """The model's own digest: sha256 over the digests of every file a predictor may run (the
-    weights and, once exported, the ONNX graph), so that whichever runs, a different file
-    means a different model. None for an old manifest without a weights digest."""
+    weights and, once exported, the ONNX graph and its int8 version), so that whichever runs,
+    a different file means a different model. None for an old manifest without a weights
+    digest. (The int8 line is there only when the model has one: a model without it keeps
+    the id it had before int8 existed.)"""
     weights = manifest.weights.get("sha256")
     if not weights:
         return None
     onnx = (manifest.onnx or {}).get("sha256") or ""
-    return hashlib.sha256(f"weights:{weights}\nonnx:{onnx}\n".encode()).hexdigest()
+    text = f"weights:{weights}\nonnx:{onnx}\n"
+    if manifest.int8:
+        text += f"int8:{manifest.int8.get('sha256') or ''}\n"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def verify_file(model_dir: Path, entry: Mapping[str, Any], what: str) -> Path:

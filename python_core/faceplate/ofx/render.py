@@ -182,9 +182,12 @@ def _model_dir(path: str) -> Path:
     return p.parent if p.is_file() else p
 
 
-def _model_bytes(d: Path, kind: str) -> int:
+def _model_bytes(d: Path, kind: str, precision: str = "fp32") -> int:
     """What a loaded model costs, estimated from its weight files (×2 for bf16 copies)."""
-    files = list(d.glob("*.onnx" if kind == "onnx" else "*.safetensors"))
+    from faceplate.io.model_files import INT8, ONNX
+
+    pattern = INT8 if precision == "int8" else ONNX if kind == "onnx" else "*.safetensors"
+    files = list(d.glob(pattern))
     return sum(f.stat().st_size for f in files if f.is_file()) or 256 << 20
 
 
@@ -215,7 +218,8 @@ def _predictor(path: str, cfg: ConvertConfig) -> Predictor:
         del _predictors[old]
     pred = make_predictor(cfg.predictor, d, precision=cfg.precision)
     prepare_watermark()  # with the model: the first render does not pay for it
-    nbytes = _model_bytes(d, cfg.predictor) * (2 if cfg.precision == "bf16" else 1)
+    nbytes = _model_bytes(d, cfg.predictor, cfg.precision) * (2 if cfg.precision == "bf16"
+                                                               else 1)
     _predictors[key] = _Loaded(pred, nbytes)
     budget = _model_budget()
     while len(_predictors) > 1 and sum(m.nbytes for m in _predictors.values()) > budget:

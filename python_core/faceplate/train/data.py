@@ -375,6 +375,39 @@ class Faceset:
         self.aux = None
 
 
+def training_crops(folder: Path, cfg: DataConfig, count: int) -> np.ndarray:
+    """Up to ``count`` faces of a faceset as the model sees them, un-augmented: the training
+    crop (``cfg.size``, ``cfg.centering``, ``cfg.coverage``) of faces spread evenly over the
+    folder's sorted names (what int8 calibration and its check read).
+
+    Returns:
+        K×3×S×S float32 display sRGB in [0, 1], NCHW (S = ``cfg.size``, K ≤ ``count``).
+
+    Raises:
+        InputError: the folder is missing or none of the chosen faces is usable.
+    """
+    good, _bad = scan_faceset(Path(folder))
+    if good and count < len(good):
+        pick = np.linspace(0, len(good) - 1, count).round().astype(int)
+        good = [good[i] for i in sorted(set(pick.tolist()))]
+    pad = cache_pad(cfg.size)
+    faces: list[np.ndarray] = []
+    reasons: list[str] = []
+    for path, meta in good:
+        try:
+            img = _load_face(path, meta, cfg.replace(mask="none"), pad).image
+        except (FaceplateError, cv2.error, ValueError) as err:
+            reasons.append(f"{path.name}: {err}")
+            continue
+        faces.append(img[pad:pad + cfg.size, pad:pad + cfg.size])
+    if not faces:
+        raise InputError("no usable faces to calibrate with" + (f" ({reasons[0]})" if reasons
+                                                                 else " (no face PNGs)"),
+                         Path(folder))
+    x = np.stack(faces).astype(np.float32) * np.float32(1.0 / 255.0)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
 # --------------------------------------------------------------------------- batches
 
 

@@ -111,10 +111,17 @@ class TrainConfig(Config):
     threads: int = option(0, "CPU threads for torch (0 = torch's default).", minimum=0)
     device: Literal["auto", "cpu", "cuda"] = option("auto", "Device (auto: cuda if present).")
     export: bool = option(True, "Export ONNX (checked with onnxruntime) when training ends.")
+    export_int8: bool = option(False, "Also write the int8 model (model.int8.onnx, run by "
+                               "`faceplate convert --precision int8`): the ONNX export "
+                               "statically quantised, calibrated on faceset B's faces and "
+                               "checked against the float graph (PSNR).")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         parse_losses(self.losses)  # ConfigError for a bad spec, before any work
+        if self.export_int8 and not self.export:
+            raise ConfigError("export_int8: the int8 model is made from the ONNX export; "
+                              "keep --export on")
 
 
 @dataclass
@@ -129,6 +136,7 @@ class TrainResult:
         egs_per_second: Last measured speed (both sides counted).
         skipped: Faces skipped while scanning, ``(path, reason)``.
         onnx_max_abs_diff: ONNX vs torch, when exported.
+        int8: The int8 export's manifest entry (its PSNR against the float graph), when made.
     """
 
     model_dir: Path
@@ -138,6 +146,7 @@ class TrainResult:
     egs_per_second: float
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     onnx_max_abs_diff: float | None = None
+    int8: dict[str, Any] | None = None
 
 
 def lr_at(iteration: int, lr: float, warmup: int) -> float:
@@ -666,10 +675,13 @@ class Trainer:
             raise
         finally:
             self.close()
+        int8 = None
         if self.is_main and cfg.export:
             onnx_diff = self.export()
+            if cfg.export_int8:
+                int8 = export_int8(self.model_dir, self.folder_b, log=self.log)
         return TrainResult(self.model_dir, self.start_iteration, self.iteration, self.history,
-                           meter.egs_per_second, self.skipped, onnx_diff)
+                           meter.egs_per_second, self.skipped, onnx_diff, int8)
 
     def close(self) -> None:
         if self._loader is not None:
@@ -717,11 +729,90 @@ def export_model(model_dir: str | os.PathLike[str], *, model: SwapModel | None =
         diff = float(check_onnx(model, path, tol, direction=direction))
     finally:
         model.train(was)
+    # A new export: an int8 model quantised from the previous one is dropped with it.
     manifest = dataclasses.replace(manifest, onnx={
         "file": ONNX, "direction": direction, "opset": DEFAULT_OPSET, "input": ONNX_INPUT,
         "outputs": list(ONNX_OUTPUTS), "max_abs_diff": diff, "tolerance": tol,
-        "sha256": sha256_file(path)})
+        "sha256": sha256_file(path)}, int8=None)
     write_manifest(model_dir, manifest)
     if log is not None:
         log(f"exported {path} ({direction}; onnxruntime vs torch max abs diff {diff:.2e})")
     return diff
+
+
+def export_int8(model_dir: str | os.PathLike[str], faceset_b: str | os.PathLike[str] | None = None,
+                *, log: LogFn | None = None) -> dict[str, Any]:
+    """Quantise ``MODEL_DIR/model.onnx`` to ``MODEL_DIR/model.int8.onnx`` (int8, QDQ) with
+    ranges calibrated on faceset B's own training crops (the faces convert feeds the ``b2a``
+    graph), check it against the float graph on other faces of B, and record it in the
+    manifest (its sha256, the float export's it came from, the calibration, the PSNR).
+
+    Args:
+        model_dir: A model directory with a verified ONNX export.
+        faceset_b: The faces to calibrate with (default: faceset B named in the newest
+            checkpoint).
+        log: Line callback.
+
+    Returns:
+        The manifest's ``int8`` entry.
+
+    Raises:
+        ModelError: no (verifiable) ONNX export, no faceset to calibrate with, or an int8 graph
+            whose mean PSNR against the float one is below
+            :data:`faceplate.train.export.INT8_MIN_PSNR` (the file is then removed).
+        InputError: the faceset holds no usable face.
+    """
+    import numpy as np
+
+    from faceplate.io.model_files import INT8, verify_file
+    from faceplate.train.data import training_crops
+    from faceplate.train.export import (
+        INT8_CALIBRATION_FACES,
+        INT8_CHECK_FACES,
+        INT8_MIN_PSNR,
+        int8_psnr,
+        quantize_int8,
+    )
+
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    if not manifest.onnx:
+        raise ModelError("the model has no ONNX export to quantise (run `faceplate train "
+                         f"--export-only --output {model_dir}` first)", model_dir / MANIFEST)
+    onnx_path = verify_file(model_dir, manifest.onnx, "ONNX")
+    if faceset_b is None:
+        saved = saved_configs(model_dir)
+        if saved is None:
+            raise ModelError("no checkpoint names faceset B to calibrate the int8 model with: "
+                             "give it with --b FACESET_B", model_dir)
+        faceset_b = saved["b"]
+    known = {f.name for f in dataclasses.fields(DataConfig)}
+    values = {k: v for k, v in manifest.data_config.items() if k in known}
+    dcfg = DataConfig(**{**values, "size": manifest.input_size,
+                         "centering": manifest.centering, "coverage": manifest.coverage})
+    faces = training_crops(Path(faceset_b), dcfg, INT8_CALIBRATION_FACES + INT8_CHECK_FACES)
+    check = np.arange(len(faces)) % 4 == 3  # every 4th face checks, the others calibrate
+    if not check.any() or check.all():
+        check = np.zeros(len(faces), bool)  # too few faces to hold any out: check on all
+    cal = faces[~check]
+    out = model_dir / INT8
+    quantize_int8(onnx_path, out, cal)
+    quality = int8_psnr(onnx_path, out, faces[check] if check.any() else faces)
+    if not quality["psnr_db"] >= INT8_MIN_PSNR:
+        out.unlink(missing_ok=True)
+        raise ModelError(f"the int8 model's faces differ from the float model's (PSNR "
+                         f"{quality['psnr_db']:.1f} dB, below {INT8_MIN_PSNR:g}); keep "
+                         "--precision fp32 or bf16 for this model", out)
+    entry = {"file": INT8, "direction": manifest.onnx.get("direction", "b2a"),
+             "format": "QDQ: uint8 activations per tensor, int8 weights per channel",
+             "sha256": sha256_file(out), "from_onnx": manifest.onnx.get("sha256"),
+             "calibration": {"faceset": str(faceset_b), "faces": int(len(cal)),
+                             "method": "minmax"},
+             "check_faces": quality["faces"], "psnr_db": quality["psnr_db"],
+             "psnr_db_min": quality["psnr_db_min"],
+             "mask_max_abs_diff": quality["mask_max_abs_diff"], "min_psnr_db": INT8_MIN_PSNR}
+    write_manifest(model_dir, dataclasses.replace(manifest, int8=entry))
+    if log is not None:
+        log(f"int8: {out} (calibrated on {len(cal)} faces of {faceset_b}; PSNR against the "
+            f"float model {quality['psnr_db']:.1f} dB mean, {quality['psnr_db_min']:.1f} worst)")
+    return entry
