@@ -36,7 +36,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from faceplate.core.types import BBox, Detection
+from faceplate.core.types import Detection
 from faceplate.evaluate.detection import media
 from faceplate.evaluate.detection.score import inner_width, matches, truth_box
 from faceplate.evaluate.detection.split import SPLIT

@@ -163,7 +163,7 @@ def test_sqlite_settings(filled: tuple[Path, dict[int, list[FaceRecord]]]) -> No
         assert c.execute("PRAGMA user_version").fetchone()[0] == AlignmentsStore.SCHEMA_VERSION
         assert c.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
         tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert {"meta", "frames", "faces", "masks"} <= tables
+        assert {"meta", "frames", "faces", "masks", "rejections"} <= tables
 
 
 def test_put_frame_replaces_and_marks_empty_frames(tmp_path: Path) -> None:

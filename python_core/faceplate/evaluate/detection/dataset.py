@@ -45,13 +45,14 @@ import json
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from faceplate.core.geometry import transform_points
 from faceplate.core.types import BBox, Detection
 from faceplate.evaluate.detection import media, synth
 from faceplate.evaluate.detection.score import TruthFace, inner_width, truth_box
@@ -70,7 +71,7 @@ RECIPES = ("turn", "turn", "turn_glasses", "glasses", "rotate", "small", "blur",
 
 
 @cache
-def annotations() -> dict[str, Any]:
+def truth_doc() -> dict[str, Any]:
     """The parsed ``annotations.json``."""
     return dict(json.loads(ANNOTATIONS.read_text()))
 
@@ -171,8 +172,11 @@ class Item:
         tmp.write_bytes(_encode(rgb))
         tmp.replace(img_path)
         truth_path.write_text(json.dumps(_truth_json(truth)))
-        img = cv2.imread(str(img_path), cv2.IMREAD_COLOR)
-        return np.ascontiguousarray(img[:, :, ::-1]), truth
+        # Read back: the JPEG's pixels are what every later run sees.
+        back = cv2.imread(str(img_path), cv2.IMREAD_COLOR)
+        if back is None:
+            raise ValueError(f"{img_path}: cannot read back the cached image")
+        return np.ascontiguousarray(back[:, :, ::-1]), truth
 
 
 def _rng(part: Part, *key: object) -> np.random.Generator:
@@ -191,13 +195,13 @@ class Subject:
 
 
 def _real(item: str) -> tuple[np.ndarray, list[TruthFace]]:
-    return media.load(item), _truth_from(annotations()["items"][item])
+    return media.load(item), _truth_from(truth_doc()["items"][item])
 
 
 def subjects(part: Part) -> list[Subject]:
     """The faces of ``part`` that synthetic variants are made from (see the module doc)."""
     spec = SPLIT[part]
-    ann = annotations()["items"]
+    ann = truth_doc()["items"]
     ids = [f"still:{n}" for n in spec.stills]
     for v in spec.videos:
         frames = [f"frame:{v.name}:{i}" for i in v.frames]
@@ -207,7 +211,8 @@ def subjects(part: Part) -> list[Subject]:
         rec = ann[item]
         w, h = rec["size"]
         for j, f in enumerate(rec["faces"]):
-            lm = np.asarray(f.get("landmarks") or np.zeros((0, 2)))
+            lm = np.asarray(f["landmarks"] if f.get("landmarks") else np.zeros((0, 2)),
+                            np.float64)
             if f.get("ignore") or len(lm) != 68 or f["width"] < 40:
                 continue
             if lm.min() < 0 or lm[:, 0].max() >= w or lm[:, 1].max() >= h:
@@ -249,7 +254,7 @@ def _onto(rgb: np.ndarray, faces: list[TruthFace], centre: np.ndarray, scale: fl
     m = synth.rotate_scale_matrix((float(centre[0]), float(centre[1])), angle, scale,
                                   (w / 2.0, h / 2.0))
     out, _ = synth.affine_variant(rgb, np.zeros((0, 2)), m, size, background)
-    return out, _moved(faces, lambda p: synth.transform_points(p, m), tags)
+    return out, _moved(faces, lambda p: transform_points(p, m), tags)
 
 
 def _variant(part: Part, recipe: str, sub: Subject, k: int
@@ -262,13 +267,12 @@ def _variant(part: Part, recipe: str, sub: Subject, k: int
     others = [dataclass_replace(t, ignore=True) for i, t in enumerate(truth) if i != sub.face]
     same = [t for i, t in enumerate(truth) if i != sub.face]
     centre = np.array(face.box.center)
-    tag = (recipe,)
     if recipe in ("turn", "turn_glasses"):
         lo, hi = (20.0, 60.0) if recipe == "turn" else (30.0, 55.0)
         target = float(rng.uniform(lo, hi) * rng.choice([-1.0, 1.0]))
         pitch = float(rng.uniform(-10.0, 10.0))
         src = rgb
-        tags = ("turned",)
+        tags: tuple[str, ...] = ("turned",)
         if recipe == "turn_glasses":
             src = synth.add_eyewear(rgb, lm, rng, "sun" if rng.uniform() < 0.4 else "clear")
             tags = ("turned", "glasses")
@@ -319,7 +323,7 @@ def _group(part: Part, k: int) -> tuple[np.ndarray, list[TruthFace]]:
     rng = _rng(part, "group", k)
     subs = subjects(part)
     pick = rng.choice(len(subs), size=min(6, len(subs)), replace=False)
-    canvas = _fill(media.still(str(rng.choice(_backgrounds(part)))), HD)
+    canvas: np.ndarray = _fill(media.still(str(rng.choice(_backgrounds(part)))), HD)
     faces: list[TruthFace] = []
     cell_w, cell_h = HD[1] // 3, HD[0] // 2
     for slot, si in enumerate(pick):
@@ -337,13 +341,13 @@ def _group(part: Part, k: int) -> tuple[np.ndarray, list[TruthFace]]:
         m = synth.rotate_scale_matrix(face.box.center, float(rng.uniform(-8, 8)), scale, (cx, cy))
         # Paste a head-and-shoulders ellipse of the face's image, feathered.
         patch, _ = synth.affine_variant(rgb, np.zeros((0, 2)), m, HD)
-        mask = np.zeros(HD, np.float32)
+        mask: np.ndarray = np.zeros(HD, np.float32)
         cv2.ellipse(mask, (int(cx), int(cy + 0.2 * face.box.size * scale)),
                     (int(1.0 * face.box.size * scale), int(1.35 * face.box.size * scale)),
                     0, 0, 360, 1.0, -1)
         mask = cv2.GaussianBlur(mask, (0, 0), 0.08 * face.box.size * scale)[..., None]
         canvas = (patch * mask + canvas * (1 - mask) + 0.5).astype(np.uint8)
-        faces += _moved([face], lambda p, m=m: synth.transform_points(p, m), ("group",))
+        faces += _moved([face], partial(transform_points, m=m), ("group",))
     return canvas, faces
 
 
@@ -378,7 +382,7 @@ def _drawing(part: Part, k: int) -> tuple[np.ndarray, list[TruthFace]]:
     width = float(rng.uniform(100.0, 400.0))
     m = synth.rotate_scale_matrix(face.box.center, float(rng.uniform(-10, 10)),
                                   width / face.width, (640.0, 360.0))
-    return synth.line_drawing(synth.transform_points(face.landmarks, m), size, rng), []
+    return synth.line_drawing(transform_points(face.landmarks, m), size, rng), []
 
 
 def _canvas(name: str) -> tuple[np.ndarray, list[TruthFace]]:
@@ -388,43 +392,43 @@ def _canvas(name: str) -> tuple[np.ndarray, list[TruthFace]]:
 def items(part: Part) -> list[Item]:
     """Every still item of ``part``, real first (see the module docstring)."""
     spec = SPLIT[part]
-    ann = annotations()["items"]
+    ann = truth_doc()["items"]
     out: list[Item] = []
     for n in spec.stills:
         out.append(Item(f"still:{n}", part, False, False, ("real",),
-                        lambda i=f"still:{n}": _real(i)))
+                        partial(_real, f"still:{n}")))
     for v in spec.videos:
         for i in v.frames:
             iid = f"frame:{v.name}:{i}"
             neg = not ann[iid]["faces"]
             out.append(Item(iid, part, False, neg, ("real", "video"),
-                            lambda iid=iid: _real(iid)))
+                            partial(_real, iid)))
     for n in spec.negatives:
         tag = "animal" if n == "chelsea.png" else "object"
         out.append(Item(f"neg:{n}", part, False, True, ("real", tag),
-                        lambda i=f"neg:{n}": _real(i)))
+                        partial(_real, f"neg:{n}")))
     for v in spec.negative_videos:
         for i in v.frames:
             iid = f"frame:{v.name}:{i}"
             out.append(Item(iid, part, False, True, ("real", "title card"),
-                            lambda iid=iid: _real(iid)))
+                            partial(_real, iid)))
     for sub in subjects(part):
         for k, recipe in enumerate(RECIPES):
             out.append(Item(f"syn:{recipe}:{sub.item}:{sub.face}:{k}", part, True, False,
-                            (recipe,), lambda r=recipe, s=sub, k=k: _variant(part, r, s, k)))
+                            (recipe,), partial(_variant, part, recipe, sub, k)))
     for k in range(2):
         out.append(Item(f"syn:group:{k}", part, True, False, ("group",),
-                        lambda k=k: _group(part, k)))
+                        partial(_group, part, k)))
     if "chelsea.png" in spec.negatives:
         for k in range(8):
             out.append(Item(f"syn:animal:{k}", part, True, True, ("animal",),
-                            lambda k=k: _animal(part, k)))
+                            partial(_animal, part, k)))
     for k in range(9):
         out.append(Item(f"syn:drawing:{k}", part, True, True, ("drawing",),
-                        lambda k=k: _drawing(part, k)))
+                        partial(_drawing, part, k)))
     for n in spec.negatives:
         out.append(Item(f"syn:canvas:{n}", part, True, True, ("canvas",),
-                        lambda n=n: _canvas(n)))
+                        partial(_canvas, n)))
     return out
 
 
@@ -449,7 +453,7 @@ class Clip:
 
 
 def _real_clip(name: str) -> Iterator[tuple[np.ndarray, list[TruthFace]]]:
-    truth = annotations()["clips"][name]["frames"]
+    truth = truth_doc()["clips"][name]["frames"]
     for i, rgb in media.clip_frames(name):
         faces = [TruthFace(BBox(*f["box"]), None, float(f["yaw"]), float(f["width"]),
                            bool(f.get("ignore")), ("clip",)) for f in truth[str(i)]]
@@ -480,7 +484,14 @@ def _synth_clip_frame(part: Part, still: str, k: int, t: int
     m = synth.rotate_scale_matrix(face.box.center, roll, width / face.width,
                                   (CLIP_SIZE[1] / 2 + shift[0], CLIP_SIZE[0] / 2 + shift[1]))
     out, _ = synth.affine_variant(img, np.zeros((0, 2)), m, CLIP_SIZE, _fill(img, CLIP_SIZE))
-    return out, _moved([face], lambda _p: synth.transform_points(pts, m), tags)
+    return out, _moved([face], lambda _p: transform_points(pts, m), tags)
+
+
+def _synth_clip(part: Part, still: str, k: int) -> Iterator[tuple[np.ndarray, list[TruthFace]]]:
+    cid = f"syn:clip:{still}:{k}"
+    for t in range(CLIP_FRAMES):
+        yield Item(f"{cid}:{t}", part, True, False, ("clip",),
+                   partial(_synth_clip_frame, part, still, k, t)).load()
 
 
 def clips(part: Part) -> list[Clip]:
@@ -488,17 +499,9 @@ def clips(part: Part) -> list[Clip]:
     spec = SPLIT[part]
     out = []
     for name in spec.clips:
-        n = len(annotations()["clips"][name]["frames"])
-        out.append(Clip(f"clip:{name}", part, False, n, lambda name=name: _real_clip(name)))
+        n = len(truth_doc()["clips"][name]["frames"])
+        out.append(Clip(f"clip:{name}", part, False, n, partial(_real_clip, name)))
     for k, still in enumerate(spec.clip_sources):
         cid = f"syn:clip:{still}:{k}"
-
-        def frames(still: str = still, k: int = k, cid: str = cid
-                   ) -> Iterator[tuple[np.ndarray, list[TruthFace]]]:
-            for t in range(CLIP_FRAMES):
-                it = Item(f"{cid}:{t}", part, True, False, ("clip",),
-                          lambda t=t: _synth_clip_frame(part, still, k, t))
-                yield it.load()
-
-        out.append(Clip(cid, part, True, CLIP_FRAMES, frames))
+        out.append(Clip(cid, part, True, CLIP_FRAMES, partial(_synth_clip, part, still, k)))
     return out

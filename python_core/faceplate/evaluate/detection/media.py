@@ -29,7 +29,8 @@ def still(name: str) -> np.ndarray:
     return np.ascontiguousarray(img[:, :, ::-1])
 
 
-def clip_frames(name: str, indices: Iterable[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+def clip_frames(name: str, indices: Iterable[int] | None = None
+                ) -> Iterator[tuple[int, np.ndarray]]:
     """``(index, rgb)`` for the wanted frames of a sample clip (all when ``indices`` is None)."""
     wanted = None if indices is None else set(indices)
     last = None if wanted is None else max(wanted, default=-1)

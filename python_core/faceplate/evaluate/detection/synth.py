@@ -246,7 +246,7 @@ def blur(rgb: np.ndarray, sigma: float, motion: float = 0.0, angle: float = 0.0)
         out = cv2.GaussianBlur(out, (0, 0), sigma)
     if motion >= 2:
         n = int(round(motion)) | 1
-        k = np.zeros((n, n), np.float32)
+        k: np.ndarray = np.zeros((n, n), np.float32)
         k[n // 2, :] = 1.0
         rot = cv2.getRotationMatrix2D(((n - 1) / 2, (n - 1) / 2), angle, 1.0)
         k = cv2.warpAffine(k, rot, (n, n))
@@ -281,7 +281,7 @@ def add_eyewear(rgb: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator
     """
     lm = np.asarray(landmarks, np.float64)
     iod = float(np.linalg.norm(lm[45] - lm[36]))
-    out = rgb.astype(np.float32)
+    out: np.ndarray = rgb.astype(np.float32)
     h, w = rgb.shape[:2]
     ss = 4  # supersampled masks for smooth edges
     frame_mask = np.zeros((h * ss, w * ss), np.uint8)
@@ -332,7 +332,7 @@ def add_eyewear(rgb: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator
 
 #: iBUG 68-point polylines (closed when the flag is True) for line drawings.
 _STROKES: tuple[tuple[range, bool], ...] = (
-    (range(0, 17), False), (range(17, 22), False), (range(22, 27), False),
+    (range(17), False), (range(17, 22), False), (range(22, 27), False),
     (range(27, 31), False), (range(31, 36), False), (range(36, 42), True),
     (range(42, 48), True), (range(48, 60), True), (range(60, 68), True),
 )
@@ -347,9 +347,7 @@ def line_drawing(landmarks: np.ndarray, size: tuple[int, int], rng: np.random.Ge
     """
     h, w = size
     paper = np.array([245, 240, 228], np.float32) + rng.normal(0, 3, (h, w, 1)).astype(np.float32)
-    img = np.clip(paper, 0, 255).astype(np.uint8)
-    img = np.ascontiguousarray(np.repeat(img, 1, axis=2) if img.shape[2] == 3
-                               else np.repeat(img, 3, axis=2))
+    img = np.ascontiguousarray(np.clip(paper, 0, 255).astype(np.uint8))
     lm = np.asarray(landmarks, np.float64)
     iod = float(np.linalg.norm(lm[45] - lm[36]))
     thick = max(1, int(round(rng.uniform(0.02, 0.05) * iod)))
