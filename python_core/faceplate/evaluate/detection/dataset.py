@@ -31,7 +31,9 @@ recipe             what it makes
 =================  ===============================================================
 
 Faces other than the subject keep their truth where the variant is an affine map of the whole
-image; after a turn (which bends the image around the subject) they are marked ignored.
+image; after a turn (which bends the image around the subject) they are marked ignored. A face
+whose inner landmarks do not all lie inside the new frame is marked ignored too, as the real
+annotations mark faces cut by the frame edge.
 
 Clips (:func:`clips`): the real head-turn clip of the part, every frame annotated, and
 synthetic head-turn clips: a still's face re-rendered through its mesh over 40 frames swinging
@@ -59,7 +61,9 @@ from faceplate.evaluate.detection.score import TruthFace, inner_width, truth_box
 from faceplate.evaluate.detection.split import SPLIT, Part
 
 #: Bump when a recipe changes: cached images of other versions are not reused.
-VERSION = 1
+#: 2: faces a variant moves (partly) out of the frame are marked ignored, as the real
+#: annotations mark faces cut by the frame edge (version 1 counted them as faces to find).
+VERSION = 2
 ANNOTATIONS = Path(__file__).with_name("annotations.json")
 
 #: Canvas of the large synthetic frames.
@@ -167,6 +171,7 @@ class Item:
                 return np.ascontiguousarray(img[:, :, ::-1]), \
                     _truth_parse(json.loads(truth_path.read_text()))
         rgb, truth = self.make()
+        truth = _mark_cut(truth, rgb.shape[1], rgb.shape[0])
         img_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = img_path.with_suffix(".part")
         tmp.write_bytes(_encode(rgb))
@@ -177,6 +182,18 @@ class Item:
         if back is None:
             raise ValueError(f"{img_path}: cannot read back the cached image")
         return np.ascontiguousarray(back[:, :, ::-1]), truth
+
+
+def _mark_cut(faces: list[TruthFace], width: int, height: int) -> list[TruthFace]:
+    """``faces`` with those cut by the frame edge (an inner landmark outside) ignored."""
+    out = []
+    for f in faces:
+        if f.landmarks is not None and not f.ignore:
+            p = f.landmarks[17:]
+            if p.min() < 0 or p[:, 0].max() >= width or p[:, 1].max() >= height:
+                f = dataclass_replace(f, ignore=True)
+        out.append(f)
+    return out
 
 
 def _rng(part: Part, *key: object) -> np.random.Generator:

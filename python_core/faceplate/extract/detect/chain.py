@@ -4,23 +4,24 @@ Steps for one frame (all boxes in dlib's frontal-HOG convention, see ``base.py``
 
 1. The **fast** detector (BlazeFace) proposes candidates.
 2. Every candidate is **verified** by the configured verifier (``verify.py``; default
-   ``agreement``): BlazeFace, CenterFace and the face mesh's presence network must all see a
-   face there, each detector either by its own full-frame candidate or by re-detecting the face
-   in a crop levelled by the candidate's eye keypoints. Drawings and cartoons (which CenterFace
-   does not take for faces), animals and texture (which BlazeFace and the face mesh reject)
-   fail; faces turned to profile pass, because none of the three is a frontal-face test.
-3. If no candidate survives, or every survivor is **small** (below ``small_face`` % of the short
-   side), the **recall** detector (CenterFace) runs on the frame too. Its candidates that
-   duplicate a verified face are dropped; those that lie on a rejected fast candidate count
-   that detector's agreement; every other one is verified like the fast ones.
+   ``families``): BlazeFace and CenterFace must both see a face there, each either by its own
+   full-frame candidate or by re-detecting the face in a crop levelled by the candidate's eye
+   keypoints. Drawings and cartoons (which CenterFace does not take for faces), animals and
+   texture (which BlazeFace rejects) fail; turned faces pass, because neither detector is a
+   frontal-face test.
+3. Unless exactly one candidate survived and it is not **small** (below ``small_face`` % of the
+   short side) — the one-clear-face case — the **recall** detector (CenterFace) runs on the
+   frame too: where nothing was found, where faces are small, and in group scenes, where the
+   fast detector misses turned faces beside the ones it finds. Its candidates that duplicate a
+   verified face are dropped; those that lie on a rejected fast candidate count that
+   detector's agreement; every other one is verified like the fast ones.
 4. If nothing is found, each angle of ``rotations`` is tried in turn: the frame is rotated, steps
    1–3 run on it, and the first angle that finds faces wins.
 
 Every candidate that is dropped is reported with its reason (:meth:`Detector.detect_all`), and
 the extraction pipeline keeps those reasons in the alignments store.
 
-The common case (one clear face) costs one BlazeFace pass plus two small crops (CenterFace on
-96×96 pixels and the face mesh's network on 192×192).
+The common case (one clear face) costs one BlazeFace pass plus CenterFace on one 96×96 crop.
 
 Rotated detections: ``Detection.angle`` is the counter-clockwise rotation applied to the frame.
 The box's centre is the face centre in the *unrotated* frame and its ``w``×``h`` is the face's
@@ -51,13 +52,14 @@ class ChainConfig(VerifyConfig):
     """Options of the detector chain (with the verifiers' options, ``verify.VerifyConfig``)."""
 
     fast: str = option("blazeface", "Detector run first on every frame.", choices=CHAIN_MEMBERS)
-    recall: str = option("centerface", "Detector run when the fast one finds nothing or only "
-                                       "small faces ('none' = never).",
+    recall: str = option("centerface", "Detector run too unless the fast one found exactly one "
+                                       "face that is not small ('none' = never).",
                          choices=(*CHAIN_MEMBERS, "none"))
     min_confidence: float = option(0.5, "Minimum detector score of a candidate.",
                                    minimum=0.0, maximum=1.0)
-    small_face: float = option(15.0, "Face size, in % of the frame's short side, below which the "
-                                     "recall detector also runs (box size = sqrt(w*h)).",
+    small_face: float = option(15.0, "Face size, in % of the frame's short side, below which a "
+                                     "face found alone does not spare the recall detector (box "
+                                     "size = sqrt(w*h)).",
                                minimum=0.0, maximum=100.0)
     min_size: float = option(0.0, "Drop faces smaller than this, in % of the frame's short side "
                                   "(box size = sqrt(w*h); 0 = off).", minimum=0.0, maximum=200.0)
@@ -68,10 +70,10 @@ class ChainConfig(VerifyConfig):
                                               "180.", minimum=-360.0, maximum=360.0)
     verify: bool = option(True, "Verify every candidate (see --chain-verifier); off keeps every "
                                 "candidate above min_confidence.")
-    verifier: str = option("agreement", "How candidates are verified: agreement (BlazeFace, "
-                                        "CenterFace and the face mesh), families (the two "
-                                        "detectors), presence (the face mesh), hog_landmarks "
-                                        "(the former frontal check).",
+    verifier: str = option("families", "How candidates are verified: families (BlazeFace and "
+                                       "CenterFace agree), agreement (and the face mesh), "
+                                       "presence (the face mesh alone), hog_landmarks (the "
+                                       "former frontal check).",
                            choices=tuple(VERIFIERS.names()))
     agree_iou: float = option(0.5, "IoU of mapped boxes at which two detectors' full-frame "
                                    "candidates agree.", minimum=0.0, maximum=1.0)
@@ -159,8 +161,8 @@ class Chain(Detector):
                 dropped.append(d)
             else:
                 kept.append(ok)
-        all_small = all(_size_pct(d.bbox, short) < self.cfg.small_face for d in kept)
-        if self._recall is not None and all_small:
+        one_clear = len(kept) == 1 and _size_pct(kept[0].bbox, short) >= self.cfg.small_face
+        if self._recall is not None and not one_clear:
             for d in self._candidates(self._recall, rgb):
                 if any(d.bbox.iou(v.bbox) >= 0.3 for v in kept):
                     continue  # the same face, already verified

@@ -8,16 +8,16 @@ person can read (the chain records it in the alignments store).
 
 Verifiers:
 
-* ``agreement`` (the default) — three models that fail differently must all see a face:
-  the two detector families, BlazeFace (mediapipe) and CenterFace (WIDER FACE), each either
-  by its own full-frame candidate on the same face or by re-detecting it in the levelled crop,
-  and the face mesh's landmark network, whose face-presence output must reach
-  ``presence_threshold``. CenterFace does not fire on line drawings and cartoons that
-  BlazeFace and the mesh accept; BlazeFace and the mesh were trained to reject non-human
-  faces that CenterFace accepts; none of the three depends on the face being frontal (each
-  was trained on faces turned well past 45°). The thresholds are the models' own defaults
-  (0.5), not fitted to our data.
-* ``families`` — the two detector families alone (no mesh).
+* ``families`` (the default) — the two detector families must both see a face: BlazeFace
+  (mediapipe) and CenterFace (WIDER FACE), each either by its own full-frame candidate on the
+  same face or by re-detecting it in the levelled crop. CenterFace does not fire on line
+  drawings and cartoons that BlazeFace accepts; BlazeFace rejects non-human faces that
+  CenterFace accepts; neither is a frontal-face test (both were trained on faces turned well
+  past 45°). The threshold is the detectors' own default (0.5), not fitted to our data.
+* ``agreement`` — the same, and the face mesh's landmark network must see a face too: its
+  face-presence output must reach ``presence_threshold`` (mediapipe's own gate, 0.5). A third
+  opinion against non-human faces, which costs recall on hard turned faces (see the README's
+  detection benchmark).
 * ``presence`` — the mesh's face-presence alone.
 * ``hog_landmarks`` — the chain's former check: dlib's frontal HOG detector in the levelled crop
   (or a second detector agreeing on the full frame) and dlib's 68-point fit within
@@ -49,7 +49,7 @@ from faceplate.extract import dlib_models, mediapipe_graphs
 #: and left eye (BlazeFace: mouth centre; CenterFace: the two mouth corners).
 MOUTH_KEYPOINTS: dict[str, tuple[int, ...]] = {"blazeface": (3,), "centerface": (3, 4)}
 
-#: The two detector families whose agreement ``agreement`` and ``families`` require.
+#: The two detector families whose agreement ``families`` and ``agreement`` require.
 FAMILIES = ("blazeface", "centerface")
 
 #: Levelled crops: (side in pixels, size of the candidate box in it).
@@ -290,16 +290,16 @@ class _FamilyVerifier(Verifier):
         return Verdict(True, "", scores, float(np.degrees(theta)), _square(det.bbox))
 
 
+@VERIFIERS.register("families", config=VerifyConfig)
+class Families(_FamilyVerifier):
+    """BlazeFace and CenterFace must both see the face (the default)."""
+
+    use_presence = False
+
+
 @VERIFIERS.register("agreement", config=VerifyConfig)
 class Agreement(_FamilyVerifier):
     """BlazeFace, CenterFace and the face mesh's presence network must all see the face."""
-
-
-@VERIFIERS.register("families", config=VerifyConfig)
-class Families(_FamilyVerifier):
-    """BlazeFace and CenterFace must both see the face (no face mesh)."""
-
-    use_presence = False
 
 
 @VERIFIERS.register("presence", config=VerifyConfig)
