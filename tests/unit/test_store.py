@@ -520,21 +520,23 @@ def test_rejections_round_trip_and_survive_face_edits(tmp_path: Path) -> None:
         assert st.frame(2) is None  # nothing of the failed frame was written
 
 
-class _StoreV1(AlignmentsStore):
-    """Test-only: the store as version 1 wrote it (before rejections were kept)."""
+class _StoreV3(AlignmentsStore):
+    """Test-only: the store as schema version 3 wrote it (before rejections were kept)."""
 
-    MIGRATIONS = AlignmentsStore.MIGRATIONS[:1]
+    MIGRATIONS = AlignmentsStore.MIGRATIONS[:3]
 
 
-def test_version_1_store_gains_rejections_and_keeps_its_faces(tmp_path: Path) -> None:
+def test_version_3_store_gains_rejections_and_keeps_its_faces(tmp_path: Path) -> None:
     rng = np.random.default_rng(12)
     path = tmp_path / "old.fpstore"
     faces = [make_face(rng, frame_info(0), 0)]
-    with _StoreV1.open(path, create=True) as st:
-        st.put_frame(frame_info(0), faces)
-        assert st._c.execute("PRAGMA user_version").fetchone()[0] == 1
+    with _StoreV3.open(path, create=True) as st:
+        st.put_frame(frame_info(0), faces, [Rejection(BBox(0, 0, 5, 5), 0.6, "centerface",
+                                                      "verify", "kept nowhere")])
+        assert st._c.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert st.rejections(0) == []  # that layout has no table for them
     with AlignmentsStore.open(path) as st:
-        assert st.get_meta("schema_version") == AlignmentsStore.SCHEMA_VERSION
+        assert st.get_meta("schema_version") == AlignmentsStore.SCHEMA_VERSION == 4
         assert_face_equal(faces[0], st.faces(0)[0])
         assert st.rejections(0) == []
         st.put_frame(frame_info(1), [], [Rejection(BBox(0, 0, 5, 5), 0.6, "centerface",
