@@ -52,7 +52,11 @@ def test_the_held_back_part_has_what_the_tests_need() -> None:
 def test_chain_keeps_turned_faces_the_single_detectors_find(item: dataset.Item) -> None:
     rgb, truth = item.load()
     scoped = [j for j, f in enumerate(truth) if run.in_scope(f) and "turned" in f.tags]
-    assert scoped, "every turned item has its turned subject in scope"
+    if not scoped:  # the recipe aims at 20-60°; the carried landmarks may measure just past 60°
+        subject = [f for f in truth if "turned" in f.tags]
+        assert subject and all(f.ignore or abs(f.yaw) > run.MAX_YAW for f in subject)
+        pytest.skip(f"the turned face measures {subject[0].yaw:.0f}° of yaw: out of the "
+                    "target's scope")
     chain = match([d.bbox for d in det("chain").detect(rgb)], truth)
     single = [match([d.bbox for d in det(n).detect(rgb)], truth) for n in ("blazeface",
                                                                           "centerface")]

@@ -9,7 +9,7 @@ the verifier's). Two parts, with no image, identity, clip or random seed in comm
 
 The split is by identity and by source file: Obama (five stills), the man of
 ``single_face.mp4`` / ``face_noface.mov`` and the astronaut are ``tune``; Biden, the five people
-of ``multi_face.jpg``, Einstein (and the seated man beside him), Takeo, the woman of
+of ``multi_face.jpg``, Einstein (and the seated man beside him), Takeo, the man of
 ``Image_with_alpha.png`` and the woman of the head-turn clip are ``held``. The non-face images
 of scikit-image are split by file; the only animal face (``chelsea.png``, a cat) is held back,
 so no animal was seen while tuning. The title-card clips are split by file.
