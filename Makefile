@@ -49,6 +49,7 @@ demo: setup media $(if $(FACEPLATE_NATRON),ofx)
 
 bench: setup media
 	$(PY) benchmarks/extract.py --output bench_out/extract.json
+	$(PY) benchmarks/detect.py --output bench_out/detect.json
 	$(PY) benchmarks/train.py --output bench_out/train.json
 	$(PY) benchmarks/convert.py --output bench_out/convert.json
 	$(PY) benchmarks/ofx.py --output bench_out/ofx.json

@@ -9,7 +9,8 @@ from setuptools import Extension, find_packages, setup
 setup(
     package_dir={"": "python_core"},
     packages=find_packages("python_core"),
-    package_data={"faceplate": ["py.typed", "extract/_ert.pyi", "studio/static/*"]},
+    package_data={"faceplate": ["py.typed", "extract/_ert.pyi", "studio/static/*",
+                                "evaluate/detection/*.json"]},
     ext_modules=[
         Extension("faceplate.extract._ert", ["python_core/faceplate/extract/_ert.c"],
                   extra_compile_args=["-O3", "-std=c99"]),

@@ -181,3 +181,71 @@ def test_box_mapping_matches_hog(name: str,
     # width (measured: 0.6-0.8 %), worst face below 5 %.
     assert np.mean(errors) < 0.02
     assert np.max(errors) < 0.05
+
+
+# -- detect_all and search ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_face_frame() -> tuple[np.ndarray, BBox]:
+    """obama.jpg shrunk so its face is ~60 px wide, in a 1280×720 frame; the face's box."""
+    from faceplate.evaluate.detection.score import truth_box
+
+    img = still("obama.jpg")
+    k = 0.22
+    small = cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+    frame = np.full((720, 1280, 3), 90, np.uint8)
+    x0, y0 = 700, 300
+    frame[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
+    lm = detector("dlib_cnn").detect(img)[0].bbox  # the full-size face, any detector's box
+    box = BBox(lm.x * k + x0, lm.y * k + y0, lm.w * k, lm.h * k)
+    assert truth_box  # the same convention the benchmark scores with
+    return frame, box
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_detect_all_agrees_with_detect(name: str, takeo: np.ndarray) -> None:
+    res = detector(name).detect_all(takeo)
+    assert [d.bbox for d in res.faces] == [d.bbox for d in detector(name).detect(takeo)]
+    for r in res.rejected:
+        assert r.reason and r.stage
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_search_finds_the_face_in_its_region(
+        name: str, small_face_frame: tuple[np.ndarray, BBox]) -> None:
+    frame, box = small_face_frame
+    res = detector(name).search(frame, box)
+    assert len(res.faces) == 1, name
+    d = res.faces[0]
+    assert d.detector == name
+    assert np.hypot(*np.subtract(d.bbox.center, box.center)) < 0.25 * box.size
+    assert 0.7 < d.bbox.size / box.size < 1.4
+    # Nothing where there is no face.
+    empty = detector(name).search(frame, BBox(100, 100, box.w, box.h))
+    assert empty.faces == []
+
+
+def test_onnx_weights_are_no_longer_inputs() -> None:
+    import onnx
+    import onnxruntime as ort
+
+    from faceplate.extract.detect.centerface import model_path
+    from faceplate.extract.detect.common import onnx_dynamic_io
+
+    raw = model_path().read_bytes()
+    edited = onnx_dynamic_io(raw)
+    # The exporter listed every weight as a graph input; the edit keeps only the image.
+    assert len(onnx.load_from_string(raw).graph.input) > 100
+    assert [i.name for i in onnx.load_from_string(edited).graph.input] == ["input.1"]
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    fixed = ort.InferenceSession(raw, so, providers=["CPUExecutionProvider"])
+    dyn = ort.InferenceSession(edited, so, providers=["CPUExecutionProvider"])
+    blob = np.random.default_rng(1).uniform(0, 255, (1, 3, 32, 32)).astype(np.float32)
+    blob = np.repeat(blob, 10, axis=0)  # the declared 10×3×32×32
+    name = fixed.get_inputs()[0].name
+    for a, b in zip(fixed.run(None, {name: blob}), dyn.run(None, {name: blob})):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    other = np.zeros((1, 3, 96, 160), np.float32)  # any size now
+    assert dyn.run(None, {name: other})[0].shape == (1, 1, 24, 40)

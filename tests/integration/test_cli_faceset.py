@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from faceplate.cli.main import main
-from faceplate.core.types import BBox, FaceRecord
+from faceplate.core.types import BBox, FaceRecord, Rejection
 from faceplate.extract.smoothing import INTERPOLATED, build_tracks, landmark_jitter
 from faceplate.faceset.match import record_matches
 from faceplate.io.faceset import (
@@ -301,6 +301,17 @@ def test_audits_find_planted_cases(clip, multi, tmp_path, capsys):
     assert fs("no-faces", "--alignments", clip.store) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "single_face_000007" and out[1].startswith("no-faces:") and len(out) == 2
+
+    # A frame whose candidates extraction dropped: each shown under it with its reason.
+    why = "CenterFace does not see a face here (best 0.12 < 0.50)"
+    with AlignmentsStore.open(clip.store) as st:
+        st.put_frame(st.frame(7), [], [Rejection(BBox(100, 50, 80, 80), 0.71, "blazeface",
+                                                 "verify", why)])
+    assert fs("no-faces", "--alignments", clip.store) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "single_face_000007"
+    assert out[1] == f"    blazeface 0.71 at (140, 90) 80×80 px: verify: {why}"
+    assert out[2].startswith("no-faces:")
 
     lst = tmp_path / "multi.txt"
     assert fs("multi-faces", "-a", clip.store, "--output", lst) == 0

@@ -26,7 +26,7 @@ from faceplate.core.errors import (
 )
 from faceplate.core.geometry import MEAN_FACE_68, crop_matrix
 from faceplate.core.records import decode_mask, encode_mask
-from faceplate.core.types import BBox, FaceRecord, FrameInfo, StoredMask
+from faceplate.core.types import BBox, FaceRecord, FrameInfo, Rejection, StoredMask
 from faceplate.io.store import (
     APPLICATION_ID,
     STORE_SUFFIX,
@@ -163,7 +163,7 @@ def test_sqlite_settings(filled: tuple[Path, dict[int, list[FaceRecord]]]) -> No
         assert c.execute("PRAGMA user_version").fetchone()[0] == AlignmentsStore.SCHEMA_VERSION
         assert c.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
         tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert {"meta", "frames", "faces", "masks"} <= tables
+        assert {"meta", "frames", "faces", "masks", "rejections"} <= tables
 
 
 def test_put_frame_replaces_and_marks_empty_frames(tmp_path: Path) -> None:
@@ -497,6 +497,53 @@ def test_retire_store_refuses_other_files(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "notes.fpstore"]
 
 
+def test_rejections_round_trip_and_survive_face_edits(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    rej = [Rejection(BBox(10.5, 20.0, 30.0, 31.5), 0.71, "blazeface", "verify",
+                     "CenterFace does not see a face here (best 0.12 < 0.50)"),
+           Rejection(BBox(1.0, 2.0, 3.0, 4.0), 0.9, "chain", "filter", "too small")]
+    with AlignmentsStore.open(tmp_path / "r.fpstore", create=True) as st:
+        st.put_frame(frame_info(0), [], rej)
+        st.put_frame(frame_info(1), [make_face(rng, frame_info(1), 0)])
+        assert st.rejections(0) == rej
+        assert st.rejections(1) == [] and st.rejections(99) == []
+        assert st.rejection_counts() == {0: 2}
+        # Editing the faces (no rejections given) keeps the extraction's record ...
+        st.put_frame(frame_info(0), [make_face(rng, frame_info(0), 0)])
+        assert st.rejections(0) == rej
+        # ... a new extraction of the frame replaces it.
+        st.put_frame(frame_info(0), [], [])
+        assert st.rejections(0) == []
+        with pytest.raises(RecordError, match="rejection 0: box and score must be finite"):
+            st.put_frame(frame_info(2), [], [Rejection(BBox(0, 0, float("nan"), 1), 0.5,
+                                                       "x", "verify", "y")])
+        assert st.frame(2) is None  # nothing of the failed frame was written
+
+
+class _StoreV3(AlignmentsStore):
+    """Test-only: the store as schema version 3 wrote it (before rejections were kept)."""
+
+    MIGRATIONS = AlignmentsStore.MIGRATIONS[:3]
+
+
+def test_version_3_store_gains_rejections_and_keeps_its_faces(tmp_path: Path) -> None:
+    rng = np.random.default_rng(12)
+    path = tmp_path / "old.fpstore"
+    faces = [make_face(rng, frame_info(0), 0)]
+    with _StoreV3.open(path, create=True) as st:
+        st.put_frame(frame_info(0), faces, [Rejection(BBox(0, 0, 5, 5), 0.6, "centerface",
+                                                      "verify", "kept nowhere")])
+        assert st._c.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert st.rejections(0) == []  # that layout has no table for them
+    with AlignmentsStore.open(path) as st:
+        assert st.get_meta("schema_version") == AlignmentsStore.SCHEMA_VERSION == 4
+        assert_face_equal(faces[0], st.faces(0)[0])
+        assert st.rejections(0) == []
+        st.put_frame(frame_info(1), [], [Rejection(BBox(0, 0, 5, 5), 0.6, "centerface",
+                                                   "verify", "why")])
+        assert len(st.rejections(1)) == 1
+
+
 def test_backup_is_consistent_copy(filled: tuple[Path, dict[int, list[FaceRecord]]]) -> None:
     path, written = filled
     with AlignmentsStore.open(path) as st:
@@ -672,7 +719,7 @@ _WRITER = textwrap.dedent("""
     import numpy as np
     from faceplate.core.geometry import MEAN_FACE_68, crop_matrix
     from faceplate.core.records import encode_mask
-    from faceplate.core.types import BBox, FaceRecord, FrameInfo, StoredMask
+    from faceplate.core.types import BBox, FaceRecord, FrameInfo, Rejection, StoredMask
     from faceplate.io.store import AlignmentsStore
 
     path, batch = sys.argv[1], int(sys.argv[2])

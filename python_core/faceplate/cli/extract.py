@@ -19,6 +19,7 @@ from faceplate.extract.detect import DETECTORS
 from faceplate.extract.filters import FilterConfig
 from faceplate.extract.mask import MASKERS
 from faceplate.extract.pipeline import ExtractConfig, Extractor, FrameResult, run_extract
+from faceplate.extract.track import TrackConfig
 from faceplate.io.colormanage import ColorConfig
 
 
@@ -38,6 +39,7 @@ def register(sub: Any) -> None:
     add_config(p, ColorConfig, title="colour space (OpenColorIO: $OCIO, else its built-in ACES "
                                      "studio config)", exclude=("output_colorspace",))
     add_config(p, FilterConfig, title="face filters", prefix="filter_")
+    add_config(p, TrackConfig, title="track search")
     for reg, kind in ((DETECTORS, "detector"), (ALIGNERS, "aligner"), (MASKERS, "masker")):
         for entry in reg:
             add_config(p, entry.config, prefix=_plugin_prefix(kind, entry.name),
@@ -55,8 +57,9 @@ def build_extractor(args: argparse.Namespace) -> Extractor:
     mask_cfgs: dict[str, Any] = {m: config_from_args(MASKERS.config_class(m), args,
                                      prefix=_plugin_prefix("masker", m)) for m in cfg.masks}
     filt = config_from_args(FilterConfig, args, prefix="filter_")
+    track = config_from_args(TrackConfig, args)
     return Extractor(cfg, detector_cfg=det_cfg, aligner_cfg=al_cfg, mask_cfgs=mask_cfgs,
-                     filter_cfg=filt)
+                     filter_cfg=filt, track_cfg=track)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     summary.skipped = sum(stats.skipped.values()) + len(stats.errors)
     if stats.resumed:
         summary.extra["resumed"] = stats.resumed
+    if stats.tracked:
+        summary.extra["found by the track search"] = stats.tracked
     for reason, n in sorted(stats.skipped.items()):
         summary.extra[f"skipped ({reason})"] = n
     summary.print()

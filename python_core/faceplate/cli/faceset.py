@@ -8,7 +8,7 @@ Jobs (Faceswap's alignments tool, plus merge and smooth):
   extract        re-cut aligned faces from a store and its clip
   merge          merge facesets or stores, dropping near-duplicate faces
   missing-frames frames of the input the store lacks
-  no-faces       frames processed with no face
+  no-faces       frames processed with no face, each with the candidates dropped there and why
   multi-faces    frames with more than one face (optionally move their face PNGs aside)
   draw           draw landmarks, boxes and stored masks onto the frames
   smooth         temporal smoothing of the landmark tracks, filling short gaps (backs up first)
@@ -96,7 +96,8 @@ def register(sub: Any) -> None:
     j.set_defaults(func=run_merge)
 
     for name, helptext in (("missing-frames", "frames of the input the store lacks"),
-                           ("no-faces", "frames processed with no face"),
+                           ("no-faces", "frames processed with no face, and why each candidate "
+                                        "found there was dropped"),
                            ("multi-faces", "frames with more than one face")):
         j = jobs.add_parser(name, help=helptext)
         _store_opt(j)
@@ -325,6 +326,8 @@ def run_audit(args: argparse.Namespace) -> int:
     else:
         for it in items:
             print(f"{it.name}\t{it.faces}" if with_counts else it.name)
+            for why in it.reasons:  # no-faces: the candidates dropped in that frame
+                print(f"    {why}")
     s.faces = sum(it.faces for it in items)
     s.extra["found"] = len(items)
     if args.audit == "multi-faces" and args.move is not None:

@@ -1,4 +1,5 @@
-"""``faceplate fetch-media``: fetch and verify the sample media (MEDIA.md) into the cache."""
+"""``faceplate fetch-media``: fetch and verify the sample media (MEDIA.md) and the detection
+benchmark's non-face images (``samples.NEGATIVES``) into the cache."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    got = samples.fetch(cache=args.cache)
+    got = samples.fetch((*samples.MEDIA, *samples.NEGATIVES), cache=args.cache)
     folder = next(iter(got.values())).parent
     print(f"sample media: {len(got)} files verified in {folder}")
     return 0

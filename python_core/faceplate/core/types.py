@@ -128,6 +128,30 @@ class Detection:
     angle: float = 0.0
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """A face candidate that was found and then dropped, with the reason (kept in the store so a
+    user can see why a face is missing).
+
+    Attributes:
+        bbox: The candidate's box in frame pixels (aligner convention).
+        score: The proposing detector's score in [0, 1].
+        detector: Registry name of the detector that proposed it.
+        stage: Where it was dropped: ``"verify"`` (the detector chain's verification),
+            ``"size"`` (the chain's size limits), ``"filter"`` (a face filter after alignment:
+            size, roll, landmark sanity, distance from the mean face) or ``"identity"`` (the
+            reference-image filter).
+        reason: One line for a person, e.g. ``"CenterFace does not see a face here (best 0.12
+            < 0.50)"``.
+    """
+
+    bbox: BBox
+    score: float
+    detector: str
+    stage: str
+    reason: str
+
+
 @dataclass(frozen=True, eq=False)
 class StoredMask:
     """A mask kept with its geometry so it can be mapped back to the frame.

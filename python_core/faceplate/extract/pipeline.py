@@ -8,8 +8,14 @@ Stages run in three threads so decoding, the models and the writing overlap on t
 The writer commits a frame to the alignments store only after every face PNG of that frame is
 on disk (each PNG written atomically), so a run killed at any instant resumes from the store:
 frames the store holds are skipped, every other frame is processed again and its PNGs are
-rewritten identically. Every stage is deterministic (no state carried between frames), which is
-what makes a resumed run end with the same faces as an uninterrupted one.
+rewritten identically. Every stage is deterministic. The one state carried between frames is
+the face tracks (``faceplate.extract.track``): where a face seen in the last frames is not
+found, the detector searches for it where its track predicts it (``--track-search``). The
+tracks are a function of the faces kept in the frames before, which the store holds, so a
+resumed run rebuilds them from the store and ends with the same faces as an uninterrupted one.
+
+Every candidate dropped on the way — by the detector's verification, by a face filter, by the
+identity filter — is stored with its reason (``AlignmentsStore.rejections``).
 """
 
 from __future__ import annotations
@@ -32,13 +38,23 @@ from faceplate.core.config import Config, option
 from faceplate.core.errors import ConfigError, FaceplateError, NoFacesError
 from faceplate.core.geometry import crop_matrix
 from faceplate.core.records import encode_mask
-from faceplate.core.types import BBox, Centering, FaceRecord, Frame, FrameInfo, StoredMask
+from faceplate.core.types import (
+    BBox,
+    Centering,
+    Detection,
+    FaceRecord,
+    Frame,
+    FrameInfo,
+    Rejection,
+    StoredMask,
+)
 from faceplate.extract.align import ALIGNERS, Aligner
 from faceplate.extract.crops import warp_to_crop
 from faceplate.extract.detect import DETECTORS, Detector
 from faceplate.extract.filters import FilterConfig, reject_reason
 from faceplate.extract.mask import MASKERS, Masker
 from faceplate.extract.pose import estimate_pose
+from faceplate.extract.track import TrackConfig, TrackWindow, links
 from faceplate.io.faceset import FaceMeta, face_filename, write_face_png
 from faceplate.io.media import FrameSource, open_source
 from faceplate.io.paths import ensure_output_dir
@@ -92,6 +108,8 @@ class FrameResult:
     records: list[FaceRecord]
     crops: list[tuple[np.ndarray, np.ndarray]]  # (size×size×3 uint8 crop, frame→crop matrix)
     skipped: Counter[str]
+    rejected: list[Rejection] = field(default_factory=list)
+    tracked: int = 0  # faces found by the track search
 
 
 @dataclass
@@ -100,6 +118,7 @@ class ExtractStats:
 
     frames: int = 0
     faces: int = 0
+    tracked: int = 0
     resumed: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     errors: list[FaceplateError] = field(default_factory=list)
@@ -119,13 +138,17 @@ class Extractor:
         aligner_cfg: Config for ``cfg.aligner``.
         mask_cfgs: Masker name → config (defaults for those missing).
         filter_cfg: Face filters.
+        track_cfg: The track search (used by :func:`run_extract`, which processes frames in
+            order; :meth:`process` alone keeps no state between calls).
     """
 
     def __init__(self, cfg: ExtractConfig, *, detector_cfg: Any = None, aligner_cfg: Any = None,
                  mask_cfgs: dict[str, Any] | None = None,
-                 filter_cfg: FilterConfig | None = None) -> None:
+                 filter_cfg: FilterConfig | None = None,
+                 track_cfg: TrackConfig | None = None) -> None:
         self.cfg = cfg
         self.filter_cfg = filter_cfg or FilterConfig()
+        self.track_cfg = track_cfg or TrackConfig()
         self.detector: Detector = DETECTORS.create(cfg.detector, detector_cfg)
         self.aligner: Aligner = ALIGNERS.create(cfg.aligner, aligner_cfg)
         mask_cfgs = mask_cfgs or {}
@@ -154,15 +177,45 @@ class Extractor:
         dets = self.detector.detect(rgb)
         return [a.landmarks for a in self.aligner.align(rgb, dets)]
 
-    def process(self, frame: Frame) -> FrameResult:
+    def new_tracks(self) -> TrackWindow | None:
+        """Face tracks for a run over frames in order (None when the track search is off)."""
+        return TrackWindow(self.track_cfg.track_gap) if self.track_cfg.track_search else None
+
+    def detect(self, rgb: np.ndarray, index: int, tracks: TrackWindow | None = None
+               ) -> tuple[list[Detection], list[Rejection], int]:
+        """The faces of one frame: per-frame detection, then the track search.
+
+        Returns:
+            The detections (those found by the track search last, their ``detector`` suffixed
+            ``+track``), the rejected candidates and the number found by the track search.
+        """
+        res = self.detector.detect_all(rgb)
+        dets, rejected = list(res.faces), list(res.rejected)
+        found = 0
+        if tracks is not None:
+            for pred in tracks.predict(index):
+                if any(links(pred.box, d.bbox) for d in dets):
+                    continue
+                more = self.detector.search(rgb, pred.box)
+                rejected += more.rejected
+                for d in more.faces[:1]:
+                    if not any(links(d.bbox, k.bbox) for k in dets):
+                        dets.append(Detection(d.bbox, d.score, f"{d.detector}+track",
+                                              d.keypoints, d.angle))
+                        found += 1
+        return dets, rejected, found
+
+    def process(self, frame: Frame, tracks: TrackWindow | None = None) -> FrameResult:
         """Detect, align, filter and describe every face of one frame (no I/O).
 
         Faces are numbered left to right (by the centre of their box), so indices are stable
-        whatever order the detector returns them in.
+        whatever order the detector returns them in. With ``tracks`` (frames given in order),
+        faces the tracks predict but detection missed are searched for, and the tracks are
+        updated with the faces kept.
         """
         rgb, info = frame.rgb, frame.info
         t0 = time.perf_counter()
-        dets = self.detector.detect(rgb)
+        dets, rejected, tracked = self.detect(rgb, info.index, tracks)
         t1 = time.perf_counter()
         aligns = self.aligner.align(rgb, dets) if dets else []
         t2 = time.perf_counter()
@@ -175,6 +228,8 @@ class Extractor:
             reason = reject_reason(al.landmarks, self.filter_cfg)
             if reason is not None:
                 skipped[reason] += 1
+                rejected.append(Rejection(det.bbox, float(det.score), det.detector, "filter",
+                                          reason))
                 continue
             kept.append((det, al))
         kept.sort(key=lambda da: da[0].bbox.center[0])
@@ -189,6 +244,9 @@ class Extractor:
                 identity = self._encoder.embed(rgb, lm)
                 if self._ref_filter is not None and not self._ref_filter.accept(identity):
                     skipped["identity filter"] += 1
+                    rejected.append(Rejection(det.bbox, float(det.score), det.detector,
+                                              "identity", "identity filter (not the reference "
+                                                          "people)"))
                     self.times.add("identity", time.perf_counter() - t3)
                     continue
             t4 = time.perf_counter()
@@ -198,7 +256,10 @@ class Extractor:
             records.append(rec)
             crops.append((crop, matrix))
             self.times.add("identity", t4 - t3)
-        return FrameResult(info, records, crops, skipped)
+        if tracks is not None:
+            tracks.add(info.index, [r.bbox for r in records])
+        return FrameResult(info, records, crops, skipped, rejected,
+                           sum(r.detector.endswith("+track") for r in records))
 
     def describe(self, rgb: np.ndarray, info: FrameInfo, landmarks: np.ndarray, *,
                  face_index: int, bbox: BBox, score: float, detector: str,
@@ -320,8 +381,10 @@ def run_extract(input_path: str | Path, faces_dir: str | Path | None,
             "frame_width": source.width, "frame_height": source.height,
             "is_video": source.kind == "video",
         }
+        tracks = extractor.new_tracks()
+        seed = _track_seed(store, done, todo, tracks.frames.maxlen or 0) if tracks else {}
         _run_threads(extractor, source, store, done, out_dir, faces_meta_source, stats,
-                     on_frame, len(todo))
+                     on_frame, len(todo), tracks, seed)
         stats.errors.extend(getattr(source, "errors", []))
         for idx, n in sorted(getattr(source, "nonfinite_frames", {}).items()):
             stats.warnings.append(f"frame {idx}: {n} NaN/Inf samples replaced for detection")
@@ -353,10 +416,29 @@ def _prepare_store(store: AlignmentsStore, source: FrameSource, cfg: ExtractConf
         store.set_meta("extract_config", cfg.to_dict())
 
 
+def _track_seed(store: AlignmentsStore, done: set[int], todo: list[int], window: int
+                ) -> dict[int, list[Any]]:
+    """Boxes of the stored frames a resumed run's track window needs: every done frame among
+    the ``window`` processed frames before a frame still to do."""
+    if not done or not todo:
+        return {}
+    order = sorted(done | set(todo))
+    pos = {idx: k for k, idx in enumerate(order)}
+    need: set[int] = set()
+    todo_set = set(todo)
+    for t in todo:
+        k = pos[t]
+        need.update(i for i in order[max(0, k - window):k] if i not in todo_set)
+        if len(need) >= len(done):
+            break
+    return {i: [r.bbox for r in store.faces(i)] for i in sorted(need)}
+
+
 def _run_threads(extractor: Extractor, source: FrameSource, store: AlignmentsStore,
                  done: set[int], out_dir: Path | None, meta_source: dict[str, Any],
                  stats: ExtractStats, on_frame: Callable[[FrameResult, int], None] | None,
-                 n_todo: int) -> None:
+                 n_todo: int, tracks: TrackWindow | None = None,
+                 seed: dict[int, list[Any]] | None = None) -> None:
     cfg = extractor.cfg
     frames_q: queue.Queue[Any] = queue.Queue(maxsize=6)
     results_q: queue.Queue[Any] = queue.Queue(maxsize=6)
@@ -398,6 +480,7 @@ def _run_threads(extractor: Extractor, source: FrameSource, store: AlignmentsSto
                 extractor.times.add("write", time.perf_counter() - t)
                 stats.frames += 1
                 stats.faces += len(item.records)
+                stats.tracked += item.tracked
                 stats.skipped.update(item.skipped)
                 remaining -= 1
                 if on_frame:
@@ -420,7 +503,11 @@ def _run_threads(extractor: Extractor, source: FrameSource, store: AlignmentsSto
                 continue
             if frame is _END:
                 break
-            put(results_q, extractor.process(frame))
+            if tracks is not None and seed:
+                last = tracks.frames[-1][0] if tracks.frames else -1
+                for i in [i for i in seed if last < i < frame.info.index]:
+                    tracks.add(i, seed.pop(i))
+            put(results_q, extractor.process(frame, tracks))
     except BaseException:
         stop.set()
         raise
@@ -445,4 +532,4 @@ def _write_frame(res: FrameResult, store: AlignmentsStore, out_dir: Path | None,
                             source=meta_source)
             write_face_png(out_dir / face_filename(rec), crop, meta,
                            compress_level=cfg.png_compression)
-    store.put_frame(res.frame_info, res.records)
+    store.put_frame(res.frame_info, res.records, res.rejected)

@@ -2,6 +2,8 @@
 
 Each audit returns :class:`AuditItem` rows (frame index, frame name, face count); the CLI prints
 them, writes them to a list file, or (``multi-faces``) moves the matching face PNGs aside.
+``no-faces`` also gives, for each frame, the face candidates extraction found there and
+dropped, with the reason each was dropped (:func:`describe`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from faceplate.core.errors import InputError, OutputError
+from faceplate.core.types import Rejection
 from faceplate.faceset.match import face_key, index_store_faces, record_matches
 
 
@@ -23,11 +26,14 @@ class AuditItem:
         index: Frame index in the clip.
         name: Frame name (store key; for missing frames the name the input gives it).
         faces: Faces the store holds for it (0 for missing frames).
+        reasons: For ``no-faces``: each dropped candidate of the frame, described by
+            :func:`describe`.
     """
 
     index: int
     name: str
     faces: int
+    reasons: tuple[str, ...] = ()
 
 
 def _input_frame_name(source: Any, index: int) -> str:
@@ -52,11 +58,23 @@ def missing_frames(store: Any, source: Any) -> list[AuditItem]:
             for i in range(source.total_frames) if source.number_of(i) not in done]
 
 
+def describe(r: Rejection) -> str:
+    """One line for a dropped candidate: who proposed it, where, and why it was dropped,
+    e.g. ``"centerface 0.71 at (412, 233) 180×180 px: verify: BlazeFace does not see a face
+    here (best 0.31 < 0.50)"``."""
+    cx, cy = r.bbox.center
+    return (f"{r.detector} {r.score:.2f} at ({cx:.0f}, {cy:.0f}) {r.bbox.w:.0f}×{r.bbox.h:.0f} "
+            f"px: {r.stage}: {r.reason}")
+
+
 def no_faces(store: Any) -> list[AuditItem]:
-    """Frames processed with zero faces, in index order."""
+    """Frames processed with zero faces, in index order, with their dropped candidates."""
     done = store.done_frame_indices()
-    return [AuditItem(info.index, info.name, 0) for info, faces in store.iter_frames()
-            if not faces and info.index in done]
+    counts = store.rejection_counts()
+    return [AuditItem(info.index, info.name, 0,
+                      tuple(describe(r) for r in store.rejections(info.index))
+                      if counts.get(info.index) else ())
+            for info, faces in store.iter_frames() if not faces and info.index in done]
 
 
 def multi_faces(store: Any, minimum: int = 2) -> list[AuditItem]:

@@ -97,6 +97,52 @@ MEDIA: tuple[MediaFile, ...] = (
 )
 
 
+#: Images without a human face from the same scikit-image wheel: negatives for the detection
+#: benchmark (``faceplate.evaluate.detection``). Not part of MEDIA.md's face catalogue; fetched
+#: by the same code. (The wheel's ``camera.png``, ``lfw_subset.npy`` and
+#: ``no_time_for_that_tiny.gif`` show people and are deliberately not listed.)
+NEGATIVES: tuple[MediaFile, ...] = (
+    MediaFile(*_SKI, "skimage/data/brick.png",
+              "7966caf324f6ba843118d98f7a07746d22f6a343430add0233eca5f6eaaa8fcf", "brick wall texture"),
+    MediaFile(*_SKI, "skimage/data/chelsea.png",
+              "596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb", "a cat's face (animal)"),
+    MediaFile(*_SKI, "skimage/data/coffee.png",
+              "cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7", "a cup of coffee"),
+    MediaFile(*_SKI, "skimage/data/coins.png",
+              "f8d773fc9cfa6f4d8e5942dc34d0a0788fcaed2a4fefbbed0aef5398d7ef4cba", "coins (small relief heads)"),
+    MediaFile(*_SKI, "skimage/data/color.png",
+              "7d2df993de2b4fa2a78e04e5df8050f49a9c511aa75e59ab3bd56ac9c98aef7e", "colour wheel"),
+    MediaFile(*_SKI, "skimage/data/grass.png",
+              "b6b6022426b38936c43a4ac09635cd78af074e90f42ffa8227ac8b7452d39f89", "grass texture"),
+    MediaFile(*_SKI, "skimage/data/gravel.png",
+              "c48615b451bf1e606fbd72c0aa9f8cc0f068ab7111ef7d93bb9b0f2586440c12", "gravel texture"),
+    MediaFile(*_SKI, "skimage/data/horse.png",
+              "c7fb60789fe394c485f842291ea3b21e50d140f39d6dcb5fb9917cc178225455", "horse silhouette"),
+    MediaFile(*_SKI, "skimage/data/hubble_deep_field.jpg",
+              "3a19c5dd8a927a9334bb1229a6d63711b1c0c767fb27e2286e7c84a3e2c2f5f4", "galaxies"),
+    MediaFile(*_SKI, "skimage/data/ihc.png",
+              "f8dd1aa387ddd1f49d8ad13b50921b237df8e9b262606d258770687b0ef93cef", "microscopy"),
+    MediaFile(*_SKI, "skimage/data/logo.png",
+              "f2c57fe8af089f08b5ba523d95573c26e62904ac5967f4c8851b27d033690168", "logo (drawing)"),
+    MediaFile(*_SKI, "skimage/data/moon.png",
+              "78739619d11f7eb9c165bb5d2efd4772cee557812ec847532dbb1d92ef71f577", "moon surface"),
+    MediaFile(*_SKI, "skimage/data/motorcycle_left.png",
+              "db18e9c4157617403c3537a6ba355dfeafe9a7eabb6b9b94cb33f6525dd49179", "a motorcycle in a garage"),
+    MediaFile(*_SKI, "skimage/data/page.png",
+              "341a6f0a61557662b02734a9b6e56ec33a915b2c41886b97509dedf2a43b47a3", "printed page"),
+    MediaFile(*_SKI, "skimage/data/retina.jpg",
+              "38a07f36f27f095e818aea7b96d34202c05176d30253c66733f2e00379e9e0e6", "retina photo"),
+    MediaFile(*_SKI, "skimage/data/rocket.jpg",
+              "c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c", "rocket at dusk"),
+    MediaFile(*_SKI, "skimage/data/text.png",
+              "bd84aa3a6e3c9887850d45d606c96b2e59433fbef50338570b63c319e668e6d1", "handwriting"),
+    MediaFile(*_SKI, "skimage/data/clock_motion.png",
+              "f029226b28b642e80113d86622e9b215ee067a0966feaf5e60604a1e05733955", "motion-blurred clock"),
+    MediaFile(*_SKI, "skimage/data/cell.png",
+              "8d23a7fb81f7cc877cd09f330357fc7f595651306e84e17252f6e0a1b3f61515", "microscopy"),
+)
+
+
 def cache_dir() -> Path:
     """The media cache folder: ``$FACEPLATE_CACHE/media`` or ``~/.cache/faceplate/media``."""
     root = os.environ.get("FACEPLATE_CACHE") or os.path.join(Path.home(), ".cache", "faceplate")
@@ -141,7 +187,7 @@ def _extract(archive: Path, member: str, out: Path) -> None:
 
 def path(name: str, cache: Path | None = None) -> Path:
     """The cached path of sample ``name`` (e.g. ``"obama.jpg"``), fetching it if needed."""
-    matches = [m for m in MEDIA if m.name == name]
+    matches = [m for m in (*MEDIA, *NEGATIVES) if m.name == name]
     if not matches:
         raise FetchError(f"no sample media named {name!r}")
     return fetch(matches, cache)[name]

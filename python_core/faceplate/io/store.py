@@ -27,6 +27,14 @@ undo/redo log (:meth:`AlignmentsStore.edit`, :meth:`~AlignmentsStore.undo`,
 that read the store earlier can refuse to overwrite a change it has not seen
 (:class:`~faceplate.core.errors.StoreConflictError`).
 
+Schema version 4 (the detector's reasons) adds::
+
+    rejections (frame_idx → frames.idx, n, x, y, w, h REAL, score REAL, detector TEXT,
+                stage TEXT, reason TEXT; PK (frame_idx, n))
+
+``rejections`` holds the face candidates a frame's extraction found and dropped, with the
+reason (:class:`~faceplate.core.types.Rejection`): ``faceplate faceset no-faces`` shows them.
+
 Blobs are raw little-endian arrays: landmarks 68×2 float32 (x, y frame pixels, x right, y down,
 pixel centres at +0.5), identity 128 float32, affine 2×3 float64 (frame → mask pixels); mask
 data is zlib ``uint8`` size×size. The file is marked with ``PRAGMA application_id`` and carries
@@ -83,7 +91,14 @@ from faceplate.core.records import (
     record_to_dict,
     validate_record,
 )
-from faceplate.core.types import VIDEO_FIRST_FRAME, BBox, FaceRecord, FrameInfo, StoredMask
+from faceplate.core.types import (
+    VIDEO_FIRST_FRAME,
+    BBox,
+    FaceRecord,
+    FrameInfo,
+    Rejection,
+    StoredMask,
+)
 
 STORE_SUFFIX = ".fpstore"
 #: ``PRAGMA application_id`` of a Faceplate store: "FPLT".
@@ -265,6 +280,24 @@ def _migrate_studio(conn: sqlite3.Connection) -> None:
                          " BEGIN UPDATE revision SET n = n + 1 WHERE id = 0; END")
 
 
+#: The schema version that added the rejected candidates.
+_REJECTIONS_VERSION = 4
+
+
+def _migrate_rejections(conn: sqlite3.Connection) -> None:
+    """Version 3 → 4: the rejected face candidates of each frame, with their reasons."""
+    conn.execute(
+        "CREATE TABLE rejections ("
+        " frame_idx INTEGER NOT NULL REFERENCES frames(idx) ON DELETE CASCADE,"
+        " n INTEGER NOT NULL,"
+        " x REAL NOT NULL, y REAL NOT NULL, w REAL NOT NULL, h REAL NOT NULL,"
+        " score REAL NOT NULL, detector TEXT NOT NULL, stage TEXT NOT NULL,"
+        " reason TEXT NOT NULL,"
+        " PRIMARY KEY (frame_idx, n))"
+    )
+
+
+_REJECTION_COLS = "frame_idx, n, x, y, w, h, score, detector, stage, reason"
 _FACE_COLS = ("frame_idx, face_idx, x, y, w, h, landmarks, score, yaw, pitch, roll, detector,"
               " aligner, identity, thumbnail")
 _MASK_COLS = "frame_idx, face_idx, name, size, centering, affine, data"
@@ -283,9 +316,10 @@ class AlignmentsStore:
     """
 
     #: Forward migrations: ``MIGRATIONS[v]`` upgrades version ``v`` to ``v + 1``.
-    MIGRATIONS: ClassVar[tuple[Migration, ...]] = (_migrate_v1, _migrate_v2, _migrate_studio)
+    MIGRATIONS: ClassVar[tuple[Migration, ...]] = (_migrate_v1, _migrate_v2, _migrate_studio,
+                                                   _migrate_rejections)
     #: Schema version this code writes (always ``len(MIGRATIONS)``).
-    SCHEMA_VERSION: ClassVar[int] = 3
+    SCHEMA_VERSION: ClassVar[int] = 4
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -295,6 +329,11 @@ class AlignmentsStore:
     def _has_notes(self) -> bool:
         """Whether this schema has the face notes (version 3 on; older layouts in tests)."""
         return self.SCHEMA_VERSION >= _NOTES_VERSION
+
+    @property
+    def _has_rejections(self) -> bool:
+        """Whether this schema keeps rejected candidates (version 4 on; older layouts in tests)."""
+        return self.SCHEMA_VERSION >= _REJECTIONS_VERSION
 
     def __init__(self, conn: sqlite3.Connection, path: Path, readonly: bool) -> None:
         """Use :meth:`open`."""
@@ -571,9 +610,23 @@ class AlignmentsStore:
         except ValueError as err:
             raise RecordError(f"{where}: {err}", self.path) from None
 
+    def _check_rejection(self, info: FrameInfo, n: int, r: Rejection) -> None:
+        where = f"frame {info.index} rejection {n}"
+        if not isinstance(r, Rejection):
+            raise RecordError(f"{where}: expected a Rejection, got {type(r).__name__}",
+                              self.path)
+        nums = (*r.bbox.as_tuple(), r.score)
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in nums):
+            raise RecordError(f"{where}: box and score must be finite numbers", self.path)
+        if not all(isinstance(v, str) for v in (r.detector, r.stage, r.reason)):
+            raise RecordError(f"{where}: detector, stage and reason must be text", self.path)
+
     def _insert_frame(self, conn: sqlite3.Connection, info: FrameInfo,
-                      faces: list[FaceRecord]) -> None:
+                      faces: list[FaceRecord],
+                      rejections: Sequence[Rejection] | None = None) -> None:
         self._check_frame(info)
+        for n, r in enumerate(rejections or ()):
+            self._check_rejection(info, n, r)
         seen: set[int] = set()
         for rec in faces:
             where = f"frame {info.index} face {getattr(rec, 'face_index', '?')}"
@@ -605,6 +658,14 @@ class AlignmentsStore:
              int(info.frame_number), int(info.width), int(info.height)))
         for rec in faces:
             self._insert_face(conn, rec)
+        if rejections is not None and self._has_rejections:
+            conn.execute("DELETE FROM rejections WHERE frame_idx = ?", (int(info.index),))
+            for n, r in enumerate(rejections):
+                conn.execute(
+                    f"INSERT INTO rejections({_REJECTION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+                    " ?, ?)",
+                    (int(info.index), n, *(float(v) for v in r.bbox.as_tuple()), float(r.score),
+                     r.detector, r.stage, r.reason))
 
     @staticmethod
     def _insert_face(conn: sqlite3.Connection, rec: FaceRecord) -> None:
@@ -621,11 +682,15 @@ class AlignmentsStore:
                 (*key, sm.name, int(sm.size), sm.centering, _blob(sm.affine, "<f8"),
                  bytes(sm.data)))
 
-    def put_frame(self, info: FrameInfo, faces: list[FaceRecord]) -> None:
+    def put_frame(self, info: FrameInfo, faces: list[FaceRecord],
+                  rejections: Sequence[Rejection] | None = None) -> None:
         """Replace frame ``info.index``'s faces with ``faces`` and mark it processed.
 
         A frame with no face is still recorded (processed, 0 faces). Notes (pinned, mask
         labels) of face indices that remain are kept; those of faces gone are dropped.
+        ``rejections`` (the candidates extraction dropped, with reasons) replace the
+        frame's stored ones; None leaves them as they are (an edit of the faces keeps the
+        extraction's record).
         Committed on return.
 
         Raises:
@@ -634,7 +699,7 @@ class AlignmentsStore:
             StoreError: Read-only store, or the write failed (e.g. the name is used by another
                 frame index).
         """
-        self._write(lambda c: self._insert_frame(c, info, faces))
+        self._write(lambda c: self._insert_frame(c, info, faces, rejections))
 
     def put_frames(self, batch: list[tuple[FrameInfo, list[FaceRecord]]], *,
                    expect_revision: int | None = None) -> None:
@@ -819,6 +884,22 @@ class AlignmentsStore:
         with self._snapshot():
             info = self.frame_at(number)
             return None if info is None else self._faces_of(info)
+
+    def rejections(self, frame_index: int) -> list[Rejection]:
+        """The candidates extraction dropped in frame ``frame_index``, in the order found."""
+        if not self._has_rejections:
+            return []
+        rows = self._rows(f"SELECT {_REJECTION_COLS} FROM rejections WHERE frame_idx = ?"
+                          " ORDER BY n", (int(frame_index),)).fetchall()
+        return [Rejection(BBox(x, y, w, h), score, det, stage, reason)
+                for _, _, x, y, w, h, score, det, stage, reason in rows]
+
+    def rejection_counts(self) -> dict[int, int]:
+        """Frame index → number of stored rejections (frames with none left out)."""
+        if not self._has_rejections:
+            return {}
+        return {int(i): int(n) for i, n in self._rows(
+            "SELECT frame_idx, count(*) FROM rejections GROUP BY frame_idx")}
 
     def get_face(self, frame_index: int, face_index: int) -> FaceRecord | None:
         """One face, or None."""

