@@ -57,13 +57,13 @@ def swapped_clips(step: int
                   ) -> tuple[dict[str, list[Any]], dict[str, list[int]], dict[str, Any], str]:
     """{resolution: [Swapped]}, {resolution: where each source clip starts in that list}, the
     swap_frame watermark stage times, the model id."""
+    from tests import provenance_attacks as attacks
     from tests.convert_model import trained_model
 
     from faceplate.convert.swap import ConvertConfig, SwapContext, TorchPredictor, swap_frame
     from faceplate.extract.pipeline import ExtractConfig, Extractor
     from faceplate.io import samples
     from faceplate.io.media import open_source
-    from faceplate.provenance import attacks
 
     pred = TorchPredictor(trained_model(None))
     ex = Extractor(ExtractConfig(masks=("extended",), write_faces=False, thumbnails=False))
@@ -104,7 +104,8 @@ def detection(clips: dict[str, list[np.ndarray]], starts: dict[str, list[int]],
     with the video verdict over its clip (``detected_video``: ``watermark.pool_tracks``, the
     same face in the 2 frames on each side; the woman's clip is swapped every 4th frame, so
     its pooled neighbours are 4 source frames apart)."""
-    from faceplate.provenance import attacks
+    from tests import provenance_attacks as attacks
+
     from faceplate.provenance import watermark as wm
 
     def best(marks: list[Any]) -> Any:
@@ -229,7 +230,8 @@ def main() -> None:
     ap.add_argument("--output", type=Path, default=Path("bench_out/provenance.json"))
     args = ap.parse_args()
 
-    from faceplate.provenance import attacks
+    from tests import provenance_attacks as attacks
+
     from faceplate.provenance import watermark as wm
 
     t0 = time.perf_counter()

@@ -11,8 +11,11 @@ import pytest
 from faceplate.core.geometry import compose_affine, crop_matrix, to_cv2
 from faceplate.io import samples
 from faceplate.io.media import read_image
-from faceplate.provenance import attacks
 from faceplate.provenance import watermark as wm
+from faceplate.provenance.watermark import embed as wm_embed
+from faceplate.provenance.watermark import sampling as wm_sampling
+from faceplate.provenance.watermark import scheme as wm_scheme
+from tests import provenance_attacks as attacks
 
 SHA = hashlib.sha256(b"a model").hexdigest()
 
@@ -226,25 +229,25 @@ def test_second_pass_runs_only_where_the_matte_attenuates(photo: tuple[np.ndarra
     rgb, lm = photo
     sw, box, matte = _pasted(rgb, lm)
     passes: list[int] = []
-    gain = wm._gain
+    gain = wm_scheme._gain
 
     def counted(*args: object) -> float:
         passes[-1] += 1
         return gain(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(wm, "_gain", counted)
+    monkeypatch.setattr(wm_embed, "_gain", counted)
     # Without the energy cap (a capped pass always gets another: the cap changes the move).
     import dataclasses
 
-    uncapped = dataclasses.replace(wm._bank(), max_energy=float("inf"))
-    monkeypatch.setattr(wm, "_bank", lambda: uncapped)
+    uncapped = dataclasses.replace(wm_scheme._bank(), max_energy=float("inf"))
+    monkeypatch.setattr(wm_embed, "_bank", lambda: uncapped)
 
     def lattice_error(frame: np.ndarray, mark: wm.FrameMark) -> float:
-        b = wm._bank()
-        src, m = wm._source(wm._luma(frame), (0, 0), np.linalg.inv(
+        b = uncapped
+        src, m = wm_sampling._source(wm_sampling._luma(frame), (0, 0), np.linalg.inv(
             np.vstack([mark.to_canon, [0.0, 0.0, 1.0]]))[:2])
-        h = wm._warp_box(src, m, b).ravel()
-        u = (b.patterns_box @ h / wm._gain(h, b.window_box) - b.dither) / b.delta \
+        h = wm_sampling._warp_box(src, m, b).ravel()
+        u = (b.patterns_box @ h / gain(h, b.window_box) - b.dither) / b.delta \
             - wm.payload_bits(SHA) * 0.5
         return float(np.abs(u - np.round(u)).mean())
 
@@ -256,7 +259,7 @@ def test_second_pass_runs_only_where_the_matte_attenuates(photo: tuple[np.ndarra
     half[half.shape[0] // 2:] *= 0.5
     errors = []
     for n in (1, 2):
-        monkeypatch.setattr(wm, "EMBED_PASSES", n)
+        monkeypatch.setattr(wm_embed, "EMBED_PASSES", n)
         frame = sw.plain.copy()
         passes.append(0)
         mark = wm.embed_in_frame(frame, box, half, lm, SHA, frame_is_linear=False)
