@@ -18,7 +18,8 @@ The package, by concern:
 * :mod:`.registration` — the alignment search that finds where the marker fits best;
 * :mod:`.calibration` — the calibrated null tail and the thresholds;
 * :mod:`.detect` — finding, scoring and decoding the faces of a frame;
-* :mod:`.tracks` — the video verdict (a face's score pooled along its track).
+* :mod:`.tracks` — the video verdict (a face's score pooled along its track);
+* :mod:`.session` — who owns the detector's models (a :class:`DetectSession` per pipeline).
 
 Gain: projections are divided by the window's mean luma (+0.055, the sRGB offset): an exposure
 change of k in linear light scales display values by about k^(1/2.4) around −0.055, so a grade
@@ -88,6 +89,7 @@ from faceplate.provenance.watermark.scheme import (
     payload_bits,
     payload_id,
 )
+from faceplate.provenance.watermark.session import DetectSession, default_session
 from faceplate.provenance.watermark.tracks import TRACK_MIN_IOU, TRACK_RADIUS, pool_tracks
 
 __all__ = [
@@ -108,11 +110,13 @@ __all__ = [
     "SECOND_PASS_THRESHOLD",
     "TRACK_MIN_IOU",
     "TRACK_RADIUS",
+    "DetectSession",
     "FaceMark",
     "FrameMark",
     "canon_to_crop",
     "canonical_matrix",
     "detect_faces",
+    "default_session",
     "detect_frame",
     "embed_face",
     "embed_in_frame",

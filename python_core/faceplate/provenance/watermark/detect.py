@@ -8,7 +8,6 @@ the second-pass detector) and serialises their use; one per pipeline.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from faceplate.provenance.watermark.scheme import (
     _value,
     canonical_matrix,
 )
+from faceplate.provenance.watermark.session import DetectSession, default_session
 
 
 @dataclass(frozen=True)
@@ -149,13 +149,6 @@ def detect_faces(frame: np.ndarray, landmarks: Sequence[np.ndarray]) -> list[Fac
     return [_score_face(luma, lm) for lm in landmarks]
 
 
-@functools.cache
-def _second_detector() -> Any:
-    from faceplate.extract.detect.base import DETECTORS
-
-    return DETECTORS.create("blazeface")
-
-
 def _same_face(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether two landmark sets are one registration hypothesis (within 2 canonical px RMS)."""
     m = canonical_matrix(b)
@@ -164,14 +157,16 @@ def _same_face(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 
-def detect_frame(frame: np.ndarray, extractor: Any | None = None) -> list[FaceMark]:
+def detect_frame(frame: np.ndarray, extractor: Any | None = None, *,
+                 session: DetectSession | None = None) -> list[FaceMark]:
     """Find every face in ``frame`` and look for the mark on each.
 
     Args:
         frame: H×W×3/4 ``uint8`` or ``float32`` display sRGB.
         extractor: A :class:`faceplate.extract.pipeline.Extractor` to detect and align with;
-            when None, one with the default detector and aligner (no masks) is built once per
-            process and reused.
+            when None, the session's.
+        session: The :class:`DetectSession` whose models run (default:
+            :func:`default_session`, shared by the process's callers that pass none).
 
     Returns:
         One :class:`FaceMark` per face found, left to right (empty when there is none).
@@ -185,11 +180,12 @@ def detect_frame(frame: np.ndarray, extractor: Any | None = None) -> list[FaceMa
     against the stricter ``SECOND_PASS_THRESHOLD`` and reported only when detected.
     """
     check_image(frame, "frame", dtypes=_FRAME_DTYPES, channels=(3, 4))
+    ses = session if session is not None else default_session()
     rgb = _u8_rgb(frame)  # once: the landmarks of both passes are found on it
-    lms = frame_landmarks(rgb, extractor)
+    lms = frame_landmarks(rgb, extractor if extractor is not None else ses.extractor())
     luma = _luma(frame) if lms else None  # once: both passes score on it
     marks = [_score_face(luma, lm) for lm in lms] if luma is not None else []
-    for det in _second_detector().detect(rgb):
+    for det in ses.second_detector().detect(rgb):
         if det.angle != 0.0:
             continue
         lm = refine_landmarks(rgb, det.bbox)

@@ -24,6 +24,7 @@ import numpy as np
 
 from faceplate.core.geometry import MEAN_FACE_68
 from faceplate.provenance.watermark.sampling import _display_region, _u8_rgb
+from faceplate.provenance.watermark.session import default_session
 
 
 @functools.cache
@@ -157,13 +158,6 @@ def refine_landmarks(frame: np.ndarray, seed_box: Any, *, frame_is_linear: bool 
     return runs[-1][1]
 
 
-@functools.cache
-def _default_extractor() -> Any:
-    from faceplate.extract.pipeline import ExtractConfig, Extractor
-
-    return Extractor(ExtractConfig(masks=(), write_faces=False, thumbnails=False))
-
-
 def frame_landmarks(frame: np.ndarray, extractor: Any | None = None, *,
                     refine: bool = True) -> list[np.ndarray]:
     """68-point landmarks of every face in a display-sRGB frame, in the extractor's order.
@@ -174,7 +168,7 @@ def frame_landmarks(frame: np.ndarray, extractor: Any | None = None, *,
     """
     from faceplate.core.types import Frame, FrameInfo
 
-    ex = extractor if extractor is not None else _default_extractor()
+    ex = extractor if extractor is not None else default_session().extractor()
     rgb = _u8_rgb(frame)
     h, w = rgb.shape[:2]
     res = ex.process(Frame(FrameInfo(0, "frame", None, w, h, 0), rgb))
