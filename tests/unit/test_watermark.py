@@ -403,3 +403,48 @@ def test_pool_tracks_needs_a_face_detected_on_its_own() -> None:
                 assert window.max() >= wm.SCORE_THRESHOLD > scores[t]
     assert lifted > 0  # the property was exercised
 
+
+
+def test_mark_face_says_why_a_face_is_left_unmarked(photo: tuple[np.ndarray, np.ndarray]
+                                                    ) -> None:
+    """Issue 16, point 1: each way the mark cannot fit comes back as a reason, the frame
+    untouched; a partial matte gives a mark with its cover below 1, a full one cover 1."""
+    rgb, lm = photo
+    sw, box, matte = _pasted(rgb, lm)
+    full = sw.plain.copy()
+    mark = wm.mark_face(full, box, matte, lm, SHA, frame_is_linear=False)
+    assert isinstance(mark, wm.FrameMark) and mark.cover > wm.FULL_COVER
+    assert wm.mark_detectable(full, mark, frame_is_linear=False).detected
+    # A matte only along the box's rim (a mouth-only mask is the same: 0 where the patterns go).
+    rim = np.zeros_like(matte)
+    rim[:3], rim[-3:] = 1.0, 1.0
+    frame = sw.plain.copy()
+    got = wm.mark_face(frame, box, rim, lm, SHA, frame_is_linear=False)
+    assert got == wm.Unmarked(wm.UNMARKED_MATTE) and np.array_equal(frame, sw.plain)
+    assert wm.embed_in_frame(frame, box, rim, lm, SHA, frame_is_linear=False) is None
+    # The box outside the frame.
+    h, w = frame.shape[:2]
+    out = (w + 10, 0, w + 10 + matte.shape[1], matte.shape[0])
+    assert wm.mark_face(frame, out, matte, lm, SHA, frame_is_linear=False) == \
+        wm.Unmarked(wm.UNMARKED_OUTSIDE)
+    # A face a few pixels wide: too small for the patterns at all; a small one gets a mark
+    # the detector does not find (swap_frame scores faces this small).
+    for scale, size in ((0.01, 4), (0.1, 24)):
+        small_lm = ((lm - lm.mean(axis=0)) * scale + lm.mean(axis=0)).astype(np.float32)
+        x0, y0 = (int(v) - 2 for v in small_lm.min(axis=0))
+        sb = (x0, y0, x0 + size, y0 + size)
+        frame = sw.plain.copy()
+        got = wm.mark_face(frame, sb, np.ones((size, size), np.float32), small_lm, SHA,
+                           frame_is_linear=False)
+        if size == 4:
+            assert got == wm.Unmarked(wm.UNMARKED_SMALL) and np.array_equal(frame, sw.plain)
+        else:
+            assert isinstance(got, wm.FrameMark) and got.span < wm.CHECK_SPAN
+            assert not wm.mark_detectable(frame, got, frame_is_linear=False).detected
+    frame = sw.plain.copy()
+    # Half the matte: a mark, but its cover says so.
+    half = matte.copy()
+    half[: half.shape[0] // 2] = 0.0
+    frame = sw.plain.copy()
+    part = wm.mark_face(frame, box, half, lm, SHA, frame_is_linear=False)
+    assert isinstance(part, wm.FrameMark) and 0.2 < part.cover < 0.8

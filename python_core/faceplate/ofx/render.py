@@ -364,6 +364,8 @@ def _render_swap(frame: np.ndarray, values: dict[str, Any], time: float,
     res = swap_frame(frame, faces, pred, run_cfg, frame_is_linear=True, context=ctx)
     if not res.faces_swapped:
         notes.append("no face found" if not faces else "no face selected")
+    if res.unmarked:
+        notes.append(f"left without the watermark: {res.unmarked_text()}")
     image = res.frame
     if node.output == "mask_only":
         image = np.repeat(res.matte()[..., None], 4, axis=2)

@@ -57,17 +57,25 @@ from faceplate.provenance.watermark.calibration import (
     null_tail,
 )
 from faceplate.provenance.watermark.detect import (
+    CHECK_SPAN,
+    FULL_COVER,
     FaceMark,
     detect_faces,
     detect_frame,
+    mark_detectable,
     null_scores,
 )
 from faceplate.provenance.watermark.embed import (
     EMBED_PASSES,
+    UNMARKED_MATTE,
+    UNMARKED_OUTSIDE,
+    UNMARKED_SMALL,
     FrameMark,
+    Unmarked,
     embed_face,
     embed_in_frame,
     mark_crop,
+    mark_face,
     prepare,
 )
 from faceplate.provenance.watermark.landmarks import (
@@ -120,6 +128,14 @@ __all__ = [
     "detect_frame",
     "embed_face",
     "embed_in_frame",
+    "mark_face",
+    "mark_detectable",
+    "FULL_COVER",
+    "CHECK_SPAN",
+    "Unmarked",
+    "UNMARKED_MATTE",
+    "UNMARKED_OUTSIDE",
+    "UNMARKED_SMALL",
     "frame_landmarks",
     "mark_crop",
     "null_scores",

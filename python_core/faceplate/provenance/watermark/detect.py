@@ -22,10 +22,12 @@ from faceplate.provenance.watermark.calibration import (
     SECOND_PASS_THRESHOLD,
     null_tail,
 )
+from faceplate.provenance.watermark.embed import FrameMark
 from faceplate.provenance.watermark.landmarks import frame_landmarks, refine_landmarks
 from faceplate.provenance.watermark.registration import _search, _soft_bits
 from faceplate.provenance.watermark.sampling import (
     _area_factor,
+    _display_region,
     _luma,
     _source,
     _translate,
@@ -147,6 +149,38 @@ def detect_faces(frame: np.ndarray, landmarks: Sequence[np.ndarray]) -> list[Fac
         return []
     luma = _luma(frame)
     return [_score_face(luma, lm) for lm in landmarks]
+
+
+#: A mark whose matte covers at least this much of the patterns' area (:attr:`FrameMark.cover`)
+#: and whose patterns span at least :data:`CHECK_SPAN` pixels is taken as detectable without
+#: scoring it (a full matte on a face of ordinary size); others are scored
+#: (:func:`mark_detectable`), so only they pay for it.
+FULL_COVER = 0.999
+#: Patterns' area's smaller side (frame pixels) below which a mark is scored after embedding
+#: (obama.jpg scaled down, full matte: still detected at 27 pixels; faces of the sample clips
+#: span over 100).
+CHECK_SPAN = 32.0
+
+
+def mark_detectable(frame: np.ndarray, mark: FrameMark, *, frame_is_linear: bool) -> FaceMark:
+    """Score a mark just embedded, on the frame's final pixels, at the landmarks it was
+    embedded at: what the verifier will find there (its own landmarks come from the same
+    aligner, so this is the score it reads, up to their difference).
+
+    Args:
+        frame: The marked H×W×3/4 frame (``uint8`` display sRGB, or ``float32`` display sRGB or
+            scene-linear with ``frame_is_linear``).
+        mark: What :func:`mark_face` returned for the face.
+        frame_is_linear: Whether a float frame is scene-linear.
+
+    Returns:
+        The face's :class:`FaceMark` (``detected`` is the verdict).
+    """
+    check_image(frame, "frame", dtypes=_FRAME_DTYPES, channels=(3, 4))
+    view = frame[..., :3]
+    if view.dtype != np.uint8 and frame_is_linear:
+        view = _display_region(view, True)
+    return detect_faces(view, [mark.landmarks])[0]
 
 
 def _same_face(a: np.ndarray, b: np.ndarray) -> bool:

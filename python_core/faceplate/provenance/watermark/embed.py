@@ -123,12 +123,21 @@ class FrameMark:
             (display-sRGB units, added equally to R, G and B), before the matte.
         refined: Whether the landmarks were re-found (False: the aligner failed, the record's
             landmarks were used).
+        cover: The matte's mean over the patterns' area, weighted as the detector weights it
+            (the window), in [0, 1]: 1 when the matte covers the whole area; below that (a
+            mouth-only mask, heavy erosion, a face cut by the frame's edge) the mark may be
+            too weak to detect, which :func:`~faceplate.provenance.watermark.mark_detectable`
+            checks.
+        span: The patterns' area's smaller side in frame pixels (a small face's mark is also
+            checked by :func:`~faceplate.provenance.watermark.mark_detectable`).
     """
 
     landmarks: np.ndarray
     to_canon: np.ndarray
     change: np.ndarray
     refined: bool
+    cover: float = 1.0
+    span: float = math.inf
 
 
 #: Passes of the informed embedding: each re-measures the projections on the frame's final
@@ -140,10 +149,37 @@ EMBED_PASSES = 2
 PASS_SKIP = 0.01
 
 
+#: Why :func:`mark_face` left a face without the mark (the frame is unchanged then).
+UNMARKED_OUTSIDE = "the mark's area lies outside the frame or the pasted box"
+UNMARKED_SMALL = "face too small for the mark"
+UNMARKED_MATTE = "matte does not reach the mark's area"
+
+
+#: Below this :attr:`FrameMark.cover` the face is not marked at all (nothing to carry it).
+MIN_COVER = 1e-3
+
+
+@dataclass(frozen=True)
+class Unmarked:
+    """A face :func:`mark_face` could not mark; ``reason`` is one of the ``UNMARKED_*`` texts."""
+
+    reason: str
+
+
 def embed_in_frame(frame: np.ndarray, box: tuple[int, int, int, int], matte_box: np.ndarray,
                    landmarks: np.ndarray, model_id: str, *, frame_is_linear: bool,
                    seed_box: Any = None, seen: np.ndarray | None = None,
                    by_hand: bool = False) -> FrameMark | None:
+    """:func:`mark_face`, with None for a face it could not mark."""
+    res = mark_face(frame, box, matte_box, landmarks, model_id, frame_is_linear=frame_is_linear,
+                    seed_box=seed_box, seen=seen, by_hand=by_hand)
+    return res if isinstance(res, FrameMark) else None
+
+
+def mark_face(frame: np.ndarray, box: tuple[int, int, int, int], matte_box: np.ndarray,
+              landmarks: np.ndarray, model_id: str, *, frame_is_linear: bool,
+              seed_box: Any = None, seen: np.ndarray | None = None,
+              by_hand: bool = False) -> FrameMark | Unmarked:
     """Mark a face on the frame's final pixels, in place, where the verifier will look.
 
     The canonical frame comes from landmarks re-found on the pasted face
@@ -174,7 +210,10 @@ def embed_in_frame(frame: np.ndarray, box: tuple[int, int, int, int], matte_box:
             hand multiplies by it), so the composite carries the default blend's mark.
 
     Returns:
-        A :class:`FrameMark`, or None when the box is empty (nothing changed).
+        A :class:`FrameMark`, or an :class:`Unmarked` saying why the face could not be marked
+        (the frame is unchanged then): the patterns' area lies outside the frame or the pasted
+        box, the face is too small for them (less than 4 area blocks across), or its matte is
+        0 everywhere the patterns would go (a mouth-only mask, heavy erosion).
     """
     check_image(frame, "frame", dtypes=_FRAME_DTYPES, channels=(3, 4))
     if frame.dtype == np.uint8 and frame_is_linear:
@@ -190,7 +229,7 @@ def embed_in_frame(frame: np.ndarray, box: tuple[int, int, int, int], matte_box:
                          f"got {matte.shape}")
     matte = matte[by0 - int(box[1]):by1 - int(box[1]), bx0 - int(box[0]):bx1 - int(box[0])]
     if bx1 <= bx0 or by1 <= by0:
-        return None
+        return Unmarked(UNMARKED_OUTSIDE)
     if seen is not None and seen.shape[:2] != matte_box.shape:
         raise ValueError(f"seen: expected {matte_box.shape} pixels, got {seen.shape[:2]}")
     if by_hand and seen is None:
@@ -217,12 +256,15 @@ def embed_in_frame(frame: np.ndarray, box: tuple[int, int, int, int], matte_box:
     ry0 = max(by0, int(math.floor(pts[:, 1].min())) - pad)
     rx1 = min(bx1, int(math.ceil(pts[:, 0].max())) + pad)
     ry1 = min(by1, int(math.ceil(pts[:, 1].max())) + pad)
+    span = float(min(np.ptp(pts[:, 0]), np.ptp(pts[:, 1])))
+    if span < 4 * f:
+        return Unmarked(UNMARKED_SMALL)
     if rx1 - rx0 < 4 * f or ry1 - ry0 < 4 * f:
-        return None
+        return Unmarked(UNMARKED_OUTSIDE)
     view = frame[ry0:ry1, rx0:rx1, :3]
     mat = matte[ry0 - by0:ry1 - by0, rx0 - bx0:rx1 - bx0]
     if not mat.any():  # nothing of the face where the mark would go
-        return None
+        return Unmarked(UNMARKED_MATTE)
     # The detector's view of the host: display luma in [0, 1], sampled as the detector
     # samples it (:func:`_source`).
     base = None if view.dtype == np.uint8 else _display_region(view, frame_is_linear)
@@ -239,6 +281,10 @@ def embed_in_frame(frame: np.ndarray, box: tuple[int, int, int, int], matte_box:
     canon_to_region = compose_affine(_translate(-rx0, -ry0), to_src)
     # The matte seen from canonical space (the change lands multiplied by it).
     matte_c = _warp_box(mat, canon_to_region, bank, cv2.INTER_LINEAR).ravel()
+    wb = bank.window_box
+    cover = float(np.dot(wb, np.clip(matte_c, 0.0, 1.0)) / max(float(wb.sum()), 1e-12))
+    if cover < MIN_COVER:  # the matte is (next to) 0 everywhere the detector looks
+        return Unmarked(UNMARKED_MATTE)
     pb = bank.patterns_box
     total = np.zeros(pb.shape[1], np.float32)
     target: np.ndarray | None = None
@@ -290,7 +336,7 @@ def embed_in_frame(frame: np.ndarray, box: tuple[int, int, int, int], matte_box:
         np.clip(new_disp, np.minimum(base, 0.0), np.maximum(base, 1.0), out=new_disp)
         out = srgb_to_linear(new_disp) if frame_is_linear else new_disp
         np.copyto(view, out, where=(mat > 0.0)[..., None])
-    return FrameMark(lm, to_canon, change, refined)
+    return FrameMark(lm, to_canon, change, refined, cover, span)
 
 
 def _change_in_region(change: np.ndarray, canon_to_region: np.ndarray, size: tuple[int, int],
