@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from faceplate.cli.main import main
@@ -117,3 +118,71 @@ def test_tampered_png_fails_validation_but_is_reported(clip, model_dir, tmp_path
     m = read_manifest(bad)
     assert m is not None and m["validation_state"] == "Invalid", m
     shutil.rmtree(seq)
+
+
+def test_faces_left_unmarked_are_counted_everywhere(clip, model_dir, tmp_path, capsys):
+    """Issue 16, point 1: a swapped face the mark does not fit (here the matte eroded from
+    below, so it covers about half of the mark's area) is named, with why, in convert's
+    summary and JSON report, the outputs' provenance metadata, the preview and the Natron
+    node's message; and the count is true: the verifier finds no mark on those frames."""
+    video, store = clip
+    seq = tmp_path / "seq"
+    report = tmp_path / "convert.json"
+    assert main(["convert", "--model", str(model_dir), "--input", str(video), "--alignments",
+                 str(store), "--output", str(seq), "--format", "png8", "--frame-ranges", "0-2",
+                 "--mask-erode-bottom", "30", "--json", str(report)]) == 0
+    out = capsys.readouterr()
+    rep = json.loads(report.read_text())
+    assert rep["faces"] == 3 and rep["faces_unmarked"] == 3, rep
+    assert rep["frames_with_unmarked_faces"] == 3
+    assert [u["index"] for u in rep["unmarked"]] == [0, 1, 2]  # frame numbers start at 1
+    assert [u["frame"] for u in rep["unmarked"]] == [1, 2, 3]
+    assert all(u["face"] == 0 and u["reason"].startswith("mark too weak to detect")
+               for u in rep["unmarked"]), rep["unmarked"]
+    assert "unmarked 3" in out.out
+    assert "3 swapped face(s) in 3 frame(s) left without the watermark" in out.err
+    assert "(frames 1-3)" in out.err
+    pngs = sorted(seq.glob("*.png"))
+    meta = read_provenance(pngs[1])
+    assert meta is not None
+    assert meta["attributes"]["faceplate:unmarked_faces"].startswith(
+        "face 0: mark too weak to detect"), meta
+    _, vrep = _verify(pngs[1], tmp_path)  # (found all the same: by metadata and C2PA)
+    assert vrep["frames"][0]["faces"] and not any(f["detected"] for fr in vrep["frames"]
+                                    for f in fr["faces"] or [])
+
+    # The same frames with the default matte: every face marked, nothing reported.
+    seq2 = tmp_path / "seq2"
+    assert main(["convert", "--model", str(model_dir), "--input", str(video), "--alignments",
+                 str(store), "--output", str(seq2), "--format", "png8", "--frame-ranges", "0",
+                 "--json", str(report)]) == 0
+    out = capsys.readouterr()
+    rep = json.loads(report.read_text())
+    assert rep["faces"] == 1 and rep["faces_unmarked"] == 0 and rep["unmarked"] == []
+    assert "without the watermark" not in out.err
+    meta = read_provenance(sorted(seq2.glob("*.png"))[0])
+    assert meta is not None and "faceplate:unmarked_faces" not in meta["attributes"]
+
+    # The preview labels the cell and names the face.
+    sheet = tmp_path / "sheet.png"
+    assert main(["preview", "--model", str(model_dir), "--input", str(video), "--alignments",
+                 str(store), "--frames", "1", "--settings", "erode_bottom=30", "color=rct",
+                 "-o", str(sheet)]) == 0
+    err = capsys.readouterr().err
+    assert "left without the watermark: frame 1, erode_bottom=30: face 0: mark too weak" in err
+    assert "color=rct" not in err
+
+    # The Natron node's message.
+    from faceplate.core.colorspace import srgb_to_linear
+    from faceplate.io.media import open_source
+    from faceplate.ofx.effects import SWAP_ID
+    from faceplate.ofx.render import render
+
+    with open_source(video) as src:
+        rgb = src.read(1).rgb
+    lin = srgb_to_linear(rgb.astype(np.float32) / np.float32(255.0))
+    rgba = np.ascontiguousarray(np.concatenate([lin, np.ones_like(lin[..., :1])], axis=2))
+    res = render(SWAP_ID, rgba, {"model": str(model_dir), "erode_bottom": 30.0})
+    assert res.faces == 1
+    assert "left without the watermark: face 0: mark too weak to detect" in res.status, res.status
+    assert render(SWAP_ID, rgba, {"model": str(model_dir)}).status == ""

@@ -23,8 +23,8 @@ from faceplate.core.types import Frame, FrameInfo
 from faceplate.extract.pipeline import ExtractConfig, Extractor
 from faceplate.io import samples
 from faceplate.io.media import open_source, read_image
-from faceplate.provenance import attacks
 from faceplate.provenance import watermark as wm
+from tests import provenance_attacks as attacks
 from tests.convert_model import trained_model
 
 #: The least detection rate each attack must keep on this test's frames (measured: all of

@@ -4,6 +4,9 @@
 - ``train`` and ``convert`` never import each other (they meet in ``io.model_files`` and the
   architectures in ``faceplate.models``).
 - ``core`` imports nothing else of Faceplate and does no I/O-heavy imports.
+- ``provenance`` sits below ``convert`` and ``ofx`` (which mark and sign with it) and never
+  imports them; test and benchmark scaffolding (attacks, stand-in swaps) lives in ``tests/``.
+- The packages' import graph has no cycle (``__main__`` entry points aside).
 - Only ``cli`` (and ``__main__`` script entry points) may import ``cli``; no library module
   calls ``sys.exit``; nothing imports pickle.
 """
@@ -29,7 +32,8 @@ FORBIDDEN = {
     "models": ("faceplate.train", "faceplate.convert", "faceplate.cli"),
     "io": ("faceplate.cli", "faceplate.train", "faceplate.convert"),
     "evaluate": ("faceplate.train", "faceplate.cli"),
-    "provenance": ("faceplate.train", "faceplate.cli"),
+    "provenance": ("faceplate.train", "faceplate.cli", "faceplate.convert", "faceplate.ofx",
+                   "faceplate.evaluate"),
     "ofx": ("faceplate.train", "faceplate.cli"),
     "studio": ("faceplate.train", "faceplate.convert", "faceplate.cli"),
 }
@@ -56,6 +60,41 @@ def test_layer_imports(package):
             if any(name == f or name.startswith(f + ".") for f in FORBIDDEN[package]):
                 bad.append(f"{path.relative_to(ROOT)} imports {name}")
     assert not bad, "\n".join(bad)
+
+
+def _package_graph() -> dict[str, set[str]]:
+    """Top-level package → the other top-level packages its modules import (function-level
+    imports included; ``__main__`` entry points left out)."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        parts = path.relative_to(ROOT).parts
+        if len(parts) < 2 or path.name == "__main__.py":
+            continue
+        deps = graph.setdefault(parts[0], set())
+        for name in _imports(path):
+            bits = name.split(".")
+            if bits[0] == "faceplate" and len(bits) > 1 and bits[1] != parts[0] \
+                    and (ROOT / bits[1]).is_dir():
+                deps.add(bits[1])
+    return graph
+
+
+def test_package_imports_have_no_cycle():
+    graph = _package_graph()
+    cycles = []
+    for start in sorted(graph):
+        # Depth-first search for a path back to ``start``.
+        stack = [(start, [start])]
+        seen: set[str] = set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in sorted(graph.get(node, ())):
+                if nxt == start:
+                    cycles.append(" → ".join([*path, start]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*path, nxt]))
+    assert not cycles, "import cycles between packages:\n" + "\n".join(sorted(set(cycles)))
 
 
 def test_library_code_never_exits():

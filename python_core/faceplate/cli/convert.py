@@ -19,6 +19,7 @@ sources (``--mask learned components`` combined with ``--mask-combine``) and mas
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from faceplate.convert.writers.images import ImagesConfig
 from faceplate.convert.writers.masks import MasksConfig
 from faceplate.convert.writers.patch import PatchConfig
 from faceplate.convert.writers.video import VideoConfig
+from faceplate.core.errors import OutputError
 from faceplate.io.colormanage import ColorConfig
 
 _MASK = "maskop_"
@@ -96,6 +98,9 @@ def register(sub: Any) -> None:
                         "are detected on the fly)")
     p.add_argument("--output", "-o", type=Path, required=True, metavar="OUT",
                    help="video file (.mp4 .mov .mkv .m4v) or folder for an image sequence")
+    p.add_argument("--json", type=Path, default=None, metavar="REPORT.json",
+                   help="also write the run's report as JSON (counts, outputs, warnings, every "
+                        "swapped face left without the watermark and why, stage times)")
     p.add_argument("--patch-dir", type=Path, default=None,
                    help="also write each face's raw patch + matte + matrix here")
     p.add_argument("--mask-dir", type=Path, default=None,
@@ -115,12 +120,28 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _frames_text(numbers: list[int], most: int = 20) -> str:
+    """Sorted frame numbers as ranges ("3-7 12 20-21"), at most ``most`` of them shown."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:most]]
+    return " ".join(parts) + (f" and {len(runs) - most} more" if len(runs) > most else "")
+
+
 def print_stats(stats: ConvertStats, summary: Summary) -> None:
     for w in stats.warnings:
         print(f"warning: {w}", file=sys.stderr)
     summary.frames, summary.faces, summary.skipped = stats.frames, stats.faces, stats.skipped
     summary.extra["swapped"] = stats.swapped
     summary.extra["unchanged"] = stats.unchanged
+    summary.extra["unmarked"] = len(stats.unmarked)
+    if stats.unmarked:
+        print(f"warning: {stats.unmarked_summary()} (frames "
+              f"{_frames_text(sorted({u['frame'] for u in stats.unmarked}))})", file=sys.stderr)
     summary.print()
     for out in stats.outputs:
         print(f"output: {out}")
@@ -133,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
     images_cfg = None if video else config_from_args(ImagesConfig, args, prefix=_IMAGES)
     patch_cfg = config_from_args(PatchConfig, args, prefix=_PATCH)
     masks_cfg = config_from_args(MasksConfig, args, prefix=_MASKS)
+    if args.json is not None and not Path(args.json).parent.is_dir():
+        raise OutputError("the report's folder does not exist", Path(args.json).parent)
     summary = Summary("convert")
     progress: list[Any] = []
 
@@ -154,4 +177,7 @@ def run(args: argparse.Namespace) -> int:
         for b in progress:
             b.close()
     print_stats(stats, summary)
+    if args.json is not None:
+        args.json.write_text(json.dumps(stats.to_json(), indent=1) + "\n")
+        print(f"report: {args.json}")
     return 0

@@ -13,6 +13,7 @@ the other swap options given on the command line are the base every column start
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -128,13 +129,16 @@ def _display(img: np.ndarray, linear: bool) -> np.ndarray:
 def build_sheet(model_dir: Path, input_path: Path, store_path: Path | None, frames: list[int],
                 settings: list[str], base: ConvertConfig, color_cfg: Any = None,
                 blend_cfg: Any = None, cell_width: int = 320,
-                colorspace: str = "") -> np.ndarray:
+                colorspace: str = "", unmarked: list[str] | None = None) -> np.ndarray:
     """The contact sheet: H×W×3 uint8 RGB, rows = frames, columns = original + settings.
 
     Each cell is ``cell_width`` wide (height from the frame's aspect) under a
     :data:`LABEL_H`-pixel label strip. ``colorspace``: the input's colour space (see
-    :mod:`faceplate.io.colormanage`; empty: from its metadata, else by kind).
+    :mod:`faceplate.io.colormanage`; empty: from its metadata, else by kind). A cell whose
+    swapped faces were not all marked says so in its label ("(N unmarked)"), and one line per
+    such cell ("frame N, SETTINGS: face i: why") is appended to ``unmarked`` when given.
     """
+    unmarked = unmarked if unmarked is not None else []
     cfgs = [parse_settings(s, base) for s in settings]
     predictor = make_predictor(base.predictor, model_dir, threads=base.threads,
                                precision=base.precision)
@@ -171,8 +175,13 @@ def build_sheet(model_dir: Path, input_path: Path, store_path: Path | None, fram
                 for text, c, ctx in zip(settings, cfgs, contexts):
                     res = swap_frame(pixels, faces, predictor, c, frame_is_linear=linear,
                                      context=ctx)
+                    label = text
+                    if res.unmarked:
+                        label = f"{text} ({len(res.unmarked)} unmarked)"
+                        unmarked.append(f"frame {idx}, {text}: "
+                                        f"{res.unmarked_text()}")
                     cells.append(_label(cv2.resize(_display(res.frame, linear), (cell_width, ch),
-                                                   interpolation=cv2.INTER_AREA), text))
+                                                   interpolation=cv2.INTER_AREA), label))
                 rows.append(np.hstack(cells))
         finally:
             if st is not None:
@@ -191,13 +200,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("the contact sheet is a PNG: give an output ending in .png", out)
     if not out.parent.is_dir():
         raise OutputError("the output folder does not exist", out.parent)
+    unmarked: list[str] = []
     sheet = build_sheet(args.model, args.input, args.alignments, list(args.frames),
                         list(args.settings), base, color_cfg, blend_cfg, args.cell_width,
-                        config_from_args(ColorConfig, args).colorspace)
+                        config_from_args(ColorConfig, args).colorspace, unmarked)
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(sheet[..., ::-1]))
     if not ok:
         raise OutputError("cannot encode the contact sheet", out)
     atomic_write_bytes(out, buf.tobytes())
     print(f"contact sheet: {out} ({sheet.shape[1]}×{sheet.shape[0]}, "
           f"{len(args.frames)} frames × {len(args.settings) + 1} columns)")
+    for line in unmarked:
+        print(f"warning: left without the watermark: {line}", file=sys.stderr)
     return 0

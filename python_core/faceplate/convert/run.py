@@ -86,6 +86,10 @@ class ConvertStats:
         outputs: Every output path (the video or folders).
         warnings: Things the user should know.
         jobs: Frames swapped at the same time.
+        unmarked: Each swapped face left without the watermark, as ``{"frame": the frame's
+            own number, "index": its position in the input, "face": the record's face index,
+            "reason": why}`` (see
+            :attr:`faceplate.convert.swap.SwapResult.unmarked`), in frame order.
     """
 
     frames: int = 0
@@ -99,10 +103,42 @@ class ConvertStats:
     outputs: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     jobs: int = 1
+    unmarked: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def unmarked_summary(self) -> str:
+        """One line: how many faces in how many frames were left unmarked, by reason ("" when
+        every swapped face carries the mark)."""
+        return unmarked_summary(self.unmarked)
+
+    def to_json(self) -> dict[str, Any]:
+        """The run as a JSON-serialisable mapping (``faceplate convert --json``)."""
+        return {"frames": self.frames, "swapped": self.swapped, "faces": self.faces,
+                "unchanged": self.unchanged, "skipped": self.skipped,
+                "seconds": round(self.seconds, 3), "jobs": self.jobs,
+                "store": None if self.store is None else str(self.store),
+                "outputs": [str(p) for p in self.outputs], "warnings": list(self.warnings),
+                "faces_unmarked": len(self.unmarked),
+                "frames_with_unmarked_faces": len({u["frame"] for u in self.unmarked}),
+                "unmarked": list(self.unmarked),
+                "stage_ms": {k: round(v, 3) for k, v in self.stage_ms.items()}}
+
+
+def unmarked_summary(unmarked: list[dict[str, Any]]) -> str:
+    """``"N face(s) in M frame(s) left without the watermark: reason (n), ..."``, or "" for
+    none; ``unmarked`` as :attr:`ConvertStats.unmarked`."""
+    if not unmarked:
+        return ""
+    by: dict[str, int] = {}
+    for u in unmarked:
+        by[u["reason"]] = by.get(u["reason"], 0) + 1
+    frames = len({u["frame"] for u in unmarked})
+    why = ", ".join(f"{r} ({n})" for r, n in sorted(by.items()))
+    return (f"{len(unmarked)} swapped face(s) in {frames} frame(s) left without the "
+            f"watermark: {why}")
 
 
 def is_video_output(output: str | os.PathLike[str]) -> bool:
@@ -368,17 +404,20 @@ def _run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLik
                 t2 = time.perf_counter()
                 if out_space is not None:
                     out = to_output_space(out, out_space)
-                main_w.write(idx, _resize(out, out_size), info, {"provenance": provenance})
+                facts = provenance
+                if result is not None and result.unmarked:
+                    facts = {**provenance, "unmarked_faces": result.unmarked_text()}
+                main_w.write(idx, _resize(out, out_size), info, {"provenance": facts})
                 if patch_w is not None:
                     faces_out = [] if result is None else [
                         (p.face, p.mask, p.matrix) for p in result.patches]
                     patch_w.write(idx, pixels, info, {"faces": faces_out,
-                                                      "provenance": provenance})
+                                                      "provenance": facts})
                 if mask_w is not None:
                     matte = (result.matte() if result is not None
                              else np.zeros(pixels.shape[:2], np.float32))
                     mask_w.write(idx, _resize(matte, (mask_w.width, mask_w.height)), info,
-                                 {"provenance": provenance})
+                                 {"provenance": facts})
                 stats.frames += 1
                 add("write", time.perf_counter() - t2)
                 if on_frame:
@@ -414,6 +453,9 @@ def _run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLik
                         stats.faces += result.faces_swapped
                     else:
                         stats.unchanged += 1
+                    stats.unmarked += [{"frame": int(info.frame_number), "index": idx,
+                                        "face": int(i), "reason": why}
+                                       for i, why in result.unmarked]
                 pending.append(write_pool.submit(emit, idx, out, pixels, info, result))
                 while len(pending) > MAX_PENDING_WRITES:
                     pending.popleft().result()  # re-raises a writer error here
@@ -476,7 +518,12 @@ def _run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLik
         # Content Credentials on every file the formats allow (after close: the video's index
         # is final then); metadata and the watermark are already in every frame.
         t_sign = time.perf_counter()
-        stats.warnings += sign_outputs([p for w in writers for p in w.written], pred.model_id)
+        run_facts: dict[str, Any] = {}
+        if stats.unmarked:  # a video's container metadata was written with its first frame
+            run_facts = {"faces_unmarked": len(stats.unmarked),
+                         "unmarked": stats.unmarked[:1000]}
+        stats.warnings += sign_outputs([p for w in writers for p in w.written], pred.model_id,
+                                       video_facts=run_facts)
         times["sign"] = (time.perf_counter() - t_sign) * 1000.0
     if extractor is not None:
         for k, v in extractor.times.ms.items():

@@ -70,7 +70,15 @@ from faceplate.io.model_files import (
     read_manifest,
     verify_file,
 )
-from faceplate.provenance.watermark import FrameMark, embed_in_frame, mark_crop, payload_id
+from faceplate.provenance.watermark import (
+    CHECK_SPAN,
+    FULL_COVER,
+    FrameMark,
+    mark_crop,
+    mark_detectable,
+    mark_face,
+    payload_id,
+)
 
 Selection = Literal["all", "largest", "index", "reference"]
 PredictorKind = Literal["torch", "onnx"]
@@ -474,12 +482,20 @@ class SwapResult:
         faces_swapped: Number of faces pasted.
         masks: The final crop-space matte of each swapped face (S'×S' float32).
         patches: Each swapped face with its matte and matrix.
+        unmarked: (the record's ``face_index``, why) for each swapped face left without the
+            watermark: :data:`UNMARKED_NOT_PASTED` or one of
+            :class:`~faceplate.provenance.watermark.Unmarked`'s reasons.
     """
 
     frame: np.ndarray
     faces_swapped: int
     masks: list[np.ndarray]
     patches: list[SwappedFace]
+    unmarked: list[tuple[int, str]] = field(default_factory=list)
+
+    def unmarked_text(self) -> str:
+        """``"face i: why; ..."`` for the faces left without the watermark ("" for none)."""
+        return "; ".join(f"face {i}: {why}" for i, why in self.unmarked)
 
     def matte(self) -> np.ndarray:
         """The frame-sized matte (H×W float32 in [0, 1]): the union of the pasted masks."""
@@ -782,19 +798,42 @@ def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
     # paste), in the canonical frame of landmarks re-found on the result: where the verifier
     # will look. The patch keeps the same mark in crop space.
     t_f = time.perf_counter()
+    unmarked: list[tuple[int, str]] = []
     for p, placed in zip(patches, pasted):
         if placed is None:
+            unmarked.append((p.record.face_index, UNMARKED_NOT_PASTED))
             continue
         box, matte, seen, by_hand = placed
         # The frame itself is what the verifier reads; only a composite left to the user is
         # measured on the composite it will become.
-        mark = embed_in_frame(result, box, matte, p.record.landmarks, predictor.model_id,
-                              frame_is_linear=frame_is_linear, seed_box=p.record.bbox,
-                              seen=seen if by_hand else None, by_hand=by_hand)
-        if mark is not None:
-            p.set_mark(mark)
+        mark = mark_face(result, box, matte, p.record.landmarks, predictor.model_id,
+                         frame_is_linear=frame_is_linear, seed_box=p.record.bbox,
+                         seen=seen if by_hand else None, by_hand=by_hand)
+        if not isinstance(mark, FrameMark):
+            unmarked.append((p.record.face_index, mark.reason))
+            continue
+        p.set_mark(mark)
+        # A matte that leaves part of the patterns' area uncovered, or a small face, may leave
+        # the mark too weak to detect: score it where the verifier will (a full matte on a
+        # face of ordinary size needs no check).
+        if ((mark.cover < FULL_COVER or mark.span < CHECK_SPAN) and not by_hand
+                and not mark_detectable(result, mark, frame_is_linear=frame_is_linear).detected):
+            unmarked.append((p.record.face_index, weak_reason(mark)))
     ctx.add_time("watermark", time.perf_counter() - t_f)
-    return SwapResult(result, len(patches), [p.mask for p in patches], patches)
+    return SwapResult(result, len(patches), [p.mask for p in patches], patches, unmarked)
+
+
+#: Why a selected face got no mark when nothing of it was pasted (its box outside the frame,
+#: or a matte of 0 everywhere).
+UNMARKED_NOT_PASTED = "nothing of the face was pasted"
+
+
+def weak_reason(mark: FrameMark) -> str:
+    """Why a face whose mark the verifier would not find counts as unmarked."""
+    if mark.cover < FULL_COVER:
+        return (f"mark too weak to detect (the matte covers {100.0 * mark.cover:.0f}% of the "
+                "mark's area)")
+    return f"mark too weak to detect (face too small: the mark spans {mark.span:.0f} px)"
 
 
 #: What ``_paste_box`` tells the watermark: (box, matte, the box as seen, matte left to the user).

@@ -19,9 +19,14 @@ its frame number (an existing frame of that number keeps its index and name, so 
 by ``faceplate extract`` is updated in place), and the end pass smooths the tracks in place.
 Clear moves the store aside (a backup beside it) and only ever touches a Faceplate store.
 
-Loaded models are kept in this module (the worker serves one request at a time), several at
-once under a memory budget (:data:`MODEL_MEMORY_ENV`), least recently used dropped first, so two
-Swap nodes with two models do not reload a model on every frame.
+Loaded models belong to a :class:`RenderSession`: the predictors (several at once under a memory
+budget, :data:`MODEL_MEMORY_ENV`, least recently used dropped first, so two Swap nodes with two
+models do not reload a model on every frame), the per-setting swap contexts and the extractors.
+The worker's entry points (:func:`render`, :func:`render_into`) use one session for the process;
+a session may be used from several threads at once (the in-process placement: a host may
+render two instances concurrently): its caches are guarded by a lock, each render swaps with
+its own copy of the context (its own neighbouring faces and timings), and the extractors and
+predictors serialise or share their models safely themselves.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +75,6 @@ from faceplate.provenance.watermark import prepare as prepare_watermark
 #: What ``render_into`` can be asked to do (the shell's render and its analysis buttons).
 ACTIONS = ("render", "analyze", "analyze_end", "clear")
 
-_extractors: dict[tuple[str, str, tuple[str, ...]], Extractor] = {}
-
-
 @dataclass(frozen=True)
 class RenderResult:
     """A rendered frame and a one-line status for the host ("" when all is well)."""
@@ -90,25 +93,18 @@ def _check_frame(frame: Any) -> np.ndarray:
     return frame
 
 
-def _extractor(detector: str, aligner: str, masks: tuple[str, ...]) -> Extractor:
-    key = (detector, aligner, masks)
-    ex = _extractors.get(key)
-    if ex is None:
-        ex = Extractor(ExtractConfig(detector=detector, aligner=aligner, masks=masks,
-                                     thumbnails=False, write_faces=False))
-        _extractors[key] = ex
-    return ex
-
-
 def _detect(frame: np.ndarray, detector: str, aligner: str, masks: tuple[str, ...],
-            info: FrameInfo | None = None) -> list[FaceRecord]:
+            info: FrameInfo | None = None, *, session: RenderSession | None = None
+            ) -> list[FaceRecord]:
     """Detect, align and mask the faces of a linear RGBA frame (on its display-sRGB bytes);
-    the records belong to ``info`` (default: host frame 0)."""
+    the records belong to ``info`` (default: host frame 0); ``session``'s extractor (default:
+    the entry points' session)."""
     h, w = frame.shape[:2]
     rgb, _ = linear_to_display_u8(frame)
     if info is None:
         info = _host_frame(0, w, h, 0)
-    return _extractor(detector, aligner, masks).process(Frame(info, rgb)).records
+    session = session if session is not None else _SESSION
+    return session.extractor(detector, aligner, masks).process(Frame(info, rgb)).records
 
 
 def _host_frame(number: int, width: int, height: int, index: int) -> FrameInfo:
@@ -116,10 +112,11 @@ def _host_frame(number: int, width: int, height: int, index: int) -> FrameInfo:
                      height=height, frame_number=number)
 
 
-def _face_matte(frame: np.ndarray, cfg: MaskConfig, ops: MaskOpsConfig) -> tuple[np.ndarray, int]:
+def _face_matte(frame: np.ndarray, cfg: MaskConfig, ops: MaskOpsConfig, session: RenderSession
+                ) -> tuple[np.ndarray, int]:
     """H×W float32 [0, 1] union (max) of every face's processed mask, and the face count."""
     h, w = frame.shape[:2]
-    records = _detect(frame, cfg.detector, cfg.aligner, (cfg.mask,))
+    records = _detect(frame, cfg.detector, cfg.aligner, (cfg.mask,), session=session)
     matte = np.zeros((h, w), np.float32)
     for rec in records:
         sm = rec.masks[cfg.mask]
@@ -144,14 +141,15 @@ def render_mask(frame_rgba_linear: np.ndarray, params: dict[str, Any]) -> np.nda
         [0, 1]) in alpha; ``output="matte"`` writes the mask into all four channels. A frame
         without faces gets a mask of 0 everywhere.
     """
-    return _render_mask(frame_rgba_linear, params).image
+    return _render_mask(frame_rgba_linear, params, _SESSION).image
 
 
-def _render_mask(frame: np.ndarray, values: dict[str, Any]) -> RenderResult:
+def _render_mask(frame: np.ndarray, values: dict[str, Any], session: RenderSession
+                 ) -> RenderResult:
     frame = _check_frame(frame)
     cfgs = MASK.configs(values)
     cfg: MaskConfig = cfgs[MaskConfig]
-    matte, n = _face_matte(frame, cfg, cfgs[MaskOpsConfig])
+    matte, n = _face_matte(frame, cfg, cfgs[MaskOpsConfig], session)
     if cfg.output == "matte":
         out = np.repeat(matte[..., None], 4, axis=2)
     else:
@@ -172,8 +170,7 @@ class _Loaded:
     nbytes: int
 
 
-_predictors: OrderedDict[tuple[Any, ...], _Loaded] = OrderedDict()
-_contexts: OrderedDict[ConvertConfig, SwapContext] = OrderedDict()
+#: Swap contexts kept per session (one per distinct setting, least recently used out).
 _MAX_CONTEXTS = 8
 
 
@@ -200,52 +197,95 @@ def _model_budget() -> int:
     return int(max(mb, 0.0) * (1 << 20))
 
 
-def _predictor(path: str, cfg: ConvertConfig) -> Predictor:
-    """The loaded model for the Model parameter (reloaded when its manifest changes).
+class RenderSession:
+    """The models and per-setting state the renders of one pipeline use.
 
-    Models stay loaded, least recently used first out, while they fit the budget
-    (:data:`MODEL_MEMORY_ENV`); the one asked for is always kept.
+    Owns the loaded predictors (an LRU under :data:`MODEL_MEMORY_ENV`, reloaded when a model's
+    manifest changes), one :class:`SwapContext` per distinct :class:`ConvertConfig` and one
+    :class:`Extractor` per (detector, aligner, masks). Safe to use from several threads: the
+    caches are guarded by one lock (a model is loaded once however many renders ask for it at
+    the same time), every render gets its own copy of the context (:meth:`context`), and the
+    extractors' models serialise their own graphs.
     """
-    d = _model_dir(path)
-    manifest = d / "manifest.json"
-    stamp = manifest.stat().st_mtime_ns if manifest.is_file() else None
-    key = (str(d.resolve()) if d.exists() else str(d), stamp, cfg.predictor, cfg.precision)
-    loaded = _predictors.get(key)
-    if loaded is not None:
-        _predictors.move_to_end(key)
-        return loaded.predictor
-    for old in [k for k in _predictors if k[0] == key[0]]:  # a stale version of this model
-        del _predictors[old]
-    pred = make_predictor(cfg.predictor, d, precision=cfg.precision)
-    prepare_watermark()  # with the model: the first render does not pay for it
-    nbytes = _model_bytes(d, cfg.predictor, cfg.precision) * (2 if cfg.precision == "bf16"
-                                                               else 1)
-    _predictors[key] = _Loaded(pred, nbytes)
-    budget = _model_budget()
-    while len(_predictors) > 1 and sum(m.nbytes for m in _predictors.values()) > budget:
-        gone, _ = _predictors.popitem(last=False)
-        print(f"faceplate: unloaded model {gone[0]} (memory budget {budget >> 20} MiB)",
-              file=sys.stderr, flush=True)
-    print(f"faceplate: loaded model {key[0]} ({nbytes >> 20} MiB; {len(_predictors)} loaded)",
-          file=sys.stderr, flush=True)
-    return pred
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._predictors: OrderedDict[tuple[Any, ...], _Loaded] = OrderedDict()
+        self._contexts: OrderedDict[ConvertConfig, SwapContext] = OrderedDict()
+        self._extractors: dict[tuple[str, str, tuple[str, ...]], Extractor] = {}
+
+    def predictor(self, path: str, cfg: ConvertConfig) -> Predictor:
+        """The loaded model for the Model parameter (reloaded when its manifest changes).
+
+        Models stay loaded, least recently used first out, while they fit the budget
+        (:data:`MODEL_MEMORY_ENV`); the one asked for is always kept.
+        """
+        d = _model_dir(path)
+        manifest = d / "manifest.json"
+        stamp = manifest.stat().st_mtime_ns if manifest.is_file() else None
+        key = (str(d.resolve()) if d.exists() else str(d), stamp, cfg.predictor, cfg.precision)
+        with self._lock:
+            loaded = self._predictors.get(key)
+            if loaded is not None:
+                self._predictors.move_to_end(key)
+                return loaded.predictor
+            for old in [k for k in self._predictors if k[0] == key[0]]:  # a stale version
+                del self._predictors[old]
+            pred = make_predictor(cfg.predictor, d, precision=cfg.precision)
+            prepare_watermark()  # with the model: the first render does not pay for it
+            nbytes = _model_bytes(d, cfg.predictor, cfg.precision) * (
+                2 if cfg.precision == "bf16" else 1)
+            self._predictors[key] = _Loaded(pred, nbytes)
+            budget = _model_budget()
+            while (len(self._predictors) > 1
+                   and sum(m.nbytes for m in self._predictors.values()) > budget):
+                gone, _ = self._predictors.popitem(last=False)
+                print(f"faceplate: unloaded model {gone[0]} (memory budget {budget >> 20} MiB)",
+                      file=sys.stderr, flush=True)
+            print(f"faceplate: loaded model {key[0]} ({nbytes >> 20} MiB; "
+                  f"{len(self._predictors)} loaded)", file=sys.stderr, flush=True)
+            return pred
+
+    def loaded_models(self) -> list[str]:
+        """The model folders loaded in this session, least recently used first."""
+        with self._lock:
+            return [k[0] for k in self._predictors]
+
+    def context(self, cfg: ConvertConfig, prev: list[FaceRecord] | None = None,
+                nxt: list[FaceRecord] | None = None) -> SwapContext:
+        """A swap context for one render: the cached colour transfer, blender, reference
+        embeddings and identity encoder of ``cfg`` (all safe to share), with this render's
+        own neighbouring faces and timings."""
+        with self._lock:
+            ctx = self._contexts.get(cfg)
+            if ctx is None:
+                ctx = SwapContext.create(cfg)
+                self._contexts[cfg] = ctx
+                while len(self._contexts) > _MAX_CONTEXTS:
+                    self._contexts.popitem(last=False)
+            else:
+                self._contexts.move_to_end(cfg)
+        return replace(ctx, prev_faces=prev, next_faces=nxt, times={})
+
+    def extractor(self, detector: str, aligner: str, masks: tuple[str, ...]) -> Extractor:
+        """The extractor for these settings (built once per session)."""
+        key = (detector, aligner, masks)
+        with self._lock:
+            ex = self._extractors.get(key)
+            if ex is None:
+                ex = Extractor(ExtractConfig(detector=detector, aligner=aligner, masks=masks,
+                                             thumbnails=False, write_faces=False))
+                self._extractors[key] = ex
+            return ex
+
+
+#: The session of the worker's (or the in-process bridge's) entry points.
+_SESSION = RenderSession()
 
 
 def loaded_models() -> list[str]:
-    """The model folders loaded in this process, least recently used first."""
-    return [k[0] for k in _predictors]
-
-
-def _context(cfg: ConvertConfig) -> SwapContext:
-    ctx = _contexts.get(cfg)
-    if ctx is None:
-        ctx = SwapContext.create(cfg)
-        _contexts[cfg] = ctx
-        while len(_contexts) > _MAX_CONTEXTS:
-            _contexts.popitem(last=False)
-    else:
-        _contexts.move_to_end(cfg)
-    return ctx
+    """The model folders the entry points' session holds, least recently used first."""
+    return _SESSION.loaded_models()
 
 
 def _frame_number(time: float) -> int:
@@ -289,7 +329,8 @@ def _draw_landmarks(frame: np.ndarray, faces: list[FaceRecord]) -> np.ndarray:
     return out
 
 
-def _render_swap(frame: np.ndarray, values: dict[str, Any], time: float) -> RenderResult:
+def _render_swap(frame: np.ndarray, values: dict[str, Any], time: float,
+                 session: RenderSession) -> RenderResult:
     frame = _check_frame(frame)
     cfgs = SWAP.configs(values)
     node: SwapNodeConfig = cfgs[SwapNodeConfig]
@@ -311,26 +352,28 @@ def _render_swap(frame: np.ndarray, values: dict[str, Any], time: float) -> Rend
                              "Sequence); detecting on this frame")
     if faces is None:
         prev = nxt = None
-        faces = _detect(frame, node.detector, node.aligner, _stored_masks(cfg))
+        faces = _detect(frame, node.detector, node.aligner, _stored_masks(cfg), session=session)
     if node.output == "landmarks":
         return RenderResult(_draw_landmarks(frame, faces), "; ".join(notes), len(faces))
     try:
-        pred = _predictor(node.model, cfg)
+        pred = session.predictor(node.model, cfg)
     except FaceplateError as err:
         return RenderResult(frame.copy(), f"model: {err}", 0)
     run_cfg = cfg.replace(blend="raw") if node.output == "face_matte" else cfg
-    ctx = _context(run_cfg)
-    ctx.prev_faces, ctx.next_faces = prev, nxt
+    ctx = session.context(run_cfg, prev, nxt)
     res = swap_frame(frame, faces, pred, run_cfg, frame_is_linear=True, context=ctx)
     if not res.faces_swapped:
         notes.append("no face found" if not faces else "no face selected")
+    if res.unmarked:
+        notes.append(f"left without the watermark: {res.unmarked_text()}")
     image = res.frame
     if node.output == "mask_only":
         image = np.repeat(res.matte()[..., None], 4, axis=2)
     return RenderResult(image, "; ".join(notes), res.faces_swapped)
 
 
-def _analyze(frame: np.ndarray, values: dict[str, Any], time: float) -> RenderResult:
+def _analyze(frame: np.ndarray, values: dict[str, Any], time: float,
+             session: RenderSession) -> RenderResult:
     """Detect the faces of one frame and store them under frame number ``round(time)``.
 
     A frame of that number already in the store (e.g. written by ``faceplate extract``) keeps
@@ -357,7 +400,7 @@ def _analyze(frame: np.ndarray, values: dict[str, Any], time: float) -> RenderRe
             raise InputError(f"frame {n} is {info.width}×{info.height} in the store but "
                              f"{w}×{h} here: not the clip the store was made for", st.path)
         faces = _detect(frame, node.detector, node.aligner,
-                        _stored_masks(cfg) or ("extended",), info)
+                        _stored_masks(cfg) or ("extended",), info, session=session)
         st.put_frame(info, faces)
     return RenderResult(frame, "" if faces else "no face found", len(faces))
 
@@ -390,22 +433,24 @@ def _clear(values: dict[str, Any]) -> str:
 
 
 def render(effect_id: str, frame: np.ndarray, params: dict[str, Any], *,
-           time: float = 0.0) -> RenderResult:
+           time: float = 0.0, session: RenderSession | None = None) -> RenderResult:
     """Render one frame for the effect ``effect_id`` (``org.faceplate.Mask`` or
     ``org.faceplate.Swap``) at host frame ``time``.
 
     Faceplate Swap without a model returns the source unchanged with the status
     :data:`faceplate.ofx.effects.SWAP_STATUS`; a model that cannot be loaded does the same with
-    the loader's error as the status.
+    the loader's error as the status. ``session``: whose models to use (default: the entry
+    points' own, one per process).
 
     Raises:
         ConfigError: Unknown effect, unknown parameter or a value out of range.
         InputError: The frame is not H×W×4 float32.
     """
+    ses = session if session is not None else _SESSION
     if effect_id == MASK_ID:
-        return _render_mask(frame, params)
+        return _render_mask(frame, params, ses)
     if effect_id == SWAP_ID:
-        return _render_swap(frame, params, time)
+        return _render_swap(frame, params, time, ses)
     from faceplate.ofx.effects import effect
 
     effect(effect_id)  # raises ConfigError naming the known effects
@@ -430,7 +475,7 @@ def render_into(effect_id: str, frame: np.ndarray, params: dict[str, Any],
         return "", _analyze_end(params)
     if action == "clear":
         return _clear(params), 0
-    res = _analyze(frame, params, time) if action == "analyze" else \
+    res = _analyze(frame, params, time, _SESSION) if action == "analyze" else \
         render(effect_id, frame, params, time=time)
     if out.shape != res.image.shape or out.dtype != np.float32:
         raise InputError(f"out: expected {res.image.shape} float32, got {out.dtype} {out.shape}")

@@ -407,7 +407,8 @@ def _expand(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[Path, boo
 
 def sign_outputs(paths: Iterable[str | os.PathLike[str]], model_id: str, *,
                  identity: Identity | None = None,
-                 timings: list[float] | None = None) -> list[str]:
+                 timings: list[float] | None = None,
+                 video_facts: Mapping[str, Any] | None = None) -> list[str]:
     """Sign every output Faceplate wrote: video files, and each PNG/JPEG/TIFF frame of image
     sequences.
 
@@ -418,6 +419,8 @@ def sign_outputs(paths: Iterable[str | os.PathLike[str]], model_id: str, *,
         model_id: The model id (in every manifest).
         identity: Default: :func:`ensure_signing_identity`.
         timings: When given, each file's signing time in milliseconds is appended.
+        video_facts: Facts about the whole run added to a video's manifest (e.g. the faces left
+            without the watermark; a video's container metadata is written before its frames).
 
     Returns:
         Warnings (one line each): formats without a C2PA binding (EXR, MKV: metadata only),
@@ -442,7 +445,7 @@ def sign_outputs(paths: Iterable[str | os.PathLike[str]], model_id: str, *,
         if not p.is_file():
             failed.append(f"{p}: no such file")
             continue
-        facts: dict[str, Any] = {}
+        facts: dict[str, Any] = dict(video_facts or {}) if ext in VIDEO_SIGNABLE else {}
         if ext not in VIDEO_SIGNABLE:
             try:
                 found = read_provenance(p)

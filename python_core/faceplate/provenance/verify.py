@@ -24,6 +24,7 @@ stays within its target). Such faces are reported with ``by_track``.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -199,12 +200,12 @@ def _file_marks(p: Path) -> FileResult:
     return res
 
 
-def _detector() -> tuple[Callable[[np.ndarray], list[Any]] | None, str | None]:
+def _detector(session: Any) -> tuple[Callable[[np.ndarray], list[Any]] | None, str | None]:
     try:
         from faceplate.provenance import watermark
     except ImportError as err:
         return None, f"watermark detector unavailable ({err})"
-    return watermark.detect_frame, None
+    return functools.partial(watermark.detect_frame, session=session), None
 
 
 def _faces(marks: list[Any]) -> list[FaceResult]:
@@ -233,7 +234,8 @@ def _pick(n: int, cfg: VerifyConfig) -> list[int]:
 
 
 def verify(path: str | Path, cfg: VerifyConfig | None = None,
-           on_frame: Callable[[FrameResult], None] | None = None) -> VerifyReport:
+           on_frame: Callable[[FrameResult], None] | None = None, *,
+           session: Any = None) -> VerifyReport:
     """Check an image file, a folder of images or a video for Faceplate's marks.
 
     Args:
@@ -241,6 +243,8 @@ def verify(path: str | Path, cfg: VerifyConfig | None = None,
         cfg: Which frames to check (default: all).
         on_frame: Called after each checked frame (progress; its faces are judged alone, the
             video verdict comes after the last frame).
+        session: The :class:`~faceplate.provenance.watermark.DetectSession` whose models look
+            for the mark (default: the process's shared one).
 
     Returns:
         The report (:attr:`VerifyReport.found` is the verdict).
@@ -255,7 +259,7 @@ def verify(path: str | Path, cfg: VerifyConfig | None = None,
     p = Path(path).expanduser()
     if not p.exists():
         raise InputError("file or folder not found", p)
-    detect, note = _detector()
+    detect, note = _detector(session)
     frames: list[FrameResult] = []
     face_marks: dict[int, list[Any]] = {}  # position in `frames` → the frame's FaceMarks
 

@@ -26,7 +26,7 @@ from faceplate.core.colorspace import linear_to_srgb, srgb_to_linear
 from faceplate.core.geometry import crop_matrix, to_cv2
 from faceplate.core.types import FaceRecord
 from faceplate.extract.mask import MASKERS
-from faceplate.provenance.watermark import embed_in_frame
+from faceplate.provenance.watermark import Unmarked, embed_in_frame
 
 
 def _u8(x: np.ndarray) -> np.ndarray:
@@ -123,24 +123,24 @@ def real_swap(frame: np.ndarray, faces: Sequence[FaceRecord], predictor: Predict
     """Swap a uint8 frame with ``swap_frame`` (the mark included), and the same without it.
 
     The unmarked reference is the same ``swap_frame`` call with the watermark step skipped
-    (the swap module's ``embed_in_frame`` swapped for a no-op for that one call): every other
+    (the swap module's ``mark_face`` swapped for a no-op for that one call): every other
     pixel is the product's.
     """
     from faceplate.convert import swap as swap_mod
 
     cfg = cfg if cfg is not None else ConvertConfig()
     res = swap_mod.swap_frame(frame, faces, predictor, cfg, frame_is_linear=False)
-    real = swap_mod.embed_in_frame
+    real = swap_mod.mark_face
     try:
-        swap_mod.embed_in_frame = _no_mark
+        swap_mod.mark_face = _no_mark
         plain = swap_mod.swap_frame(frame, faces, predictor, cfg, frame_is_linear=False)
     finally:
-        swap_mod.embed_in_frame = real
+        swap_mod.mark_face = real
     return Swapped(res.frame, plain.frame, res.matte())
 
 
-def _no_mark(*args: object, **kwargs: object) -> None:
-    return None
+def _no_mark(*args: object, **kwargs: object) -> Unmarked:
+    return Unmarked("left out for the reference")
 
 
 def swap_face(frame: np.ndarray, landmarks: np.ndarray, model_id: str,
@@ -181,5 +181,48 @@ def face_psnr(marked: np.ndarray, plain: np.ndarray, matte: np.ndarray,
     return float("inf") if mse == 0.0 else float(10.0 * np.log10(255.0**2 / mse))
 
 
+def mark_flicker(frame: np.ndarray, landmarks: np.ndarray, model_id: str, *, frames: int = 8,
+                 grain: float = 1.5, exposure: float = 1.1, saturation: float = 1.1,
+                 track: bool = False, seed: int = 0) -> dict[str, list[float]]:
+    """The frame-to-frame change the mark adds on a static face (issue 16, point 4).
+
+    ``frames`` copies of ``frame`` (uint8 RGB), each with its own Gaussian grain of σ =
+    ``grain`` code values, are swapped with :func:`swap_face` (the face's ``landmarks`` on
+    every frame, as a smoothed store gives them; ``track``: landmarks found on each frame
+    instead, as on-the-fly detection gives them) and graded (:func:`grade`). On the pixels
+    where the matte is > 0.5, in code values (0–255): ``mark_rms``, the RMS of the mark on each
+    frame (graded marked − graded plain); ``flicker_rms``, the RMS of the frame-to-frame
+    change of that difference (what the mark adds to the clip's temporal change); and
+    ``grain_rms``, the RMS of the graded plain swap's own frame-to-frame change.
+    """
+    from faceplate.provenance.watermark import frame_landmarks
+
+    rng = np.random.default_rng(seed)
+    marks: list[np.ndarray] = []
+    plains: list[np.ndarray] = []
+    sel: np.ndarray | None = None
+    for _ in range(frames):
+        noisy = _u8(frame.astype(np.float32) / np.float32(255.0)
+                    + rng.normal(0.0, grain / 255.0, frame.shape).astype(np.float32))
+        lm = landmarks
+        if track:
+            found = frame_landmarks(noisy)
+            lm = found[0] if found else landmarks
+        sw = swap_face(noisy, lm, model_id)
+        if sel is None:
+            sel = sw.matte > 0.5
+        gm = grade(sw.marked, exposure, saturation).astype(np.float32)
+        gp = grade(sw.plain, exposure, saturation).astype(np.float32)
+        marks.append((gm - gp)[sel])
+        plains.append(gp[sel])
+
+    def rms(x: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
+
+    return {"mark_rms": [rms(m) for m in marks],
+            "flicker_rms": [rms(b - a) for a, b in zip(marks, marks[1:])],
+            "grain_rms": [rms(b - a) for a, b in zip(plains, plains[1:])]}
+
+
 __all__ = ["ATTACKS", "Swapped", "attack", "downscale", "face_psnr", "grade", "h264", "jpeg",
-           "real_swap", "swap_face"]
+           "mark_flicker", "real_swap", "swap_face"]
