@@ -36,7 +36,10 @@ def face_store(path: Path, meta: FaceMeta) -> Path | None:
     if not isinstance(raw, str) or not raw:
         return None
     p = Path(raw).expanduser()
-    for cand in ((p,) if p.is_absolute() else (p, path.parent / p, path.parent.parent / p)):
+    # where it was written, else beside the faceset folder or in it (the pair was moved)
+    cands = ((p,) if p.is_absolute() else (p, path.parent / p, path.parent.parent / p)) \
+        + (path.parent.parent / p.name, path.parent / p.name)
+    for cand in cands:
         if cand.is_file():
             return cand.resolve()
     return None

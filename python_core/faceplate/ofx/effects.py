@@ -30,7 +30,7 @@ MASK_ID = "org.faceplate.Mask"
 SWAP_ID = "org.faceplate.Swap"
 # Incrementing the major version means the parameter set broke backwards compatibility (hosts
 # keep old projects on the old major); the minor version adds parameters compatibly.
-VERSION = (1, 2)
+VERSION = (1, 3)
 
 #: Status of Faceplate Swap while no model is set: the source passes through unchanged.
 SWAP_STATUS = "no model loaded: set the Model parameter to a folder written by `faceplate train`"

@@ -52,9 +52,13 @@ class OccluderSource:
     region: np.ndarray
     kind: SourceKind
 
+    def __post_init__(self) -> None:
+        # measured once: make_occluder asks every source for every occluder
+        object.__setattr__(self, "_usable", bool(self.region.mean() > 0.02))
+
     def usable(self) -> bool:
         """Whether the region holds enough pixels to cut textures from (2 % of the image)."""
-        return bool(self.region.mean() > 0.02)
+        return bool(self._usable)  # type: ignore[attr-defined]
 
 
 def _hull(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

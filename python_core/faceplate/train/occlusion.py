@@ -344,8 +344,15 @@ class MaskTrainer:
 
     # -------------------------------------------------------------------------- loop
 
-    def run(self) -> MaskTrainResult:
+    def run(self, every: int = 0,
+            callback: Callable[[int, MaskModel], bool] | None = None) -> MaskTrainResult:
         """Train to ``cfg.iterations``; returns what was done.
+
+        Args:
+            every: Call ``callback`` every this many iterations (0: never).
+            callback: Called with (iteration, model) (the model in train mode; switch it to
+                eval and back to look at it); returning True stops training there (saved and
+                exported as at the end). ``benchmarks/mask.py`` measures IoU against time so.
 
         Raises:
             InputError: no usable labelled face. TrainingError: NaN/Inf loss (the last good
@@ -394,6 +401,12 @@ class MaskTrainer:
                 if self.iteration % cfg.save_every == 0 or last:
                     self.save()
                     busy = True
+                if callback is not None and every and self.iteration % every == 0:
+                    stop = callback(self.iteration, self.model)
+                    self.model.train()
+                    meter.reset_clock()
+                    if stop:
+                        break
                 if busy:
                     meter.reset_clock()
         except KeyboardInterrupt:

@@ -230,3 +230,27 @@ def import_label_images(faces_dir: Path, masks_dir: Path
                          + (f" ({why})" if why else " (none is named like a face of "
                             f"{faces_dir})"))
     return n, skipped
+
+
+def hull_labels(landmarks: np.ndarray, masker: str = "extended", size: int = 256,
+                centering: Centering = "face") -> dict[str, Any]:
+    """Labels that call a face's whole landmark mask face (a face with nothing in front of it).
+
+    The quick label for the unoccluded faces of a shot (the Studio's "accept the hull" and the
+    demo's and tests' generated labels); occluded faces need their occluders cut out by hand.
+
+    Args:
+        landmarks: 68×2 frame-pixel landmarks.
+        masker: A landmark masker of :data:`faceplate.extract.mask.MASKERS`.
+        size: Crop the mask is drawn in, px (the labels map to any other crop).
+        centering: Its centering.
+
+    Returns:
+        A validated, frame-anchored label set.
+    """
+    from faceplate.core.geometry import crop_matrix
+    from faceplate.extract.mask import MASKERS
+
+    m = crop_matrix(np.asarray(landmarks, np.float64), size, centering)
+    mask = MASKERS.create(masker).mask(np.zeros((size, size, 3), np.uint8), landmarks, m)
+    return mask_to_labels(mask, m, centering)
