@@ -249,3 +249,30 @@ def test_extract_and_convert_use_the_occlusion_mask(mask_model, tmp_path, tmp_pa
         code = main(args + extra)
         assert code == 0, capsys.readouterr().err
         assert len(list(out.glob("*.png"))) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_natron_mask_node_gives_the_occlusion_matte(mask_model):
+    """Faceplate Mask with the ``occlusion`` source and a Mask model: her hand (frame 100) is
+    cut out of the face's matte; without the model it says why and passes an empty matte."""
+    from faceplate.core.colorspace import srgb_to_linear
+    from faceplate.io import samples
+    from faceplate.io.media import open_source
+    from faceplate.ofx.render import render_mask
+
+    with open_source(samples.path("WolfgangLanger_Pexels.mp4")) as src:
+        rgb = src.read(100).rgb
+    frame = np.concatenate([srgb_to_linear(rgb.astype(np.float32) / 255.0),
+                            np.ones(rgb.shape[:2] + (1,), np.float32)], axis=2)
+    hull = render_mask(frame, {"mask": "extended", "output": "matte"})[..., 0] > 0.5
+    occ = render_mask(frame, {"mask": "occlusion", "mask_model": str(mask_model),
+                              "output": "matte"})[..., 0] > 0.5
+    assert hull.sum() > 1000
+    inside = (occ & hull).sum() / hull.sum()
+    assert 0.5 < inside < 0.97, inside      # most of the face, less her hand
+    from faceplate.ofx.render import _render_mask
+
+    res = _render_mask(frame, {"mask": "occlusion", "mask_model": ""})
+    assert "Mask model" in res.status or "mask model" in res.status
+    assert not res.image[..., 3].any()
