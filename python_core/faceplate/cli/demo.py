@@ -123,7 +123,7 @@ def _occlusion(out: Path, man_clip: Path, swap_model: Path, iterations: int) -> 
     mask_model = out / "models" / "occlusion"
     if mask_model.exists():
         shutil.rmtree(mask_model)
-    _step("train the occlusion mask on them, a third of the hand labels held out",
+    _step("train the occlusion mask on them, every third labelled face held out",
           ["mask", "train", "--faces", str(faces), "--output", str(mask_model), "--size", "128",
            "--iterations", str(iterations), "--lr", "1e-2", "--warmup", "20",
            "--threads", "1", "--hold-out", "0.3", "--save-every", str(iterations),
