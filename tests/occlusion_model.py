@@ -36,7 +36,7 @@ SIZE = 128
 HULL_FRAMES = (0, 8, 16, 24, 32, 40, 48)
 #: Mask trainer options of the cached model (MaskTrainConfig fields).
 #: One thread: on two cores shared with other work, a two-thread pool spends most of its time
-#: waiting for the busy core (measured 7 s a step against 0.3 s with one thread under load 10).
+#: waiting for the busy core (measured 7.2 s a 128 px step against 0.25 s with one thread, load 10).
 TRAIN_OPTIONS: dict[str, Any] = {"size": SIZE, "iterations": 600, "batch_size": 8,
                                  "lr": 1e-2, "warmup": 20, "save_every": 600,
                                  "preview_every": 0, "log_every": 50, "seed": 0, "threads": 1}
