@@ -29,9 +29,9 @@ from tests import occlusion_model as om
 FACEPLATE = [sys.executable, "-m", "faceplate.cli.main"]
 #: How far above the landmark hull's IoU the model's must be on the occluded test faces.
 MARGIN = 0.05
-XFAIL_REASON = ("IoU 0.90 not reached yet: the cached recipe (600 iterations at 128 px, 1.5 CPU "
+XFAIL_REASON = ("IoU 0.90 not reached yet: the cached recipe (600 iterations at 128 px, 1.4 CPU "
                 "minutes) measured 0.862 against the landmark hull's 0.771; 2000 iterations "
-                "measured 0.84 at 500")
+                "(4.4 CPU minutes) 0.878")
 
 
 @pytest.fixture(scope="module")
