@@ -277,3 +277,32 @@ def test_natron_mask_node_gives_the_occlusion_matte(mask_model):
     res = _render_mask(frame, {"mask": "occlusion", "mask_model": ""})
     assert "Mask model" in res.status or "mask model" in res.status
     assert not res.image[..., 3].any()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_apply_to_facesets_then_train_with_the_occlusion_mask(mask_model, tmp_path,
+                                                              tmp_path_factory, capsys):
+    """``mask apply --faces`` gives the face PNGs the mask too, and ``faceplate train --mask
+    occlusion`` trains on it (masked training and the mask loss)."""
+    from faceplate.cli.main import main
+    from faceplate.io.faceset import read_face_meta
+    from tests.convert_model import TINY_ARGS
+    from tests.train_facesets import facesets
+
+    sides = []
+    for src in facesets(tmp_path_factory):
+        folder = tmp_path / src.name
+        shutil.copytree(src, folder)
+        store = tmp_path / f"{src.name}.fpstore"
+        shutil.copyfile(src.parent / f"{src.name}.fpstore", store)
+        assert main(["mask", "apply", str(mask_model), "--alignments", str(store), "--faces",
+                     str(folder)]) == 0, capsys.readouterr().err
+        pngs = sorted(folder.glob("*.png"))
+        assert all("occlusion" in read_face_meta(p).record.masks for p in pngs)
+        sides.append(folder)
+    out = tmp_path / "model"
+    code = main(["train", "--a", str(sides[0]), "--b", str(sides[1]), "--output", str(out),
+                 "--mask", "occlusion", *TINY_ARGS])
+    assert code == 0, capsys.readouterr().err
+    assert (out / "manifest.json").is_file()
