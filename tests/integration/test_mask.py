@@ -272,9 +272,9 @@ def test_natron_mask_node_gives_the_occlusion_matte(mask_model):
     assert hull.sum() > 1000
     inside = (occ & hull).sum() / hull.sum()
     assert 0.5 < inside < 0.97, inside      # most of the face, less her hand
-    from faceplate.ofx.render import _render_mask
+    from faceplate.ofx.render import _SESSION, _render_mask
 
-    res = _render_mask(frame, {"mask": "occlusion", "mask_model": ""})
+    res = _render_mask(frame, {"mask": "occlusion", "mask_model": ""}, _SESSION)
     assert "Mask model" in res.status or "mask model" in res.status
     assert not res.image[..., 3].any()
 
