@@ -55,6 +55,7 @@ bench: setup media
 	$(PY) benchmarks/ofx.py --output bench_out/ofx.json
 	$(PY) benchmarks/provenance.py --output bench_out/provenance.json
 	$(PY) benchmarks/studio.py --output bench_out/studio.json
+	$(PY) benchmarks/mask.py --output bench_out/mask.json
 
 # The OpenFX bundle: build/ofx/ofx_plugin/Faceplate.ofx.bundle (needs cmake and a C++17 compiler).
 # The tests build into the same folder (tests/native.py), so `make test` then `make ofx` builds once.

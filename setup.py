@@ -10,7 +10,7 @@ setup(
     package_dir={"": "python_core"},
     packages=find_packages("python_core"),
     package_data={"faceplate": ["py.typed", "extract/_ert.pyi", "studio/static/*",
-                                "evaluate/detection/*.json"]},
+                               "evaluate/detection/*.json", "io/sample_labels/*.json"]},
     ext_modules=[
         Extension("faceplate.extract._ert", ["python_core/faceplate/extract/_ert.c"],
                   extra_compile_args=["-O3", "-std=c99"]),

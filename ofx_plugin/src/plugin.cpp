@@ -46,8 +46,8 @@ struct Identity {
   unsigned major, minor;
 };
 constexpr Identity kIdentities[] = {
-    {"org.faceplate.Mask", 1, 2},
-    {"org.faceplate.Swap", 1, 2},
+    {"org.faceplate.Mask", 1, 3},
+    {"org.faceplate.Swap", 1, 3},
 };
 constexpr int kNumPlugins = sizeof(kIdentities) / sizeof(kIdentities[0]);
 constexpr const char* kGrouping = "Faceplate";

@@ -202,6 +202,40 @@ def test_mask_on_jpeg_writes_its_matte_and_an_offset_matte_limits_it(
     assert (face & outside).any()  # the face reaches outside the box: the matte really cut it
 
 
+def test_mask_node_cuts_her_hand_out_with_the_occlusion_source(
+        session: NatronSession, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Faceplate Mask with the ``occlusion`` source and a Mask model (issue 15) on frame 100 of
+    the woman's clip (her hand over her face): a matte of the face less her hand."""
+    import cv2
+
+    from faceplate.io.media import open_source
+    from tests.occlusion_model import trained_mask_model
+
+    mask_model = trained_mask_model(tmp_path_factory)
+    png = tmp_path / "hand.png"
+    with open_source(samples.path("WolfgangLanger_Pexels.mp4")) as src:
+        cv2.imwrite(str(png), cv2.cvtColor(src.read(100).rgb, cv2.COLOR_RGB2BGR))
+    run = session.run({
+        "nodes": [{"id": "read", "reader": str(png)},
+                  {"id": "hull", "plugin": MASK_ID,
+                   "params": {"mask": "extended", "output": "alpha"}},
+                  exr_writer(tmp_path / "hull.exr"),
+                  {"id": "occ", "plugin": MASK_ID,
+                   "params": {"mask": "occlusion", "mask_model": str(mask_model),
+                              "output": "alpha"}},
+                  {**exr_writer(tmp_path / "occ.exr"), "id": "out2"}],
+        "links": [["hull", 0, "read"], ["out", 0, "hull"], ["occ", 0, "read"],
+                  ["out2", 0, "occ"]],
+        "steps": [{"render": "out", "first": 1, "last": 1},
+                  {"render": "out2", "first": 1, "last": 1}]}, "mask_occlusion")
+    assert run.step(0)["ok"] and run.step(1)["ok"], run.result["steps"]
+    hull = read(tmp_path / "hull.exr")[..., 3] > 0.5
+    occ = read(tmp_path / "occ.exr")[..., 3] > 0.5
+    assert hull.mean() > 0.02
+    kept = (occ & hull).sum() / hull.sum()
+    assert 0.5 < kept < 0.97, kept      # most of the face, less her hand
+
+
 # ---------------------------------------------------------------- two actors in one graph
 def test_two_swap_nodes_with_two_models_keep_both_loaded(session: NatronSession, plate: Path,
                                                          model: Path, tmp_path: Path) -> None:

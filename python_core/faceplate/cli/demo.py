@@ -4,11 +4,15 @@ Fetches the sample media (MEDIA.md); extracts the woman's clip, the man's clip a
 Obama/Biden stills (with identity embeddings); smooths the tracks; sorts the man's faces by
 sharpness, groups the woman's by yaw and the stills by identity; trains a small ``original``
 model (A = the woman, B = the man) briefly; converts the man's clip with it; evaluates the result
-against the woman's faceset; writes a contact sheet of converter settings; with a NatronRenderer
-(``--natron``, default ``$FACEPLATE_NATRON``) and the OpenFX bundle built (``make ofx``),
-renders the man's clip again through Natron (Read → Faceplate Swap → Write, the README's example
-script) and checks its watermark; prints where every result is. The model is tiny and trained
-for minutes, so the swap is soft: the demo shows the pipeline, not a finished shot.
+against the woman's faceset; writes a contact sheet of converter settings; learns the woman's
+occlusion mask (her hands) from the sample hand labels and a few generated ones (imported as mask
+images), applies it to both clips, evaluates it against held-out hand labels beside the landmark
+hull, uses it in a preview of the convert and writes a face | landmark mask | occlusion mask
+sheet; with a NatronRenderer (``--natron``, default ``$FACEPLATE_NATRON``) and the OpenFX
+bundle built (``make ofx``), renders the man's clip again through Natron (Read → Faceplate
+Swap → Write, the README's example script) and checks its watermark; prints where every result
+is. The model is tiny and trained for minutes, so the swap is soft: the demo shows the
+pipeline, not a finished shot.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ def register(sub: Any) -> None:
     p.add_argument("--size", type=int, default=256, help="aligned face size (default: 256)")
     p.add_argument("--iterations", type=int, default=600,
                    help="training iterations of the demo model (default: 600)")
+    p.add_argument("--mask-iterations", type=int, default=150,
+                   help="training iterations of the demo's occlusion mask (default: 150)")
     p.add_argument("--natron", type=Path, default=os.environ.get("FACEPLATE_NATRON") or None,
                    help="a NatronRenderer to render the clip through Faceplate Swap too "
                         "(default: $FACEPLATE_NATRON; skipped without one)")
@@ -82,6 +88,97 @@ def _step(title: str, argv: list[str]) -> None:
         from faceplate.core.errors import FaceplateError
 
         raise FaceplateError(f"demo step failed ({title}), exit code {code}")
+
+
+#: Unoccluded frames of the woman's clip labelled with their landmark hull in the demo.
+HULL_FRAMES = (0, 8, 16, 24, 32, 40, 48, 240, 280, 320)
+
+
+def _occlusion(out: Path, man_clip: Path, swap_model: Path, iterations: int) -> Path:
+    """The occlusion mask steps: labels as mask images → import-labels → mask train → apply →
+    eval → preview with it → sheet. Returns the mask model directory."""
+    import cv2
+
+    from faceplate.extract.mask.labels import hull_labels, labels_to_mask
+    from faceplate.io.faceset import read_face_meta
+    from faceplate.io.sample_labels import sample_labels
+
+    faces = out / "faces" / "woman"
+    labels_dir = out / "mask_labels"
+    labels_dir.mkdir(parents=True, exist_ok=True)
+    wanted = {(f["frame"], f["face"]): f["labels"] for f in sample_labels()["faces"]}
+    hand_frames = sorted(f for f, _ in wanted)
+    for frame in HULL_FRAMES:
+        wanted.setdefault((frame, 0), None)
+    for path in sorted(faces.glob("*.png")):
+        meta = read_face_meta(path)
+        key = (meta.record.frame_index, meta.record.face_index)
+        if key not in wanted:
+            continue
+        lab = wanted[key] or hull_labels(meta.record.landmarks)
+        mask = labels_to_mask(lab, meta.size, meta.matrix)
+        cv2.imwrite(str(labels_dir / f"{path.stem}.png"), mask)
+    _step("import the mask labels (the woman's hands, drawn by us; hulls of unoccluded faces)",
+          ["mask", "import-labels", str(faces), str(labels_dir)])
+    mask_model = out / "models" / "occlusion"
+    if mask_model.exists():
+        shutil.rmtree(mask_model)
+    _step("train the occlusion mask on them, every third labelled face held out",
+          ["mask", "train", "--faces", str(faces), "--output", str(mask_model), "--size", "128",
+           "--iterations", str(iterations), "--lr", "1e-2", "--warmup", "20",
+           "--threads", "1", "--hold-out", "0.3", "--save-every", str(iterations),
+           "--preview-every", str(iterations), "--log-every", "25"])
+    for who in ("woman", "man"):
+        _step(f"store the occlusion mask of every face of the {who}'s clip",
+              ["mask", "apply", str(mask_model), "--alignments", str(out / f"{who}.fpstore")])
+    _step("evaluate it on the held-out hand labels, beside the landmark hull",
+          ["mask", "eval", str(mask_model), "--faces", str(faces), "--json",
+           str(out / "mask_eval.json")])
+    _step("the convert with the occlusion mask (a preview: landmark mask, then ∩ occlusion)",
+          ["preview", "--model", str(swap_model), "--input", str(man_clip),
+           "--alignments", str(out / "man.fpstore"), "--frames", "0", "48",
+           "--mask-model", str(mask_model), "--settings", "mask=extended",
+           "mask=extended,occlusion combine=min", "-o", str(out / "contact_sheet_occlusion.png")])
+    _occlusion_sheet(out, faces, hand_frames[::3])
+    return mask_model
+
+
+def _occlusion_sheet(out: Path, faces: Path, frames: list[int]) -> None:
+    """face | landmark mask | occlusion mask, one row per frame, from the woman's store."""
+    import cv2
+    import numpy as np
+
+    from faceplate.core.records import decode_mask
+    from faceplate.io.faceset import decode_face_pixels, read_face_meta
+    from faceplate.io.store import AlignmentsStore
+
+    rows = []
+    with AlignmentsStore.open(out / "woman.fpstore", readonly=True) as st:
+        for frame in frames:
+            path = next(iter(faces.glob(f"*_{frame:06d}_0.png")), None)
+            rec = st.get_face(frame, 0)
+            if path is None or rec is None or "occlusion" not in rec.masks:
+                continue
+            meta = read_face_meta(path)
+            rgb = decode_face_pixels(path, meta)
+            s = rgb.shape[0]
+            cells = [rgb]
+            for name in ("extended", "occlusion"):
+                sm = rec.masks.get(name)
+                if sm is None:
+                    cells.append(np.zeros_like(rgb))
+                    continue
+                m = decode_mask(sm)
+                # the stored mask's crop → this face's crop, through the frame
+                a = np.vstack([np.asarray(sm.affine, np.float64), [0, 0, 1]])
+                b = np.vstack([np.asarray(meta.matrix, np.float64), [0, 0, 1]])
+                warp = (b @ np.linalg.inv(a))[:2]
+                m = cv2.warpAffine(m, warp, (s, s), flags=cv2.INTER_LINEAR)
+                cells.append(np.repeat(m[..., None], 3, axis=2))
+            rows.append(np.hstack(cells))
+    if rows:
+        sheet = np.vstack(rows)
+        cv2.imwrite(str(out / "occlusion_sheet.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -142,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
            "--alignments", str(out / "man.fpstore"), "--frames", "0", "24", "48",
            "--settings", "color=rct blend=overlay", "color=avg-color blend=seamless",
            "color=none blend=overlay", "-o", str(out / "contact_sheet.png")])
+    mask_model = _occlusion(out, clips["man"], model, args.mask_iterations)
     natron_out = out / "natron"
     natron = args.natron if args.natron and (args.ofx_plugins / "Faceplate.ofx.bundle").is_dir() \
         else None
@@ -164,6 +262,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"  provenance check: {(out / 'verify.json').resolve()}")
     print(f"  evaluation: {(out / 'evaluate.json').resolve()} and evaluate.png")
     print(f"  contact sheet: {(out / 'contact_sheet.png').resolve()}")
+    print(f"  occlusion mask model: {mask_model.resolve()}; its evaluation on held-out hand "
+          f"labels: {(out / 'mask_eval.json').resolve()}; sheet face | landmark mask | "
+          f"occlusion mask: {(out / 'occlusion_sheet.png').resolve()}; in the convert: "
+          f"{(out / 'contact_sheet_occlusion.png').resolve()}")
     if natron is not None:
         print(f"  rendered in Natron (Faceplate Swap, EXR): {natron_out.resolve()} "
               f"(watermark check: {(out / 'verify_natron.json').resolve()})")

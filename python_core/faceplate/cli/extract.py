@@ -17,7 +17,7 @@ from faceplate.cli.progress import Summary, bar
 from faceplate.extract.align import ALIGNERS
 from faceplate.extract.detect import DETECTORS
 from faceplate.extract.filters import FilterConfig
-from faceplate.extract.mask import MASKERS
+from faceplate.extract.mask import MASKERS, split_mask_spec
 from faceplate.extract.pipeline import ExtractConfig, Extractor, FrameResult, run_extract
 from faceplate.extract.track import TrackConfig
 from faceplate.io.colormanage import ColorConfig
@@ -54,8 +54,9 @@ def build_extractor(args: argparse.Namespace) -> Extractor:
                                prefix=_plugin_prefix("detector", cfg.detector))
     al_cfg: Any = config_from_args(ALIGNERS.config_class(cfg.aligner), args,
                               prefix=_plugin_prefix("aligner", cfg.aligner))
+    names = [split_mask_spec(spec)[0] for spec in cfg.masks]   # occlusion:MODEL_DIR → occlusion
     mask_cfgs: dict[str, Any] = {m: config_from_args(MASKERS.config_class(m), args,
-                                     prefix=_plugin_prefix("masker", m)) for m in cfg.masks}
+                                     prefix=_plugin_prefix("masker", m)) for m in names}
     filt = config_from_args(FilterConfig, args, prefix="filter_")
     track = config_from_args(TrackConfig, args)
     return Extractor(cfg, detector_cfg=det_cfg, aligner_cfg=al_cfg, mask_cfgs=mask_cfgs,

@@ -26,6 +26,7 @@ COMMANDS = (
     "faceplate.cli.media",
     "faceplate.cli.demo",
     "faceplate.cli.studio",
+    "faceplate.cli.mask",
 )
 
 

@@ -24,8 +24,6 @@ from faceplate.cli.convert import COLOR_TITLE, add_swap_options, swap_configs
 from faceplate.cli.options import add_config, config_from_args
 from faceplate.convert.run import open_store
 from faceplate.convert.swap import (
-    FULL,
-    LEARNED,
     ConvertConfig,
     SwapContext,
     make_predictor,
@@ -149,7 +147,7 @@ def build_sheet(model_dir: Path, input_path: Path, store_path: Path | None, fram
         if st is None:
             from faceplate.extract.pipeline import ExtractConfig, Extractor
 
-            names = sorted({n for c in cfgs for n in c.mask if n not in (LEARNED, FULL)})
+            names = sorted({n for c in cfgs for n in c.extractor_masks()})
             extractor = Extractor(ExtractConfig(masks=tuple(names), thumbnails=False,
                                                 write_faces=False))
         try:

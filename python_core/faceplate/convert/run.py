@@ -40,8 +40,6 @@ import cv2
 import numpy as np
 
 from faceplate.convert.swap import (
-    FULL,
-    LEARNED,
     ConvertConfig,
     Predictor,
     SwapContext,
@@ -367,7 +365,7 @@ def _run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLik
         if st is None:
             from faceplate.extract.pipeline import ExtractConfig, Extractor
 
-            names = tuple(n for n in cfg.mask if n not in (LEARNED, FULL))
+            names = cfg.extractor_masks()
             extractor = Extractor(ExtractConfig(masks=names, thumbnails=False,
                                                 write_faces=False))
             stats.warnings.append("no alignments store: detecting faces on the fly (run "

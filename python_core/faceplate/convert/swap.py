@@ -88,6 +88,9 @@ PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "int8")
 #: Mask names with a meaning of their own (any other name is a stored landmark mask).
 LEARNED = "learned"
 FULL = "full"
+#: The learned occlusion mask: stored by ``faceplate mask apply`` / ``extract --masks
+#: occlusion:MODEL_DIR``, or predicted on the fly with ``mask_model``.
+OCCLUSION = "occlusion"
 
 #: Fields of :class:`ConvertConfig` that come from :class:`MaskOpsConfig` / :class:`PostConfig`.
 MASK_FIELDS: tuple[str, ...] = tuple(f for f in MaskOpsConfig.__dataclass_fields__)
@@ -118,9 +121,13 @@ class ConvertConfig(PostConfig, MaskOpsConfig):
                                    minimum=0.0, maximum=1.0)
     blend: str = option("overlay", "Blend mode.", choices=tuple(BLEND.names()))
     mask: tuple[str, ...] = option(
-        ("extended",), "Mask source(s): learned (the model's mask), full (the whole crop), or a "
+        ("extended",), "Mask source(s): learned (the model's mask), full (the whole crop), "
+        "occlusion (the learned occlusion mask: stored, or predicted with --mask-model), or a "
         "stored landmark mask (components, extended, ...); several combine with --mask-combine "
         "(multiply = product, max = union).")
+    mask_model: str = option("", "Occlusion mask model (a folder written by `faceplate mask "
+                             "train`): faces without a stored occlusion mask get it predicted "
+                             "on the fly.")
     interpolation: Interpolation = option("cubic", "Resampling of the face into the frame.",
                                           choices=INTERPOLATIONS)
     face_scale: float = option(0.0, "Scale the pasted face by this % (DFL's output face scale).",
@@ -166,6 +173,12 @@ class ConvertConfig(PostConfig, MaskOpsConfig):
     def post(self) -> PostConfig:
         """The post-filter settings as their own config."""
         return PostConfig(**{k: getattr(self, k) for k in POST_FIELDS})
+
+    def extractor_masks(self) -> tuple[str, ...]:
+        """The mask sources an extractor must compute for faces detected on the fly (those
+        neither the model nor the mask model provide)."""
+        own = (LEARNED, FULL, OCCLUSION) if self.mask_model.strip() else (LEARNED, FULL)
+        return tuple(n for n in self.mask if n not in own)
 
     def in_ranges(self, index: int) -> bool:
         """Whether frame ``index`` is to be swapped (always, without ``frame_ranges``)."""
@@ -393,6 +406,9 @@ class SwapContext:
         next_faces: Faces of the next frame, or None.
         times: Accumulated milliseconds per stage (select, crop, predict, color, mask, post,
             paste).
+        occlusion: The occlusion mask model (an
+            :class:`~faceplate.extract.mask.occlusion.OcclusionPredictor`) for faces without a
+            stored ``occlusion`` mask, when ``cfg.mask_model`` names one.
     """
 
     color: ColorTransfer
@@ -401,6 +417,7 @@ class SwapContext:
     prev_faces: Sequence[FaceRecord] | None = None
     next_faces: Sequence[FaceRecord] | None = None
     times: dict[str, float] = field(default_factory=dict)
+    occlusion: Any = None
     _encoder: Any = None
 
     @classmethod
@@ -420,6 +437,10 @@ class SwapContext:
         ccfg = color_cfg if color_cfg is not None else COLOR.default_config(cfg.color)
         ccfg = ccfg.replace(strength=cfg.color_strength)
         ctx = cls(color=COLOR.create(cfg.color, ccfg), blender=BLEND.create(cfg.blend, blend_cfg))
+        if cfg.mask_model.strip() and OCCLUSION in cfg.mask:
+            from faceplate.extract.mask.occlusion import load_predictor
+
+            ctx.occlusion = load_predictor(cfg.mask_model)
         if cfg.select == "reference":
             from faceplate.extract.identity.filter import ReferenceFilter
 
@@ -658,16 +679,50 @@ def stored_mask_in_crop(rec: FaceRecord, name: str, matrix: np.ndarray, size: in
     sm = rec.masks.get(name)
     if sm is None:
         have = ", ".join(sorted(rec.masks)) or "none"
+        how = ("`faceplate mask apply`, or give --mask-model to predict it on the fly"
+               if name == OCCLUSION else f"extract with --masks {name}")
         raise InputError(f"face {rec.face_index} of frame {rec.frame_index} has no stored "
-                         f"{name!r} mask (it has: {have}); extract with --masks {name} or "
-                         "choose another --mask")
+                         f"{name!r} mask (it has: {have}); {how}, or choose another --mask")
     data = decode_mask(sm)
-    # crop pixel → frame pixel → stored-mask pixel (WARP_INVERSE_MAP: dst → src).
-    m = compose_affine(sm.affine, invert_affine(matrix))
-    out = cv2.warpAffine(data, to_cv2(m), (size, size),
+    return mask_in_crop(data.astype(np.float32) * np.float32(1.0 / 255.0), sm.affine, matrix,
+                        size)
+
+
+def mask_in_crop(mask: np.ndarray, affine: np.ndarray, matrix: np.ndarray,
+                 size: int) -> np.ndarray:
+    """A mask of one crop of a face resampled into another crop of it.
+
+    Args:
+        mask: h×w float32 in [0, 1] in the crop of ``affine``.
+        affine: 2×3 frame → mask-crop matrix.
+        matrix: 2×3 frame → target-crop matrix.
+        size: Target crop side.
+
+    Returns:
+        size×size float32 in [0, 1], bilinear, 0 where the mask's crop does not reach.
+    """
+    # crop pixel → frame pixel → mask pixel (WARP_INVERSE_MAP: dst → src).
+    m = compose_affine(affine, invert_affine(matrix))
+    out = cv2.warpAffine(np.ascontiguousarray(mask, np.float32), to_cv2(m), (size, size),
                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return out.astype(np.float32) * np.float32(1.0 / 255.0)
+    return np.clip(out, 0.0, 1.0)
+
+
+def _predicted_occlusion(frame: np.ndarray, chosen: Sequence[FaceRecord], cfg: ConvertConfig,
+                         ctx: SwapContext, frame_is_linear: bool
+                         ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Position in ``chosen`` → (mask, frame → mask-crop matrix) for the faces that need the
+    occlusion mask and have none stored (predicted with ``ctx.occlusion``, in one batch)."""
+    if OCCLUSION not in cfg.mask or ctx.occlusion is None:
+        return {}
+    need = [i for i, r in enumerate(chosen) if OCCLUSION not in r.masks]
+    if not need:
+        return {}
+    pred = ctx.occlusion
+    mats = [pred.crop_matrix(chosen[i].landmarks) for i in need]
+    masks = pred.predict(_plate_crops(frame, mats, pred.size, frame_is_linear))
+    return {i: (masks[k], mats[k]) for k, i in enumerate(need)}
 
 
 def _match(rec: FaceRecord, others: Sequence[FaceRecord] | None) -> FaceRecord | None:
@@ -752,6 +807,10 @@ def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
     t3 = time.perf_counter()
     ctx.add_time("predict", t3 - t2)
 
+    t_o = time.perf_counter()
+    predicted = _predicted_occlusion(frame, chosen, cfg, ctx, frame_is_linear)
+    if predicted:
+        ctx.add_time("occlusion", time.perf_counter() - t_o)
     mcfg = cfg.mask_ops()
     pcfg = cfg.post()
     result = frame.copy()
@@ -772,6 +831,9 @@ def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
                                else np.ones((s_out, s_out), np.float32))
             elif name == FULL:
                 sources.append(np.ones((s_out, s_out), np.float32))
+            elif name == OCCLUSION and i in predicted:
+                mk, affine = predicted[i]
+                sources.append(mask_in_crop(mk, affine, m_out[i], s_out))
             else:
                 sources.append(stored_mask_in_crop(rec, name, m_out[i], s_out))
         raw = maskops.combine(sources, mcfg.combine) if len(sources) > 1 else sources[0]
@@ -892,6 +954,7 @@ def _paste_box(result: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: n
 __all__ = [
     "FULL",
     "LEARNED",
+    "OCCLUSION",
     "ConvertConfig",
     "OnnxPredictor",
     "Predictor",
@@ -901,6 +964,7 @@ __all__ = [
     "TorchPredictor",
     "face_velocity",
     "make_predictor",
+    "mask_in_crop",
     "model_inputs",
     "parse_frame_ranges",
     "paste_matrix",

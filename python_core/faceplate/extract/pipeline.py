@@ -52,7 +52,7 @@ from faceplate.extract.align import ALIGNERS, Aligner
 from faceplate.extract.crops import warp_to_crop
 from faceplate.extract.detect import DETECTORS, Detector
 from faceplate.extract.filters import FilterConfig, reject_reason
-from faceplate.extract.mask import MASKERS, Masker
+from faceplate.extract.mask import Masker, create_masker, split_mask_spec
 from faceplate.extract.pose import estimate_pose
 from faceplate.extract.track import TrackConfig, TrackWindow, links
 from faceplate.io.faceset import FaceMeta, face_filename, write_face_png
@@ -70,7 +70,8 @@ class ExtractConfig(Config):
     detector: str = option("chain", "Face detector (see `faceplate extract --help` for the list).")
     aligner: str = option("dlib68", "Landmark aligner: dlib68 or mesh68.")
     masks: tuple[str, ...] = option(
-        ("components", "extended"), "Masks to compute and store for every face.")
+        ("components", "extended"), "Masks to compute and store for every face (occlusion "
+        "takes its model: occlusion:MODEL_DIR).")
     size: int = option(512, "Side of the aligned face PNGs in pixels.", minimum=64, maximum=4096)
     centering: Centering = option("face", "Framing of the aligned faces.")
     mask_size: int = option(128, "Side of the stored masks in pixels.", minimum=16, maximum=1024)
@@ -152,11 +153,14 @@ class Extractor:
         self.detector: Detector = DETECTORS.create(cfg.detector, detector_cfg)
         self.aligner: Aligner = ALIGNERS.create(cfg.aligner, aligner_cfg)
         mask_cfgs = mask_cfgs or {}
-        if len(set(cfg.masks)) != len(cfg.masks):
+        names = [split_mask_spec(spec)[0] for spec in cfg.masks]
+        if len(set(names)) != len(names):
             raise ConfigError(f"masks: {', '.join(cfg.masks)} lists a mask twice")
         self.maskers: dict[str, Masker] = {
-            name: MASKERS.create(name, mask_cfgs.get(name)) for name in cfg.masks
+            name: create_masker(spec, mask_cfgs.get(name)) for name, spec in zip(names, cfg.masks)
         }
+        # the stored settings recreate these maskers (a mask model by its absolute path)
+        self.cfg = cfg = cfg.replace(masks=tuple(m.spec() for m in self.maskers.values()))
         self.times = StageTimes()
         self._encoder: Any = None
         self._ref_filter: Any = None
@@ -314,15 +318,25 @@ class Extractor:
 
     def _masks(self, rgb: np.ndarray, lm: np.ndarray,
                mesh: np.ndarray | None) -> dict[str, StoredMask]:
-        if not self.maskers:
-            return {}
+        """Every configured mask of one face: on the shared ``mask_size`` crop, or on a crop of
+        the masker's own geometry (stored at that geometry, with its matrix and centering)."""
         cfg = self.cfg
-        m = crop_matrix(lm, cfg.mask_size, cfg.centering)
-        small = warp_to_crop(rgb, m, cfg.mask_size, cv2.INTER_LINEAR)
+        shared: tuple[np.ndarray, np.ndarray] | None = None
         out = {}
         for name, masker in self.maskers.items():
-            mask = masker.mask(small, lm, m, mesh)
-            out[name] = StoredMask(name, encode_mask(mask), cfg.mask_size, m, cfg.centering)
+            geometry = masker.crop_geometry()
+            if geometry is None:
+                if shared is None:
+                    m = crop_matrix(lm, cfg.mask_size, cfg.centering)
+                    shared = (warp_to_crop(rgb, m, cfg.mask_size, cv2.INTER_LINEAR), m)
+                small, m = shared
+                mask = masker.mask(small, lm, m, mesh)
+                out[name] = StoredMask(name, encode_mask(mask), cfg.mask_size, m, cfg.centering)
+            else:
+                size, centering, coverage = geometry
+                m = crop_matrix(lm, size, centering, coverage)
+                mask = masker.mask(warp_to_crop(rgb, m, size), lm, m, mesh)
+                out[name] = StoredMask(name, encode_mask(mask), size, m, centering)
         return out
 
 

@@ -38,6 +38,14 @@ from faceplate.core.errors import (
     SchemaVersionError,
     UnsupportedFormatError,
 )
+from faceplate.core.geometry import (
+    compose_affine,
+    crop_matrix,
+    invert_affine,
+    matrix_scale,
+    to_cv2,
+    transform_points,
+)
 from faceplate.core.records import RECORD_VERSION, record_from_dict, record_to_dict
 from faceplate.core.types import CENTERINGS, Centering, FaceRecord
 from faceplate.io.paths import write_bytes_atomic
@@ -175,7 +183,7 @@ def encode_face_png(image: np.ndarray, meta: FaceMeta, compress_level: int = 1) 
                          f"got {image.shape[1]}×{image.shape[0]}")
     if not 0 <= compress_level <= 9:
         raise ValueError(f"compress_level: expected 0..9, got {compress_level}")
-    text = _payload(meta)
+    chunk = _meta_chunk(meta)  # validates meta before any work
     # One fixed "Up" row filter instead of libpng's adaptive choice: about 3× faster at level 1
     # for nearly the same size on photographic crops.
     ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
@@ -186,9 +194,7 @@ def encode_face_png(image: np.ndarray, meta: FaceMeta, compress_level: int = 1) 
     png = buf.tobytes()
     if not png.endswith(_IEND):
         raise ValueError("image: OpenCV wrote a PNG without a trailing IEND chunk")
-    # iTXt: keyword NUL, compression flag 1, method 0 (zlib), language NUL, translated NUL, text
-    itxt = FACE_CHUNK_KEY.encode("latin-1") + b"\x00\x01\x00\x00\x00" + zlib.compress(text, 6)
-    return png[: -len(_IEND)] + _chunk(b"iTXt", itxt) + _IEND
+    return png[: -len(_IEND)] + chunk + _IEND
 
 
 def write_face_png(path: Path, image: np.ndarray, meta: FaceMeta,
@@ -200,6 +206,45 @@ def write_face_png(path: Path, image: np.ndarray, meta: FaceMeta,
         ValueError / RecordError: As :func:`encode_face_png`.
     """
     write_bytes_atomic(Path(path), encode_face_png(image, meta, compress_level))
+
+
+def _meta_chunk(meta: FaceMeta) -> bytes:
+    # iTXt: keyword NUL, compression flag 1, method 0 (zlib), language NUL, translated NUL, text
+    itxt = FACE_CHUNK_KEY.encode("latin-1") + b"\x00\x01\x00\x00\x00" + zlib.compress(
+        _payload(meta), 6)
+    return _chunk(b"iTXt", itxt)
+
+
+def update_face_meta(path: Path, meta: FaceMeta) -> None:
+    """Replace a face PNG's record with ``meta``, leaving its pixels' bytes untouched (the file
+    is rewritten atomically; e.g. to add a mask computed after extraction).
+
+    Raises:
+        InputError / RecordError: As :func:`read_face_meta` (the file must be a valid face).
+        ValueError: ``meta`` describes another size than the image.
+        OutputError: The file cannot be written.
+    """
+    path = Path(path)
+    old = read_face_meta(path)
+    if meta.size != old.size:
+        raise ValueError(f"meta.size {meta.size} differs from the image's {old.size}")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"cannot read ({err.strerror or err})", path) from None
+    out = bytearray(data[:8])
+    pos = 8
+    key = FACE_CHUNK_KEY.encode() + b"\x00"
+    while pos < len(data):
+        length = struct.unpack(">I", data[pos:pos + 4])[0]
+        ctype = data[pos + 4:pos + 8]
+        end = pos + 12 + length
+        if ctype == b"iTXt" and data[pos + 8:pos + 8 + len(key)] == key:
+            out += _meta_chunk(meta)
+        else:
+            out += data[pos:end]
+        pos = end
+    write_bytes_atomic(path, bytes(out))
 
 
 # --------------------------------------------------------------------------- reading
@@ -377,6 +422,51 @@ def decode_face_pixels(path: Path, meta: FaceMeta) -> np.ndarray:
     if bgr is None or bgr.shape[:2] != (meta.size, meta.size):
         raise RecordError("pixel data does not decode (file corrupt)", path)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def recut_face(path: Path, meta: FaceMeta, size: int, centering: Centering,
+               coverage: float = 1.0, pad: int = 0
+               ) -> tuple[np.ndarray, np.ndarray, bool, bool]:
+    """Decode a face PNG and warp it into another crop of the same face, with a border (the
+    training cache's layout: the swap and mask trainers' crops, the mask evaluation's).
+
+    Args:
+        path: The face PNG.
+        meta: Its metadata (``meta.matrix``: frame → stored crop).
+        size: Crop side, px.
+        centering: Crop centering.
+        coverage: Fraction of the centering's frame the crop keeps.
+        pad: Border in pixels on every side (the result is C×C, C = size + 2·pad, with the
+            crop at ``[pad:pad+size, pad:pad+size]``).
+
+    Returns:
+        ``(image, matrix, outside, upscaled)``: C×C×3 ``uint8`` RGB (pixels the stored crop lacks
+        are edge-replicated), the 2×3 frame → cache matrix, whether the crop proper reaches
+        outside the stored crop, and whether the stored face is smaller than the crop needs.
+
+    Raises:
+        FaceplateError: The pixels do not decode.
+    """
+    rgb = decode_face_pixels(path, meta)
+    c = size + 2 * pad
+    t_train = crop_matrix(meta.record.landmarks, size, centering, coverage)
+    t_cache = t_train.copy()
+    t_cache[:, 2] += pad
+    m = compose_affine(t_cache, invert_affine(meta.matrix))   # stored crop → cache
+    scale = matrix_scale(m)
+    if scale < 0.5:   # big downscale: pre-shrink with area averaging to avoid aliasing
+        f = min(1.0, 2.0 * scale)
+        side = max(1, int(round(meta.size * f)))
+        rgb = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA)
+        k = side / meta.size
+        m = compose_affine(m, np.array([[1.0 / k, 0.0, 0.0], [0.0, 1.0 / k, 0.0]]))
+    image = cv2.warpAffine(rgb, to_cv2(m), (c, c), flags=cv2.INTER_CUBIC,
+                           borderMode=cv2.BORDER_REPLICATE)
+    # Does the training crop proper (not the pad) reach outside the stored crop?
+    corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], float)
+    in_stored = transform_points(corners, compose_affine(meta.matrix, invert_affine(t_train)))
+    outside = bool(np.any(in_stored < -1.0) or np.any(in_stored > meta.size + 1.0))
+    return image, t_cache, outside, scale > 1.05
 
 
 def scan_faceset(folder: Path) -> tuple[list[tuple[Path, FaceMeta]], list[tuple[Path, str]]]:

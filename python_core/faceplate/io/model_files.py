@@ -34,6 +34,13 @@ The model works on display-referred sRGB crops in [0, 1] (``color_space`` "srgb"
 cut with the stored ``centering`` and ``coverage``. Loading never unpickles: weights are read
 with ``safetensors`` only, JSON with ``json``. A directory written by a newer Faceplate raises
 :class:`SchemaVersionError`; anything else unusable raises :class:`ModelError` naming the file.
+
+A mask model directory (``faceplate mask train``: the occlusion segmenter) has the same layout and
+checkpoints; its ``manifest.json`` has ``format`` :data:`MASK_FORMAT_NAME` and the fields of
+:class:`MaskManifest` (``architecture``, ``model_config``, ``size``, ``centering``, ``coverage``,
+``color_space``, ``weights``, ``onnx``, ``training``, ``data_config``, ``trained_on``); its ONNX
+graph maps ``face`` (N×3×S×S sRGB [0, 1]) to ``mask`` (N×1×S×S in [0, 1], 1 = face). Either kind
+of directory is refused by the other kind's loader, saying which it is.
 """
 
 from __future__ import annotations
@@ -62,6 +69,9 @@ if TYPE_CHECKING:
     from faceplate.models import SwapModel
 
 FORMAT_NAME = "faceplate-swap-model"
+#: The ``format`` of a mask model's manifest (``faceplate mask train``); its checkpoints and
+#: ``latest.json`` are the swap models' (:data:`FORMAT_NAME`).
+MASK_FORMAT_NAME = "faceplate-mask-model"
 #: Version of ``manifest.json`` / ``latest.json`` / checkpoint ``state.json`` this code writes.
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -72,6 +82,8 @@ INT8 = "model.int8.onnx"
 #: The ONNX export's graph input (N×3×S×S float32 faces) and outputs (faces, masks).
 ONNX_INPUT = "face"
 ONNX_OUTPUTS = ("face_out", "mask")
+#: A mask model's ONNX graph: input ``face`` (N×3×S×S), output ``mask`` (N×1×S×S in [0, 1]).
+MASK_ONNX_OUTPUTS = ("mask",)
 LATEST = "latest.json"
 COLOR_SPACES = ("srgb",)
 
@@ -210,16 +222,29 @@ def read_json(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
     return obj
 
 
-def check_format(obj: Mapping[str, Any], path: Path, what: str) -> None:
+def check_format(obj: Mapping[str, Any], path: Path, what: str,
+                 format_name: str = FORMAT_NAME) -> None:
     """Check the ``format`` / ``format_version`` keys every model-dir JSON file carries.
+
+    Args:
+        obj: The parsed file.
+        path: The file (named in errors).
+        what: What the file is, in words.
+        format_name: The format expected (:data:`FORMAT_NAME` for swap models and every
+            checkpoint, :data:`MASK_FORMAT_NAME` for a mask model's manifest).
 
     Raises:
         SchemaVersionError: written by a newer Faceplate (a newer format version).
         ModelError: not a Faceplate model file, or a version this Faceplate cannot read.
     """
-    if obj.get("format") != FORMAT_NAME:
-        raise ModelError(f"{what} is not a Faceplate model file (format {obj.get('format')!r}, "
-                         f"expected {FORMAT_NAME!r})", path)
+    if obj.get("format") != format_name:
+        hint = ""
+        if obj.get("format") == MASK_FORMAT_NAME:
+            hint = " (this is a mask model: use it with --mask-model or `faceplate mask`)"
+        elif obj.get("format") == FORMAT_NAME:
+            hint = " (this is a swap model, not a mask model)"
+        raise ModelError(f"{what} is not a Faceplate model file of this kind (format "
+                         f"{obj.get('format')!r}, expected {format_name!r}){hint}", path)
     ver = obj.get("format_version")
     if not isinstance(ver, int) or isinstance(ver, bool) or ver < 1:
         raise ModelError(f"{what} has an invalid format_version {ver!r}", path)
@@ -501,5 +526,180 @@ def load_inference_model(model_dir: str | os.PathLike[str], device: str = "cpu"
     if (model.input_size, model.output_size) != (manifest.input_size, manifest.output_size):
         raise ModelError(f"model sizes {model.input_size}/{model.output_size} differ from the "
                          f"manifest's {manifest.input_size}/{manifest.output_size}", mpath)
+    model.eval().requires_grad_(False)
+    return model.to(device), manifest
+
+
+# --------------------------------------------------------------------------- mask models
+
+_MASK_MANIFEST_KEYS = ("format", "format_version", "architecture", "model_config", "size",
+                       "centering", "coverage", "color_space", "weights", "training")
+
+
+@dataclass(frozen=True)
+class MaskManifest:
+    """The manifest (``manifest.json``) of a mask model directory (``faceplate mask train``).
+
+    The directory has the swap models' layout (weights, ONNX export, checkpoints, previews);
+    only the manifest differs (``format`` :data:`MASK_FORMAT_NAME`).
+
+    Attributes:
+        architecture: Registry name (``faceplate.models.occlusion.MASK_MODELS``).
+        model_config: The model config's fields (JSON values).
+        size: Side of the faces it takes and the masks it returns, px.
+        centering: Crop centering of those faces.
+        coverage: Fraction (0.5–1.0) of the centering's frame the crop keeps.
+        weights: {"file": name, "sha256": hex}.
+        training: iterations, examples_seen, batch_size, last_losses, date, faceplate_version.
+        color_space: Always "srgb" (display-referred sRGB in [0, 1]).
+        onnx: None, or {"file", "sha256", "max_abs_diff", ...}.
+        data_config: The data config it was trained with (informative).
+        trained_on: The labelled faces it was trained on, ``{"store": absolute path,
+            "frame": frame index, "face": face index}`` each (``faceplate mask eval`` leaves
+            them out).
+    """
+
+    architecture: str
+    model_config: dict[str, Any]
+    size: int
+    centering: str
+    coverage: float
+    weights: dict[str, Any]
+    training: dict[str, Any]
+    color_space: str = "srgb"
+    onnx: dict[str, Any] | None = None
+    data_config: dict[str, Any] = field(default_factory=dict)
+    trained_on: list[dict[str, Any]] = field(default_factory=list)
+    format: str = MASK_FORMAT_NAME
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any], path: Path) -> MaskManifest:
+        """Validate a parsed mask manifest; :class:`ModelError` / :class:`SchemaVersionError`."""
+        check_format(obj, path, "mask model manifest", MASK_FORMAT_NAME)
+        missing = [k for k in _MASK_MANIFEST_KEYS if k not in obj]
+        if missing:
+            raise ModelError(f"mask model manifest lacks {', '.join(missing)}", path)
+        size = obj["size"]
+        if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 4096:
+            raise ModelError(f"mask model manifest: size {size!r} is out of range", path)
+        if obj["centering"] not in CENTERINGS:
+            raise ModelError(f"mask model manifest: unknown centering {obj['centering']!r}",
+                             path)
+        cov = obj["coverage"]
+        if isinstance(cov, bool) or not isinstance(cov, (int, float)) \
+                or not 0.1 <= float(cov) <= 1.0:
+            raise ModelError(f"mask model manifest: coverage {cov!r} is out of range", path)
+        if obj["color_space"] not in COLOR_SPACES:
+            raise ModelError(f"mask model manifest: unknown colour space "
+                             f"{obj['color_space']!r}", path)
+        for key, typ in (("architecture", str), ("model_config", dict), ("weights", dict),
+                         ("training", dict)):
+            if not isinstance(obj[key], typ):
+                raise ModelError(f"mask model manifest: {key} has the wrong type", path)
+        _check_file_entry(obj["weights"], "weights", path)
+        onnx = obj.get("onnx")
+        if onnx is not None:
+            if not isinstance(onnx, dict):
+                raise ModelError("mask model manifest: onnx must be null or an object", path)
+            _check_file_entry(onnx, "onnx", path)
+        trained = obj.get("trained_on", [])
+        if not isinstance(trained, list) or not all(
+                isinstance(t, dict) and isinstance(t.get("store"), str)
+                and isinstance(t.get("frame"), int) and isinstance(t.get("face"), int)
+                for t in trained):
+            raise ModelError("mask model manifest: trained_on must list {store, frame, face}",
+                             path)
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in obj.items() if k in names}
+        kw["coverage"] = float(cov)
+        return cls(**kw)
+
+
+def read_mask_manifest(model_dir: str | os.PathLike[str]) -> MaskManifest:
+    """Read and validate ``MODEL_DIR/manifest.json`` of a mask model.
+
+    Raises:
+        ModelError: not a mask model directory (a swap model's is refused, saying so), or an
+            invalid manifest.
+        SchemaVersionError: written by a newer Faceplate.
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelError("not a mask model directory (no such folder)", model_dir)
+    path = model_dir / MANIFEST
+    return MaskManifest.from_dict(read_json(path, "mask model manifest"), path)
+
+
+def mask_model_digest(manifest: MaskManifest) -> str | None:
+    """The mask model's own digest (its weights' and ONNX export's digests together), as
+    :func:`model_digest` for swap models; None when the manifest has no weights digest."""
+    weights = manifest.weights.get("sha256")
+    if not weights:
+        return None
+    onnx = (manifest.onnx or {}).get("sha256") or ""
+    return hashlib.sha256(f"mask-weights:{weights}\nonnx:{onnx}\n".encode()).hexdigest()
+
+
+def save_mask_model(model_dir: str | os.PathLike[str],
+                    state_dict: Mapping[str, torch.Tensor],
+                    manifest: MaskManifest) -> MaskManifest:
+    """Write a mask model's weights, then its manifest (with the weights' sha256), atomically."""
+    model_dir = Path(model_dir)
+    wpath = save_tensors_atomic(model_dir / WEIGHTS, state_dict,
+                                {"format": MASK_FORMAT_NAME, "architecture": manifest.architecture})
+    manifest = dataclasses.replace(manifest, weights={"file": WEIGHTS,
+                                                      "sha256": sha256_file(wpath)})
+    write_json_atomic(model_dir / MANIFEST, manifest.to_dict())
+    return manifest
+
+
+def load_mask_model(model_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[Any,
+                                                                                      MaskManifest]:
+    """Load a mask model for inference.
+
+    Returns:
+        ``(model, manifest)``: the :class:`~faceplate.models.occlusion.MaskModel` in eval mode
+        with ``requires_grad`` off (N×3×size² sRGB [0, 1] → N×1×size² in [0, 1]), and its
+        validated manifest.
+
+    Raises:
+        ModelError: missing/invalid manifest or weights (checked against the manifest's
+            sha256), unknown architecture, weights that do not fit it; never unpickles.
+        SchemaVersionError: written by a newer Faceplate.
+    """
+    from faceplate.models.occlusion import MASK_MODELS, build_mask_model
+
+    model_dir = Path(model_dir)
+    manifest = read_mask_manifest(model_dir)
+    mpath = model_dir / MANIFEST
+    if manifest.architecture not in MASK_MODELS:
+        raise ModelError(f"unknown mask model architecture {manifest.architecture!r} (this "
+                         f"Faceplate has: {', '.join(MASK_MODELS.names())})", mpath)
+    cls = MASK_MODELS.config_class(manifest.architecture)
+    known = {f.name for f in dataclasses.fields(cls)}
+    extra = sorted(set(manifest.model_config) - known)
+    if extra:
+        raise ModelError(f"mask model config has options this Faceplate does not know "
+                         f"({', '.join(extra)})", mpath)
+    try:
+        cfg = cls(**{k: tuple(v) if isinstance(v, list) else v
+                     for k, v in manifest.model_config.items()})
+    except (ConfigError, TypeError) as err:
+        raise ModelError(f"mask model config is invalid ({err})", mpath) from None
+    if cfg.size != manifest.size:
+        raise ModelError(f"model size {cfg.size} differs from the manifest's {manifest.size}",
+                         mpath)
+    wpath = verify_file(model_dir, manifest.weights, "weights")
+    model = build_mask_model(manifest.architecture, cfg)
+    try:
+        model.load_state_dict(load_tensors(wpath), strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0] if str(err) else "mismatch"
+        raise ModelError(f"weights do not fit the {manifest.architecture!r} mask model "
+                         f"({first})", wpath) from None
     model.eval().requires_grad_(False)
     return model.to(device), manifest

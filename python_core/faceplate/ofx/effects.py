@@ -30,7 +30,7 @@ MASK_ID = "org.faceplate.Mask"
 SWAP_ID = "org.faceplate.Swap"
 # Incrementing the major version means the parameter set broke backwards compatibility (hosts
 # keep old projects on the old major); the minor version adds parameters compatibly.
-VERSION = (1, 2)
+VERSION = (1, 3)
 
 #: Status of Faceplate Swap while no model is set: the source passes through unchanged.
 SWAP_STATUS = "no model loaded: set the Model parameter to a folder written by `faceplate train`"
@@ -53,8 +53,11 @@ class MaskConfig(Config):
 
     detector: str = option("chain", "Face detector.", choices=tuple(DETECTORS.names()))
     aligner: str = option("dlib68", "Landmark aligner.", choices=tuple(ALIGNERS.names()))
-    mask: str = option("components", "Mask kind: landmark hulls (components, extended) or "
-                       "face-mesh regions.", choices=tuple(MASKERS.names()))
+    mask: str = option("components", "Mask kind: landmark hulls (components, extended), "
+                       "face-mesh regions, or occlusion (the learned mask of the Mask model).",
+                       choices=tuple(MASKERS.names()))
+    mask_model: str = option("", "Mask model folder written by `faceplate mask train` (for "
+                             "the occlusion mask).")
     output: OutputMask = option("alpha", "alpha: the mask replaces the alpha channel, RGB is "
                                 "unchanged; matte: RGBA all hold the mask.")
 
@@ -186,10 +189,12 @@ def _coerce(p: Param, v: Any) -> Any:
 MASK = Effect(
     identifier=MASK_ID,
     label="Faceplate Mask",
-    description="Writes the face mask (landmark hull or face-mesh region) into the alpha "
-                "channel or as a matte, with erode and blur, for refinement with the host's "
-                "own tools. Frames without faces pass through with an empty mask.",
-    sections=(Section(MaskConfig, "Mask"), Section(MaskOpsConfig, "Mask")),
+    description="Writes the face mask (landmark hull, face-mesh region, or the occlusion mask "
+                "learned by `faceplate mask train`: hands, hair and objects cut out) into the "
+                "alpha channel or as a matte, with erode and blur, for refinement with the "
+                "host's own tools. Frames without faces pass through with an empty mask.",
+    sections=(Section(MaskConfig, "Mask", path_fields=("mask_model",)),
+              Section(MaskOpsConfig, "Mask")),
     alpha=(("alpha", "unpremultiplied"), ("matte", "premultiplied")),
 )
 
@@ -202,7 +207,8 @@ SWAP = Effect(
                 "stores smoothed face tracks in the alignments store; without it faces are "
                 "detected on every frame. Frames without faces pass through unchanged.",
     sections=(Section(SwapNodeConfig, "Swap", path_fields=("model", "alignments")),
-              Section(ConvertConfig, "Swap", path_fields=("reference",), fields=SWAP_FIELDS),
+              Section(ConvertConfig, "Swap", path_fields=("reference", "mask_model"),
+                      fields=SWAP_FIELDS),
               Section(ConvertConfig, "Mask", fields=MASK_FIELDS),
               Section(ConvertConfig, "Post", prefix="post_", fields=POST_FIELDS)),
     host_params=(ANALYZE, CLEAR, REVISION, MIX, MASK_INVERT),

@@ -46,8 +46,7 @@ import numpy as np
 from faceplate.convert import maskops
 from faceplate.convert.maskops import MaskOpsConfig
 from faceplate.convert.swap import (
-    FULL,
-    LEARNED,
+    OCCLUSION,
     ConvertConfig,
     Predictor,
     SwapContext,
@@ -114,9 +113,20 @@ def _host_frame(number: int, width: int, height: int, index: int) -> FrameInfo:
 
 def _face_matte(frame: np.ndarray, cfg: MaskConfig, ops: MaskOpsConfig, session: RenderSession
                 ) -> tuple[np.ndarray, int]:
-    """H×W float32 [0, 1] union (max) of every face's processed mask, and the face count."""
+    """H×W float32 [0, 1] union (max) of every face's processed mask, and the face count.
+
+    Raises:
+        ConfigError: the occlusion mask without a Mask model. ModelError: a model that does
+            not load.
+    """
     h, w = frame.shape[:2]
-    records = _detect(frame, cfg.detector, cfg.aligner, (cfg.mask,), session=session)
+    spec = cfg.mask
+    if cfg.mask == OCCLUSION:
+        if not cfg.mask_model.strip():
+            raise ConfigError("the occlusion mask needs the Mask model parameter: a folder "
+                              "written by `faceplate mask train`")
+        spec = f"{OCCLUSION}:{cfg.mask_model.strip()}"
+    records = _detect(frame, cfg.detector, cfg.aligner, (spec,), session=session)
     matte = np.zeros((h, w), np.float32)
     for rec in records:
         sm = rec.masks[cfg.mask]
@@ -149,13 +159,24 @@ def _render_mask(frame: np.ndarray, values: dict[str, Any], session: RenderSessi
     frame = _check_frame(frame)
     cfgs = MASK.configs(values)
     cfg: MaskConfig = cfgs[MaskConfig]
-    matte, n = _face_matte(frame, cfg, cfgs[MaskOpsConfig], session)
+    try:
+        matte, n = _face_matte(frame, cfg, cfgs[MaskOpsConfig], session)
+    except FaceplateError as err:
+        if cfg.mask != OCCLUSION:
+            raise
+        # a missing or broken mask model: an empty matte and the reason, like a Swap without
+        # its model
+        matte, n = np.zeros(frame.shape[:2], np.float32), 0
+        return RenderResult(_mask_output(frame, matte, cfg), f"mask model: {err}", 0)
+    return RenderResult(_mask_output(frame, matte, cfg), "" if n else "no face found", n)
+
+
+def _mask_output(frame: np.ndarray, matte: np.ndarray, cfg: MaskConfig) -> np.ndarray:
     if cfg.output == "matte":
-        out = np.repeat(matte[..., None], 4, axis=2)
-    else:
-        out = frame.copy()
-        out[..., 3] = matte
-    return RenderResult(out, "" if n else "no face found", n)
+        return np.repeat(matte[..., None], 4, axis=2)
+    out = frame.copy()
+    out[..., 3] = matte
+    return out
 
 
 #: Environment variable: the memory (MiB) loaded models may take together in the worker
@@ -296,7 +317,7 @@ def _frame_number(time: float) -> int:
 
 
 def _stored_masks(cfg: ConvertConfig) -> tuple[str, ...]:
-    return tuple(n for n in cfg.mask if n not in (LEARNED, FULL))
+    return cfg.extractor_masks()
 
 
 def _store_path(text: str) -> Path:

@@ -55,13 +55,12 @@ from faceplate.core.geometry import (
     compose_affine,
     crop_matrix,
     invert_affine,
-    matrix_scale,
     to_cv2,
     transform_points,
 )
 from faceplate.core.records import decode_mask
 from faceplate.core.types import Centering
-from faceplate.io.faceset import FaceMeta, decode_face_pixels, scan_faceset
+from faceplate.io.faceset import FaceMeta, recut_face, scan_faceset
 from faceplate.train import augment as aug
 
 #: Cache border as a fraction of the training size (covers ±10° rotation, ±5 % zoom and shift).
@@ -183,25 +182,9 @@ def _load_face(path: Path, meta: FaceMeta, cfg: DataConfig, pad: int) -> _Loaded
         if mask_sm is None:
             have = ", ".join(sorted(meta.record.masks)) or "none"
             raise RecordError(f"no stored mask {cfg.mask!r} (has: {have})", path)
-    rgb = decode_face_pixels(path, meta)
+    image, t_cache, outside, upscaled = recut_face(path, meta, cfg.size, cfg.centering,
+                                                   cfg.coverage, pad)
     c = cfg.size + 2 * pad
-    t_train = _train_matrix(meta, cfg)
-    t_cache = t_train.copy()
-    t_cache[:, 2] += pad
-    m = compose_affine(t_cache, invert_affine(meta.matrix))   # stored crop → cache
-    scale = matrix_scale(m)
-    if scale < 0.5:   # big downscale: pre-shrink with area averaging to avoid aliasing
-        f = min(1.0, 2.0 * scale)
-        side = max(1, int(round(meta.size * f)))
-        rgb = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA)
-        k = side / meta.size
-        m = compose_affine(m, np.array([[1.0 / k, 0.0, 0.0], [0.0, 1.0 / k, 0.0]]))
-    image = cv2.warpAffine(rgb, to_cv2(m), (c, c), flags=cv2.INTER_CUBIC,
-                           borderMode=cv2.BORDER_REPLICATE)
-    # Does the training crop proper (not the pad) reach outside the stored crop?
-    corners = np.array([[0, 0], [cfg.size, 0], [0, cfg.size], [cfg.size, cfg.size]], float)
-    in_stored = transform_points(corners, compose_affine(meta.matrix, invert_affine(t_train)))
-    outside = bool(np.any(in_stored < -1.0) or np.any(in_stored > meta.size + 1.0))
     aux = np.empty((c, c, 3), np.uint8)
     if mask_sm is None:
         aux[..., 0] = 255
@@ -210,9 +193,9 @@ def _load_face(path: Path, meta: FaceMeta, cfg: DataConfig, pad: int) -> _Loaded
         mm = compose_affine(t_cache, invert_affine(mask_sm.affine))
         aux[..., 0] = cv2.warpAffine(raw, to_cv2(mm), (c, c), flags=cv2.INTER_LINEAR,
                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    lm = transform_points(meta.record.landmarks, t_train).astype(np.float32)
+    lm = transform_points(meta.record.landmarks, _train_matrix(meta, cfg)).astype(np.float32)
     aux[..., 1], aux[..., 2] = aug.region_maps(lm + pad, c)
-    return _Loaded(image, aux, lm, outside, scale > 1.05)
+    return _Loaded(image, aux, lm, outside, upscaled)
 
 
 def _shm_dir(nbytes: int, configured: str) -> str | None:

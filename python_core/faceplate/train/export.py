@@ -1,10 +1,13 @@
 """ONNX export of a swap model's inference graph, and its check against torch with onnxruntime.
 
-The exported graph is ``model.inference(direction)``:
+The exported graph of a swap model is ``model.inference(direction)``:
 
 * input ``face``: N×3×S×S float32 RGB, display-referred sRGB in [0, 1] (S = ``model.input_size``);
 * outputs ``face_out`` (N×3×S'×S' in [0, 1], S' = ``model.output_size``) and ``mask``
   (N×1×S'×S' in [0, 1]; all ones when the model does not learn a mask).
+
+A mask model (:mod:`faceplate.models.occlusion`) exports the same way through
+:func:`export_graph`: input ``face``, output ``mask`` (N×1×S×S in [0, 1]).
 
 ONNX value names are unique in a graph, so the output face cannot share the input's name
 ``face``: it is ``face_out``. The batch axis is dynamic.
@@ -71,29 +74,51 @@ def export_onnx(
         OutputError: The file cannot be written.
         ModelError: Neither exporter could convert the model.
     """
+    return export_graph(model.inference(direction), model, model.input_size, path,
+                        outputs=ONNX_OUTPUTS, opset=opset, exporter=exporter)
+
+
+def export_graph(net: torch.nn.Module, owner: torch.nn.Module, size: int, path: str | Path, *,
+                 outputs: tuple[str, ...], opset: int = DEFAULT_OPSET,
+                 exporter: Literal["auto", "dynamo", "torchscript"] = "auto") -> Path:
+    """Write ``net`` (one input ``face``: N×3×size×size float32, a dynamic batch axis, the
+    outputs named ``outputs``) as an ONNX file: the swap models' and the mask models' export.
+
+    Args:
+        net: The module to export (``forward(x)``).
+        owner: The module holding its parameters (put in eval mode; its mode is restored).
+        size: Side of the input faces.
+        path: The ``.onnx`` file to write (parent folders are created).
+        outputs: The graph's output names, in the order ``net`` returns them.
+        opset: ONNX opset (the TorchScript fallback uses min(opset, 17)).
+        exporter: ``"auto"`` tries the dynamo exporter, then the TorchScript one; or force one.
+
+    Raises:
+        OutputError: The file cannot be written.
+        ModelError: Neither exporter could convert the model.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OutputError(f"cannot create the folder: {err.strerror}", path.parent) from err
-    net = model.inference(direction)
-    example = torch.rand(2, 3, model.input_size, model.input_size)
-    was_training = model.training
-    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    model.eval()
+    example = torch.rand(2, 3, size, size)
+    was_training = owner.training
+    param_bytes = sum(p.numel() * p.element_size() for p in owner.parameters())
+    owner.eval()
     errors: list[str] = []
     try:
         with torch.no_grad():
             for fn in _EXPORTERS[exporter]:
                 try:
-                    fn(net, example, path, opset, param_bytes > _SINGLE_FILE_LIMIT)
+                    fn(net, example, path, opset, param_bytes > _SINGLE_FILE_LIMIT, outputs)
                     return path
                 except OSError as err:
                     raise OutputError(f"cannot write the ONNX file: {err}", path) from err
                 except Exception as err:  # try the other exporter, report both
                     errors.append(f"{fn.__name__}: {type(err).__name__}: {err}")
     finally:
-        model.train(was_training)
+        owner.train(was_training)
     raise ModelError(f"ONNX export failed ({'; '.join(errors)})", path)
 
 
@@ -112,7 +137,8 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def _export_dynamo(
-    net: torch.nn.Module, example: torch.Tensor, path: Path, opset: int, external: bool
+    net: torch.nn.Module, example: torch.Tensor, path: Path, opset: int, external: bool,
+    outputs: tuple[str, ...] = ONNX_OUTPUTS,
 ) -> None:
     batch = torch.export.Dim("batch", min=1, max=65536)
     with _quiet_exporter():
@@ -121,7 +147,7 @@ def _export_dynamo(
             (example,),
             str(path),
             input_names=[ONNX_INPUT],
-            output_names=list(ONNX_OUTPUTS),
+            output_names=list(outputs),
             dynamic_shapes={"x": {0: batch}},
             opset_version=opset,
             dynamo=True,
@@ -131,17 +157,18 @@ def _export_dynamo(
 
 
 def _export_torchscript(
-    net: torch.nn.Module, example: torch.Tensor, path: Path, opset: int, external: bool
+    net: torch.nn.Module, example: torch.Tensor, path: Path, opset: int, external: bool,
+    outputs: tuple[str, ...] = ONNX_OUTPUTS,
 ) -> None:
     del external  # the TorchScript exporter decides by itself
-    axes = {name: {0: "batch"} for name in (ONNX_INPUT, *ONNX_OUTPUTS)}
+    axes = {name: {0: "batch"} for name in (ONNX_INPUT, *outputs)}
     with _quiet_exporter():
         torch.onnx.export(
             net,
             (example,),
             str(path),
             input_names=[ONNX_INPUT],
-            output_names=list(ONNX_OUTPUTS),
+            output_names=list(outputs),
             dynamic_axes=axes,
             opset_version=min(opset, 17),
             dynamo=False,
@@ -192,23 +219,36 @@ def check_onnx(
     Raises:
         ModelError: The file won't load, has the wrong outputs, or differs by more than ``tol``.
     """
+    return check_graph(model.inference(direction), model, model.input_size, path,
+                       outputs=ONNX_OUTPUTS, tol=tol, batch=batch, seed=seed)
+
+
+def check_graph(net: torch.nn.Module, owner: torch.nn.Module, size: int, path: str | Path, *,
+                outputs: tuple[str, ...], tol: float = DEFAULT_TOL, batch: int = 3,
+                seed: int = 0) -> float:
+    """Run an ONNX file from :func:`export_graph` and ``net`` on the same random faces
+    (N×3×size×size in [0, 1]); return the max abs difference over ``outputs``.
+
+    Raises:
+        ModelError: The file won't load, has other outputs, or differs by more than ``tol``.
+    """
     sess = onnx_session(path)
     names = tuple(o.name for o in sess.get_outputs())
-    if names != ONNX_OUTPUTS:
-        raise ModelError(f"outputs are {names}, expected {ONNX_OUTPUTS}", path)
+    if names != tuple(outputs):
+        raise ModelError(f"outputs are {names}, expected {tuple(outputs)}", path)
     rng = np.random.default_rng(seed)
-    size = model.input_size
     x = rng.random((batch, 3, size, size), dtype=np.float32)
-    was_training = model.training
-    model.eval()
+    was_training = owner.training
+    owner.eval()
     try:
         with torch.no_grad():
-            ref = [t.numpy() for t in model.inference(direction)(torch.from_numpy(x))]
+            res = net(torch.from_numpy(x))
     finally:
-        model.train(was_training)
-    got = sess.run(list(ONNX_OUTPUTS), {ONNX_INPUT: x})
+        owner.train(was_training)
+    ref = [t.numpy() for t in (res if isinstance(res, (tuple, list)) else (res,))]
+    got = sess.run(list(outputs), {ONNX_INPUT: x})
     diff = 0.0
-    for name, r, g in zip(ONNX_OUTPUTS, ref, got, strict=True):
+    for name, r, g in zip(outputs, ref, got, strict=True):
         if r.shape != g.shape:
             raise ModelError(f"output {name} has shape {g.shape}, torch gives {r.shape}", path)
         diff = max(diff, float(np.abs(r - g).max()))

@@ -164,13 +164,15 @@ def _smooth(values: np.ndarray, alpha: float = 0.1) -> np.ndarray:
 
 
 def plot_losses(history: Sequence[Mapping[str, Any]], path: str | Path,
-                title: str = "training loss") -> Path:
+                title: str = "training loss", sides: Sequence[str] = ("a", "b")) -> Path:
     """Draw the loss history to a PNG (Agg backend; written atomically).
 
     Args:
-        history: Entries ``{"iteration": int, "a": {name: value}, "b": {name: value}}``.
+        history: Entries ``{"iteration": int, "a": {name: value}, "b": {name: value}}`` (one
+            ``{name: value}`` per side).
         path: The PNG to write.
         title: Plot title.
+        sides: The entries' side keys (a mask model's history has one, ``"mask"``).
     """
     import io
 
@@ -182,8 +184,9 @@ def plot_losses(history: Sequence[Mapping[str, Any]], path: str | Path,
     fig = Figure(figsize=(9, 4.5), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     its = np.array([h["iteration"] for h in history], dtype=np.float64)
-    styles = {"a": "-", "b": "--"}
-    for side in ("a", "b"):
+    line_styles = ("-", "--", ":", "-.")
+    styles = {side: line_styles[i % len(line_styles)] for i, side in enumerate(sides)}
+    for side in sides:
         names: list[str] = []
         for h in history:
             for k in h.get(side, {}):

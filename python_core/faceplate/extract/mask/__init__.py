@@ -1,11 +1,13 @@
 """Face maskers (registry ``MASKERS``) and mask storage.
 
-Importing this package registers every masker: ``components`` and ``extended`` (landmark hulls)
-and ``mesh_oval``, ``mesh_skin``, ``mesh_eyes``, ``mesh_brows``, ``mesh_mouth`` (face-mesh regions).
+Importing this package registers every masker: ``components`` and ``extended`` (landmark hulls),
+``mesh_oval``, ``mesh_skin``, ``mesh_eyes``, ``mesh_brows``, ``mesh_mouth`` (face-mesh regions)
+and ``occlusion`` (a segmenter trained on labelled faces of the shot: ``occlusion:MODEL_DIR``).
 """
 
-from faceplate.extract.mask import landmarks, mesh  # noqa: F401  (registers the maskers)
-from faceplate.extract.mask.base import MASKERS, Masker
+from faceplate.extract.mask import landmarks, mesh, occlusion  # noqa: F401  (registers them)
+from faceplate.extract.mask.base import MASKERS, Masker, create_masker, split_mask_spec
 from faceplate.extract.mask.store import make_stored_mask, mask_to_frame
 
-__all__ = ["MASKERS", "Masker", "make_stored_mask", "mask_to_frame"]
+__all__ = ["MASKERS", "Masker", "create_masker", "make_stored_mask", "mask_to_frame",
+           "split_mask_spec"]

@@ -2,21 +2,31 @@
 
 A masker draws a ``uint8`` mask (0 outside, 255 inside) of ``size``×``size`` pixels in the aligned
 crop space given by a frame → crop matrix. Landmark maskers only need the 68 points; mesh maskers
-may use the dense mesh when the aligner supplied one, or run the mesh on the aligned crop.
+may use the dense mesh when the aligner supplied one, or run the mesh on the aligned crop; the
+``occlusion`` masker runs a trained segmenter on the crop's pixels and wants a crop of its own
+geometry (:meth:`Masker.crop_geometry`).
+
+A mask *spec* names a masker, optionally with an argument: ``extended``, or
+``occlusion:MODEL_DIR``, where the argument sets the config field the masker class names in
+``spec_field`` (:func:`create_masker`).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from faceplate.core.errors import ConfigError
 from faceplate.core.registry import Registry
+from faceplate.core.types import Centering
 
 
 class Masker(ABC):
     registry_name: str = ""
+    #: Config field a spec's ``:argument`` sets (empty: the masker takes no argument).
+    spec_field: ClassVar[str] = ""
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
@@ -36,5 +46,42 @@ class Masker(ABC):
             size×size uint8 mask, 0 outside, 255 inside.
         """
 
+    def crop_geometry(self) -> tuple[int, Centering, float] | None:
+        """``(size, centering, coverage)`` of the crop this masker wants to be given (the
+        extractor then cuts one for it from the frame and stores the mask at that geometry), or
+        None for the extractor's shared mask crop (``mask_size``, the store's centering)."""
+        return None
+
+    def spec(self) -> str:
+        """The spec that recreates this masker (``name`` or ``name:argument``), as stored in
+        a store's extraction settings."""
+        return self.registry_name
+
 
 MASKERS: Registry[Masker] = Registry("masker")
+
+
+def split_mask_spec(spec: str) -> tuple[str, str | None]:
+    """``"occlusion:/models/m"`` → ``("occlusion", "/models/m")``; ``"extended"`` →
+    ``("extended", None)``."""
+    name, sep, arg = str(spec).partition(":")
+    return name, (arg if sep else None)
+
+
+def create_masker(spec: str, cfg: Any = None) -> Masker:
+    """The masker a spec names, with ``cfg`` (its defaults when None) and the spec's argument.
+
+    Raises:
+        ConfigError: unknown masker, an argument given to a masker that takes none, or an
+            empty argument.
+    """
+    name, arg = split_mask_spec(spec)
+    entry = MASKERS.entry(name)
+    if arg is not None:
+        field = getattr(entry.cls, "spec_field", "")
+        if not field:
+            raise ConfigError(f"masks: {name!r} takes no argument (got {spec!r})")
+        if not arg.strip():
+            raise ConfigError(f"masks: {spec!r} needs its argument after the colon")
+        cfg = (cfg if cfg is not None else entry.config()).replace(**{field: arg})
+    return MASKERS.create(name, cfg)

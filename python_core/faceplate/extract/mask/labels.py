@@ -14,6 +14,7 @@ frame → crop.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -110,3 +111,146 @@ def mask_to_labels(mask: np.ndarray, matrix: np.ndarray, centering: Centering,
                                "points": ((c.astype(np.float64) + 0.5) / _UP).tolist()})
     return validate_labels({"size": int(m.shape[0]), "centering": centering,
                             "matrix": check_matrix(matrix).tolist(), "shapes": shapes})
+
+
+#: A label covering less than this fraction of its crop is "empty"; more than
+#: :data:`FULL_FRACTION` is "all white" (a label marks the face *and* what is not face).
+EMPTY_FRACTION = 0.01
+FULL_FRACTION = 0.98
+
+
+def label_problem(mask: np.ndarray) -> str | None:
+    """Why a rasterised label (or an imported mask image) cannot be trained on, or None.
+
+    Args:
+        mask: size×size ``uint8`` (face > 127) or bool.
+
+    Returns:
+        ``"empty: ..."`` when under :data:`EMPTY_FRACTION` of the crop is face (an all-black or
+        blank label), ``"all white: ..."`` when over :data:`FULL_FRACTION` is (nothing marked as
+        not face: the label says nothing about occluders or background), else None.
+    """
+    m = np.asarray(mask)
+    fill = float((m > 127).mean()) if m.dtype != bool else float(m.mean())
+    if fill < EMPTY_FRACTION:
+        return f"empty: {fill:.1%} of the crop is marked as face"
+    if fill > FULL_FRACTION:
+        return f"all white: {fill:.1%} of the crop is marked as face, nothing as occluder"
+    return None
+
+
+#: Extensions of the mask images :func:`import_label_images` reads.
+MASK_IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def import_label_images(faces_dir: Path, masks_dir: Path
+                        ) -> tuple[int, list[tuple[Path, str]]]:
+    """Import black-and-white mask images as the mask labels of the faces they are named after.
+
+    ``MASKS_DIR/<face file stem>.<png|jpg|...>`` is the mask of ``FACES_DIR/<face file
+    stem>.png``: the same aligned crop at any square size, white (> 127) = face, black = not
+    face (occluder or background). Each becomes include/exclude polygons
+    (:func:`mask_to_labels`) in the face's own store (the one its record names), one undoable
+    step per store, as the Studio's own imports are.
+
+    Returns:
+        ``(imported, skipped)``: faces labelled, and ``(file, reason)`` of the mask images not
+        imported: unreadable, not square ("wrong size"), empty or all white
+        (:func:`label_problem`), no face named like it, or a face whose store is missing.
+
+    Raises:
+        InputError: a folder is missing, or nothing could be imported.
+    """
+    import dataclasses
+
+    from faceplate.core.errors import InputError
+    from faceplate.io.faceset import scan_faceset
+    from faceplate.io.labelled import face_store
+    from faceplate.io.store import AlignmentsStore, FaceChange
+
+    if not Path(masks_dir).is_dir():
+        raise InputError("mask image folder not found", masks_dir)
+    good, _bad = scan_faceset(Path(faces_dir))
+    images = {p.stem: p for p in sorted(Path(masks_dir).iterdir())
+              if p.is_file() and p.suffix.lower() in MASK_IMAGE_EXTS
+              and not p.name.startswith(".")}
+    skipped: list[tuple[Path, str]] = []
+    per_store: dict[Path, list[tuple[Any, dict[str, Any]]]] = {}
+    used: set[str] = set()
+    for path, meta in good:
+        img_path = images.get(path.stem)
+        if img_path is None:
+            continue
+        used.add(path.stem)
+        data = np.fromfile(img_path, dtype=np.uint8)
+        img = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+        if img is None:
+            skipped.append((img_path, "not an image OpenCV can read"))
+            continue
+        h, w = img.shape[:2]
+        if h != w or h < 8:
+            skipped.append((img_path, f"wrong size: {w}×{h}, expected a square mask of the "
+                                      f"{meta.size}×{meta.size} face {path.name}"))
+            continue
+        why = label_problem(img)
+        if why is not None:
+            skipped.append((img_path, f"bad label, not imported ({why})"))
+            continue
+        store = face_store(path, meta)
+        if store is None:
+            skipped.append((img_path, f"the face's alignments store "
+                                      f"{meta.source.get('store')!r} is not found"))
+            continue
+        k = h / meta.size
+        m = compose_affine(np.array([[k, 0.0, 0.0], [0.0, k, 0.0]]), meta.matrix)
+        per_store.setdefault(store, []).append((meta.record,
+                                                mask_to_labels(img, m, meta.centering)))
+    for stem, p in images.items():
+        if stem not in used:
+            skipped.append((p, "no face PNG named like it in the faces folder"))
+    n = 0
+    for store, items in sorted(per_store.items()):
+        with AlignmentsStore.open(store) as st:
+            changes = []
+            for rec, labels in items:
+                before = st.face_state(rec.frame_index, rec.face_index)
+                if before is None:
+                    skipped.append((Path(masks_dir) / f"{rec.key}.png",
+                                    f"frame {rec.frame_index} face {rec.face_index} is no "
+                                    f"longer in {store}"))
+                    continue
+                changes.append(FaceChange(rec.frame_index, rec.face_index, before,
+                                          dataclasses.replace(before, labels=labels)))
+            if changes:
+                st.edit(f"import {len(changes)} mask label(s)", changes)
+                n += len(changes)
+    if n == 0:
+        why = "; ".join(f"{p.name}: {r}" for p, r in skipped[:3])
+        raise InputError(f"no mask image imported from {masks_dir}"
+                         + (f" ({why})" if why else " (none is named like a face of "
+                            f"{faces_dir})"))
+    return n, skipped
+
+
+def hull_labels(landmarks: np.ndarray, masker: str = "extended", size: int = 256,
+                centering: Centering = "face") -> dict[str, Any]:
+    """Labels that call a face's whole landmark mask face (a face with nothing in front of it).
+
+    The quick label for the unoccluded faces of a shot (the Studio's "accept the hull" and the
+    demo's and tests' generated labels); occluded faces need their occluders cut out by hand.
+
+    Args:
+        landmarks: 68×2 frame-pixel landmarks.
+        masker: A landmark masker of :data:`faceplate.extract.mask.MASKERS`.
+        size: Crop the mask is drawn in, px (the labels map to any other crop).
+        centering: Its centering.
+
+    Returns:
+        A validated, frame-anchored label set.
+    """
+    from faceplate.core.geometry import crop_matrix
+    from faceplate.extract.mask import MASKERS
+
+    m = crop_matrix(np.asarray(landmarks, np.float64), size, centering)
+    mask = MASKERS.create(masker).mask(np.zeros((size, size, 3), np.uint8), landmarks, m)
+    return mask_to_labels(mask, m, centering)
