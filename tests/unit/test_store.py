@@ -841,3 +841,20 @@ def test_face_reads_are_one_snapshot_while_a_writer_commits(tmp_path: Path,
         writer.join()
     assert not errors, errors
     assert seen == {"extended", "components"}  # the writer really was writing meanwhile
+
+
+def test_the_cli_readers_migrate_an_older_store(tmp_path: Path, rng: np.random.Generator
+                                                ) -> None:
+    """A store from an earlier Faceplate is migrated on first use by the commands that only
+    read it too (here `faceplate faceset export-json`; convert, evaluate and merge open their
+    stores the same way), with the backup beside it, instead of being refused."""
+    from faceplate.cli.main import main
+
+    path = tmp_path / "old.fpstore"
+    _v1_store(path, "sequence", [1001, 1002], rng)
+    out = tmp_path / "faces.json"
+    assert main(["faceset", "export-json", str(path), str(out)]) == 0
+    assert out.is_file()
+    with AlignmentsStore.open(path, readonly=True) as st:  # now current: no refusal
+        assert st.frame_numbers() == [1001, 1002]
+    assert len(list(tmp_path.glob("old.*.bak.fpstore"))) == 1  # the v1 file, kept

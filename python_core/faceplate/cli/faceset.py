@@ -147,7 +147,8 @@ def register(sub: Any) -> None:
 def _open(path: Path, readonly: bool = False) -> Any:
     from faceplate.io.store import AlignmentsStore
 
-    return AlignmentsStore.open(path, readonly=readonly)
+    # a store from an earlier Faceplate is migrated on first use, reading included
+    return AlignmentsStore.open(path, readonly=readonly, upgrade=readonly)
 
 
 def _source_path(args: argparse.Namespace, store: Any) -> Path:

@@ -168,7 +168,7 @@ def open_store(store_path: str | os.PathLike[str] | None, source: FrameSource
         if not default.is_file():
             return None
         store_path = default
-    store = AlignmentsStore.open(store_path, readonly=True)
+    store = AlignmentsStore.open(store_path, readonly=True, upgrade=True)
     try:
         w, h = store.get_meta("width"), store.get_meta("height")
         n = store.get_meta("total_frames")

@@ -287,7 +287,7 @@ def _check_match(a: FrameSource, b: FrameSource, in_p: Path, out_p: Path) -> Non
 
 
 def _open_store(path: Path, source: FrameSource, in_p: Path) -> AlignmentsStore:
-    store = AlignmentsStore.open(path, readonly=True)
+    store = AlignmentsStore.open(path, readonly=True, upgrade=True)
     w, h = store.get_meta("width"), store.get_meta("height")
     if w is not None and h is not None and (int(w), int(h)) != (source.width, source.height):
         store.close()

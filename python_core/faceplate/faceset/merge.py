@@ -210,7 +210,7 @@ def merge_stores(paths: Sequence[Path], out_path: Path, *, iou: float = DEFAULT_
     kept: dict[int, list[FaceRecord]] = {}
     meta0: dict[str, Any] | None = None
     for path in paths:
-        with AlignmentsStore.open(path, readonly=True) as st:
+        with AlignmentsStore.open(path, readonly=True, upgrade=True) as st:
             meta = st.meta()
             if meta0 is None:
                 meta0 = meta
