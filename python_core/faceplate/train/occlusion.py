@@ -30,7 +30,7 @@ from torch import Tensor
 from torch.nn import functional as F  # noqa: N812  (the PyTorch convention)
 
 from faceplate.core.config import Config, option
-from faceplate.core.errors import ConfigError, ModelError, OutputError, TrainingError
+from faceplate.core.errors import ConfigError, ModelError, TrainingError
 from faceplate.io.model_files import (
     MANIFEST,
     MASK_ONNX_OUTPUTS,
@@ -61,7 +61,7 @@ from faceplate.train.progress import (
     console_line,
     plot_losses,
     preview_grid,
-    write_png,
+    save_preview,
 )
 
 LogFn = Callable[[str], None]
@@ -313,11 +313,6 @@ class MaskTrainer:
     def write_preview(self) -> Path:
         """``previews/preview_<iteration>.png`` and ``previews/latest.png`` (face | label |
         mask, one column per face) and the loss plot."""
-        folder = self.model_dir / "previews"
-        try:
-            folder.mkdir(exist_ok=True)
-        except OSError as err:
-            raise OutputError(f"cannot write previews ({err.strerror or err})", folder) from None
         was = self.model.training
         self.model.eval()
         try:
@@ -327,8 +322,7 @@ class MaskTrainer:
             self.model.train(was)
         rows = [self.preview.face, self.preview.label, pred]
         grid = preview_grid(rows, PREVIEW_ROWS, label_width=56)
-        path = write_png(folder / f"preview_{self.iteration:08d}.png", grid)
-        write_png(folder / "latest.png", grid)
+        path = save_preview(self.model_dir, self.iteration, grid)
         if self.history:
             plot_losses(self.history, self.model_dir / "loss.png",
                         title=f"occlusion mask {self.model.size} px — loss", sides=("mask",))

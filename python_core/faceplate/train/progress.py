@@ -154,6 +154,19 @@ def write_png(path: str | Path, rgb: np.ndarray) -> Path:
     return write_bytes_atomic(path, buf.tobytes())
 
 
+def save_preview(model_dir: Path, iteration: int, grid: np.ndarray) -> Path:
+    """Write a preview grid (H×W×3 uint8 RGB) as ``previews/preview_<iteration>.png`` and
+    ``previews/latest.png`` under ``model_dir``; returns the first path."""
+    folder = model_dir / "previews"
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot write previews ({err.strerror or err})", folder) from None
+    path = write_png(folder / f"preview_{iteration:08d}.png", grid)
+    write_png(folder / "latest.png", grid)
+    return path
+
+
 def _smooth(values: np.ndarray, alpha: float = 0.1) -> np.ndarray:
     out = np.empty_like(values)
     acc = values[0]

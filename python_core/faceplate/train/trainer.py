@@ -37,7 +37,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from faceplate.core.config import Config, option
-from faceplate.core.errors import ConfigError, ModelError, OutputError, TrainingError
+from faceplate.core.errors import ConfigError, ModelError, TrainingError
 from faceplate.io.model_files import (
     MANIFEST,
     Manifest,
@@ -59,8 +59,8 @@ from faceplate.train.progress import (
     console_line,
     plot_losses,
     preview_grid,
+    save_preview,
     swap_rows,
-    write_png,
 )
 
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -581,11 +581,6 @@ class Trainer:
         """Write ``previews/preview_<iteration>.png``, ``previews/latest.png`` and the loss plot."""
         if self._preview is None:
             return None
-        folder = self.model_dir / "previews"
-        try:
-            folder.mkdir(exist_ok=True)
-        except OSError as err:
-            raise OutputError(f"cannot write previews ({err.strerror or err})", folder) from None
         was = self.model.training
         self.model.eval()
         try:
@@ -594,8 +589,7 @@ class Trainer:
         finally:
             self.model.train(was)
         grid = preview_grid(rows)
-        path = write_png(folder / f"preview_{self.iteration:08d}.png", grid)
-        write_png(folder / "latest.png", grid)
+        path = save_preview(self.model_dir, self.iteration, grid)
         if self.history:
             plot_losses(self.history, self.model_dir / "loss.png",
                         title=f"{self.cfg.model} {self.model.output_size} px — loss")
