@@ -465,20 +465,32 @@ def model_config_from_manifest(manifest: Manifest, path: Path) -> Any:
     """
     from faceplate.models import MODELS
 
-    if manifest.architecture not in MODELS:
-        raise ModelError(f"unknown model architecture {manifest.architecture!r} (this "
-                         f"Faceplate has: {', '.join(MODELS.names())})", path)
-    cls = MODELS.config_class(manifest.architecture)
+    return _registry_config(MODELS, manifest.architecture, manifest.model_config, path, "model")
+
+
+def _registry_config(registry: Any, architecture: str, model_config: dict[str, Any],
+                     path: Path, what: str) -> Any:
+    """The frozen config of ``architecture`` in ``registry`` (swap or mask models) from a
+    manifest's ``model_config`` (JSON lists → tuples); ``what`` names the kind in errors.
+
+    Raises:
+        ModelError: unknown architecture, options this Faceplate does not know, or values
+            its config refuses.
+    """
+    if architecture not in registry:
+        raise ModelError(f"unknown {what} architecture {architecture!r} (this "
+                         f"Faceplate has: {', '.join(registry.names())})", path)
+    cls = registry.config_class(architecture)
     known = {f.name for f in dataclasses.fields(cls)}
-    extra = sorted(set(manifest.model_config) - known)
+    extra = sorted(set(model_config) - known)
     if extra:
-        raise ModelError(f"model config has options this Faceplate does not know "
+        raise ModelError(f"{what} config has options this Faceplate does not know "
                          f"({', '.join(extra)}): written by an incompatible version", path)
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in manifest.model_config.items()}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in model_config.items()}
     try:
         return cls(**values)
     except (ConfigError, TypeError) as err:
-        raise ModelError(f"model config is invalid for this Faceplate ({err})", path) from None
+        raise ModelError(f"{what} config is invalid for this Faceplate ({err})", path) from None
 
 
 def load_inference_model(model_dir: str | os.PathLike[str], device: str = "cpu"
@@ -676,20 +688,8 @@ def load_mask_model(model_dir: str | os.PathLike[str], device: str = "cpu") -> t
     model_dir = Path(model_dir)
     manifest = read_mask_manifest(model_dir)
     mpath = model_dir / MANIFEST
-    if manifest.architecture not in MASK_MODELS:
-        raise ModelError(f"unknown mask model architecture {manifest.architecture!r} (this "
-                         f"Faceplate has: {', '.join(MASK_MODELS.names())})", mpath)
-    cls = MASK_MODELS.config_class(manifest.architecture)
-    known = {f.name for f in dataclasses.fields(cls)}
-    extra = sorted(set(manifest.model_config) - known)
-    if extra:
-        raise ModelError(f"mask model config has options this Faceplate does not know "
-                         f"({', '.join(extra)})", mpath)
-    try:
-        cfg = cls(**{k: tuple(v) if isinstance(v, list) else v
-                     for k, v in manifest.model_config.items()})
-    except (ConfigError, TypeError) as err:
-        raise ModelError(f"mask model config is invalid ({err})", mpath) from None
+    cfg = _registry_config(MASK_MODELS, manifest.architecture, manifest.model_config, mpath,
+                           "mask model")
     if cfg.size != manifest.size:
         raise ModelError(f"model size {cfg.size} differs from the manifest's {manifest.size}",
                          mpath)
