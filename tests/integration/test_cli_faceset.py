@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from faceplate.cli.main import main
+from faceplate.core.labels import validate_labels
 from faceplate.core.types import BBox, FaceRecord, Rejection
 from faceplate.extract.smoothing import INTERPOLATED, build_tracks, landmark_jitter
 from faceplate.faceset.match import record_matches
@@ -29,7 +30,7 @@ from faceplate.io.faceset import (
     write_face_png,
 )
 from faceplate.io.media import open_source
-from faceplate.io.store import AlignmentsStore
+from faceplate.io.store import AlignmentsStore, FaceChange, FaceState
 from tests.store_fixtures import Built, build_faceset, copy_built
 
 N_FRAMES = 20
@@ -283,6 +284,46 @@ def test_merge_stores_of_one_clip(clip, multi, tmp_path, capsys):
     assert len(got) == N_FRAMES + 1 and (2, 1) in got
     # stores of different clips are refused
     assert fs("merge", "-a", clip.store, multi.store, "-o", tmp_path / "bad.fpstore") == 2
+    assert not (tmp_path / "bad.fpstore").exists()
+
+
+def test_merge_stores_carries_notes_and_rejections(clip, tmp_path, capsys):
+    """A merge keeps what people and extraction wrote beside the faces: pins and mask labels
+    follow a kept face to its new index (a dropped duplicate's go with it, and the report says
+    so); rejected candidates are the union, less repeats and those a kept face now covers."""
+    labels = {"version": 1, "size": 64, "centering": "face",
+              "matrix": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
+              "shapes": [{"kind": "polygon", "mode": "include",
+                          "points": [[4.0, 4.0], [60.0, 4.0], [32.0, 60.0]]}]}
+    far = Rejection(BBox(900, 20, 60, 60), 0.6, "blazeface", "verify", "no second family")
+    other = Rejection(BBox(20, 300, 50, 50), 0.4, "centerface", "size", "too small")
+    half = tmp_path / "half.fpstore"
+    shutil.copyfile(clip.store, half)
+    with AlignmentsStore.open(clip.store) as st:
+        st.put_frame(st.frame(5), st.faces(5), [far])
+    with AlignmentsStore.open(half) as st:
+        r0 = st.faces(2)[0]
+        extra = dataclasses.replace(r0, face_index=1, landmarks=r0.landmarks + 150.0,
+                                    bbox=BBox(r0.bbox.x + 150, r0.bbox.y + 150, r0.bbox.w,
+                                              r0.bbox.h), masks={})
+        st.put_frame(st.frame(2), [r0, extra])
+        r4 = st.faces(4)[0]  # the first store's face of frame 4 covers this candidate
+        covered = Rejection(r4.bbox, 0.3, "blazeface", "verify", "rejected in this run")
+        st.put_frame(st.frame(4), st.faces(4), [covered])
+        st.put_frame(st.frame(5), st.faces(5), [far, other])
+        e, r3 = st.faces(2)[1], st.faces(3)[0]
+        st.edit("label", [FaceChange(2, 1, FaceState(e), FaceState(e, True, labels)),
+                          FaceChange(3, 0, FaceState(r3), FaceState(r3, True, None))])
+    out = tmp_path / "merged.fpstore"
+    assert fs("merge", "--alignments", clip.store, half, "-o", out) == 0
+    err = capsys.readouterr().err
+    assert f"{half}: frame 3 face 0: its pin" in err, err
+    with AlignmentsStore.open(out, readonly=True) as st:
+        pinned, got = st.notes()[(2, 1)]
+        assert pinned and got == validate_labels(labels)
+        assert (3, 0) not in st.notes()  # the first store's face 3 was kept, without a pin
+        assert st.rejections(4) == []
+        assert [r.reason for r in st.rejections(5)] == [far.reason, other.reason]
     assert not (tmp_path / "bad.fpstore").exists()
 
 

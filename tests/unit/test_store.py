@@ -197,6 +197,22 @@ def test_put_frames_is_all_or_nothing(tmp_path: Path) -> None:
         assert st.done_frame_indices() == {0, 1, 2}
 
 
+def test_put_frames_with_notes_and_rejections(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    rej = Rejection(BBox(1, 2, 30, 30), 0.5, "centerface", "verify", "one family only")
+    with AlignmentsStore.open(tmp_path / "a.fpstore", create=True) as st:
+        good = [(frame_info(i), [make_face(rng, frame_info(i), 0)]) for i in range(3)]
+        with pytest.raises(RecordError, match=r"frame 1 face 4: a note for a face"):
+            st.put_frames(good, notes={(1, 4): (True, None)})
+        assert st.frame_count() == 0  # all or nothing
+        st.put_frames(good, notes={(1, 0): (True, None), (2, 0): (False, None)},
+                      rejections={2: [rej]})
+        assert st.notes() == {(1, 0): (True, None)}
+        assert st.rejections(2) == [rej] and st.rejections(1) == []
+        st.put_frames(good[2:], rejections={})  # a frame not named keeps its rejections
+        assert st.rejections(2) == [rej]
+
+
 def test_put_frame_rejects_inconsistent_records(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     with AlignmentsStore.open(tmp_path / "a.fpstore", create=True) as st:

@@ -281,6 +281,8 @@ def run_merge(args: argparse.Namespace) -> int:
         with bar(None, "merge") as pbar:
             rep = merge_stores(args.alignments, args.output, iou=iou, progress=pbar.update)
         s.frames = rep.frames
+        for line in rep.notes_dropped:
+            print(f"warning: dropped as a duplicate, with its notes: {line}", file=sys.stderr)
     s.faces = rep.kept
     s.extra["kept"] = rep.kept
     s.extra["dropped"] = rep.dropped

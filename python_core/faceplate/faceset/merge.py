@@ -32,7 +32,7 @@ import numpy as np
 
 from faceplate.core.errors import InputError, OutputError
 from faceplate.core.geometry import compose_affine, invert_affine, recentre
-from faceplate.core.types import BBox, FaceRecord, FrameInfo
+from faceplate.core.types import BBox, FaceRecord, FrameInfo, Rejection
 from faceplate.io.paths import ensure_output_dir
 
 HASH_SIDE = 16
@@ -86,6 +86,8 @@ class MergeReport:
         renamed: Output files that got a suffix because the name was taken.
         bad: Input PNGs without a readable record.
         frames: Frames in the output store (store merge only).
+        notes_dropped: Dropped faces whose notes (pin, mask labels) went with them (store merge
+            only; the kept face of that frame keeps its own).
         seconds: Wall time.
     """
 
@@ -95,6 +97,7 @@ class MergeReport:
     renamed: list[tuple[str, str]] = field(default_factory=list)
     bad: list[tuple[Path, str]] = field(default_factory=list)
     frames: int = 0
+    notes_dropped: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -191,8 +194,12 @@ def merge_stores(paths: Sequence[Path], out_path: Path, *, iou: float = DEFAULT_
 
     Frames are the union of the inputs' processed frames. In each frame the faces of the first
     store come first; a face of a later store overlapping a kept face (landmark-box IoU ≥
-    ``iou``) is dropped, the others are appended with the next face indices. Meta is taken from
-    the first store, plus ``merged_from`` (the input paths).
+    ``iou``) is dropped, the others are appended with the next face indices. A kept face keeps
+    its notes (pinned, mask labels) under its new index; a dropped face's notes go with it (and
+    the report says so). A frame's rejected candidates (why extraction dropped them) are the
+    union of the stores', less those a kept face now covers (detection-box IoU ≥ ``iou``) and
+    those repeating an earlier one. Meta is taken from the first store, plus ``merged_from``
+    (the input paths).
 
     Raises:
         InputError: Stores of different clips (``source`` meta or frame size differ) or a frame
@@ -208,6 +215,8 @@ def merge_stores(paths: Sequence[Path], out_path: Path, *, iou: float = DEFAULT_
     report = MergeReport()
     infos: dict[int, FrameInfo] = {}
     kept: dict[int, list[FaceRecord]] = {}
+    notes: dict[tuple[int, int], tuple[bool, Any]] = {}
+    rejected: dict[int, list[Rejection]] = {}
     meta0: dict[str, Any] | None = None
     for path in paths:
         with AlignmentsStore.open(path, readonly=True, upgrade=True) as st:
@@ -221,6 +230,7 @@ def merge_stores(paths: Sequence[Path], out_path: Path, *, iou: float = DEFAULT_
                                          f"{paths[0]}: stores of different clips cannot be "
                                          "merged", path)
             done = st.done_frame_indices()
+            st_notes = st.notes()
             for info, faces in st.iter_frames():
                 if info.index not in done:
                     continue
@@ -234,14 +244,20 @@ def merge_stores(paths: Sequence[Path], out_path: Path, *, iou: float = DEFAULT_
                 frame_faces = kept[info.index]
                 for rec in faces:
                     box = _landmark_box(rec)
+                    note = st_notes.get((rec.frame_index, rec.face_index))
                     if any(box.iou(_landmark_box(k)) >= iou for k in frame_faces):
-                        report.same_frame.append(f"{path}: frame {rec.frame_index} face "
-                                                 f"{rec.face_index}")
+                        where = f"{path}: frame {rec.frame_index} face {rec.face_index}"
+                        report.same_frame.append(where)
+                        if note is not None:
+                            report.notes_dropped.append(f"{where}: its {_describe_note(note)}")
                         continue
                     taken = {k.face_index for k in frame_faces}
                     new_i = rec.face_index if rec.face_index not in taken else max(taken) + 1
                     frame_faces.append(
                         rec if new_i == rec.face_index else _with_index(rec, new_i))
+                    if note is not None:
+                        notes[(info.index, new_i)] = note
+                rejected.setdefault(info.index, []).extend(st.rejections(info.index))
                 if progress is not None:
                     progress(1)
     batch = [(infos[i], sorted(kept[i], key=lambda r: r.face_index)) for i in sorted(infos)]
@@ -251,7 +267,8 @@ def merge_stores(paths: Sequence[Path], out_path: Path, *, iou: float = DEFAULT_
                 if k != "schema_version":
                     out.set_meta(k, v)
             out.set_meta("merged_from", [str(p) for p in paths])
-            out.put_frames(batch)
+            out.put_frames(batch, notes=notes, rejections={
+                i: _uncovered(rejected.get(i, []), kept[i], iou) for i in infos})
     except BaseException:
         for suffix in ("", "-wal", "-shm"):
             Path(str(out_path) + suffix).unlink(missing_ok=True)
@@ -260,6 +277,24 @@ def merge_stores(paths: Sequence[Path], out_path: Path, *, iou: float = DEFAULT_
     report.frames = len(batch)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _describe_note(note: tuple[bool, Any]) -> str:
+    pinned, labels = note
+    return " and ".join(w for w, on in (("pin", pinned), ("mask labels", labels is not None))
+                        if on)
+
+
+def _uncovered(rejections: list[Rejection], faces: list[FaceRecord],
+               iou: float) -> list[Rejection]:
+    """The rejections no kept face covers and no earlier rejection repeats (box IoU ≥ iou)."""
+    out: list[Rejection] = []
+    for r in rejections:
+        if any(r.bbox.iou(f.bbox) >= iou for f in faces) \
+                or any(r.bbox.iou(o.bbox) >= iou for o in out):
+            continue
+        out.append(r)
+    return out
 
 
 def _with_index(rec: FaceRecord, face_index: int) -> FaceRecord:

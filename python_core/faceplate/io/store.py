@@ -66,7 +66,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -702,23 +702,53 @@ class AlignmentsStore:
         self._write(lambda c: self._insert_frame(c, info, faces, rejections))
 
     def put_frames(self, batch: list[tuple[FrameInfo, list[FaceRecord]]], *,
-                   expect_revision: int | None = None) -> None:
+                   expect_revision: int | None = None,
+                   rejections: Mapping[int, Sequence[Rejection]] | None = None,
+                   notes: Mapping[tuple[int, int], tuple[bool, Any]] | None = None) -> None:
         """:meth:`put_frame` for many frames in one transaction (all or nothing).
 
         Args:
             batch: (frame, faces) pairs.
             expect_revision: The :meth:`revision` the caller read the store at; when another
                 program has changed the store since, nothing is written.
+            rejections: Frame index → the candidates extraction dropped there; they replace
+                the stored ones of the frames named (frames not named keep theirs).
+            notes: ``(frame, face) → (pinned, labels or None)`` (as :meth:`notes` returns
+                them) for faces of ``batch``; they replace those faces' notes.
 
         Raises:
             StoreConflictError: ``expect_revision`` is stale.
+            RecordError: A record, rejection or note is invalid, or a note names a face that
+                ``batch`` does not hold.
         """
         def run(c: sqlite3.Connection) -> None:
             if expect_revision is not None:
                 self._check_revision(c, expect_revision)
             for info, faces in batch:
-                self._insert_frame(c, info, faces)
+                self._insert_frame(c, info, faces,
+                                   None if rejections is None else rejections.get(info.index))
+            if notes:
+                self._insert_notes(c, batch, notes)
         self._write(run)
+
+    def _insert_notes(self, c: sqlite3.Connection, batch: list[tuple[FrameInfo, list[FaceRecord]]],
+                      notes: Mapping[tuple[int, int], tuple[bool, Any]]) -> None:
+        if not self._has_notes:
+            raise StoreError("this store's schema has no notes table", self.path)
+        faces = {(int(info.index), int(r.face_index)) for info, recs in batch for r in recs}
+        for (fi, xi), (pinned, labels) in sorted(notes.items()):
+            where = f"frame {fi} face {xi}"
+            if (int(fi), int(xi)) not in faces:
+                raise RecordError(f"{where}: a note for a face this write does not hold",
+                                  self.path)
+            c.execute("DELETE FROM face_notes WHERE frame_idx = ? AND face_idx = ?",
+                      (int(fi), int(xi)))
+            if not pinned and labels is None:
+                continue
+            text = None if labels is None else json.dumps(
+                validate_labels(labels, str(self.path)), allow_nan=False)
+            c.execute("INSERT INTO face_notes(frame_idx, face_idx, pinned, labels)"
+                      " VALUES (?, ?, ?, ?)", (int(fi), int(xi), int(bool(pinned)), text))
 
     def _check_revision(self, c: sqlite3.Connection, expected: int) -> None:
         now = int(c.execute("SELECT n FROM revision WHERE id = 0").fetchone()[0])
