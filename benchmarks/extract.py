@@ -1,26 +1,48 @@
-"""Extraction speed at 1920×1080: detect only, detect+align, and the full extract.
+"""Extraction speed at 1920×1080 and tracking's quality guard, in one run.
 
 Builds a one-face 1080p H.264 clip from the sample media (WolfgangLanger_Pexels.mp4 upscaled,
-cached), then runs each mode in its own subprocess so that every figure has its own peak memory.
+cached), then runs each mode in its own subprocess so that every figure has its own peak memory:
+decode only, detect only, detect + align, the full extract with per-frame detection
+(``--track off``, the default) and with tracking between detections (``--track on``). The
+ratios of each full extract's frames/s to decode-only's are measured in the same run
+(target for tracking: ≥ 0.50).
+
+Quality guard (tracking against per-frame detection on the same frames):
+
+* on the 1080p clip, from the two full extracts' stores: frames where per-frame detection kept
+  a face and tracking did not (target 0), the mean landmark distance between the two (over the
+  inter-ocular distance) and the landmark jitter of each (``smoothing.landmark_jitter``);
+* on the held-back annotated clips of ``benchmarks/detect.py`` (the real head-turn clip, box
+  truth on every frame, and the synthetic head-turn clips, landmark truth) and on synthetic
+  variants: a scene cut (the real clip cut into the synthetic clips and back) and a face that
+  enters (a second face sliding in from the right while the first is followed): recall against
+  the truth, the frames lost against per-frame detection, NME against the truth landmarks
+  (inner 51 points, outer-eye-corner normalised), jitter, and how late an entering face is
+  found.
+
 Writes JSON (``--output``) and prints it. Never asserts on time.
 
-Usage: python benchmarks/extract.py [--frames 120] [--output bench_out/extract.json]
+Usage: python benchmarks/extract.py [--frames 120] [--detect-every 5]
+       [--output bench_out/extract.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench_common import machine_info, write_report
+from extract_quality import compare_runs
 
-MODES = ("decode", "detect", "detect_align", "full")
+MODES = ("decode", "detect", "detect_align", "full", "full_track")
 
 
 def build_clip(frames: int) -> Path:
@@ -30,20 +52,29 @@ def build_clip(frames: int) -> Path:
     return samples.upscaled_clip("WolfgangLanger_Pexels.mp4", frames)
 
 
-def run_mode(mode: str, clip: Path) -> dict[str, object]:
-    """Run one mode in this process; returns its figures."""
+def run_mode(mode: str, clip: Path, store: Path | None = None,
+             detect_every: int = 5) -> dict[str, object]:
+    """Run one mode in this process; returns its figures (the full modes keep their store at
+    ``store`` for the quality comparison)."""
+    from faceplate.extract.follow import FollowConfig
     from faceplate.extract.pipeline import ExtractConfig, Extractor, run_extract
     from faceplate.io.media import open_source
 
     result: dict[str, object] = {"mode": mode}
-    if mode == "full":
-        ex = Extractor(ExtractConfig())
+    if mode in ("full", "full_track"):
+        follow = FollowConfig(track="on" if mode == "full_track" else "off",
+                              detect_every=detect_every)
+        ex = Extractor(ExtractConfig(), follow_cfg=follow)
+        assert store is not None
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
-            stats = run_extract(clip, Path(tmp) / "faces", Path(tmp) / "a.fpstore", extractor=ex)
+            stats = run_extract(clip, Path(tmp) / "faces", store, extractor=ex)
             secs = time.perf_counter() - t
         n = stats.frames
         result.update(frames=n, faces=stats.faces, seconds=secs, fps=n / secs,
+                      track=follow.track, detect_every=detect_every if mode == "full_track"
+                      else 1, detection_frames=stats.detection_frames,
+                      detection_reasons=stats.detection_reasons, followed=stats.followed,
                       stage_ms_per_frame={k: v / n for k, v in sorted(stats.stage_ms.items())})
     else:
         ex = Extractor(ExtractConfig(masks=())) if mode != "decode" else None
@@ -74,30 +105,72 @@ def run_mode(mode: str, clip: Path) -> dict[str, object]:
 
 
 
+def _faces_by_frame(store_path: Path) -> dict[int, list[Any]]:
+    from faceplate.io.store import AlignmentsStore
+
+    with AlignmentsStore.open(store_path) as st:
+        return {i: st.faces(i) for i in sorted(st.done_frame_indices())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=120)
     ap.add_argument("--output", type=Path, default=Path("bench_out/extract.json"))
-    ap.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
+    ap.add_argument("--detect-every", type=int, default=5,
+                    help="--detect-every of the tracking mode (default: 5, the CLI default)")
+    ap.add_argument("--no-quality", action="store_true",
+                    help="skip the quality guard on the annotated clips")
+    ap.add_argument("--mode", choices=(*MODES, "quality"), help=argparse.SUPPRESS)
     ap.add_argument("--clip", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--store", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.mode == "quality":  # child process
+        from extract_quality import quality
+
+        print(json.dumps(quality(args.detect_every)))
+        return
     if args.mode:  # child process
-        print(json.dumps(run_mode(args.mode, args.clip)))
+        print(json.dumps(run_mode(args.mode, args.clip, args.store, args.detect_every)))
         return
     clip = build_clip(args.frames)
     results = []
-    for mode in MODES:
-        proc = subprocess.run([sys.executable, __file__, "--mode", mode, "--clip", str(clip)],
-                              capture_output=True, text=True, check=True)
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    report = {
+    load = {"start": list(os.getloadavg())}
+    with tempfile.TemporaryDirectory() as tmp:
+        stores = {m: Path(tmp) / f"{m}.fpstore" for m in ("full", "full_track")}
+        for mode in MODES:
+            cmd = [sys.executable, __file__, "--mode", mode, "--clip", str(clip),
+                   "--detect-every", str(args.detect_every)]
+            if mode in stores:
+                cmd += ["--store", str(stores[mode])]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        by_mode = {r["mode"]: r for r in results}
+        decode = float(by_mode["decode"]["fps"])  # type: ignore[arg-type]
+        ratios = {f"{m}_vs_decode": float(by_mode[m]["fps"]) / decode  # type: ignore[arg-type]
+                  for m in ("full", "full_track")}
+        ratios["full_track_vs_full"] = (float(by_mode["full_track"]["fps"])  # type: ignore
+                                        / float(by_mode["full"]["fps"]))  # type: ignore
+        guard_1080 = compare_runs(_faces_by_frame(stores["full"]),
+                                  _faces_by_frame(stores["full_track"]))
+    load["after_speed"] = list(os.getloadavg())
+    report: dict[str, Any] = {
         "benchmark": "extract",
         "clip": {"path": str(clip), "width": 1920, "height": 1080, "frames": args.frames,
                  "faces_per_frame": 1},
         "machine": machine_info(),
-        "results": {r["mode"]: r for r in results},
+        "results": by_mode,
+        "ratios": ratios,
+        "targets": {"full_track_vs_decode": 0.50, "frames_lost": 0},
+        "quality_1080p": guard_1080,
     }
+    if not args.no_quality:
+        proc = subprocess.run([sys.executable, __file__, "--mode", "quality",
+                               "--detect-every", str(args.detect_every)],
+                              capture_output=True, text=True, check=True)
+        report["quality_clips"] = json.loads(proc.stdout.strip().splitlines()[-1])
+    load["end"] = list(os.getloadavg())
+    report["load_average"] = load
     write_report(report, args.output)
 
 
