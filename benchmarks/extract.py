@@ -42,7 +42,9 @@ from typing import Any
 from bench_common import machine_info, write_report
 from extract_quality import compare_runs
 
-MODES = ("decode", "detect", "detect_align", "full", "full_track")
+MODES = ("decode", "detect", "detect_align", "full", "full_track", "full_track_png0")
+#: The full modes: (--track, --png-compression).
+FULL = {"full": ("off", 1), "full_track": ("on", 1), "full_track_png0": ("on", 0)}
 
 
 def build_clip(frames: int) -> Path:
@@ -61,19 +63,20 @@ def run_mode(mode: str, clip: Path, store: Path | None = None,
     from faceplate.io.media import open_source
 
     result: dict[str, object] = {"mode": mode}
-    if mode in ("full", "full_track"):
-        follow = FollowConfig(track="on" if mode == "full_track" else "off",
-                              detect_every=detect_every)
-        ex = Extractor(ExtractConfig(), follow_cfg=follow)
+    if mode in FULL:
+        track, png = FULL[mode]
+        follow = FollowConfig(track=track, detect_every=detect_every)  # type: ignore[arg-type]
+        full = Extractor(ExtractConfig(png_compression=png), follow_cfg=follow)
         assert store is not None
         with tempfile.TemporaryDirectory() as tmp:
-            t = time.perf_counter()
-            stats = run_extract(clip, Path(tmp) / "faces", store, extractor=ex)
-            secs = time.perf_counter() - t
+            t, cpu = time.perf_counter(), time.process_time()
+            stats = run_extract(clip, Path(tmp) / "faces", store, extractor=full)
+            secs, cpu = time.perf_counter() - t, time.process_time() - cpu
         n = stats.frames
         result.update(frames=n, faces=stats.faces, seconds=secs, fps=n / secs,
-                      track=follow.track, detect_every=detect_every if mode == "full_track"
-                      else 1, detection_frames=stats.detection_frames,
+                      cpu_ms_per_frame=1000 * cpu / n,
+                      track=follow.track, detect_every=detect_every if track == "on" else 1,
+                      png_compression=png, detection_frames=stats.detection_frames,
                       detection_reasons=stats.detection_reasons, followed=stats.followed,
                       stage_ms_per_frame={k: v / n for k, v in sorted(stats.stage_ms.items())})
     else:
@@ -81,7 +84,7 @@ def run_mode(mode: str, clip: Path, store: Path | None = None,
         n = faces = 0
         stage = {"decode": 0.0, "detect": 0.0, "align": 0.0}
         with open_source(clip) as src:
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             t_dec = time.perf_counter()
             for frame in src:
                 stage["decode"] += time.perf_counter() - t_dec
@@ -97,8 +100,9 @@ def run_mode(mode: str, clip: Path, store: Path | None = None,
                     else:
                         faces += len(dets)
                 t_dec = time.perf_counter()
-            secs = time.perf_counter() - t
+            secs, cpu = time.perf_counter() - t, time.process_time() - cpu
         result.update(frames=n, faces=faces, seconds=secs, fps=n / secs,
+                      cpu_ms_per_frame=1000 * cpu / n,
                       stage_ms_per_frame={k: 1000 * v / n for k, v in stage.items() if v})
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
@@ -137,20 +141,28 @@ def main() -> None:
     results = []
     load = {"start": list(os.getloadavg())}
     with tempfile.TemporaryDirectory() as tmp:
-        stores = {m: Path(tmp) / f"{m}.fpstore" for m in ("full", "full_track")}
-        for mode in MODES:
+        stores = {m: Path(tmp) / f"{m}.fpstore" for m in FULL}
+        for mode in (*MODES, "decode"):  # decode-only again at the end: the load drifts
             cmd = [sys.executable, __file__, "--mode", mode, "--clip", str(clip),
                    "--detect-every", str(args.detect_every)]
             if mode in stores:
                 cmd += ["--store", str(stores[mode])]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
             results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        results[-1]["mode"] = "decode_end"
         by_mode = {r["mode"]: r for r in results}
-        decode = float(by_mode["decode"]["fps"])  # type: ignore[arg-type]
-        ratios = {f"{m}_vs_decode": float(by_mode[m]["fps"]) / decode  # type: ignore[arg-type]
-                  for m in ("full", "full_track")}
-        ratios["full_track_vs_full"] = (float(by_mode["full_track"]["fps"])  # type: ignore
-                                        / float(by_mode["full"]["fps"]))  # type: ignore
+        # the ratios' denominator: decode-only's mean over the start and the end of the run
+        decode = (float(by_mode["decode"]["fps"]) + float(by_mode["decode_end"]["fps"])) / 2
+        ratios = {f"{m}_vs_decode": float(by_mode[m]["fps"]) / decode
+                  for m in FULL}
+        ratios["full_track_vs_full"] = (float(by_mode["full_track"]["fps"])
+                                        / float(by_mode["full"]["fps"]))
+        # CPU time a frame (all threads): what a loaded machine does not distort much; on a
+        # free machine where every mode keeps the cores busy, wall ratios approach these
+        dec_cpu = (float(by_mode["decode"]["cpu_ms_per_frame"])
+                   + float(by_mode["decode_end"]["cpu_ms_per_frame"])) / 2
+        ratios.update({f"{m}_vs_decode_cpu": dec_cpu / float(by_mode[m]["cpu_ms_per_frame"])
+                       for m in FULL})
         guard_1080 = compare_runs(_faces_by_frame(stores["full"]),
                                   _faces_by_frame(stores["full_track"]))
     load["after_speed"] = list(os.getloadavg())

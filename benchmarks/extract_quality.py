@@ -160,6 +160,7 @@ def _mode_figures(runs: dict[int, list[Any]], truths: list[list[Any]],
             "nme_inner_mean": float(np.mean(list(nmes.values()))) if nmes else None,
             "nme_faces": len(nmes),
             "nme_inner_mean_both": float(np.mean(common)) if common else None,
+            "nme_inner_median_both": float(np.median(common)) if common else None,
             "nme_faces_both": len(common)}
 
 
