@@ -22,7 +22,12 @@ Quality guard (tracking against per-frame detection on the same frames):
 
 Writes JSON (``--output``) and prints it. Never asserts on time.
 
-Usage: python benchmarks/extract.py [--frames 120] [--detect-every 5]
+The full modes run in ``--rounds`` rounds (default 3), each followed by decode-only again; a
+round's ratios divide by the mean of the decode-only runs around it, and the JSON gives every
+round's and their median (the machine is often shared: the load drifts). Each mode also
+reports its CPU time a frame (all threads).
+
+Usage: python benchmarks/extract.py [--frames 120] [--detect-every 5] [--rounds 3]
        [--output bench_out/extract.json]
 """
 
@@ -39,10 +44,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench_common import machine_info, write_report
 from extract_quality import compare_runs
 
-MODES = ("decode", "detect", "detect_align", "full", "full_track", "full_track_png0")
 #: The full modes: (--track, --png-compression).
 FULL = {"full": ("off", 1), "full_track": ("on", 1), "full_track_png0": ("on", 0)}
 
@@ -123,9 +129,12 @@ def main() -> None:
     ap.add_argument("--output", type=Path, default=Path("bench_out/extract.json"))
     ap.add_argument("--detect-every", type=int, default=5,
                     help="--detect-every of the tracking mode (default: 5, the CLI default)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of the full modes, each with decode-only after it (default 3)")
     ap.add_argument("--no-quality", action="store_true",
                     help="skip the quality guard on the annotated clips")
-    ap.add_argument("--mode", choices=(*MODES, "quality"), help=argparse.SUPPRESS)
+    ap.add_argument("--mode", choices=("decode", "detect", "detect_align", *FULL, "quality"),
+                    help=argparse.SUPPRESS)
     ap.add_argument("--clip", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--store", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -138,31 +147,54 @@ def main() -> None:
         print(json.dumps(run_mode(args.mode, args.clip, args.store, args.detect_every)))
         return
     clip = build_clip(args.frames)
-    results = []
     load = {"start": list(os.getloadavg())}
+
+    def run(mode: str, store: Path | None = None) -> dict[str, Any]:
+        cmd = [sys.executable, __file__, "--mode", mode, "--clip", str(clip),
+               "--detect-every", str(args.detect_every)]
+        if store is not None:
+            cmd += ["--store", str(store)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        return out
+
     with tempfile.TemporaryDirectory() as tmp:
         stores = {m: Path(tmp) / f"{m}.fpstore" for m in FULL}
-        for mode in (*MODES, "decode"):  # decode-only again at the end: the load drifts
-            cmd = [sys.executable, __file__, "--mode", mode, "--clip", str(clip),
-                   "--detect-every", str(args.detect_every)]
-            if mode in stores:
-                cmd += ["--store", str(stores[mode])]
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
-            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        results[-1]["mode"] = "decode_end"
-        by_mode = {r["mode"]: r for r in results}
-        # the ratios' denominator: decode-only's mean over the start and the end of the run
-        decode = (float(by_mode["decode"]["fps"]) + float(by_mode["decode_end"]["fps"])) / 2
-        ratios = {f"{m}_vs_decode": float(by_mode[m]["fps"]) / decode
-                  for m in FULL}
-        ratios["full_track_vs_full"] = (float(by_mode["full_track"]["fps"])
-                                        / float(by_mode["full"]["fps"]))
-        # CPU time a frame (all threads): what a loaded machine does not distort much; on a
-        # free machine where every mode keeps the cores busy, wall ratios approach these
-        dec_cpu = (float(by_mode["decode"]["cpu_ms_per_frame"])
-                   + float(by_mode["decode_end"]["cpu_ms_per_frame"])) / 2
-        ratios.update({f"{m}_vs_decode_cpu": dec_cpu / float(by_mode[m]["cpu_ms_per_frame"])
-                       for m in FULL})
+        by_mode: dict[str, Any] = {m: run(m) for m in ("decode", "detect", "detect_align")}
+        # Rounds of the full modes, each followed by decode-only again: a round's ratios use
+        # the mean of the decode-only runs around it, so a load that drifts during the run
+        # moves numerator and denominator together; the reported ratio is the median round's.
+        rounds: list[dict[str, Any]] = []
+        before = by_mode["decode"]
+        for r in range(args.rounds):
+            rnd: dict[str, Any] = {
+                m: run(m, stores[m] if r == 0 else Path(tmp) / f"{m}_{r}.fpstore")
+                for m in FULL}
+            after = run("decode")
+            rnd["decode_mean_fps"] = (float(before["fps"]) + float(after["fps"])) / 2
+            rnd["decode_mean_cpu_ms_per_frame"] = (float(before["cpu_ms_per_frame"])
+                                                   + float(after["cpu_ms_per_frame"])) / 2
+            rnd["decode_after"] = after
+            rounds.append(rnd)
+            before = after
+
+        def ratio(rnd: dict[str, Any], key: str) -> float:
+            if key.endswith("_cpu"):  # CPU time a frame, all threads
+                m = key.removesuffix("_vs_decode_cpu")
+                return float(rnd["decode_mean_cpu_ms_per_frame"]) / float(
+                    rnd[m]["cpu_ms_per_frame"])
+            if key == "full_track_vs_full":
+                return float(rnd["full_track"]["fps"]) / float(rnd["full"]["fps"])
+            m = key.removesuffix("_vs_decode")
+            return float(rnd[m]["fps"]) / float(rnd["decode_mean_fps"])
+
+        keys = [*(f"{m}_vs_decode" for m in FULL), "full_track_vs_full",
+                *(f"{m}_vs_decode_cpu" for m in FULL)]
+        per_round = {k: [ratio(rnd, k) for rnd in rounds] for k in keys}
+        ratios = {k: float(np.median(v)) for k, v in per_round.items()}
+        for m in FULL:
+            by_mode[m] = rounds[0][m]
+        by_mode["decode_end"] = rounds[-1]["decode_after"]
         guard_1080 = compare_runs(_faces_by_frame(stores["full"]),
                                   _faces_by_frame(stores["full_track"]))
     load["after_speed"] = list(os.getloadavg())
@@ -172,7 +204,10 @@ def main() -> None:
                  "faces_per_frame": 1},
         "machine": machine_info(),
         "results": by_mode,
+        "rounds": [{m: {k: rnd[m][k] for k in ("fps", "cpu_ms_per_frame")} for m in FULL}
+                   | {"decode_mean_fps": rnd["decode_mean_fps"]} for rnd in rounds],
         "ratios": ratios,
+        "ratios_per_round": per_round,
         "targets": {"full_track_vs_decode": 0.50, "frames_lost": 0},
         "quality_1080p": guard_1080,
     }
