@@ -210,3 +210,35 @@ def test_scene_signature_and_appearance_statistics(media):
     assert float(a0 @ a4) > 0.9 > float(a0 @ am)
     flat = np.full((360, 640, 3), 128, np.uint8)
     assert not appearance(flat, lm_w[0]).any()  # a flat crop correlates with nothing
+
+
+def test_an_interrupted_tracked_run_resumes_to_the_same_faces(tmp_path, media):
+    """A ``--track on`` run stopped after 20 frames resumes (with a detection frame) and ends
+    with the faces of an uninterrupted run, landmarks within the tolerance."""
+    clip = media["single_face.mp4"]
+
+    def extractor() -> Extractor:
+        return Extractor(ExtractConfig(masks=(), thumbnails=False, size=64, write_faces=False),
+                         follow_cfg=FollowConfig(track="on", detect_every=5))
+
+    run_extract(clip, None, tmp_path / "ref.fpstore", extractor=extractor())
+
+    class StopError(Exception):
+        pass
+
+    def stop_after_20(res: FrameResult, remaining: int) -> None:
+        if res.frame_info.index == 19:
+            raise StopError
+
+    with pytest.raises(StopError):
+        run_extract(clip, None, tmp_path / "run.fpstore", extractor=extractor(),
+                    on_frame=stop_after_20)
+    assert 0 < len(_store(tmp_path / "run.fpstore")) < 72
+    stats = run_extract(clip, None, tmp_path / "run.fpstore", extractor=extractor())
+    assert stats.resumed >= 20 and stats.detection_reasons.get("first frame") == 1
+    ref, got = _store(tmp_path / "ref.fpstore"), _store(tmp_path / "run.fpstore")
+    assert sorted(ref) == sorted(got) == list(range(72))
+    for i in ref:
+        assert len(ref[i]) == len(got[i]) == 1
+        a, b = ref[i][0], got[i][0]
+        assert np.linalg.norm(a - b, axis=1).mean() / _iod(a) <= MAX_TOLERANCE
