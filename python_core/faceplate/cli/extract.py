@@ -17,6 +17,7 @@ from faceplate.cli.progress import Summary, bar
 from faceplate.extract.align import ALIGNERS
 from faceplate.extract.detect import DETECTORS
 from faceplate.extract.filters import FilterConfig
+from faceplate.extract.follow import FollowConfig
 from faceplate.extract.mask import MASKERS, split_mask_spec
 from faceplate.extract.pipeline import ExtractConfig, Extractor, FrameResult, run_extract
 from faceplate.extract.track import TrackConfig
@@ -39,7 +40,10 @@ def register(sub: Any) -> None:
     add_config(p, ColorConfig, title="colour space (OpenColorIO: $OCIO, else its built-in ACES "
                                      "studio config)", exclude=("output_colorspace",))
     add_config(p, FilterConfig, title="face filters", prefix="filter_")
-    add_config(p, TrackConfig, title="track search")
+    add_config(p, FollowConfig, title="tracking between detections (--track on: detect every "
+                                      "N frames, follow the faces from their landmarks between)")
+    add_config(p, TrackConfig, title="track search (look again for a face lost in one frame; "
+                                     "with --track on or off)")
     for reg, kind in ((DETECTORS, "detector"), (ALIGNERS, "aligner"), (MASKERS, "masker")):
         for entry in reg:
             add_config(p, entry.config, prefix=_plugin_prefix(kind, entry.name),
@@ -59,8 +63,9 @@ def build_extractor(args: argparse.Namespace) -> Extractor:
                                      prefix=_plugin_prefix("masker", m)) for m in names}
     filt = config_from_args(FilterConfig, args, prefix="filter_")
     track = config_from_args(TrackConfig, args)
+    follow = config_from_args(FollowConfig, args)
     return Extractor(cfg, detector_cfg=det_cfg, aligner_cfg=al_cfg, mask_cfgs=mask_cfgs,
-                     filter_cfg=filt, track_cfg=track)
+                     filter_cfg=filt, track_cfg=track, follow_cfg=follow)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
         summary.extra["resumed"] = stats.resumed
     if stats.tracked:
         summary.extra["found by the track search"] = stats.tracked
+    if extractor.follow_cfg.track == "on":
+        summary.extra["detection frames"] = stats.detection_frames
+        summary.extra["faces followed"] = stats.followed
     for reason, n in sorted(stats.skipped.items()):
         summary.extra[f"skipped ({reason})"] = n
     summary.print()

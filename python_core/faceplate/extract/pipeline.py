@@ -52,6 +52,13 @@ from faceplate.extract.align import ALIGNERS, Aligner
 from faceplate.extract.crops import warp_to_crop
 from faceplate.extract.detect import DETECTORS, Detector
 from faceplate.extract.filters import FilterConfig, reject_reason
+from faceplate.extract.follow import (
+    FollowConfig,
+    Followed,
+    FollowState,
+    follow_faces,
+    scene_signature,
+)
 from faceplate.extract.mask import Masker, create_masker, split_mask_spec
 from faceplate.extract.pose import estimate_pose
 from faceplate.extract.track import TrackConfig, TrackWindow, links
@@ -111,6 +118,10 @@ class FrameResult:
     skipped: Counter[str]
     rejected: list[Rejection] = field(default_factory=list)
     tracked: int = 0  # faces found by the track search
+    followed: int = 0  # faces followed from the previous frame (tracking on)
+    #: Why the detector ran on this frame ("per frame" with tracking off, else a
+    #: ``FollowState.why_detect`` reason or "check failed"); None: the faces were followed.
+    detection: str | None = "per frame"
 
 
 @dataclass
@@ -120,6 +131,9 @@ class ExtractStats:
     frames: int = 0
     faces: int = 0
     tracked: int = 0
+    followed: int = 0
+    detection_frames: int = 0
+    detection_reasons: dict[str, int] = field(default_factory=dict)
     resumed: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     errors: list[FaceplateError] = field(default_factory=list)
@@ -141,15 +155,18 @@ class Extractor:
         filter_cfg: Face filters.
         track_cfg: The track search (used by :func:`run_extract`, which processes frames in
             order; :meth:`process` alone keeps no state between calls).
+        follow_cfg: Tracking between detections (``--track``; used by :func:`run_extract`).
     """
 
     def __init__(self, cfg: ExtractConfig, *, detector_cfg: Any = None, aligner_cfg: Any = None,
                  mask_cfgs: dict[str, Any] | None = None,
                  filter_cfg: FilterConfig | None = None,
-                 track_cfg: TrackConfig | None = None) -> None:
+                 track_cfg: TrackConfig | None = None,
+                 follow_cfg: FollowConfig | None = None) -> None:
         self.cfg = cfg
         self.filter_cfg = filter_cfg or FilterConfig()
         self.track_cfg = track_cfg or TrackConfig()
+        self.follow_cfg = follow_cfg or FollowConfig()
         self.detector: Detector = DETECTORS.create(cfg.detector, detector_cfg)
         self.aligner: Aligner = ALIGNERS.create(cfg.aligner, aligner_cfg)
         mask_cfgs = mask_cfgs or {}
@@ -185,6 +202,11 @@ class Extractor:
         """Face tracks for a run over frames in order (None when the track search is off)."""
         return TrackWindow(self.track_cfg.track_gap) if self.track_cfg.track_search else None
 
+    def new_follow(self) -> FollowState | None:
+        """Tracking state for a run over frames in order (None with ``--track off``)."""
+        cfg = self.follow_cfg
+        return FollowState(cfg.detect_every) if cfg.track == "on" else None
+
     def detect(self, rgb: np.ndarray, index: int, tracks: TrackWindow | None = None
                ) -> tuple[list[Detection], list[Rejection], int]:
         """The faces of one frame: per-frame detection, then the track search.
@@ -209,22 +231,43 @@ class Extractor:
                         found += 1
         return dets, rejected, found
 
-    def process(self, frame: Frame, tracks: TrackWindow | None = None) -> FrameResult:
+    def process(self, frame: Frame, tracks: TrackWindow | None = None,
+                follow: FollowState | None = None) -> FrameResult:
         """Detect, align, filter and describe every face of one frame (no I/O).
 
         Faces are numbered left to right (by the centre of their box), so indices are stable
         whatever order the detector returns them in. With ``tracks`` (frames given in order),
         faces the tracks predict but detection missed are searched for, and the tracks are
-        updated with the faces kept.
+        updated with the faces kept. With ``follow`` (frames given in order, ``--track on``),
+        the faces of the previous frame are followed from their landmarks instead of running
+        the detector, unless this frame must be a detection frame (``faceplate.extract.follow``).
         """
         rgb, info = frame.rgb, frame.info
-        t0 = time.perf_counter()
-        dets, rejected, tracked = self.detect(rgb, info.index, tracks)
-        t1 = time.perf_counter()
-        aligns = self.aligner.align(rgb, dets) if dets else []
-        t2 = time.perf_counter()
-        self.times.add("detect", t1 - t0)
-        self.times.add("align", t2 - t1)
+        followed: list[tuple[Detection, Any, Followed]] | None = None
+        why: str | None = "per frame"
+        if follow is not None:
+            t0 = time.perf_counter()
+            why = follow.why_detect(scene_signature(rgb))
+            if why is None:
+                followed = follow_faces(self.aligner, rgb, follow.faces)
+                why = "check failed" if followed is None else None
+            self.times.add("follow", time.perf_counter() - t0)
+        origin: dict[int, Followed] = {}
+        if followed is not None:
+            dets = [d for d, _, _ in followed]
+            aligns = [a for _, a, _ in followed]
+            origin = {id(d): f for d, _, f in followed}
+            rejected: list[Rejection] = []
+        else:
+            t0 = time.perf_counter()
+            dets, rejected, _ = self.detect(rgb, info.index, tracks)
+            t1 = time.perf_counter()
+            aligns = self.aligner.align(rgb, dets) if dets else []
+            t2 = time.perf_counter()
+            self.times.add("detect", t1 - t0)
+            self.times.add("align", t2 - t1)
+            if follow is not None and why is not None:
+                follow.count(why)
 
         skipped: Counter[str] = Counter()
         kept = []
@@ -240,6 +283,7 @@ class Extractor:
 
         records: list[FaceRecord] = []
         crops: list[tuple[np.ndarray, np.ndarray]] = []
+        sources: list[Detection] = []
         for det, al in kept:
             lm = al.landmarks
             t3 = time.perf_counter()
@@ -259,11 +303,18 @@ class Extractor:
                 detector=det.detector, mesh=al.mesh, identity=identity)
             records.append(rec)
             crops.append((crop, matrix))
+            sources.append(det)
             self.times.add("identity", t4 - t3)
         if tracks is not None:
             tracks.add(info.index, [r.bbox for r in records])
+        if follow is not None:
+            t0 = time.perf_counter()
+            _update_follow(follow, rgb, records, sources, origin, followed is None)
+            self.times.add("follow", time.perf_counter() - t0)
         return FrameResult(info, records, crops, skipped, rejected,
-                           sum(r.detector.endswith("+track") for r in records))
+                           sum(r.detector.endswith("+track") for r in records),
+                           followed=sum(r.detector.endswith("+follow") for r in records),
+                           detection=why)
 
     def describe(self, rgb: np.ndarray, info: FrameInfo, landmarks: np.ndarray, *,
                  face_index: int, bbox: BBox, score: float, detector: str,
@@ -340,6 +391,20 @@ class Extractor:
         return out
 
 
+def _update_follow(follow: FollowState, rgb: np.ndarray, records: list[FaceRecord],
+                   sources: list[Detection], origin: dict[int, Followed], detected: bool
+                   ) -> None:
+    """Follow the faces kept in this frame into the next one: a detection frame sets each
+    face's reference appearance; a followed frame keeps the one its face had."""
+    faces = []
+    for rec, det in zip(records, sources):
+        prev = origin.get(id(det))
+        faces.append(prev.moved(rec.landmarks) if prev is not None else
+                     Followed.detected(rgb, rec.landmarks, rec.bbox, rec.score, rec.detector))
+    follow.faces = faces
+    follow.since_detection = 0 if detected else (follow.since_detection or 0) + 1
+
+
 _END = object()
 
 
@@ -397,8 +462,11 @@ def run_extract(input_path: str | Path, faces_dir: str | Path | None,
         }
         tracks = extractor.new_tracks()
         seed = _track_seed(store, done, todo, tracks.frames.maxlen or 0) if tracks else {}
+        follow = extractor.new_follow()
         _run_threads(extractor, source, store, done, out_dir, faces_meta_source, stats,
-                     on_frame, len(todo), tracks, seed)
+                     on_frame, len(todo), tracks, seed, follow)
+        if follow is not None:
+            stats.detection_reasons = dict(sorted(follow.reasons.items()))
         stats.errors.extend(getattr(source, "errors", []))
         for idx, n in sorted(getattr(source, "nonfinite_frames", {}).items()):
             stats.warnings.append(f"frame {idx}: {n} NaN/Inf samples replaced for detection")
@@ -452,7 +520,8 @@ def _run_threads(extractor: Extractor, source: FrameSource, store: AlignmentsSto
                  done: set[int], out_dir: Path | None, meta_source: dict[str, Any],
                  stats: ExtractStats, on_frame: Callable[[FrameResult, int], None] | None,
                  n_todo: int, tracks: TrackWindow | None = None,
-                 seed: dict[int, list[Any]] | None = None) -> None:
+                 seed: dict[int, list[Any]] | None = None,
+                 follow: FollowState | None = None) -> None:
     cfg = extractor.cfg
     frames_q: queue.Queue[Any] = queue.Queue(maxsize=6)
     results_q: queue.Queue[Any] = queue.Queue(maxsize=6)
@@ -495,6 +564,8 @@ def _run_threads(extractor: Extractor, source: FrameSource, store: AlignmentsSto
                 stats.frames += 1
                 stats.faces += len(item.records)
                 stats.tracked += item.tracked
+                stats.followed += item.followed
+                stats.detection_frames += item.detection is not None
                 stats.skipped.update(item.skipped)
                 remaining -= 1
                 if on_frame:
@@ -521,7 +592,7 @@ def _run_threads(extractor: Extractor, source: FrameSource, store: AlignmentsSto
                 last = tracks.frames[-1][0] if tracks.frames else -1
                 for i in [i for i in seed if last < i < frame.info.index]:
                     tracks.add(i, seed.pop(i))
-            put(results_q, extractor.process(frame, tracks))
+            put(results_q, extractor.process(frame, tracks, follow))
     except BaseException:
         stop.set()
         raise
