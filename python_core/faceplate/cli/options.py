@@ -78,4 +78,4 @@ def config_from_args(cls: type[C], ns: argparse.Namespace, *, prefix: str = "",
             v = getattr(ns, dest)
             values[p.name] = tuple(v) if p.kind in ("floats", "strs") else v
     values.update(overrides)
-    return configured(cls, **values)  # type: ignore[no-any-return]
+    return configured(cls, **values)

@@ -37,7 +37,7 @@ from faceplate import __version__
 from faceplate.core.config import Config, option
 from faceplate.core.errors import ConfigError, FaceplateError, NoFacesError
 from faceplate.core.geometry import crop_matrix
-from faceplate.core.profile import configured
+from faceplate.core.profile import active_profile, configured
 from faceplate.core.records import encode_mask
 from faceplate.core.types import (
     BBox,
@@ -495,6 +495,7 @@ def _prepare_store(store: AlignmentsStore, source: FrameSource, cfg: ExtractConf
     store.set_meta("total_frames", source.total_frames)
     store.set_meta("kind", source.kind)
     store.set_meta("created_by", f"faceplate {__version__}")
+    store.set_meta("model_profile", active_profile().name)
     if previous is None:
         store.set_meta("extract_config", cfg.to_dict())
 

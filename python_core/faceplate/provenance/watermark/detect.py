@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 
 from faceplate.core.geometry import compose_affine, invert_affine
-from faceplate.core.profile import active_profile
+from faceplate.core.profile import PROFILES, active_profile
 from faceplate.core.types import Frame, FrameInfo
 from faceplate.core.validate import check_image, check_points
 from faceplate.provenance.watermark.calibration import (
     SCORE_THRESHOLD,
-    SECOND_PASS_THRESHOLD,
     null_tail,
+    verify_thresholds,
 )
 from faceplate.provenance.watermark.embed import FrameMark
 from faceplate.provenance.watermark.landmarks import refine_landmarks
@@ -104,7 +104,7 @@ def _face_source(luma: np.ndarray, landmarks: np.ndarray
 
 
 def _score_face(luma: np.ndarray, landmarks: np.ndarray,
-                threshold: float = SCORE_THRESHOLD) -> FaceMark:
+                threshold: float = SCORE_THRESHOLD, fix_points: int = 1) -> FaceMark:
     bank = _bank()
     box, sub, to_sub = _face_source(luma, landmarks)
     if sub is None:
@@ -112,7 +112,7 @@ def _score_face(luma: np.ndarray, landmarks: np.ndarray,
     scores, params, c = _search(sub, to_sub, bank.marker[None, :])
     score = float(scores[0])
     s = _soft_bits(c, bank)
-    confidence = 1.0 - null_tail(score)
+    confidence = 1.0 - null_tail(score, fix_points)
     detected = score >= threshold
     bits = (s < 0).astype(np.uint8)
     marker_errors = int(np.count_nonzero(bits[:MARKER_BITS] != bank.marker))
@@ -182,7 +182,11 @@ def mark_detectable(frame: np.ndarray, mark: FrameMark, *, frame_is_linear: bool
     view = frame[..., :3]
     if view.dtype != np.uint8 and frame_is_linear:
         view = _display_region(view, True)
-    return detect_faces(view, [mark.landmarks])[0]
+    # Judged against the strictest verifier of any profile (a mark made under one profile is
+    # also checked by the others' verify).
+    n = max(len(p.verify_landmarks) for p in PROFILES.values())
+    return _score_face(_luma(view), check_points(mark.landmarks, 68).astype(np.float64),
+                       verify_thresholds(n)[0], n)
 
 
 def _same_face(a: np.ndarray, b: np.ndarray) -> bool:
@@ -211,7 +215,8 @@ def detect_frame(frame: np.ndarray, extractor: Any | None = None, *,
     landmarks re-found from its box as the embedder does (:func:`refine_landmarks`) with each
     fix point of the active profile's ``verify_landmarks`` in turn (the default profile: dlib68,
     then mesh68, so marks made under either profile are found; the first that detects the mark
-    ends the search, else the best score is kept), scored against ``SCORE_THRESHOLD``.
+    ends the search, else the best score is kept), scored against ``SCORE_THRESHOLD`` (raised
+    by ``FIX_POINT_RAISE`` per extra fix point: :func:`verify_thresholds`).
     Second, the raw upright candidates of the fast detector
     (BlazeFace, no verification: a swapped face, e.g. blurred by a small model or half
     hidden by a hand, can fail the extractor's check and be found only upside down by its
@@ -221,6 +226,7 @@ def detect_frame(frame: np.ndarray, extractor: Any | None = None, *,
     check_image(frame, "frame", dtypes=_FRAME_DTYPES, channels=(3, 4))
     ses = session if session is not None else default_session()
     fix_points = active_profile().verify_landmarks
+    first_thr, second_thr = verify_thresholds(len(fix_points))
     rgb = _u8_rgb(frame)  # once: the landmarks of both passes are found on it
     ex = extractor if extractor is not None else ses.extractor()
     h, w = rgb.shape[:2]
@@ -229,7 +235,7 @@ def detect_frame(frame: np.ndarray, extractor: Any | None = None, *,
     seen: list[np.ndarray] = []
     marks = []
     for r in records:
-        mark, lms = _best_fix_point(rgb, luma, r.bbox, fix_points, SCORE_THRESHOLD,
+        mark, lms = _best_fix_point(rgb, luma, r.bbox, fix_points, first_thr,
                                     r.landmarks.astype(np.float64))
         seen += lms
         marks.append(mark)
@@ -240,8 +246,7 @@ def detect_frame(frame: np.ndarray, extractor: Any | None = None, *,
         if first is None or any(_same_face(first, o) for o in seen):
             continue
         luma = _luma(frame) if luma is None else luma
-        mark, lms = _best_fix_point(rgb, luma, det.bbox, fix_points, SECOND_PASS_THRESHOLD,
-                                    None, first)
+        mark, lms = _best_fix_point(rgb, luma, det.bbox, fix_points, second_thr, None, first)
         seen += lms
         if mark is not None and mark.detected:
             marks.append(mark)
@@ -267,7 +272,7 @@ def _best_fix_point(rgb: np.ndarray, luma: Any, box: Any, fix_points: Sequence[s
         if lm is None or any(np.array_equal(lm, t) for t in tried):
             continue
         tried.append(lm)
-        mark = _score_face(luma, lm, threshold)
+        mark = _score_face(luma, lm, threshold, len(fix_points))
         if best is None or mark.score > best.score:
             best = mark
         if mark.detected:
