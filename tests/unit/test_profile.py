@@ -34,7 +34,8 @@ def commercial(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _config_class(qualified: str) -> type:
     module, _, name = qualified.rpartition(".")
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+    cls: type = getattr(importlib.import_module(module), name)
+    return cls
 
 
 @pytest.mark.parametrize("name", sorted(PROFILES))
