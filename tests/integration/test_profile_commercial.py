@@ -96,3 +96,11 @@ def test_commercial_pipeline_opens_no_excluded_model(
     assert manifest is not None
     facts = manifest["assertions"]["org.faceplate.provenance"]
     assert facts["model_profile"] == "commercial", facts
+
+    # Converting that store under the default profile says the store is another profile's.
+    conv = tmp_path / "convert.json"
+    assert main(["convert", "--model", str(model), "--input", str(video), "--alignments",
+                 str(store), "--output", str(tmp_path / "again"), "--format", "png8",
+                 "--frame-ranges", "0", "--json", str(conv)]) == 0
+    warnings = json.loads(conv.read_text())["warnings"]
+    assert any("'commercial' model profile" in w for w in warnings), warnings

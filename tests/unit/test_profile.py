@@ -150,3 +150,15 @@ def test_metadata_facts_name_the_profile(commercial: None) -> None:
     assert provenance_attributes()[KEY_PROFILE] == "commercial"
     facts = manifest_definition("x.png", "abcd")["assertions"][1]["data"]
     assert facts["model_profile"] == "commercial"
+
+
+def test_the_natron_node_follows_the_environment(commercial: None) -> None:
+    """The node's worker inherits the host's environment: FACEPLATE_PROFILE=commercial makes
+    its per-frame detection BlazeFace-only and refuses the dlib68 aligner, naming it."""
+    from faceplate.ofx.render import RenderSession
+
+    ses = RenderSession()
+    with pytest.raises(ProfileError, match="shape_predictor_68_face_landmarks.dat"):
+        ses.extractor("chain", "dlib68", ())
+    ex = ses.extractor("chain", "mesh68", ())
+    assert ex.detector.cfg.recall == "none" and ex.detector.cfg.verifier == "presence"
