@@ -83,7 +83,7 @@ MODELS: dict[str, ModelInfo] = {
         "public research images (ImageNet, AFLW, Pascal VOC, VGG, WIDER, FaceScrub) whose terms "
         "vary", False),
     "dlib_resnet": ModelInfo(
-        "dlib's face recognition ResNet (identity embedding)",
+        "dlib's face recognition ResNet",
         "dlib_face_recognition_resnet_model_v1.dat", "face_recognition_models",
         "released by its author without restriction",
         "FaceScrub, VGG Face and scraped images: research datasets, their own terms apply", False),
@@ -192,9 +192,9 @@ def require_model(model: str) -> None:
         f"{info.name} (in {info.package})"
     raise ProfileError(
         f"the {prof.name!r} model profile does not run {what}: its training data is "
-        f"{info.data_terms}. Use a permissive alternative (see the README's 'Models and their "
-        f"licences') or run under the default profile (--profile default / "
-        f"{PROFILE_ENV}=default).")
+        f"{info.data_terms}. Use a permissive alternative where one exists (the README's "
+        f"'Models and their licences' lists them) or run under the default profile "
+        f"(--profile default / {PROFILE_ENV}=default).")
 
 
 def configured(cls: type, **values: Any) -> Any:
