@@ -162,3 +162,11 @@ def test_the_natron_node_follows_the_environment(commercial: None) -> None:
         ses.extractor("chain", "dlib68", ())
     ex = ses.extractor("chain", "mesh68", ())
     assert ex.detector.cfg.recall == "none" and ex.detector.cfg.verifier == "presence"
+
+
+def test_trained_model_manifest_names_the_profile(commercial: None) -> None:
+    """The manifest's training block (``io.model_files.training_stats``, what the swap and the
+    mask trainers write) records the profile the model was trained under."""
+    from faceplate.io.model_files import training_stats
+
+    assert training_stats(1, 8, 8, {"loss": 0.5})["model_profile"] == "commercial"
