@@ -24,7 +24,7 @@ so the ratios are from one run on one machine:
 Writes JSON (``--output``) and prints it; never asserts.
 
 Usage: python benchmarks/profiles.py [--step 8] [--sections detection jitter watermark
-false_positives] [--output bench_out/profiles.json]
+false_positives] [--commercial-recall blazeface_tiles] [--output bench_out/profiles.json]
 """
 
 from __future__ import annotations
@@ -52,14 +52,18 @@ def _use(name: str) -> None:
     os.environ[PROFILE_ENV] = name
 
 
-def _extractor(**kw: Any) -> Any:
+def _extractor(recall: str | None = None, **kw: Any) -> Any:
+    """The active profile's extractor (``recall``: another recall detector for its chain)."""
     from faceplate.core.profile import configured
+    from faceplate.extract.detect.chain import ChainConfig
     from faceplate.extract.pipeline import ExtractConfig, Extractor
 
-    return Extractor(configured(ExtractConfig, thumbnails=False, write_faces=False, **kw))
+    chain = None if recall is None else configured(ChainConfig, recall=recall)
+    return Extractor(configured(ExtractConfig, thumbnails=False, write_faces=False, **kw),
+                     detector_cfg=chain)
 
 
-def detection() -> dict[str, Any]:
+def detection(commercial_recall: str | None = None) -> dict[str, Any]:
     from faceplate.core.types import Detection, Frame, FrameInfo
     from faceplate.evaluate.detection import dataset, run
 
@@ -70,7 +74,7 @@ def detection() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in PROFILE_NAMES:
         _use(name)
-        ex = _extractor(masks=(), size=64)
+        ex = _extractor(commercial_recall if name == "commercial" else None, masks=(), size=64)
         t = time.perf_counter()
 
         def landmarks(rgb: np.ndarray, dets: list[Any], ex: Any = ex) -> list[np.ndarray]:
@@ -213,11 +217,15 @@ def main() -> None:
                     help="swap / check every Nth frame (times each clip's own stride)")
     ap.add_argument("--sections", nargs="*", default=list(SECTIONS), choices=SECTIONS)
     ap.add_argument("--output", type=Path, default=Path("bench_out/profiles.json"))
+    ap.add_argument("--commercial-recall", default=None,
+                    help="detection: another recall detector for the commercial chain (e.g. "
+                         "blazeface_tiles; default: the profile's, none)")
     args = ap.parse_args()
     start = time.perf_counter()
     report: dict[str, Any] = {"benchmark": "profiles", "step": args.step,
                               "machine": machine_info()}
-    run = {"detection": detection, "jitter": jitter,
+    report["commercial_recall"] = args.commercial_recall
+    run = {"detection": lambda: detection(args.commercial_recall), "jitter": jitter,
            "watermark": lambda: watermark(args.step),
            "false_positives": lambda: false_positives(args.step)}
     for section in args.sections:
