@@ -170,3 +170,24 @@ def test_trained_model_manifest_names_the_profile(commercial: None) -> None:
     from faceplate.io.model_files import training_stats
 
     assert training_stats(1, 8, 8, {"loss": 0.5})["model_profile"] == "commercial"
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1281, 719), (383, 1000), (640, 360)])
+def test_blazeface_tiles_cover_the_frame(size: tuple[int, int]) -> None:
+    """The commercial chain's optional recall detector: its tiles cover every pixel, stay in
+    the frame, and a frame under two BlazeFace inputs is one tile."""
+    import numpy as np
+
+    from faceplate.extract.detect import DETECTORS
+
+    det = DETECTORS.create("blazeface_tiles")
+    w, h = size
+    tiles = det.tiles(w, h)
+    covered = np.zeros((h, w), bool)
+    for x0, y0, side in tiles:
+        assert x0 >= 0 and y0 >= 0
+        if len(tiles) > 1:
+            assert x0 + side <= w and y0 + side <= h
+        covered[y0:y0 + side, x0:x0 + side] = True
+    assert covered.all()
+    assert (len(tiles) == 1) == (min(w, h) < 384)
