@@ -11,6 +11,7 @@ import argparse
 from typing import Any, TypeVar
 
 from faceplate.core.config import Param, params
+from faceplate.core.profile import configured
 
 C = TypeVar("C")
 
@@ -68,7 +69,8 @@ def _show(v: Any) -> str:
 
 def config_from_args(cls: type[C], ns: argparse.Namespace, *, prefix: str = "",
                      **overrides: Any) -> C:
-    """Build a validated ``cls`` from the options present in ``ns`` (absent → defaults)."""
+    """Build a validated ``cls`` from the options present in ``ns`` (absent → defaults, those
+    of the active model profile first: :func:`faceplate.core.profile.configured`)."""
     values: dict[str, Any] = {}
     for p in params(cls):
         dest = _dest(prefix, p)
@@ -76,4 +78,4 @@ def config_from_args(cls: type[C], ns: argparse.Namespace, *, prefix: str = "",
             v = getattr(ns, dest)
             values[p.name] = tuple(v) if p.kind in ("floats", "strs") else v
     values.update(overrides)
-    return cls(**values)
+    return configured(cls, **values)

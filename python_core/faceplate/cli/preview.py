@@ -33,6 +33,7 @@ from faceplate.convert.writers.base import atomic_write_bytes
 from faceplate.core.colorspace import linear_to_display_u8
 from faceplate.core.config import Param, params
 from faceplate.core.errors import ConfigError, OutputError
+from faceplate.core.profile import configured
 from faceplate.io.colormanage import ColorConfig
 from faceplate.io.media import open_source
 
@@ -148,8 +149,8 @@ def build_sheet(model_dir: Path, input_path: Path, store_path: Path | None, fram
             from faceplate.extract.pipeline import ExtractConfig, Extractor
 
             names = sorted({n for c in cfgs for n in c.extractor_masks()})
-            extractor = Extractor(ExtractConfig(masks=tuple(names), thumbnails=False,
-                                                write_faces=False))
+            extractor = Extractor(configured(ExtractConfig, masks=tuple(names),
+                                             thumbnails=False, write_faces=False))
         try:
             contexts = [SwapContext.create(
                 c, color_cfg=color_cfg if c.color == base.color else None,

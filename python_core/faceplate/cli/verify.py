@@ -73,6 +73,8 @@ def _meta_line(meta: dict[str, Any] | None) -> str:
         return "none"
     model = meta["attributes"].get("faceplate:model_id")
     extra = f", model {model}" if model else ""
+    if meta.get("model_profile"):
+        extra += f", model profile {meta['model_profile']}"
     return f"{meta['synthetic']} [{meta.get('software') or '?'}{extra}]"
 
 

@@ -54,6 +54,7 @@ from faceplate.convert.writers.patch import PatchConfig
 from faceplate.convert.writers.video import VIDEO_CONTAINERS, VideoConfig
 from faceplate.core.cpu import usable_cores
 from faceplate.core.errors import ConfigError, InputError
+from faceplate.core.profile import active_profile, configured
 from faceplate.core.types import FaceRecord, Frame
 from faceplate.io import colormanage
 from faceplate.io.colormanage import ColorConfig
@@ -366,10 +367,18 @@ def _run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLik
             from faceplate.extract.pipeline import ExtractConfig, Extractor
 
             names = cfg.extractor_masks()
-            extractor = Extractor(ExtractConfig(masks=names, thumbnails=False,
-                                                write_faces=False))
+            extractor = Extractor(configured(ExtractConfig, masks=names, thumbnails=False,
+                                             write_faces=False))
             stats.warnings.append("no alignments store: detecting faces on the fly (run "
                                   "`faceplate extract` first for faster, smoothed tracks)")
+        else:
+            made_under = st.get_meta("model_profile") or "default"
+            if made_under != active_profile().name:
+                stats.warnings.append(
+                    f"the alignments store was made under the {made_under!r} model profile "
+                    f"(its landmarks and masks come from that profile's models); this run is "
+                    f"{active_profile().name!r}: extract again under it for outputs made with "
+                    f"its models only")
         writers: list[FrameWriter] = []
         write_pool: ThreadPoolExecutor | None = None
         swap_pool: ThreadPoolExecutor | None = None

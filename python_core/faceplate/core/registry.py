@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from faceplate.core.errors import ConfigError
+from faceplate.core.profile import configured
 
 T = TypeVar("T")
 
@@ -72,13 +73,15 @@ class Registry(Generic[T]):
         return self.entry(name).config
 
     def default_config(self, name: str) -> Any:
-        return self.entry(name).config()
+        """Plugin ``name``'s default config (with the active model profile's defaults)."""
+        return configured(self.entry(name).config)
 
     def create(self, name: str, cfg: Any = None) -> T:
-        """Instantiate plugin ``name`` with ``cfg`` (its default config when None)."""
+        """Instantiate plugin ``name`` with ``cfg`` (its default config when None, with the
+        active model profile's defaults: :func:`faceplate.core.profile.configured`)."""
         entry = self.entry(name)
         if cfg is None:
-            cfg = entry.config()
+            cfg = configured(entry.config)
         elif not isinstance(cfg, entry.config):
             raise ConfigError(
                 f"{self.kind} {name!r} takes a {entry.config.__name__}, got {type(cfg).__name__}"

@@ -32,6 +32,7 @@ from scipy.optimize import linear_sum_assignment
 from faceplate.core.config import Config, option
 from faceplate.core.errors import InputError
 from faceplate.core.geometry import transform_points
+from faceplate.core.profile import configured
 from faceplate.core.types import BBox, FaceRecord, Frame, FrameInfo
 from faceplate.evaluate.metrics import (
     colour_delta,
@@ -102,7 +103,7 @@ class Evaluator:
     def __init__(self, cfg: EvaluateConfig | None = None, *,
                  encoder: IdentityEncoder | None = None) -> None:
         self.cfg = cfg if cfg is not None else EvaluateConfig()
-        self.extractor = Extractor(ExtractConfig(
+        self.extractor = Extractor(configured(ExtractConfig,
             detector=self.cfg.detector, aligner=self.cfg.aligner, masks=(), size=64,
             thumbnails=False, write_faces=False))
         self.encoder = encoder if encoder is not None else IdentityEncoder()

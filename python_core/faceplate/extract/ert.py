@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from faceplate.core.errors import ModelError
+from faceplate.core.profile import require_model
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,9 +145,11 @@ def shape_model(points: int = 68) -> ShapeModel:
 
     Raises:
         ModelError: the package or its file is missing or broken.
+        ProfileError: the active model profile excludes dlib's predictors.
     """
     if points not in (68, 5):
         raise ValueError(f"points: dlib ships 68- and 5-point predictors, not {points}")
+    require_model(f"dlib{points}")
     with _LOCK:
         try:
             return _cached(str(points))

@@ -37,6 +37,7 @@ from faceplate import __version__
 from faceplate.core.config import Config, option
 from faceplate.core.errors import ConfigError, FaceplateError, NoFacesError
 from faceplate.core.geometry import crop_matrix
+from faceplate.core.profile import active_profile, configured
 from faceplate.core.records import encode_mask
 from faceplate.core.types import (
     BBox,
@@ -434,7 +435,7 @@ def run_extract(input_path: str | Path, faces_dir: str | Path | None,
         any earlier one on the same store) yielded no face.
     """
     start = time.perf_counter()
-    extractor = extractor or Extractor(cfg or ExtractConfig())
+    extractor = extractor or Extractor(cfg or configured(ExtractConfig))
     cfg = extractor.cfg
     input_path = Path(input_path)
     store_path = Path(store_path) if store_path else default_store_path(input_path)
@@ -494,6 +495,7 @@ def _prepare_store(store: AlignmentsStore, source: FrameSource, cfg: ExtractConf
     store.set_meta("total_frames", source.total_frames)
     store.set_meta("kind", source.kind)
     store.set_meta("created_by", f"faceplate {__version__}")
+    store.set_meta("model_profile", active_profile().name)
     if previous is None:
         store.set_meta("extract_config", cfg.to_dict())
 

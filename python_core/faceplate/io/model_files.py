@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any
 
 from faceplate import __version__
 from faceplate.core.errors import ConfigError, ModelError, OutputError, SchemaVersionError
+from faceplate.core.profile import active_profile
 from faceplate.core.types import CENTERINGS
 from faceplate.io import paths
 from faceplate.io.paths import fsync_dir, sha256_file
@@ -403,7 +404,7 @@ def training_stats(iterations: int, examples_seen: int, batch_size: int,
             "batch_size": int(batch_size),
             "last_losses": {k: float(v) for k, v in last_losses.items()},
             "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "faceplate_version": __version__}
+            "faceplate_version": __version__, "model_profile": active_profile().name}
 
 
 def write_manifest(model_dir: str | os.PathLike[str], manifest: Manifest) -> Path:

@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from faceplate.core.errors import ConfigError, InputError, OutputError, UnsupportedFormatError
+from faceplate.core.profile import active_profile
 from faceplate.provenance.metadata import (
     IPTC_DIGITAL_SOURCE_TYPE,
     SYNTHETIC_TEXT,
@@ -313,7 +314,8 @@ def manifest_definition(title: str, model_id: str,
     facts: dict[str, Any] = {"statement": SYNTHETIC_TEXT,
                              "digital_source_type": IPTC_DIGITAL_SOURCE_TYPE,
                              "tool": TOOL_NAME, "tool_version": TOOL_VERSION,
-                             "model_id": str(model_id)}
+                             "model_id": str(model_id),
+                             "model_profile": active_profile().name}
     facts.update(assertions or {})
     return {
         "claim_generator_info": [{"name": TOOL_NAME, "version": TOOL_VERSION}],

@@ -8,6 +8,9 @@ The facts (:func:`provenance_attributes`) are string key/value pairs named ``fac
   (``compositeWithTrainedAlgorithmicMedia``: a composite that includes media made by a trained
   model);
 * ``faceplate:software`` — ``"Faceplate <version>"``;
+* ``faceplate:model_profile`` — the model profile the output was made under (``default`` or
+  ``commercial``: :mod:`faceplate.core.profile`), which also names the watermark's landmark fix
+  point;
 * ``faceplate:<key>`` for each item of the caller's ``extra`` (model id, frame index…), the key
   reduced to ``[A-Za-z0-9_]``.
 
@@ -46,6 +49,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from faceplate import __version__
 from faceplate.core.errors import InputError, UnsupportedFormatError
+from faceplate.core.profile import active_profile
 
 #: Tool name and version written into every file.
 TOOL_NAME = "Faceplate"
@@ -63,6 +67,7 @@ PREFIX = "faceplate:"
 KEY_SYNTHETIC = "faceplate:synthetic"
 KEY_SOURCE_TYPE = "faceplate:digitalSourceType"
 KEY_SOFTWARE = "faceplate:software"
+KEY_PROFILE = "faceplate:model_profile"
 
 #: XML namespaces of the XMP packet.
 FACEPLATE_NS = "http://ns.faceplate.invalid/provenance/1.0/"
@@ -103,14 +108,14 @@ def provenance_attributes(extra: Mapping[str, Any] | None = None) -> dict[str, s
     Args:
         extra: Additional facts (e.g. ``{"model_id": "…", "frame_index": 12}``); values are
             turned into text with ``str``; keys are reduced to ``[A-Za-z0-9_]`` (an XML name and
-            a PNG keyword). ``None`` values are left out. They cannot override the three fixed
+            a PNG keyword). ``None`` values are left out. They cannot override the four fixed
             facts.
 
     Returns:
         The fixed facts first, then ``extra`` in its order.
     """
     attrs = {KEY_SYNTHETIC: SYNTHETIC_TEXT, KEY_SOURCE_TYPE: IPTC_DIGITAL_SOURCE_TYPE,
-             KEY_SOFTWARE: SOFTWARE}
+             KEY_SOFTWARE: SOFTWARE, KEY_PROFILE: active_profile().name}
     for key, value in (extra or {}).items():
         if value is None:
             continue
@@ -457,6 +462,7 @@ def read_provenance(path: str | Path) -> dict[str, Any] | None:
         "digital_source_type": (xmp_facts.get("Iptc4xmpExt:DigitalSourceType")
                                 or attrs.get(KEY_SOURCE_TYPE)),
         "software": attrs.get(KEY_SOFTWARE),
+        "model_profile": attrs.get(KEY_PROFILE),
         "attributes": attrs,
         "xmp": "Iptc4xmpExt:DigitalSourceType" in xmp_facts,
     }
@@ -464,6 +470,7 @@ def read_provenance(path: str | Path) -> dict[str, Any] | None:
 
 __all__ = [
     "IPTC_DIGITAL_SOURCE_TYPE",
+    "KEY_PROFILE",
     "KEY_SOFTWARE",
     "KEY_SOURCE_TYPE",
     "KEY_SYNTHETIC",

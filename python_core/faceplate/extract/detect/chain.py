@@ -44,7 +44,7 @@ from faceplate.extract.detect.common import nms, rotate_frame
 from faceplate.extract.detect.verify import VERIFIERS, Verdict, VerifyConfig
 
 #: Detectors a chain may use (the chain itself excluded).
-CHAIN_MEMBERS = ("blazeface", "centerface", "dlib_hog", "dlib_cnn")
+CHAIN_MEMBERS = ("blazeface", "centerface", "dlib_hog", "dlib_cnn", "blazeface_tiles")
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ from faceplate.extract import dlib_models, mediapipe_graphs
 
 #: Keypoint indices of the mouth for detectors whose keypoints 0 and 1 are the subject's right
 #: and left eye (BlazeFace: mouth centre; CenterFace: the two mouth corners).
-MOUTH_KEYPOINTS: dict[str, tuple[int, ...]] = {"blazeface": (3,), "centerface": (3, 4)}
+MOUTH_KEYPOINTS: dict[str, tuple[int, ...]] = {"blazeface": (3,), "blazeface_tiles": (3,),
+                                              "centerface": (3, 4)}
 
 #: The two detector families whose agreement ``families`` and ``agreement`` require.
 FAMILIES = ("blazeface", "centerface")

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from faceplate.core.config import Config, option
+from faceplate.core.profile import require_model
 from faceplate.core.validate import check_image, check_points
 from faceplate.extract import dlib_models
 
@@ -61,9 +62,14 @@ class IdentityEncoder:
 
     Args:
         cfg: Options (jitter, padding); defaults when None.
+
+    Raises:
+        ProfileError: the active model profile excludes dlib's ResNet (its training data is
+            research datasets), at construction, before any work is done.
     """
 
     def __init__(self, cfg: IdentityConfig | None = None) -> None:
+        require_model("dlib_resnet")
         self.cfg = cfg if cfg is not None else IdentityConfig()
         self._lock = threading.Lock()
         self._model: Any = None

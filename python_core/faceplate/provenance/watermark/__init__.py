@@ -49,12 +49,14 @@ What it survives, what it costs and how often it is found are measured by
 from __future__ import annotations
 
 from faceplate.provenance.watermark.calibration import (
+    FIX_POINT_RAISE,
     FP_TARGET,
     N_EFFECTIVE,
     NULL_TAIL,
     SCORE_THRESHOLD,
     SECOND_PASS_THRESHOLD,
     null_tail,
+    verify_thresholds,
 )
 from faceplate.provenance.watermark.detect import (
     CHECK_SPAN,
@@ -79,8 +81,10 @@ from faceplate.provenance.watermark.embed import (
     prepare,
 )
 from faceplate.provenance.watermark.landmarks import (
+    FIX_POINTS,
     REFINE_BOX,
     REFINE_ITERATIONS,
+    fix_point_model,
     frame_landmarks,
     refine_landmarks,
 )
@@ -105,6 +109,7 @@ __all__ = [
     "CANON_SIZE",
     "CRC_BITS",
     "EMBED_PASSES",
+    "FIX_POINT_RAISE",
     "FP_TARGET",
     "ID_BITS",
     "MARKER_BITS",
@@ -118,6 +123,7 @@ __all__ = [
     "SECOND_PASS_THRESHOLD",
     "TRACK_MIN_IOU",
     "TRACK_RADIUS",
+    "FIX_POINTS",
     "DetectSession",
     "FaceMark",
     "FrameMark",
@@ -136,10 +142,12 @@ __all__ = [
     "UNMARKED_MATTE",
     "UNMARKED_OUTSIDE",
     "UNMARKED_SMALL",
+    "fix_point_model",
     "frame_landmarks",
     "mark_crop",
     "null_scores",
     "null_tail",
+    "verify_thresholds",
     "payload_bits",
     "payload_id",
     "pool_tracks",

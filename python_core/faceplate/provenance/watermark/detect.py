@@ -16,14 +16,16 @@ from typing import Any
 import numpy as np
 
 from faceplate.core.geometry import compose_affine, invert_affine
+from faceplate.core.profile import PROFILES, active_profile
+from faceplate.core.types import Frame, FrameInfo
 from faceplate.core.validate import check_image, check_points
 from faceplate.provenance.watermark.calibration import (
     SCORE_THRESHOLD,
-    SECOND_PASS_THRESHOLD,
     null_tail,
+    verify_thresholds,
 )
 from faceplate.provenance.watermark.embed import FrameMark
-from faceplate.provenance.watermark.landmarks import frame_landmarks, refine_landmarks
+from faceplate.provenance.watermark.landmarks import refine_landmarks
 from faceplate.provenance.watermark.registration import _search, _soft_bits
 from faceplate.provenance.watermark.sampling import (
     _area_factor,
@@ -102,7 +104,7 @@ def _face_source(luma: np.ndarray, landmarks: np.ndarray
 
 
 def _score_face(luma: np.ndarray, landmarks: np.ndarray,
-                threshold: float = SCORE_THRESHOLD) -> FaceMark:
+                threshold: float = SCORE_THRESHOLD, fix_points: int = 1) -> FaceMark:
     bank = _bank()
     box, sub, to_sub = _face_source(luma, landmarks)
     if sub is None:
@@ -110,7 +112,7 @@ def _score_face(luma: np.ndarray, landmarks: np.ndarray,
     scores, params, c = _search(sub, to_sub, bank.marker[None, :])
     score = float(scores[0])
     s = _soft_bits(c, bank)
-    confidence = 1.0 - null_tail(score)
+    confidence = 1.0 - null_tail(score, fix_points)
     detected = score >= threshold
     bits = (s < 0).astype(np.uint8)
     marker_errors = int(np.count_nonzero(bits[:MARKER_BITS] != bank.marker))
@@ -180,7 +182,11 @@ def mark_detectable(frame: np.ndarray, mark: FrameMark, *, frame_is_linear: bool
     view = frame[..., :3]
     if view.dtype != np.uint8 and frame_is_linear:
         view = _display_region(view, True)
-    return detect_faces(view, [mark.landmarks])[0]
+    # Judged against the strictest verifier of any profile (a mark made under one profile is
+    # also checked by the others' verify).
+    n = max(len(p.verify_landmarks) for p in PROFILES.values())
+    return _score_face(_luma(view), check_points(mark.landmarks, 68).astype(np.float64),
+                       verify_thresholds(n)[0], n)
 
 
 def _same_face(a: np.ndarray, b: np.ndarray) -> bool:
@@ -206,8 +212,12 @@ def detect_frame(frame: np.ndarray, extractor: Any | None = None, *,
         One :class:`FaceMark` per face found, left to right (empty when there is none).
 
     Two passes. First, every face the extractor finds (its detector verifies candidates), its
-    landmarks re-found from its box as the embedder does (:func:`frame_landmarks`), scored
-    against ``SCORE_THRESHOLD``. Second, the raw upright candidates of the fast detector
+    landmarks re-found from its box as the embedder does (:func:`refine_landmarks`) with each
+    fix point of the active profile's ``verify_landmarks`` in turn (the default profile: dlib68,
+    then mesh68, so marks made under either profile are found; the first that detects the mark
+    ends the search, else the best score is kept), scored against ``SCORE_THRESHOLD`` (raised
+    by ``FIX_POINT_RAISE`` per extra fix point: :func:`verify_thresholds`).
+    Second, the raw upright candidates of the fast detector
     (BlazeFace, no verification: a swapped face, e.g. blurred by a small model or half
     hidden by a hand, can fail the extractor's check and be found only upside down by its
     rotation retries), aligned the same way; those that are not a first-pass face are scored
@@ -215,19 +225,56 @@ def detect_frame(frame: np.ndarray, extractor: Any | None = None, *,
     """
     check_image(frame, "frame", dtypes=_FRAME_DTYPES, channels=(3, 4))
     ses = session if session is not None else default_session()
+    fix_points = active_profile().verify_landmarks
+    first_thr, second_thr = verify_thresholds(len(fix_points))
     rgb = _u8_rgb(frame)  # once: the landmarks of both passes are found on it
-    lms = frame_landmarks(rgb, extractor if extractor is not None else ses.extractor())
-    luma = _luma(frame) if lms else None  # once: both passes score on it
-    marks = [_score_face(luma, lm) for lm in lms] if luma is not None else []
+    ex = extractor if extractor is not None else ses.extractor()
+    h, w = rgb.shape[:2]
+    records = ex.process(Frame(FrameInfo(0, "frame", None, w, h, 0), rgb)).records
+    luma = _luma(frame) if records else None  # once: both passes score on it
+    seen: list[np.ndarray] = []
+    marks = []
+    for r in records:
+        mark, lms = _best_fix_point(rgb, luma, r.bbox, fix_points, first_thr,
+                                    r.landmarks.astype(np.float64))
+        seen += lms
+        marks.append(mark)
     for det in ses.second_detector().detect(rgb):
         if det.angle != 0.0:
             continue
-        lm = refine_landmarks(rgb, det.bbox)
-        if lm is None or any(_same_face(lm, o) for o in lms):
+        first = refine_landmarks(rgb, det.bbox, fix_point=fix_points[0])
+        if first is None or any(_same_face(first, o) for o in seen):
             continue
-        lms.append(lm)
         luma = _luma(frame) if luma is None else luma
-        mark = _score_face(luma, lm, SECOND_PASS_THRESHOLD)
-        if mark.detected:
+        mark, lms = _best_fix_point(rgb, luma, det.bbox, fix_points, second_thr, None, first)
+        seen += lms
+        if mark is not None and mark.detected:
             marks.append(mark)
     return sorted(marks, key=lambda m: m.box[0])
+
+
+def _best_fix_point(rgb: np.ndarray, luma: Any, box: Any, fix_points: Sequence[str],
+                    threshold: float, fallback: np.ndarray | None,
+                    first: np.ndarray | None = None) -> tuple[Any, list[np.ndarray]]:
+    """Score one face at the landmarks of each fix point in turn (stopping at the first that
+    detects the mark); the best-scoring :class:`FaceMark` and the landmark sets tried.
+
+    ``fallback`` (the extractor's landmarks) stands in where a fix point finds no face;
+    ``first`` is the first fix point's landmarks when already known.
+    """
+    best: FaceMark | None = None
+    tried: list[np.ndarray] = []
+    for i, fp in enumerate(fix_points):
+        lm = first if (i == 0 and first is not None) else refine_landmarks(rgb, box,
+                                                                           fix_point=fp)
+        if lm is None:
+            lm = fallback
+        if lm is None or any(np.array_equal(lm, t) for t in tried):
+            continue
+        tried.append(lm)
+        mark = _score_face(luma, lm, threshold, len(fix_points))
+        if best is None or mark.score > best.score:
+            best = mark
+        if mark.detected:
+            break
+    return best, tried

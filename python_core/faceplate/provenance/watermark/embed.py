@@ -117,7 +117,8 @@ class FrameMark:
 
     Attributes:
         landmarks: 68×2 float64 frame landmarks the canonical frame was built from (re-found
-            on the pasted face by the dlib68 aligner; the record's own when that failed).
+            on the pasted face with the profile's landmark fix point; the record's own when that
+            failed).
         to_canon: 2×3 float64 frame → canonical matrix (:func:`canonical_matrix` of them).
         change: ``CANON_SIZE``×``CANON_SIZE`` float32, the luma change in canonical pixels
             (display-sRGB units, added equally to R, G and B), before the matte.

@@ -4,11 +4,19 @@ The verifier re-detects the face on the output, and a swapped face's landmarks d
 plate's stored ones by more than the registration search covers (the benchmark's
 ``landmarks`` section measures by how much). So the embedder re-finds the landmarks on the
 pasted result (:func:`refine_landmarks`, seeded with the record's detector box) and the
-verifier runs the same procedure from its detector's box (:func:`frame_landmarks`): dlib's
-68-point predictor (evaluated by :mod:`faceplate.extract.ert`) on the area around the box,
-area-downscaled by an integer factor (blocks on the frame's own grid), re-run from the box
-fitted to its own landmarks until that (integer) box repeats, so both reach about the same
-fixed point whatever their seed boxes.
+verifier runs the same procedure from its detector's box (:func:`frame_landmarks`): a
+68-point landmark model on the area around the box, area-downscaled by an integer factor
+(blocks on the frame's own grid), re-run from the box fitted to its own landmarks until that
+(integer) box repeats, so both reach about the same fixed point whatever their seed boxes.
+
+The landmark model is a *fix point* of the registry :data:`FIX_POINTS`, chosen by the model
+profile (:mod:`faceplate.core.profile`): ``dlib68`` (dlib's 68-point predictor, evaluated by
+:mod:`faceplate.extract.ert`; the default profile) or ``mesh68`` (the face mesh's landmark
+network on a crop around the box, mapped to the 68 iBUG points by
+:data:`faceplate.extract.align.mesh68.MESH_WEIGHTS`; the commercial profile). The embedder uses
+its profile's ``mark_landmarks``; the verifier tries its profile's ``verify_landmarks`` in turn
+(the default profile both, so a mark made under either profile is found without being told
+which), and the calibrated null covers the best of those tries.
 
 Landmarks are 68×2 float64 (x, y) frame pixels, iBUG order, pixel centres at +0.5.
 """
@@ -17,12 +25,17 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
+from faceplate.core.config import Config
 from faceplate.core.geometry import MEAN_FACE_68
+from faceplate.core.profile import active_profile
+from faceplate.core.registry import Registry
 from faceplate.provenance.watermark.sampling import _display_region, _u8_rgb
 from faceplate.provenance.watermark.session import default_session
 
@@ -52,7 +65,7 @@ def _box_from_landmarks(lm: np.ndarray) -> Any:
     return BBox(float(cx - size / 2.0), float(cy - size / 2.0), size, size)
 
 
-#: At most this many extra dlib68 runs of :func:`refine_landmarks`, each from the box fitted
+#: At most this many extra landmark-model runs of :func:`refine_landmarks`, each from the box fitted
 #: to the previous run's landmarks, stopping when the (integer) box repeats: a fixed-point
 #: iteration, so the result no longer depends on the seed box (a cycle of boxes, seen on
 #: faces that are barely faces, gives the mean over the cycle).
@@ -67,16 +80,127 @@ REFINE_BOX = 192.0
 REFINE_REACH = 0.9
 
 
-def _shape_predictor() -> Any:
-    from faceplate.extract.ert import shape_model
+class FixPoint:
+    """A landmark model the fixed point runs: 68 points from an image and a box.
 
-    return shape_model(68)
+    Subclasses implement :meth:`predict`; instances are built once per process (on first use,
+    under a lock) and must be thread-safe.
+    """
+
+    registry_name: str = ""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+
+    def predict(self, img: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray:
+        """68×2 float64 (x, y) landmarks in pixel-index coordinates (pixel centres at 0, as
+        dlib gives them; NaN when the model sees no face).
+
+        Args:
+            img: H×W×3 ``uint8`` display-sRGB RGB image, C-contiguous.
+            rect: (left, top, right, bottom) inclusive pixel indices of the face box, in dlib's
+                frontal-face convention.
+        """
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class FixPointConfig(Config):
+    """The fix points have no options (both sides must run exactly the same procedure)."""
+
+
+#: The landmark models the watermark's fixed point can run (``dlib68``, ``mesh68``).
+FIX_POINTS: Registry[FixPoint] = Registry("watermark landmark fix point")
+
+
+@FIX_POINTS.register("dlib68", config=FixPointConfig)
+class Dlib68FixPoint(FixPoint):
+    """dlib's 68-point predictor (iBUG 300-W: non-commercial training data)."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg)
+        from faceplate.extract.ert import shape_model
+
+        self._model = shape_model(68)
+
+    def predict(self, img: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray:
+        return np.asarray(self._model.predict(img, rect), np.float64)
+
+
+#: The mesh fix point's crop: the face box is ``MESH_FACE`` of the network's 192-pixel input
+#: (the framing of the chain's presence verifier; the face mesh's own region is similar).
+MESH_FACE = 100.0 / 192.0
+
+
+@FIX_POINTS.register("mesh68", config=FixPointConfig)
+class Mesh68FixPoint(FixPoint):
+    """The face mesh's landmark network (Apache 2.0, Google's data) mapped to 68 iBUG points.
+
+    The box's square surroundings (side = box / ``MESH_FACE``, zero outside the image) are
+    area-resampled to the network's input, so the network reads about the same pixels
+    whatever the resolution; a face-presence below 0.5 gives NaN (no face).
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg)
+        from faceplate.core.profile import require_model
+        from faceplate.extract.align.mesh68 import MESH_WEIGHTS
+        from faceplate.extract.mediapipe_graphs import LANDMARK_INPUT, FaceLandmarkNet
+
+        require_model("face_mesh")
+        self._net = FaceLandmarkNet()
+        self._weights = MESH_WEIGHTS
+        self._side = LANDMARK_INPUT
+
+    def predict(self, img: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray:
+        left, top, right, bottom = rect
+        bw, bh = right - left + 1, bottom - top + 1
+        side = max(8, int(round(math.sqrt(bw * bh) / MESH_FACE)))
+        x0 = int(round((left + right + 1) / 2.0 - side / 2.0))
+        y0 = int(round((top + bottom + 1) / 2.0 - side / 2.0))
+        h, w = img.shape[:2]
+        crop = np.zeros((side, side, 3), np.uint8)
+        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, w), min(y0 + side, h)
+        if sx1 > sx0 and sy1 > sy0:
+            crop[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = img[sy0:sy1, sx0:sx1]
+        n = self._side
+        interp = cv2.INTER_AREA if side >= n else cv2.INTER_LINEAR
+        pts, presence = self._net.run(cv2.resize(crop, (n, n), interpolation=interp))
+        if presence < 0.5:
+            return np.full((68, 2), np.nan)
+        # Network points: crop edges at 0 and n (pixel centres at +0.5) → image pixel indices.
+        xy = pts[:, :2] * (side / n) + np.array([x0, y0], np.float64) - 0.5
+        return np.asarray(self._weights @ xy, np.float64)
+
+
+_FIX_LOCK = threading.Lock()
+_FIX_MODELS: dict[str, FixPoint] = {}
+
+
+def fix_point_model(name: str | None = None) -> FixPoint:
+    """The fix point ``name`` (None: the active profile's ``mark_landmarks``), built once per
+    process. Raises :class:`~faceplate.core.profile.ProfileError` when the active profile
+    excludes its model."""
+    key = active_profile().mark_landmarks if name is None else name
+    FIX_POINTS.entry(key)  # unknown names: a ConfigError listing the valid ones
+    with _FIX_LOCK:
+        model = _FIX_MODELS.get(key)
+        if model is None:
+            model = FIX_POINTS.create(key)
+            _FIX_MODELS[key] = model
+        return model
+
+
+def _shape_predictor() -> Any:
+    """The active profile's embedding fix point (loaded now)."""
+    return fix_point_model()
 
 
 def refine_landmarks(frame: np.ndarray, seed_box: Any, *, frame_is_linear: bool = False,
                      patch: tuple[tuple[int, int, int, int], np.ndarray] | None = None,
-                     iterations: int | None = None) -> np.ndarray | None:
-    """Re-find a face's 68 landmarks on ``frame`` with dlib's 68-point predictor, from a box.
+                     iterations: int | None = None,
+                     fix_point: str | None = None) -> np.ndarray | None:
+    """Re-find a face's 68 landmarks on ``frame`` with a fix point's landmark model, from a box.
 
     The embedder's procedure, also the verifier's (:func:`frame_landmarks`): the area around
     the box is converted to uint8 display sRGB, area-downscaled so that the box is about
@@ -92,6 +216,8 @@ def refine_landmarks(frame: np.ndarray, seed_box: Any, *, frame_is_linear: bool 
             pixels (float32, the frame's colour space; :func:`embed_in_frame`'s composite).
         iterations: At most this many extra runs from the landmarks' own box (None:
             ``REFINE_ITERATIONS``).
+        fix_point: The landmark model (a :data:`FIX_POINTS` name; None: the active profile's
+            ``mark_landmarks``, the embedder's).
 
     Returns:
         68×2 float64 (x, y) frame pixels, or None when the box is degenerate or off the frame.
@@ -132,7 +258,7 @@ def refine_landmarks(frame: np.ndarray, seed_box: Any, *, frame_is_linear: bool 
     kx = ky = 1.0 / f
     scale = np.array([kx, ky])
     origin = np.array([x0, y0], np.float64)
-    model = _shape_predictor()
+    model = fix_point_model(fix_point)
     bx, by, bw, bh = seed_box.x, seed_box.y, seed_box.w, seed_box.h
     runs: list[tuple[tuple[int, int, int, int], np.ndarray]] = []
     extra = REFINE_ITERATIONS if iterations is None else iterations
@@ -159,12 +285,12 @@ def refine_landmarks(frame: np.ndarray, seed_box: Any, *, frame_is_linear: bool 
 
 
 def frame_landmarks(frame: np.ndarray, extractor: Any | None = None, *,
-                    refine: bool = True) -> list[np.ndarray]:
+                    refine: bool = True, fix_point: str | None = None) -> list[np.ndarray]:
     """68-point landmarks of every face in a display-sRGB frame, in the extractor's order.
 
     The extractor's detector finds the faces; with ``refine`` each face's landmarks are then
-    :func:`refine_landmarks` from its detector box (the embedder's own procedure; the
-    extractor's landmarks when that fails).
+    :func:`refine_landmarks` from its detector box with ``fix_point`` (None: the active
+    profile's embedding fix point; the extractor's landmarks when that fails).
     """
     from faceplate.core.types import Frame, FrameInfo
 
@@ -174,6 +300,6 @@ def frame_landmarks(frame: np.ndarray, extractor: Any | None = None, *,
     res = ex.process(Frame(FrameInfo(0, "frame", None, w, h, 0), rgb))
     out = []
     for r in res.records:
-        lm = refine_landmarks(rgb, r.bbox) if refine else None
+        lm = refine_landmarks(rgb, r.bbox, fix_point=fix_point) if refine else None
         out.append(lm if lm is not None else r.landmarks.astype(np.float64))
     return out

@@ -32,10 +32,11 @@ class DetectSession:
         """The extractor whose faces the first pass scores."""
         with self._lock:
             if self._extractor is None:
+                from faceplate.core.profile import configured
                 from faceplate.extract.pipeline import ExtractConfig, Extractor
 
-                self._extractor = Extractor(ExtractConfig(masks=(), write_faces=False,
-                                                          thumbnails=False))
+                self._extractor = Extractor(configured(ExtractConfig, masks=(),
+                                                       write_faces=False, thumbnails=False))
             return self._extractor
 
     def second_detector(self) -> Any:

@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from faceplate.provenance.watermark.calibration import SCORE_THRESHOLD, null_tail
+from faceplate.core.profile import active_profile
+from faceplate.provenance.watermark.calibration import null_tail, verify_thresholds
 from faceplate.provenance.watermark.detect import FaceMark
 
 #: The video verdict (:func:`pool_tracks`): neighbouring checked frames on each side whose
@@ -25,7 +26,8 @@ def pool_tracks(frames: Sequence[Sequence[FaceMark]], radius: int = TRACK_RADIUS
     just under the threshold between neighbours that score well above it. Here a face's
     *track window* is itself plus, in each of the ``radius`` checked frames before and after
     it, the face whose box overlaps its own the most (IoU ≥ ``min_iou``); the face is also
-    detected when the window's mean score reaches ``SCORE_THRESHOLD``.
+    detected when the window's mean score reaches ``SCORE_THRESHOLD`` (the active profile's
+    verifier's: :func:`verify_thresholds`).
 
     False positives stay bounded without a new calibration: a mean at or above the threshold
     needs at least one member at or above it, i.e. a face detected on its own, so an unmarked
@@ -44,6 +46,8 @@ def pool_tracks(frames: Sequence[Sequence[FaceMark]], radius: int = TRACK_RADIUS
     """
     from faceplate.core.types import BBox
 
+    fix_points = len(active_profile().verify_landmarks)  # as detect_frame's marks
+    threshold = verify_thresholds(fix_points)[0]
     boxes = [[BBox(*(float(v) for v in m.box)) for m in marks] for marks in frames]
     out: list[list[FaceMark]] = []
     n = len(frames)
@@ -62,10 +66,10 @@ def pool_tracks(frames: Sequence[Sequence[FaceMark]], radius: int = TRACK_RADIUS
                 row.append(m)
                 continue
             mean = float(np.mean(scores))
-            if m.detected or mean < SCORE_THRESHOLD:
+            if m.detected or mean < threshold:
                 row.append(replace(m, track_score=mean))
                 continue
-            p = min(1.0, len(scores) * null_tail(mean))
+            p = min(1.0, len(scores) * null_tail(mean, fix_points))
             row.append(replace(m, detected=True, by_track=True, track_score=mean,
                                confidence=max(m.confidence, 1.0 - p)))
         out.append(row)
