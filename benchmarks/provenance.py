@@ -13,10 +13,15 @@ verdict of ``faceplate verify`` (``detected_video``: ``watermark.pool_tracks`` w
 source clip). False positives: every frame of every sample video and every sample photo,
 unmarked, judged both ways. PSNR: over the matte (> 0.5), marked against the same swap without the
 mark. Embed cost: ``embed_in_frame`` (landmark refinement included) on the 1080p swaps, and the
-``watermark`` stage time inside ``swap_frame``. Writes JSON (``--output``) and prints it.
-Never asserts.
+``watermark`` stage time inside ``swap_frame``. ``reduced_set`` (issue 16, point 1): both
+pattern sets' thresholds and their combined false-positive rate per face, and for the cases
+the full set may not fit (:data:`FIT_CASES`: the matte eroded from below or above, a
+mouth-only mask, downscaled frames) the faces left unmarked with the full set alone and with
+both, what the verifier finds, and the attacks on the erode-bottom faces marked with both.
+Writes JSON (``--output``) and prints it. Never asserts.
 
-Usage: python benchmarks/provenance.py [--quick] [--step N] [--output bench_out/provenance.json]
+Usage: python benchmarks/provenance.py [--quick] [--step N] [--fit-only | --skip-fit]
+[--output bench_out/provenance.json]
 (the default is the full run: 190 swapped frames per resolution, about 5 minutes on 2 cores).
 """
 
@@ -165,12 +170,6 @@ def detection(clips: dict[str, list[np.ndarray]], starts: dict[str, list[int]],
     return out
 
 
-#: The frames the detector's null was fitted on (``tools/calibrate_watermark_null.py``'s
-#: CLIPS: every 4th frame of single_face.mp4, every 10th of the woman's clip); every other
-#: unmarked frame and photo is held out (issue 16, point 3).
-FIT_FRAMES = {"single_face.mp4": 4, "WolfgangLanger_Pexels.mp4": 10}
-
-
 def false_positives() -> dict[str, Any]:
     """Every unmarked frame of the sample videos and every sample photo, judged alone and
     with the video verdict; reported in all and split into the frames the null was fitted
@@ -181,15 +180,16 @@ def false_positives() -> dict[str, Any]:
 
     faces = detected = frames = video = 0
     top: list[float] = []
+    by_set: dict[str, list[float]] = {p.name: [] for p in wm.PATTERN_SETS}
     per: dict[str, int] = {}
     split: dict[str, dict[str, Any]] = {k: {"frames": 0, "faces": 0, "detected": 0,
                                             "scores": []} for k in ("fit", "held_out")}
     sources: list[tuple[str, Any, bool]] = []
+    from faceplate.provenance.watermark.calibration import calibration_frame
+
     for name in VIDEOS:
-        every = FIT_FRAMES.get(name)
         with open_source(samples.path(name)) as src:
-            sources += [(name, f.rgb, every is not None and f.info.index % every == 0)
-                        for f in src]
+            sources += [(name, f.rgb, calibration_frame(name, f.info.index)) for f in src]
     for name in PHOTOS:
         sources.append((name, read_image(samples.path(name)).rgb, False))
     by_video: dict[str, list[list[Any]]] = {}
@@ -205,6 +205,8 @@ def false_positives() -> dict[str, Any]:
             part["faces"] += 1
             part["scores"].append(mark.score)
             top.append(mark.score)
+            for ps, x in zip(wm.PATTERN_SETS, mark.set_scores):
+                by_set[ps.name].append(x)
             if mark.detected:
                 detected += 1
                 part["detected"] += 1
@@ -220,12 +222,115 @@ def false_positives() -> dict[str, Any]:
             "score_max": float(max(top, default=0.0)),
             "score_p99": float(np.quantile(top, 0.99)) if top else 0.0,
             "threshold": wm.SCORE_THRESHOLD,
+            # Each pattern set's own score on every face (``score_max`` above is the full
+            # set's, the reported score of a face no set detects).
+            "by_set": {k: {"score_max": float(max(v, default=0.0)),
+                           "score_p99": float(np.quantile(v, 0.99)) if v else 0.0,
+                           "threshold": wm.NULLS[k].threshold,
+                           "at_or_above_threshold": int(sum(x >= wm.NULLS[k].threshold
+                                                            for x in v))}
+                       for k, v in by_set.items()},
             "split": {k: {"frames": v["frames"], "faces": v["faces"],
                           "detected": v["detected"],
                           "false_positive_rate": v["detected"] / max(1, v["faces"]),
                           "score_max": float(max(v["scores"], default=0.0)),
                           "score_p99": float(np.quantile(v["scores"], 0.99))
                           if v["scores"] else 0.0} for k, v in split.items()}}
+
+
+#: The cases of issue 16, point 1 whose faces the full pattern set may not fit: (name,
+#: ConvertConfig options, frame scale). ``erode_bottom_30`` and ``erode_top_40`` erode the
+#: matte from below / above (% of the crop side), ``mouth_only`` pastes only the stored
+#: ``mesh_mouth`` mask, ``small_0.3``/``small_0.2`` swap the frame downscaled (area) to that
+#: factor with the default matte.
+FIT_CASES: tuple[tuple[str, dict[str, Any], float], ...] = (
+    ("erode_bottom_30", {"erode_bottom": 30.0}, 1.0),
+    ("erode_top_40", {"erode_top": 40.0}, 1.0),
+    ("mouth_only", {"mask": ("mesh_mouth",)}, 1.0),
+    ("small_0.3", {}, 0.3),
+    ("small_0.2", {}, 0.2),
+)
+#: Sample clips (640×360) the cases are measured on, and every Nth frame of each (× step).
+FIT_CLIPS = (("single_face.mp4", 3), ("WolfgangLanger_Pexels.mp4", 16))
+
+
+def fit_cases(step: int, model_id_out: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Faces left unmarked with the full pattern set alone (``before``) and with every set
+    (``after``: ``watermark.mark_fitted``, what ``swap_frame`` does), per case of
+    :data:`FIT_CASES`; each face is swapped once (the real ``swap_frame`` with the mark left
+    out), marked both ways on copies, and the verifier (``detect_frame``, its own detection
+    and landmarks) judges both. Returns (the counts, {case: [(clip, frame marked with every
+    set)]} for the attacks)."""
+    from tests import provenance_attacks as attacks
+    from tests.convert_model import trained_model
+
+    from faceplate.convert.swap import ConvertConfig, TorchPredictor
+    from faceplate.extract.pipeline import ExtractConfig, Extractor
+    from faceplate.io import samples
+    from faceplate.io.media import open_source
+    from faceplate.provenance import watermark as wm
+
+    pred = TorchPredictor(trained_model(None))
+    model_id_out.append(pred.model_id)
+    ex = Extractor(ExtractConfig(masks=("extended", "mesh_mouth"), write_faces=False,
+                                 thumbnails=False))
+    out: dict[str, Any] = {}
+    marked_frames: dict[str, list[Any]] = {}
+    frames: list[tuple[str, np.ndarray]] = []
+    for name, every in FIT_CLIPS:
+        with open_source(samples.path(name)) as src:
+            frames += [(name, f.rgb) for f in src if f.info.index % (every * step) == 0]
+    for case, opts, scale in FIT_CASES:
+        cfg = ConvertConfig(**opts)
+        row: dict[str, Any] = {"faces": 0, "frames": 0, "options": {k: list(v) if isinstance(
+            v, tuple) else v for k, v in opts.items()}, "frame_scale": scale}
+        for key in ("before", "after"):
+            row[key] = {"unmarked": 0, "verified": 0, "by_set": {}}
+        for clip, rgb in frames:
+            if scale != 1.0:
+                import cv2
+
+                h, w = rgb.shape[:2]
+                rgb = cv2.resize(rgb, (round(w * scale), round(h * scale)),
+                                 interpolation=cv2.INTER_AREA)
+            recs = _records(ex, rgb)
+            if len(recs) != 1:
+                continue
+            sw = attacks.real_swap(rgb, recs, pred, cfg)
+            ys, xs = np.nonzero(sw.matte > 0.0)
+            if not len(xs):
+                continue
+            row["frames"] += 1
+            row["faces"] += 1
+            box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+            matte = np.ascontiguousarray(sw.matte[box[1]:box[3], box[0]:box[2]])
+            for key, sets in (("before", ("full",)), ("after", None)):
+                f = sw.plain.copy()
+                mark, found = wm.mark_fitted(f, box, matte, recs[0].landmarks, pred.model_id,
+                                             frame_is_linear=False, seed_box=recs[0].bbox,
+                                             pattern_sets=sets)
+                r = row[key]
+                if not isinstance(mark, wm.FrameMark) or not found:
+                    r["unmarked"] += 1
+                else:
+                    r["by_set"][mark.pattern_set] = r["by_set"].get(mark.pattern_set, 0) + 1
+                r["verified"] += any(m.detected for m in wm.detect_frame(f))
+                if isinstance(mark, wm.FrameMark):
+                    r.setdefault("psnr", []).append(attacks.face_psnr(f, sw.plain, sw.matte))
+                if key == "after":
+                    marked_frames.setdefault(case, []).append((clip, f))
+        for key in ("before", "after"):  # over the matte (> 0.5), marked against unmarked
+            ps = row[key].pop("psnr", [])
+            row[key]["psnr_face_db"] = ({"mean": float(np.mean(ps)), "min": float(np.min(ps))}
+                                        if ps else None)
+        out[case] = row
+    return out, marked_frames
+
+
+def _attacks_on(marked: list[tuple[str, np.ndarray]], model_id: str) -> dict[str, Any]:
+    """:func:`detection` on [(clip, marked frame)] (the video verdict within each clip)."""
+    starts = [i for i, (clip, _) in enumerate(marked) if i == 0 or marked[i - 1][0] != clip]
+    return detection({"640x360": [f for _, f in marked]}, {"640x360": starts}, model_id)
 
 
 def timing(big: list[Any], model_id: str) -> dict[str, Any]:
@@ -280,6 +385,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true",
                     help="a smaller run: every 6th of the full run's frames (~64 swaps)")
     ap.add_argument("--output", type=Path, default=Path("bench_out/provenance.json"))
+    ap.add_argument("--fit-only", action="store_true",
+                    help="only the faces the mark fits (issue 16, point 1: fit_cases, the "
+                         "attacks on the erode-bottom faces) and the false positives")
+    ap.add_argument("--skip-fit", action="store_true",
+                    help="leave out the fit cases (reduced_set)")
     args = ap.parse_args()
 
     from tests import provenance_attacks as attacks
@@ -288,6 +398,31 @@ def main() -> None:
 
     t0 = time.perf_counter()
     step = max(args.step, 6) if args.quick else args.step
+    fit_step = 2 if args.quick else 1
+    ids: list[str] = []
+    # Both pattern sets' thresholds and their combined false-positive rate per face.
+    reduced: dict[str, Any] = {
+        "combined_false_positive_rate": wm.combined_rate(),
+        "thresholds": {k: {"threshold": n.threshold,
+                           "second_pass_threshold": n.second_pass_threshold,
+                           "tail_at_threshold": wm.null_tail(n.threshold, k),
+                           "fitted_on": n.fitted_on} for k, n in wm.NULLS.items()}}
+    if not args.skip_fit:
+        fitted, fitted_frames = fit_cases(fit_step, ids)
+        reduced.update({
+            "fit_cases": fitted, "fit_clips": [list(c) for c in FIT_CLIPS],
+            "fit_step": fit_step,
+            # The faces marked with every set under erode_bottom_30 (mostly the upper set),
+            # after each attack (the video verdict within each clip).
+            "attacks_erode_bottom_30": _attacks_on(fitted_frames.get("erode_bottom_30", []),
+                                                   ids[0])})
+    if args.fit_only:
+        report = {"benchmark": "provenance", "machine": machine_info(), "fit_only": True,
+                  "quick": args.quick, "reduced_set": reduced,
+                  "false_positives": false_positives()}
+        report["seconds"] = time.perf_counter() - t0
+        write_report(report, args.output)
+        return
     swaps, starts, stage_times, model_id, unmarked = swapped_clips(step)
     psnr = {res: [attacks.face_psnr(s.marked, s.plain, s.matte) for s in v]
             for res, v in swaps.items()}
@@ -310,6 +445,7 @@ def main() -> None:
                                model_id),
         "false_positives": false_positives(),
         "unmarked": unmarked,
+        "reduced_set": reduced,
         "flicker": flicker(model_id),
         "timing": {**timing(swaps.get("1920x1080", []), model_id), **stage_times},
     }

@@ -123,24 +123,24 @@ def real_swap(frame: np.ndarray, faces: Sequence[FaceRecord], predictor: Predict
     """Swap a uint8 frame with ``swap_frame`` (the mark included), and the same without it.
 
     The unmarked reference is the same ``swap_frame`` call with the watermark step skipped
-    (the swap module's ``mark_face`` swapped for a no-op for that one call): every other
+    (the swap module's ``mark_fitted`` swapped for a no-op for that one call): every other
     pixel is the product's.
     """
     from faceplate.convert import swap as swap_mod
 
     cfg = cfg if cfg is not None else ConvertConfig()
     res = swap_mod.swap_frame(frame, faces, predictor, cfg, frame_is_linear=False)
-    real = swap_mod.mark_face
+    real = swap_mod.mark_fitted
     try:
-        swap_mod.mark_face = _no_mark
+        swap_mod.mark_fitted = _no_mark
         plain = swap_mod.swap_frame(frame, faces, predictor, cfg, frame_is_linear=False)
     finally:
-        swap_mod.mark_face = real
+        swap_mod.mark_fitted = real
     return Swapped(res.frame, plain.frame, res.matte())
 
 
-def _no_mark(*args: object, **kwargs: object) -> Unmarked:
-    return Unmarked("left out for the reference")
+def _no_mark(*args: object, **kwargs: object) -> tuple[Unmarked, bool]:
+    return Unmarked("left out for the reference"), True
 
 
 def swap_face(frame: np.ndarray, landmarks: np.ndarray, model_id: str,

@@ -120,21 +120,43 @@ def test_tampered_png_fails_validation_but_is_reported(clip, model_dir, tmp_path
     shutil.rmtree(seq)
 
 
-def test_faces_left_unmarked_are_counted_everywhere(clip, model_dir, tmp_path, capsys):
-    """Issue 16, point 1: a swapped face the mark does not fit (here the matte eroded from
-    below, so it covers well under half of the mark's area) is named, with why, in convert's
-    summary and JSON report, the outputs' provenance metadata, the preview and the Natron
-    node's message; and the count is true: the verifier finds no mark on those frames. (The
-    judgement scores the mark at the landmarks it was embedded at; near the threshold, where
-    the verifier's own landmarks differ a little, it may call a face unmarked that the
-    verifier still finds: at an erosion of 30 px after the occlusion merge's float mask
-    resampling, frame 2 was such a case. It errs towards reporting.)"""
+def test_eroded_matte_gets_the_upper_set_and_verifies(clip, model_dir, tmp_path, capsys):
+    """Issue 16, point 1: with the matte eroded 30 % from below (it covers 56 % of the full
+    pattern set's area, and the full set's mark is not found: every face was left unmarked
+    before) every face gets the upper-face pattern set, nothing is reported unmarked, and
+    `faceplate verify` finds each mark with its own detection, without being told the set."""
     video, store = clip
     seq = tmp_path / "seq"
     report = tmp_path / "convert.json"
     assert main(["convert", "--model", str(model_dir), "--input", str(video), "--alignments",
                  str(store), "--output", str(seq), "--format", "png8", "--frame-ranges", "0-2",
-                 "--mask-erode-bottom", "40", "--json", str(report)]) == 0
+                 "--mask-erode-bottom", "30", "--json", str(report)]) == 0
+    out = capsys.readouterr()
+    rep = json.loads(report.read_text())
+    assert rep["faces"] == 3 and rep["faces_unmarked"] == 0 and rep["unmarked"] == [], rep
+    assert "without the watermark" not in out.err
+    code, vrep = _verify(seq, tmp_path, "--track", "0")
+    faces = [f for fr in vrep["frames"] for f in fr["faces"] or []]
+    assert code == 0 and len(faces) == 3, vrep
+    assert all(f["detected"] and f["pattern_set"] == "upper" for f in faces), faces
+    assert all(f["payload"] == faces[0]["payload"] and f["payload"] for f in faces), faces
+
+
+def test_faces_left_unmarked_are_counted_everywhere(clip, model_dir, tmp_path, capsys):
+    """Issue 16, point 1: a swapped face the mark does not fit (here the matte eroded 40 %
+    from above: the eyes and brows are gone, so neither the full pattern set, whose area it
+    covers 80 %, nor the upper-face set is found) is named, with why, in convert's summary
+    and JSON report, the outputs' provenance metadata, the preview and the Natron node's
+    message; and the count is true: the verifier finds no mark on those frames. (The
+    judgement scores the mark at the landmarks it was embedded at; near the threshold, where
+    the verifier's own landmarks differ a little, it may call a face unmarked that the
+    verifier still finds. It errs towards reporting.)"""
+    video, store = clip
+    seq = tmp_path / "seq"
+    report = tmp_path / "convert.json"
+    assert main(["convert", "--model", str(model_dir), "--input", str(video), "--alignments",
+                 str(store), "--output", str(seq), "--format", "png8", "--frame-ranges", "0-2",
+                 "--mask-erode-top", "40", "--json", str(report)]) == 0
     out = capsys.readouterr()
     rep = json.loads(report.read_text())
     assert rep["faces"] == 3 and rep["faces_unmarked"] == 3, rep
@@ -170,10 +192,10 @@ def test_faces_left_unmarked_are_counted_everywhere(clip, model_dir, tmp_path, c
     # The preview labels the cell and names the face.
     sheet = tmp_path / "sheet.png"
     assert main(["preview", "--model", str(model_dir), "--input", str(video), "--alignments",
-                 str(store), "--frames", "1", "--settings", "erode_bottom=40", "color=rct",
+                 str(store), "--frames", "1", "--settings", "erode_top=40", "color=rct",
                  "-o", str(sheet)]) == 0
     err = capsys.readouterr().err
-    assert "left without the watermark: frame 1, erode_bottom=40: face 0: mark too weak" in err
+    assert "left without the watermark: frame 1, erode_top=40: face 0: mark too weak" in err
     assert "color=rct" not in err
 
     # The Natron node's message.
@@ -186,7 +208,7 @@ def test_faces_left_unmarked_are_counted_everywhere(clip, model_dir, tmp_path, c
         rgb = src.read(1).rgb
     lin = srgb_to_linear(rgb.astype(np.float32) / np.float32(255.0))
     rgba = np.ascontiguousarray(np.concatenate([lin, np.ones_like(lin[..., :1])], axis=2))
-    res = render(SWAP_ID, rgba, {"model": str(model_dir), "erode_bottom": 40.0})
+    res = render(SWAP_ID, rgba, {"model": str(model_dir), "erode_top": 40.0})
     assert res.faces == 1
     assert "left without the watermark: face 0: mark too weak to detect" in res.status, res.status
     assert render(SWAP_ID, rgba, {"model": str(model_dir)}).status == ""

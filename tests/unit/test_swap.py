@@ -106,15 +106,16 @@ def test_patch_face_carries_the_frame_mark(plate, torch_pred, monkeypatch):
     rgb, faces, _, _ = plate
     cfg = ConvertConfig(mask=("extended",))
     marks: list[Any] = []
-    real = swap_mod.mark_face
+    real = swap_mod.mark_fitted
 
     def spy(*args: Any, **kwargs: Any) -> Any:
-        marks.append(real(*args, **kwargs))
-        return marks[-1]
+        got = real(*args, **kwargs)
+        marks.append(got[0])
+        return got
 
-    monkeypatch.setattr(swap_mod, "mark_face", spy)
+    monkeypatch.setattr(swap_mod, "mark_fitted", spy)
     res = swap_frame(rgb, faces, torch_pred, cfg, frame_is_linear=False)
-    monkeypatch.setattr(swap_mod, "mark_face", _no_mark)
+    monkeypatch.setattr(swap_mod, "mark_fitted", _no_mark)
     plain = swap_frame(rgb, faces, torch_pred, cfg, frame_is_linear=False)
     (mark,) = marks
     p, q = res.patches[0], plain.patches[0]
@@ -163,8 +164,8 @@ def test_rgba_float_raw_writes_the_matte_into_alpha(plate, torch_pred):
     assert alpha.max() == 1.0 and (alpha == 0).mean() > 0.8
 
 
-def _no_mark(*args: object, **kwargs: object) -> watermark.Unmarked:
-    return watermark.Unmarked("left out by the test")
+def _no_mark(*args: object, **kwargs: object) -> tuple[watermark.Unmarked, bool]:
+    return watermark.Unmarked("left out by the test"), True
 
 
 @pytest.fixture
@@ -172,7 +173,7 @@ def unmarked(monkeypatch: pytest.MonkeyPatch) -> None:
     """``swap_frame`` without its watermark step, for tests that compare the swaps themselves
     (the mark is added on the final pixels and its QIM lattice choice may flip between two
     nearly equal hosts; the marks are checked separately)."""
-    monkeypatch.setattr(swap_mod, "mark_face", _no_mark)
+    monkeypatch.setattr(swap_mod, "mark_fitted", _no_mark)
 
 
 def _mark_of(frame: np.ndarray) -> Any:
@@ -214,7 +215,7 @@ def test_uint8_and_float_srgb_frames_both_carry_the_mark(plate, trained_dir):
     for f in (a, b):
         _assert_marked(f, pred.model_id)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(swap_mod, "mark_face", _no_mark)
+        mp.setattr(swap_mod, "mark_fitted", _no_mark)
         plain = _swap_pair(rgb, faces, pred, pred, cfg, True)
     assert not any(_mark_of(f).detected for f in plain)
     # The marks are the same size: a few 1/255 at most, never a different picture.
@@ -232,7 +233,7 @@ def test_torch_and_onnx_predictors_agree(plate, model_dir, torch_pred):
     assert np.abs(ft - fo).max() < 1e-4 and np.abs(mt - mo).max() < 1e-4
     cfg = ConvertConfig(mask=("learned", "extended"))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(swap_mod, "mark_face", _no_mark)
+        mp.setattr(swap_mod, "mark_fitted", _no_mark)
         a, b = _swap_pair(rgb, faces, torch_pred, onnx, cfg, False)
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
     assert onnx.model_id == torch_pred.model_id

@@ -240,7 +240,7 @@ def test_second_pass_runs_only_where_the_matte_attenuates(photo: tuple[np.ndarra
     import dataclasses
 
     uncapped = dataclasses.replace(wm_scheme._bank(), max_energy=float("inf"))
-    monkeypatch.setattr(wm_embed, "_bank", lambda: uncapped)
+    monkeypatch.setattr(wm_embed, "_bank", lambda name="full": uncapped)
 
     def lattice_error(frame: np.ndarray, mark: wm.FrameMark) -> float:
         b = uncapped
@@ -467,3 +467,90 @@ def test_mark_flicker_on_a_static_face_stays_under_the_grain(photo: tuple[np.nda
     assert np.mean(held["flicker_rms"]) <= 0.75 * np.mean(held["grain_rms"])
     tracked = attacks.mark_flicker(rgb, lm, SHA, frames=6, track=True)
     assert max(tracked["flicker_rms"]) <= 2.0
+
+
+# --------------------------------------------------------------------------------------------
+# Pattern sets: the full set and the reduced upper-face set (issue 16, point 1)
+
+
+@pytest.mark.parametrize("name", [p.name for p in wm.PATTERN_SETS])
+def test_every_pattern_set_round_trips(photo: tuple[np.ndarray, np.ndarray], name: str) -> None:
+    """Contract over the pattern sets: each embeds the whole payload within the PSNR budget,
+    and the verifier, searching every set without being told, finds it with that set."""
+    rgb, lm = photo
+    sw, box, matte = _pasted(rgb, lm)
+    frame = sw.plain.copy()
+    mark = wm.mark_face(frame, box, matte, lm, SHA, frame_is_linear=False, pattern_set=name)
+    assert isinstance(mark, wm.FrameMark) and mark.pattern_set == name
+    assert mark.cover > wm.FULL_COVER
+    assert attacks.face_psnr(frame, sw.plain, sw.matte) >= 45.0
+    (got,) = wm.detect_faces(frame, [lm])
+    assert got.detected and got.pattern_set == name and got.payload == SHA[:4]
+    assert len(got.set_scores) == len(wm.PATTERN_SETS)
+    for ps, score in zip(wm.PATTERN_SETS, got.set_scores):
+        if ps.name != name:  # another set's patterns see no mark
+            assert score < wm.NULLS[ps.name].threshold
+    bank = wm_scheme._bank(name)
+    gram = bank.patterns @ bank.patterns.T
+    assert np.abs(gram - np.eye(len(gram))).max() < 1e-4
+    assert np.array_equal(bank.marker, wm_scheme._bank().marker)  # one payload layout
+    with pytest.raises(ValueError, match="pattern set"):
+        wm.mark_face(frame, box, matte, lm, SHA, frame_is_linear=False, pattern_set="lower")
+
+
+def test_mark_fitted_uses_the_upper_set_where_the_matte_leaves_the_lower_face(
+        photo: tuple[np.ndarray, np.ndarray]) -> None:
+    """A matte eroded from below (here: nothing under the nose tip) leaves the full set's
+    mark too weak to find; mark_fitted then marks with the upper-face set, which the verifier
+    finds with its own detection and landmarks. A matte over the lower face only fits
+    neither: the full set's mark is kept and the face counts as unmarked."""
+    rgb, lm = photo
+    sw, box, matte = _pasted(rgb, lm)
+    nose = int(lm[33, 1]) - box[1]
+    low_cut = matte.copy()
+    low_cut[nose + 4:] = 0.0
+    full_only = sw.plain.copy()
+    mark, found = wm.mark_fitted(full_only, box, low_cut, lm, SHA, frame_is_linear=False,
+                                 pattern_sets=("full",))
+    assert isinstance(mark, wm.FrameMark) and mark.pattern_set == "full" and not found
+    assert 0.3 < mark.cover < wm.FULL_COVER
+    assert not any(m.detected for m in wm.detect_frame(full_only))
+    frame = sw.plain.copy()
+    mark, found = wm.mark_fitted(frame, box, low_cut, lm, SHA, frame_is_linear=False)
+    assert isinstance(mark, wm.FrameMark) and mark.pattern_set == "upper" and found
+    (got,) = wm.detect_frame(frame)
+    assert got.detected and got.pattern_set == "upper" and got.payload == SHA[:4]
+    outside = np.zeros(frame.shape[:2], bool)
+    outside[box[1]:box[3], box[0]:box[2]] = low_cut == 0.0
+    assert np.array_equal(frame[outside], sw.plain[outside])  # bit-exact outside the matte
+    # The lower face only: neither set is found; the full set's mark stays, reported unmarked.
+    high_cut = matte.copy()
+    high_cut[:nose] = 0.0
+    frame = sw.plain.copy()
+    mark, found = wm.mark_fitted(frame, box, high_cut, lm, SHA, frame_is_linear=False)
+    assert isinstance(mark, wm.FrameMark) and mark.pattern_set == "full" and not found
+    again = sw.plain.copy()
+    wm.mark_face(again, box, high_cut, lm, SHA, frame_is_linear=False)
+    assert np.array_equal(frame, again)
+
+
+def test_pool_tracks_pools_each_pattern_set_on_its_own() -> None:
+    """The video verdict pools a set's scores with the same set's only: an upper-set mark
+    lifts a weak frame through its upper scores; scores of different sets never mix (a mean
+    of each face's best set would pass here, the per-set means do not)."""
+    def face(full: float, upper: float) -> wm.FaceMark:
+        up = upper >= wm.NULLS["upper"].threshold
+        hit = up or full >= wm.NULLS["full"].threshold
+        score, name = (upper, "upper") if up else (full, "full")
+        return wm.FaceMark(hit, 1.0 - wm.null_tail(score, name), "ab12" if hit else None,
+                           (100, 100, 80, 80), score, pattern_set=name,
+                           set_scores=(full, upper))
+
+    ups = [7.0, 6.9, 5.3, 7.1, 6.8]
+    out = wm.pool_tracks([[face(3.6, u)] for u in ups])
+    weak = out[2][0]
+    assert weak.detected and weak.by_track and weak.score == 3.6
+    assert weak.track_score == pytest.approx(np.mean(ups))
+    assert weak.confidence > 1.0 - wm.FP_TARGET
+    mixed = [face(6.0, 3.5), face(3.5, 6.0), face(5.0, 5.0), face(6.0, 3.5), face(3.5, 6.0)]
+    assert not wm.pool_tracks([[m] for m in mixed])[2][0].detected

@@ -71,12 +71,10 @@ from faceplate.io.model_files import (
     verify_file,
 )
 from faceplate.provenance.watermark import (
-    CHECK_SPAN,
     FULL_COVER,
     FrameMark,
     mark_crop,
-    mark_detectable,
-    mark_face,
+    mark_fitted,
     payload_id,
 )
 
@@ -868,18 +866,18 @@ def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
         box, matte, seen, by_hand = placed
         # The frame itself is what the verifier reads; only a composite left to the user is
         # measured on the composite it will become.
-        mark = mark_face(result, box, matte, p.record.landmarks, predictor.model_id,
-                         frame_is_linear=frame_is_linear, seed_box=p.record.bbox,
-                         seen=seen if by_hand else None, by_hand=by_hand)
+        # A matte that leaves part of the patterns' area uncovered, or a small face, may leave
+        # the mark too weak to detect: it is scored where the verifier will look, and a face
+        # the full pattern set does not fit gets the upper-face set when that one is found
+        # (a full matte on a face of ordinary size needs no check).
+        mark, found = mark_fitted(result, box, matte, p.record.landmarks, predictor.model_id,
+                                  frame_is_linear=frame_is_linear, seed_box=p.record.bbox,
+                                  seen=seen if by_hand else None, by_hand=by_hand)
         if not isinstance(mark, FrameMark):
             unmarked.append((p.record.face_index, mark.reason))
             continue
         p.set_mark(mark)
-        # A matte that leaves part of the patterns' area uncovered, or a small face, may leave
-        # the mark too weak to detect: score it where the verifier will (a full matte on a
-        # face of ordinary size needs no check).
-        if ((mark.cover < FULL_COVER or mark.span < CHECK_SPAN) and not by_hand
-                and not mark_detectable(result, mark, frame_is_linear=frame_is_linear).detected):
+        if not found:
             unmarked.append((p.record.face_index, weak_reason(mark)))
     ctx.add_time("watermark", time.perf_counter() - t_f)
     return SwapResult(result, len(patches), [p.mask for p in patches], patches, unmarked)

@@ -78,7 +78,9 @@ class FaceResult:
 
     ``box`` is (x, y, w, h) in frame pixels; ``track_score`` the mean score of the face's
     track over neighbouring checked frames (videos and folders), ``by_track`` whether it is
-    detected through its track only."""
+    detected through its track only; ``pattern_set`` the pattern set ``score`` is of (the one
+    that detected the mark: ``full``, or ``upper`` on a face matted over its upper part only;
+    ``full`` when none did)."""
 
     detected: bool
     confidence: float
@@ -87,6 +89,7 @@ class FaceResult:
     score: float
     track_score: float | None = None
     by_track: bool = False
+    pattern_set: str = "full"
 
 
 @dataclass
@@ -212,7 +215,7 @@ def _faces(marks: list[Any]) -> list[FaceResult]:
     return [FaceResult(bool(m.detected), float(m.confidence), m.payload,
                        tuple(int(v) for v in m.box),  # type: ignore[arg-type]
                        float(m.score), None if m.track_score is None else float(m.track_score),
-                       bool(m.by_track))
+                       bool(m.by_track), str(m.pattern_set))
             for m in marks]
 
 

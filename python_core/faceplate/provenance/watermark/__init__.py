@@ -7,16 +7,18 @@ canonical coordinates**, so frame size, face size and a resize do not matter.
 
 The package, by concern:
 
-* :mod:`.scheme` — the constants, the pattern bank (``K`` band-limited, windowed, high-passed,
-  orthonormal patterns over the inner face; the quantiser step Δ from the energy budget), the
-  payload (a 32-bit Faceplate marker, a 16-bit model id, a CRC-8) and the canonical frame;
+* :mod:`.scheme` — the constants, the pattern sets and their banks (``K`` band-limited,
+  windowed, high-passed, orthonormal patterns over the inner face — ``full`` — or over the
+  upper face — ``upper``, for a face whose matte leaves the lower face out; the quantiser
+  step Δ from the energy budget), the payload (a 32-bit Faceplate marker, a 16-bit model
+  id, a CRC-8) and the canonical frame;
 * :mod:`.sampling` — how both sides read a face: display-sRGB luma, f×f block means on the
   frame's own grid, the canonical warp;
 * :mod:`.landmarks` — the landmark fixed point both sides reach from a box (the face's 68
   points re-found on the pasted result by the embedder, on the output by the verifier);
 * :mod:`.embed` — the informed (QIM) embedding on the frame's final pixels, inside the matte;
 * :mod:`.registration` — the alignment search that finds where the marker fits best;
-* :mod:`.calibration` — the calibrated null tail and the thresholds;
+* :mod:`.calibration` — each pattern set's calibrated null tail and thresholds;
 * :mod:`.detect` — finding, scoring and decoding the faces of a frame;
 * :mod:`.tracks` — the video verdict (a face's score pooled along its track);
 * :mod:`.session` — who owns the detector's models (a :class:`DetectSession` per pipeline).
@@ -53,8 +55,11 @@ from faceplate.provenance.watermark.calibration import (
     FP_TARGET,
     N_EFFECTIVE,
     NULL_TAIL,
+    NULLS,
     SCORE_THRESHOLD,
     SECOND_PASS_THRESHOLD,
+    Null,
+    combined_rate,
     null_tail,
     verify_thresholds,
 )
@@ -65,6 +70,7 @@ from faceplate.provenance.watermark.detect import (
     detect_faces,
     detect_frame,
     mark_detectable,
+    mark_fitted,
     null_scores,
 )
 from faceplate.provenance.watermark.embed import (
@@ -94,8 +100,10 @@ from faceplate.provenance.watermark.scheme import (
     CRC_BITS,
     ID_BITS,
     MARKER_BITS,
+    PATTERN_SETS,
     PSNR_FLOOR,
     PSNR_TARGET,
+    PatternSet,
     canon_to_crop,
     canonical_matrix,
     payload_bits,
@@ -114,6 +122,12 @@ __all__ = [
     "ID_BITS",
     "MARKER_BITS",
     "NULL_TAIL",
+    "NULLS",
+    "Null",
+    "PATTERN_SETS",
+    "PatternSet",
+    "combined_rate",
+    "mark_fitted",
     "N_EFFECTIVE",
     "PSNR_FLOOR",
     "PSNR_TARGET",

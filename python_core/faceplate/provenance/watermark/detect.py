@@ -19,12 +19,8 @@ from faceplate.core.geometry import compose_affine, invert_affine
 from faceplate.core.profile import PROFILES, active_profile
 from faceplate.core.types import Frame, FrameInfo
 from faceplate.core.validate import check_image, check_points
-from faceplate.provenance.watermark.calibration import (
-    SCORE_THRESHOLD,
-    null_tail,
-    verify_thresholds,
-)
-from faceplate.provenance.watermark.embed import FrameMark
+from faceplate.provenance.watermark.calibration import null_tail, verify_thresholds
+from faceplate.provenance.watermark.embed import FrameMark, Unmarked, mark_face
 from faceplate.provenance.watermark.landmarks import refine_landmarks
 from faceplate.provenance.watermark.registration import _search, _soft_bits
 from faceplate.provenance.watermark.sampling import (
@@ -41,6 +37,7 @@ from faceplate.provenance.watermark.scheme import (
     CANON_SIZE,
     ID_BITS,
     MARKER_BITS,
+    PATTERN_SETS,
     _bank,
     _crc8,
     _value,
@@ -53,19 +50,26 @@ from faceplate.provenance.watermark.session import DetectSession, default_sessio
 class FaceMark:
     """The watermark verdict for one face.
 
+    Every pattern set (:data:`~.scheme.PATTERN_SETS`) is searched; a face is detected when
+    any set's score reaches that set's threshold (:data:`~.calibration.NULLS`).
+
     Attributes:
-        detected: Whether the Faceplate marker is present (``score ≥ SCORE_THRESHOLD``).
-        confidence: 1 − the calibrated p-value of the score under "no mark"
-            (:func:`null_tail`), in [0, 1].
+        detected: Whether the Faceplate marker is present (``score`` ≥ its set's threshold).
+        confidence: 1 − the calibrated p-value under "no mark" of the best set's score, times
+            the number of sets searched (:func:`null_tail`), in [0, 1].
         payload: The model id (4 hex digits) when detected and its CRC checks, else None.
         box: The face's box in frame pixels (x, y, w, h), from its landmarks.
-        score: The marker statistic after the registration search (unmarked faces: mean ≈ 3.6,
-            s.d. ≈ 0.39; marked faces: ≈ 7).
+        score: The marker statistic after the registration search, of the set that detected
+            the mark, or of the ``full`` set when none did (unmarked faces: mean ≈ 3.6, s.d. ≈
+            0.39; marked faces: ≈ 7).
         marker_errors: Marker bits decoded wrong at the best offset (0 on a clean mark).
         offset: The canonical sub-pixel offset (dx, dy) that scored best.
         track_score: The mean score of the face's track over neighbouring checked frames
             (:func:`pool_tracks`; None for a single image or a face with no neighbour).
         by_track: Detected through its track only (its own score is below the threshold).
+        pattern_set: The set ``score`` belongs to.
+        set_scores: Every set's score, in :data:`~.scheme.PATTERN_SETS` order (empty for a
+            mark built by hand: then ``score`` is the ``full`` set's).
     """
 
     detected: bool
@@ -77,6 +81,8 @@ class FaceMark:
     offset: tuple[float, float] = (0.0, 0.0)
     track_score: float | None = None
     by_track: bool = False
+    pattern_set: str = "full"
+    set_scores: tuple[float, ...] = ()
 
 
 def _face_source(luma: np.ndarray, landmarks: np.ndarray
@@ -103,17 +109,27 @@ def _face_source(luma: np.ndarray, landmarks: np.ndarray
     return box, src, to_img
 
 
-def _score_face(luma: np.ndarray, landmarks: np.ndarray,
-                threshold: float = SCORE_THRESHOLD, fix_points: int = 1) -> FaceMark:
-    bank = _bank()
+def _score_face(luma: np.ndarray, landmarks: np.ndarray, second_pass: bool = False,
+                fix_points: int = 1) -> FaceMark:
+    """Search every pattern set on one face; report the detecting set (the one whose score is
+    least likely under its null), else the full set. Thresholds and tails are those of a
+    verifier trying ``fix_points`` fix points (:func:`verify_thresholds`)."""
     box, sub, to_sub = _face_source(luma, landmarks)
     if sub is None:
         return FaceMark(False, 0.0, None, box)
-    scores, params, c = _search(sub, to_sub, bank.marker[None, :])
-    score = float(scores[0])
+    found = []
+    for ps in PATTERN_SETS:
+        bank = _bank(ps.name)
+        scores, params, c = _search(sub, to_sub, bank.marker[None, :], bank)
+        score = float(scores[0])
+        threshold = verify_thresholds(fix_points, ps.name)[1 if second_pass else 0]
+        found.append((score >= threshold, null_tail(score, ps.name, fix_points), score,
+                      params[0], c, bank))
+    set_scores = tuple(f[2] for f in found)
+    hits = [f for f in found if f[0]]
+    detected, _, score, p, c, bank = min(hits, key=lambda f: f[1]) if hits else found[0]
+    confidence = 1.0 - min(1.0, len(found) * min(f[1] for f in found))
     s = _soft_bits(c, bank)
-    confidence = 1.0 - null_tail(score, fix_points)
-    detected = score >= threshold
     bits = (s < 0).astype(np.uint8)
     marker_errors = int(np.count_nonzero(bits[:MARKER_BITS] != bank.marker))
     payload = None
@@ -121,19 +137,20 @@ def _score_face(luma: np.ndarray, landmarks: np.ndarray,
         ident = _value(bits[MARKER_BITS:MARKER_BITS + ID_BITS])
         if _crc8(ident, ID_BITS) == _value(bits[MARKER_BITS + ID_BITS:]):
             payload = f"{ident:0{_ID_HEX}x}"
-    p = params[0]
-    return FaceMark(detected, float(confidence), payload, box, score, marker_errors,
-                    (float(p[0]), float(p[1])))
+    return FaceMark(bool(detected), float(confidence), payload, box, score, marker_errors,
+                    (float(p[0]), float(p[1])), pattern_set=bank.name, set_scores=set_scores)
 
 
-def null_scores(frame: np.ndarray, landmarks: np.ndarray, markers: np.ndarray) -> np.ndarray:
-    """The search's best score on one face for each of R stand-in markers (R×MARKER_BITS 0/1):
-    on an unmarked face these are samples of the score's null distribution (calibration)."""
+def null_scores(frame: np.ndarray, landmarks: np.ndarray, markers: np.ndarray,
+                pattern_set: str = "full") -> np.ndarray:
+    """The search's best score on one face for each of R stand-in markers (R×MARKER_BITS 0/1)
+    with one pattern set's patterns: on an unmarked face these are samples of that set's
+    null distribution (calibration)."""
     luma = _luma(frame)
     _, sub, to_sub = _face_source(luma, landmarks)
     if sub is None:
         return np.zeros(0)
-    return _search(sub, to_sub, np.asarray(markers, np.uint8))[0]
+    return _search(sub, to_sub, np.asarray(markers, np.uint8), _bank(pattern_set))[0]
 
 
 def detect_faces(frame: np.ndarray, landmarks: Sequence[np.ndarray]) -> list[FaceMark]:
@@ -186,7 +203,63 @@ def mark_detectable(frame: np.ndarray, mark: FrameMark, *, frame_is_linear: bool
     # also checked by the others' verify).
     n = max(len(p.verify_landmarks) for p in PROFILES.values())
     return _score_face(_luma(view), check_points(mark.landmarks, 68).astype(np.float64),
-                       verify_thresholds(n)[0], n)
+                       False, n)
+
+
+def mark_fitted(frame: np.ndarray, box: tuple[int, int, int, int], matte_box: np.ndarray,
+                landmarks: np.ndarray, model_id: str, *, frame_is_linear: bool,
+                seed_box: Any = None, seen: np.ndarray | None = None,
+                by_hand: bool = False, pattern_sets: Sequence[str] | None = None
+                ) -> tuple[FrameMark | Unmarked, bool]:
+    """Mark a face with the first pattern set the verifier will find, in place.
+
+    :func:`~.embed.mark_face` with the ``full`` set. A mark whose matte covers its whole area
+    on a face of ordinary size (``cover`` ≥ :data:`FULL_COVER`, ``span`` ≥
+    :data:`CHECK_SPAN`), or one composited by hand (``by_hand``: its matte is the user's), is
+    taken as found. Others are scored where the verifier will look
+    (:func:`mark_detectable`); when the full set's mark would not be found and its matte
+    leaves part of its area uncovered, the box is put back and each further set
+    (:data:`~.scheme.PATTERN_SETS`: ``upper``, over the upper face that a matte eroded from
+    below leaves) is tried the same way. When none is found the full set's mark is put back.
+
+    Arguments as :func:`~.embed.mark_face`, and ``pattern_sets``: the sets to try, in order
+    (default: every one, :data:`~.scheme.PATTERN_SETS`; the benchmark compares
+    ``("full",)``).
+
+    Returns:
+        (the :class:`FrameMark` kept, or :class:`Unmarked` with why (the frame unchanged);
+        whether the verifier will find it: False means the face counts as unmarked, the
+        full set's ``cover`` and ``span`` saying why).
+    """
+    def mark(name: str) -> FrameMark | Unmarked:
+        return mark_face(frame, box, matte_box, landmarks, model_id,
+                         frame_is_linear=frame_is_linear, seed_box=seed_box, seen=seen,
+                         by_hand=by_hand, pattern_set=name)
+
+    h, w = frame.shape[:2]
+    x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
+    x1, y1 = min(w, int(box[2])), min(h, int(box[3]))
+    keep = frame[y0:y1, x0:x1].copy() if x1 > x0 and y1 > y0 else None
+    names = [p.name for p in PATTERN_SETS] if pattern_sets is None else list(pattern_sets)
+    first = mark(names[0])
+    if not isinstance(first, FrameMark) or by_hand:
+        return first, True
+    if first.cover >= FULL_COVER and first.span >= CHECK_SPAN:
+        return first, True
+    if mark_detectable(frame, first, frame_is_linear=frame_is_linear).detected:
+        return first, True
+    if first.cover >= FULL_COVER or keep is None:  # small, fully matted: no set is larger
+        return first, False
+    for name in names[1:]:
+        frame[y0:y1, x0:x1] = keep
+        other = mark(name)
+        if isinstance(other, FrameMark) and mark_detectable(
+                frame, other, frame_is_linear=frame_is_linear).detected:
+            return other, True
+    if len(names) > 1:
+        frame[y0:y1, x0:x1] = keep
+        first = mark(names[0])
+    return first, False
 
 
 def _same_face(a: np.ndarray, b: np.ndarray) -> bool:
@@ -215,18 +288,18 @@ def detect_frame(frame: np.ndarray, extractor: Any | None = None, *,
     landmarks re-found from its box as the embedder does (:func:`refine_landmarks`) with each
     fix point of the active profile's ``verify_landmarks`` in turn (the default profile: dlib68,
     then mesh68, so marks made under either profile are found; the first that detects the mark
-    ends the search, else the best score is kept), scored against ``SCORE_THRESHOLD`` (raised
-    by ``FIX_POINT_RAISE`` per extra fix point: :func:`verify_thresholds`).
+    ends the search, else the best score is kept), every pattern set searched at each and
+    scored against its threshold (raised by ``FIX_POINT_RAISE`` per extra fix point:
+    :func:`verify_thresholds`).
     Second, the raw upright candidates of the fast detector
     (BlazeFace, no verification: a swapped face, e.g. blurred by a small model or half
     hidden by a hand, can fail the extractor's check and be found only upside down by its
     rotation retries), aligned the same way; those that are not a first-pass face are scored
-    against the stricter ``SECOND_PASS_THRESHOLD`` and reported only when detected.
+    against each set's stricter ``second_pass_threshold`` and reported only when detected.
     """
     check_image(frame, "frame", dtypes=_FRAME_DTYPES, channels=(3, 4))
     ses = session if session is not None else default_session()
     fix_points = active_profile().verify_landmarks
-    first_thr, second_thr = verify_thresholds(len(fix_points))
     rgb = _u8_rgb(frame)  # once: the landmarks of both passes are found on it
     ex = extractor if extractor is not None else ses.extractor()
     h, w = rgb.shape[:2]
@@ -235,7 +308,7 @@ def detect_frame(frame: np.ndarray, extractor: Any | None = None, *,
     seen: list[np.ndarray] = []
     marks = []
     for r in records:
-        mark, lms = _best_fix_point(rgb, luma, r.bbox, fix_points, first_thr,
+        mark, lms = _best_fix_point(rgb, luma, r.bbox, fix_points, False,
                                     r.landmarks.astype(np.float64))
         seen += lms
         marks.append(mark)
@@ -246,7 +319,7 @@ def detect_frame(frame: np.ndarray, extractor: Any | None = None, *,
         if first is None or any(_same_face(first, o) for o in seen):
             continue
         luma = _luma(frame) if luma is None else luma
-        mark, lms = _best_fix_point(rgb, luma, det.bbox, fix_points, second_thr, None, first)
+        mark, lms = _best_fix_point(rgb, luma, det.bbox, fix_points, True, None, first)
         seen += lms
         if mark is not None and mark.detected:
             marks.append(mark)
@@ -254,13 +327,14 @@ def detect_frame(frame: np.ndarray, extractor: Any | None = None, *,
 
 
 def _best_fix_point(rgb: np.ndarray, luma: Any, box: Any, fix_points: Sequence[str],
-                    threshold: float, fallback: np.ndarray | None,
+                    second_pass: bool, fallback: np.ndarray | None,
                     first: np.ndarray | None = None) -> tuple[Any, list[np.ndarray]]:
     """Score one face at the landmarks of each fix point in turn (stopping at the first that
     detects the mark); the best-scoring :class:`FaceMark` and the landmark sets tried.
 
     ``fallback`` (the extractor's landmarks) stands in where a fix point finds no face;
-    ``first`` is the first fix point's landmarks when already known.
+    ``first`` is the first fix point's landmarks when already known; ``second_pass`` picks
+    the second pass's thresholds.
     """
     best: FaceMark | None = None
     tried: list[np.ndarray] = []
@@ -272,7 +346,7 @@ def _best_fix_point(rgb: np.ndarray, luma: Any, box: Any, fix_points: Sequence[s
         if lm is None or any(np.array_equal(lm, t) for t in tried):
             continue
         tried.append(lm)
-        mark = _score_face(luma, lm, threshold, len(fix_points))
+        mark = _score_face(luma, lm, second_pass, len(fix_points))
         if best is None or mark.score > best.score:
             best = mark
         if mark.detected:

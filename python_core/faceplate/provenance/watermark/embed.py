@@ -53,6 +53,7 @@ from faceplate.provenance.watermark.scheme import (
     _FRAME_DTYPES,
     AA_SIGMA,
     CANON_SIZE,
+    PATTERN_SETS,
     _bank,
     _gain,
     canonical_matrix,
@@ -63,7 +64,8 @@ from faceplate.provenance.watermark.scheme import (
 def prepare() -> None:
     """Build the pattern bank and load the landmark model now (otherwise the first face marked
     pays for both, ~0.3 s): converters call this once before their first frame."""
-    _bank()
+    for ps in PATTERN_SETS:
+        _bank(ps.name)
     _shape_predictor()
 
 
@@ -131,6 +133,8 @@ class FrameMark:
             checks.
         span: The patterns' area's smaller side in frame pixels (a small face's mark is also
             checked by :func:`~faceplate.provenance.watermark.mark_detectable`).
+        pattern_set: The :class:`~.scheme.PatternSet` the mark was embedded with (``cover``
+            and ``span`` are over its area).
     """
 
     landmarks: np.ndarray
@@ -139,6 +143,7 @@ class FrameMark:
     refined: bool
     cover: float = 1.0
     span: float = math.inf
+    pattern_set: str = "full"
 
 
 #: Passes of the informed embedding: each re-measures the projections on the frame's final
@@ -170,17 +175,17 @@ class Unmarked:
 def embed_in_frame(frame: np.ndarray, box: tuple[int, int, int, int], matte_box: np.ndarray,
                    landmarks: np.ndarray, model_id: str, *, frame_is_linear: bool,
                    seed_box: Any = None, seen: np.ndarray | None = None,
-                   by_hand: bool = False) -> FrameMark | None:
+                   by_hand: bool = False, pattern_set: str = "full") -> FrameMark | None:
     """:func:`mark_face`, with None for a face it could not mark."""
     res = mark_face(frame, box, matte_box, landmarks, model_id, frame_is_linear=frame_is_linear,
-                    seed_box=seed_box, seen=seen, by_hand=by_hand)
+                    seed_box=seed_box, seen=seen, by_hand=by_hand, pattern_set=pattern_set)
     return res if isinstance(res, FrameMark) else None
 
 
 def mark_face(frame: np.ndarray, box: tuple[int, int, int, int], matte_box: np.ndarray,
               landmarks: np.ndarray, model_id: str, *, frame_is_linear: bool,
               seed_box: Any = None, seen: np.ndarray | None = None,
-              by_hand: bool = False) -> FrameMark | Unmarked:
+              by_hand: bool = False, pattern_set: str = "full") -> FrameMark | Unmarked:
     """Mark a face on the frame's final pixels, in place, where the verifier will look.
 
     The canonical frame comes from landmarks re-found on the pasted face
@@ -209,6 +214,9 @@ def mark_face(frame: np.ndarray, box: tuple[int, int, int, int], matte_box: np.n
             straight face wherever the matte is > 0, and ``seen`` is the composite): the mark
             is aligned and measured on ``seen`` and added *without* the matte (compositing by
             hand multiplies by it), so the composite carries the default blend's mark.
+        pattern_set: The :class:`~.scheme.PatternSet` to embed with (``"full"``; ``"upper"``
+            for a face whose matte leaves the full set's area partly uncovered:
+            :func:`~.detect.mark_fitted` chooses).
 
     Returns:
         A :class:`FrameMark`, or an :class:`Unmarked` saying why the face could not be marked
@@ -243,7 +251,7 @@ def mark_face(frame: np.ndarray, box: tuple[int, int, int, int], matte_box: np.n
     refined = lm is not None
     if lm is None:
         lm = lm0
-    bank = _bank()
+    bank = _bank(pattern_set)
     to_canon = canonical_matrix(lm)
     to_src = invert_affine(to_canon)
     # The work region: the matte's box ∩ the patterns' support, plus the reach of the area
@@ -337,7 +345,7 @@ def mark_face(frame: np.ndarray, box: tuple[int, int, int, int], matte_box: np.n
         np.clip(new_disp, np.minimum(base, 0.0), np.maximum(base, 1.0), out=new_disp)
         out = srgb_to_linear(new_disp) if frame_is_linear else new_disp
         np.copyto(view, out, where=(mat > 0.0)[..., None])
-    return FrameMark(lm, to_canon, change, refined, cover, span)
+    return FrameMark(lm, to_canon, change, refined, cover, span, bank.name)
 
 
 def _change_in_region(change: np.ndarray, canon_to_region: np.ndarray, size: tuple[int, int],

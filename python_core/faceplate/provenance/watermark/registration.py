@@ -18,7 +18,7 @@ import numpy as np
 
 from faceplate.core.geometry import compose_affine
 from faceplate.provenance.watermark.sampling import _warp_box
-from faceplate.provenance.watermark.scheme import CANON_SIZE, MARKER_BITS, _Bank, _bank, _gain
+from faceplate.provenance.watermark.scheme import MARKER_BITS, _Bank, _bank, _gain
 
 #: The registration search (canonical units): coarse exact warps, then a linearised fine grid
 #: around each. Shifts in pixels, rotations in degrees, scales as factors − 1.
@@ -48,7 +48,7 @@ def _fine_grid() -> np.ndarray:
     return np.array(g, np.float64)
 
 
-def _search(src: np.ndarray, to_src: np.ndarray, markers: np.ndarray
+def _search(src: np.ndarray, to_src: np.ndarray, markers: np.ndarray, bank: _Bank | None = None
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Find the alignment that best fits each marker.
 
@@ -56,13 +56,13 @@ def _search(src: np.ndarray, to_src: np.ndarray, markers: np.ndarray
         src: Source luma (float32), already area-averaged and low-passed (:func:`_source`).
         to_src: 2×3 canonical → source matrix from the landmarks.
         markers: R×MARKER_BITS 0/1 marker codes to score (row 0 is normally the real one).
+        bank: The pattern set's bank (default: the full set's).
 
     Returns:
         (R best scores, R×4 best fine parameters, the K projections at row 0's best).
     """
-    bank = _bank()
-    n = CANON_SIZE
-    c0 = (n / 2.0, n * 0.55)  # about the nose: the window's centre
+    bank = _bank() if bank is None else bank
+    c0 = bank.centre  # the window's centre (the full set's: about the nose)
     x0, y0, x1, y1 = bank.box
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32) + np.float32(0.5)
     rx, ry = xx - np.float32(c0[0]), yy - np.float32(c0[1])

@@ -65,13 +65,66 @@ _FRAME_DTYPES: tuple[type, ...] = (np.uint8, np.float32)
 _ID_HEX = ID_BITS // 4
 
 
-def _window(n: int) -> np.ndarray:
-    """n×n float32 weight in [0, 1]: an ellipse over the inner face, cosine-tapered edge."""
+@dataclass(frozen=True)
+class PatternSet:
+    """One set of patterns the mark can be embedded with (:data:`PATTERN_SETS`).
+
+    Every set carries the same payload (``K`` bits: the marker, the model id, its CRC) with
+    the same quantiser step Δ (the same energy budget over the face), on its own
+    pseudo-random patterns over its own elliptic window; the verifier searches every set
+    and each has its own calibrated null (:mod:`.calibration`).
+
+    Attributes:
+        name: The set's name (``"full"``, ``"upper"``), as reports and calibration tables
+            name it.
+        centre: The window's centre (x, y) in the mean face's template units (x 0 → 1 from
+            the right brow's outer end to the left's, y 0 at the brows, 0.22–0.28 the eyes,
+            0.65 the nose tip, 0.75–1.0 the mouth).
+        radii: The ellipse's half-axes (x, y) in template units (weight 1 inside 0.65 of
+            them, a cosine taper to 0 at the ellipse).
+        seed: The patterns' and dithers' seed.
+    """
+
+    name: str
+    centre: tuple[float, float]
+    radii: tuple[float, float]
+    seed: int
+
+
+#: The pattern sets, in the order the embedder tries them: ``full`` over the inner face
+#: (brows to chin), and ``upper``, over the forehead, the eyes and the nose down to its tip
+#: (the part of the face a matte eroded from below, or a lower-face occluder, leaves): a face
+#: whose matte leaves the full set's area partly uncovered gets the upper set when the full
+#: set's mark would be too weak to detect. Same payload and Δ; the upper window is about 70 %
+#: of the full one's area, so its mark is that much denser over it.
+PATTERN_SETS: tuple[PatternSet, ...] = (
+    PatternSet("full", (0.5, 0.62), (0.46, 0.60), SEED),
+    PatternSet("upper", (0.5, 0.25), (0.46, 0.44), SEED + 1),
+)
+_SETS = {p.name: p for p in PATTERN_SETS}
+
+
+def pattern_set(name: str) -> PatternSet:
+    """The :class:`PatternSet` called ``name``.
+
+    Raises:
+        ValueError: no such set.
+    """
+    try:
+        return _SETS[name]
+    except KeyError:
+        raise ValueError(f"pattern set: {name!r} is not one of "
+                         f"{', '.join(_SETS)}") from None
+
+
+def _window(n: int, ps: PatternSet | None = None) -> np.ndarray:
+    """n×n float32 weight in [0, 1]: an ellipse over (part of) the face, cosine-tapered edge."""
+    ps = PATTERN_SETS[0] if ps is None else ps
     t = template_to_crop(n, "face")
     k = t[0, 0]
-    cx, cy = k * 0.5 + t[0, 2], k * 0.62 + t[1, 2]  # between the eyes and the mouth
+    cx, cy = k * ps.centre[0] + t[0, 2], k * ps.centre[1] + t[1, 2]
     yy, xx = np.mgrid[0:n, 0:n] + 0.5
-    r = np.sqrt(((xx - cx) / (0.46 * k)) ** 2 + ((yy - cy) / (0.60 * k)) ** 2)
+    r = np.sqrt(((xx - cx) / (ps.radii[0] * k)) ** 2 + ((yy - cy) / (ps.radii[1] * k)) ** 2)
     ramp = np.clip((1.0 - r) / 0.35, 0.0, 1.0)
     return (0.5 - 0.5 * np.cos(np.pi * ramp)).astype(np.float32)
 
@@ -103,13 +156,21 @@ class _Bank:
     box: tuple[int, int, int, int]  # canonical (x0, y0, x1, y1)
     patterns_box: np.ndarray  # K×(box pixels) float32
     window_box: np.ndarray  # (box pixels) float32
+    name: str = "full"  # the PatternSet's
+    centre: tuple[float, float] = (CANON_SIZE / 2.0, CANON_SIZE * 0.55)  # canonical: the
+    # registration search rotates and scales about it (the window's centre)
+
+
+def _bank(name: str = "full") -> _Bank:
+    """The bank of pattern set ``name`` (:data:`PATTERN_SETS`), built once."""
+    return _build_bank(pattern_set(name))
 
 
 @functools.cache
-def _bank() -> _Bank:
+def _build_bank(ps: PatternSet) -> _Bank:
     n = CANON_SIZE
-    rng = np.random.default_rng(SEED)
-    win = _window(n)
+    rng = np.random.default_rng(ps.seed)
+    win = _window(n, ps)
     fy = np.fft.fftfreq(n)[:, None]
     fx = np.fft.rfftfreq(n)[None, :]
     fr = np.hypot(fx, fy)
@@ -128,6 +189,8 @@ def _bank() -> _Bank:
     max_energy = 10.0 ** (-PSNR_FLOOR / 10.0) * area
     dither = rng.uniform(0.0, delta, _K)
     marker = rng.integers(0, 2, MARKER_BITS).astype(np.uint8)
+    if ps is not PATTERN_SETS[0]:
+        marker = _build_bank(PATTERN_SETS[0]).marker  # one marker (one payload) for every set
     wsum = (win / win.sum()).ravel().astype(np.float32)
     amp = np.abs(d).max(axis=0).reshape(n, n)
     ys, xs = np.nonzero((amp > 1e-3 * amp.max()) | (win > 0.0))
@@ -136,7 +199,12 @@ def _bank() -> _Bank:
     cut = (slice(box[1], box[3]), slice(box[0], box[2]))
     pbox = np.ascontiguousarray(d.reshape(_K, n, n)[:, cut[0], cut[1]].reshape(_K, -1))
     wbox = np.ascontiguousarray(wsum.reshape(n, n)[cut].ravel())
-    return _Bank(d, dither, delta, max_energy, marker, wsum, box, pbox, wbox)
+    t = template_to_crop(n, "face")
+    # The full set keeps its original centre (about the nose, as calibrated).
+    centre = ((n / 2.0, n * 0.55) if ps is PATTERN_SETS[0] else
+              (t[0, 0] * ps.centre[0] + t[0, 2], t[1, 1] * ps.centre[1] + t[1, 2]))
+    return _Bank(d, dither, delta, max_energy, marker, wsum, box, pbox, wbox, ps.name,
+                 (float(centre[0]), float(centre[1])))
 
 
 def _gain(canon: np.ndarray, window: np.ndarray) -> float:
