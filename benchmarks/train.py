@@ -253,9 +253,11 @@ def _machine() -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- Faceswap 3
 
-#: Faceplate mode → (Faceswap trainer, default iterations, warm-up iterations dropped). The
-#: warm-ups are faceswap-bench.md's (the first iteration includes building and saving the model).
-FACESWAP_OF: dict[str, tuple[str, int, int]] = {"original_64": ("original", 40, 5),
+#: Faceplate mode → (Faceswap trainer, default iterations, warm-up). Its log gives each
+#: iteration's end time, so iteration 1 has no duration of its own; the warm-up drops that many
+#: more: the interval after iteration 1 holds Faceswap's first model save, and ``original``'s
+#: first few iterations are slower (as faceswap-bench.md's warm-up of 5 iterations).
+FACESWAP_OF: dict[str, tuple[str, int, int]] = {"original_64": ("original", 40, 4),
                                                 "df_128": ("dfl-sae", 6, 1)}
 
 
@@ -326,8 +328,9 @@ def run_faceswap(cmd: list[str], faces: tuple[Path, Path], trainer: str, iterati
                  warmup: int, batch: int, work: Path) -> dict[str, Any]:
     """One Faceswap ``train`` run in a fresh model folder (``-s 100000``: no periodic saves);
     its EGs/s from the per-iteration wall times of its TensorBoard log (read with
-    :mod:`faceplate.io.tfevents`): median over the iterations after ``warmup``, as Faceswap's
-    own analysis defines EGs/s (batch × 2 ÷ seconds an iteration)."""
+    :mod:`faceplate.io.tfevents`; iteration k's time = its log time - iteration k-1's), median
+    over iterations 2 + ``warmup`` onwards, as Faceswap's own analysis defines EGs/s (batch × 2
+    ÷ seconds an iteration)."""
     import statistics
 
     from faceplate.io.tfevents import read_events, step_times
@@ -351,7 +354,7 @@ def run_faceswap(cmd: list[str], faces: tuple[Path, Path], trainer: str, iterati
         return res
     stamps = step_times(read_events(logs[-1]))
     per_it = [t1 - t0_ for (_s0, t0_), (_s1, t1) in zip(stamps, stamps[1:])]
-    timed = per_it[max(warmup - 1, 0):]
+    timed = per_it[warmup:]
     if not timed:
         res["error"] = f"{len(stamps)} logged iterations: too few after a warm-up of {warmup}"
         return res
