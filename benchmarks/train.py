@@ -11,7 +11,10 @@ Modes (batch 16 per side unless ``--batch-size``):
 - ``original_64_mask``: ``original_64`` plus the learned-mask branch at full width;
 - ``original_64_bf16``, ``df_128_bf16``: the two compared modes with ``--precision bf16``
   (autocast: convolutions and matrix products in bf16, weights, optimiser and losses in fp32),
-  the fast mode on CPUs with AVX512-BF16 / AMX.
+  the fast mode on CPUs with AVX512-BF16 / AMX;
+- ``*_bf16_cl``: bf16 and channels-last (oneDNN's bf16 kernels prefer NHWC);
+  ``df_128_bf16_compile``: bf16 through ``torch.compile`` (inductor; its warm-up, which
+  includes compiling, is reported as ``warmup_seconds``). Not in the default list.
 
 Every mode runs fp32 unless its name says bf16 (``--precision`` overrides that for all). The
 bf16 modes come with a quality guard measured in the same run: both precisions start from
@@ -30,19 +33,30 @@ iterations after ``--warmup`` iterations. Runs on the GPU when one is present (`
 Writes JSON (``--output``) and prints it. Never asserts on speed.
 
 The report starts and ends with the calibration of ``bench_common.py`` (conv GFLOP/s in fp32 and
-bf16, 1080p decode), and gives ``ratios``: each bf16 mode's EGs/s over its fp32 mode's, and
-each compared mode's EGs/s over Faceswap 3's figure from the same kind of machine
-(``FACESWAP_EGS``; Faceswap itself is not run by this script, see ``faceswap-bench.md``).
+bf16, 1080p decode), and gives ``ratios``: each bf16 mode's EGs/s over its fp32 mode's, and, with
+``--faceswap DIR``, each mode's EGs/s over Faceswap 3's **measured in the same run**: Faceswap's
+``train`` (``original`` for the 64 px modes, ``dfl-sae`` with its default ``df`` 128 widths for
+the 128 px ones; its defaults, fp32, batch 16, a fresh model folder, ``-s 100000``) runs right
+before the first Faceplate mode of its model, on faces that Faceswap's own ``extract -D file -A
+file`` cuts from the same frames with the same landmarks as the Faceplate facesets. Its EGs/s is
+2 × batch ÷ the median per-iteration time after its warm-up, read from its TensorBoard log with
+:mod:`faceplate.io.tfevents` (Faceplate's side of that ratio is its median too). ``--rounds N``
+repeats the whole interleaved sequence. Faceswap runs in its own environment
+(``--faceswap-python``), through ``--faceswap-launcher`` when it needs local workarounds.
+Without ``--faceswap`` the report says Faceswap was not run and gives no ratio against it.
 
 Usage: python benchmarks/train.py [--iterations 6] [--warmup 2] [--modes original_64 df_128]
-       [--output bench_out/train.json]
+       [--faceswap DIR --faceswap-python PY [--faceswap-launcher SCRIPT]
+        [--faceswap-iterations 40 6]] [--rounds 1] [--output bench_out/train.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -70,13 +84,17 @@ MODES: dict[str, tuple[str, int, dict[str, Any], float | None]] = {
     "original_64_mask": ("original", 64, {"encoder_dim": 1024, "dims": 128, "mask_dims": 128,
                                           "learn_mask": True}, None),
 }
-#: A bf16 mode → the fp32 mode it is compared with (each runs right after it).
-BF16_OF = {"original_64_bf16": "original_64", "df_128_bf16": "df_128"}
+#: A bf16 mode → the fp32 mode it is compared with (each runs right after it). ``_cl`` modes
+#: also train channels-last, ``_compile`` ones through ``torch.compile`` (inductor).
+BF16_OF = {"original_64_bf16": "original_64", "df_128_bf16": "df_128",
+           "original_64_bf16_cl": "original_64", "df_128_bf16_cl": "df_128",
+           "df_128_bf16_compile": "df_128"}
 for _fast in BF16_OF:
     MODES[_fast] = MODES[BF16_OF[_fast]]
 #: The default order: each bf16 mode right after its fp32 mode (the ratio's halves close in time).
 ORDER = [m for base in MODES if base not in BF16_OF
-         for m in (base, *(f for f, b in BF16_OF.items() if b == base))]
+         for m in (base, *(f for f, b in BF16_OF.items() if b == base))
+         if not m.endswith(("_cl", "_compile"))]
 #: Faceswap 3 peak memory (GiB) on the same machine class, from the issue.
 FACESWAP_PEAK_GIB = {"original_64": 4.3, "df_128": 9.6}
 
@@ -100,20 +118,26 @@ def _gpu_peak() -> float | None:
 def run_mode(mode: str, iterations: int, warmup: int, batch: int, device: str,
              precision: str, channels_last: bool) -> dict[str, Any]:
     """Train ``warmup + iterations`` iterations of ``mode`` in this process; its figures."""
+    import statistics
+
     import torch
+
+    channels_last = channels_last or mode.endswith("_cl")
+    compile_step = mode.endswith("_compile")
 
     from faceplate.models import MODELS
     from faceplate.train.data import DataConfig
     from faceplate.train.trainer import TrainConfig, Trainer
 
-    name, size, over, fs_egs = MODES[mode]
+    name, size, over, _reference = MODES[mode]
     a, b = _facesets()
     cfg = TrainConfig(model=name, size=size, iterations=warmup + iterations, batch_size=batch,
                       save_every=10**9, preview_every=0, log_every=10**9, export=False,
                       device=device, precision=precision,  # type: ignore[arg-type]
-                      channels_last=channels_last, snapshot_every=0)
+                      channels_last=channels_last, compile=compile_step, snapshot_every=0)
     mcfg = MODELS.config_class(name)(size=size, **over)
     times: list[float] = []
+    cpu: list[float] = []
     losses: list[list[float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         t = Trainer(cfg, a, b, Path(tmp) / "model", model_cfg=mcfg, data_cfg=DataConfig())
@@ -124,12 +148,14 @@ def run_mode(mode: str, iterations: int, warmup: int, batch: int, device: str,
         try:
             for _ in range(warmup + iterations):
                 t0 = time.perf_counter()
+                c0 = time.process_time()
                 phases.begin()
                 parts = t._train_step()
                 losses.append([parts["a"]["total"], parts["b"]["total"]])
                 if t.device.type == "cuda":
                     torch.cuda.synchronize()
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
                 phases.end(times[-1])
                 t.iteration += 1
         finally:
@@ -141,6 +167,10 @@ def run_mode(mode: str, iterations: int, warmup: int, batch: int, device: str,
         "parameters": params, "iterations_timed": len(steady), "warmup_iterations": warmup,
         "seconds_per_iteration": sec, "egs_per_second": 2 * batch / sec,
         "fastest_egs_per_second": 2 * batch / min(steady),
+        "egs_per_second_median": 2 * batch / statistics.median(steady),
+        "warmup_seconds": sum(times[:warmup]),
+        "cpu_seconds_per_iteration": sum(cpu[warmup:]) / len(steady),
+        "compile": compile_step,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "device": str(t.device), "precision": precision, "channels_last": channels_last,
         "threads": torch.get_num_threads(), "losses": losses,
@@ -149,11 +179,6 @@ def run_mode(mode: str, iterations: int, warmup: int, batch: int, device: str,
     gpu = _gpu_peak()
     if gpu is not None:
         res["peak_gpu_mib"] = gpu
-    if fs_egs is not None and device != "cuda" and batch == 16:
-        res["faceswap_egs_per_second"] = fs_egs
-        res["ratio_vs_faceswap"] = res["egs_per_second"] / fs_egs
-    if mode in FACESWAP_PEAK_GIB and batch == 16:
-        res["faceswap_peak_gib"] = FACESWAP_PEAK_GIB[mode]
     return res
 
 
@@ -226,6 +251,124 @@ def _machine() -> dict[str, Any]:
     return info
 
 
+# --------------------------------------------------------------------------- Faceswap 3
+
+#: Faceplate mode → (Faceswap trainer, default iterations, warm-up). Its log gives each
+#: iteration's end time, so iteration 1 has no duration of its own; the warm-up drops that many
+#: more: the interval after iteration 1 holds Faceswap's first model save, and ``original``'s
+#: first few iterations are slower (as faceswap-bench.md's warm-up of 5 iterations).
+FACESWAP_OF: dict[str, tuple[str, int, int]] = {"original_64": ("original", 40, 4),
+                                                "df_128": ("dfl-sae", 6, 1)}
+
+
+def _faceswap_commit(fs_dir: Path) -> str | None:
+    """The checkout's commit: ``git rev-parse HEAD``, else a ``.faceswap-commit`` file beside
+    or inside it (for an exported tree)."""
+    proc = subprocess.run(["git", "-C", str(fs_dir), "rev-parse", "HEAD"], capture_output=True,
+                          text=True)
+    if proc.returncode == 0:
+        return proc.stdout.strip()
+    for f in (fs_dir / ".faceswap-commit", fs_dir.parent / ".faceswap-commit"):
+        if f.is_file():
+            return f.read_text().strip()
+    return None
+
+
+def _faceswap_json(store: Path, video: Path, out: Path) -> int:
+    """Write the landmark file that Faceswap's ``extract -D file -A file`` imports (keys
+    ``<stem>_<frame number from 1:06d><ext>``, ``detected`` [left, top, right, bottom],
+    ``landmarks_2d`` 68 × [x, y] frame pixels) from a Faceplate alignments store, so that
+    Faceswap trains on the same frames' faces with the same landmarks; returns the face count."""
+    from faceplate.io.store import AlignmentsStore
+
+    doc: dict[str, list[dict[str, Any]]] = {}
+    with AlignmentsStore.open(store) as st:
+        for info, faces in st.iter_frames():
+            if faces:
+                doc[f"{video.stem}_{info.index + 1:06d}{video.suffix}"] = [
+                    {"detected": [f.bbox.x, f.bbox.y, f.bbox.x + f.bbox.w, f.bbox.y + f.bbox.h],
+                     "landmarks_2d": [[float(x), float(y)] for x, y in f.landmarks]}
+                    for f in faces]
+    out.write_text(json.dumps(doc))
+    return sum(len(v) for v in doc.values())
+
+
+def _faceswap_faces(cmd: list[str], work: Path) -> tuple[Path, Path]:
+    """Faceswap-format face folders of the benchmark's two facesets: the same clips, frames
+    and landmarks (Faceswap aligns and crops them its own way)."""
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))
+    from tests.train_facesets import RECIPES
+
+    from faceplate.io import samples
+
+    a, _b = _facesets()
+    out = []
+    for side, name, _extra in RECIPES:
+        media = work / "media"
+        media.mkdir(parents=True, exist_ok=True)
+        video = media / name
+        if not video.exists():
+            video.symlink_to(samples.path(name))
+        want = _faceswap_json(a.parent / f"{side}.fpstore", video,
+                              media / f"{video.stem}_alignments.json")
+        faces = work / "faces" / side.upper()
+        proc = subprocess.run([*cmd, "extract", "-i", str(video), "-o", str(faces),
+                               "-D", "file", "-A", "file"], capture_output=True, text=True)
+        got = len(list(faces.glob("*.png"))) if faces.is_dir() else 0
+        if proc.returncode != 0 or got != want:
+            tail = (proc.stdout + proc.stderr).strip().splitlines()[-8:]
+            raise SystemExit(f"Faceswap extract of {video.name}: exit {proc.returncode}, "
+                             f"{got} faces of {want}:\n" + "\n".join(tail))
+        out.append(faces)
+    return out[0], out[1]
+
+
+def run_faceswap(cmd: list[str], faces: tuple[Path, Path], trainer: str, iterations: int,
+                 warmup: int, batch: int, work: Path) -> dict[str, Any]:
+    """One Faceswap ``train`` run in a fresh model folder (``-s 100000``: no periodic saves);
+    its EGs/s from the per-iteration wall times of its TensorBoard log (read with
+    :mod:`faceplate.io.tfevents`; iteration k's time = its log time - iteration k-1's), median
+    over iterations 2 + ``warmup`` onwards, as Faceswap's own analysis defines EGs/s (batch × 2
+    ÷ seconds an iteration)."""
+    import statistics
+
+    from faceplate.io.tfevents import read_events, step_times
+
+    model = work / f"model_{trainer}_{time.monotonic_ns()}"
+    argv = [*cmd, "train", "-A", str(faces[0]), "-B", str(faces[1]), "-m", str(model),
+            "-t", trainer, "-b", str(batch), "-i", str(iterations), "-s", "100000"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)  # its own peak RSS and CPU time
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    res: dict[str, Any] = {"trainer": trainer, "batch_size": batch, "iterations": iterations,
+                           "warmup_iterations": warmup, "wall_seconds": wall,
+                           "command": " ".join(argv[len(cmd):])}
+    logs = sorted(model.glob("*_logs/session_*/train/events.out.tfevents.*"))
+    if proc.returncode != 0 or not logs:
+        res["error"] = out.strip().splitlines()[-8:]
+        return res
+    stamps = step_times(read_events(logs[-1]))
+    per_it = [t1 - t0_ for (_s0, t0_), (_s1, t1) in zip(stamps, stamps[1:])]
+    timed = per_it[warmup:]
+    if not timed:
+        res["error"] = f"{len(stamps)} logged iterations: too few after a warm-up of {warmup}"
+        return res
+    med = statistics.median(timed)
+    res.update({"iterations_logged": len(stamps), "iterations_timed": len(timed),
+                "seconds_per_iteration_median": med, "egs_per_second": 2 * batch / med,
+                "egs_per_second_mean_window": 2 * batch * len(timed) / sum(timed),
+                "seconds_per_iteration": timed})
+    res["peak_rss_mib"] = usage.ru_maxrss / 1024
+    res["cpu_seconds"] = usage.ru_utime + usage.ru_stime
+    shutil.rmtree(model, ignore_errors=True)  # ~1-3 GB of weights and their backup
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -238,53 +381,140 @@ def main() -> None:
                     "else fp32)")
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--faceswap", type=Path, metavar="DIR",
+                    help="a Faceswap 3 checkout: run its train beside the modes, in this run")
+    ap.add_argument("--faceswap-python", default="python", metavar="PY",
+                    help="the Python of Faceswap's own environment")
+    ap.add_argument("--faceswap-launcher", type=Path, metavar="SCRIPT",
+                    help="the script PY runs with Faceswap's CLI arguments (default: "
+                    "DIR/faceswap.py; a wrapper that applies local workarounds)")
+    ap.add_argument("--faceswap-iterations", type=int, nargs=2, metavar=("ORIGINAL", "DFL_SAE"),
+                    help="Faceswap iterations per run (default "
+                    f"{FACESWAP_OF['original_64'][1]} {FACESWAP_OF['df_128'][1]})")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the whole interleaved sequence this many times")
     ap.add_argument("--output", type=Path, default=Path("bench_out/train.json"))
     ap.add_argument("--mode", choices=list(MODES), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.mode:  # child process
         if args.precision == "mode":
-            args.precision = "bf16" if args.mode.endswith("_bf16") else "fp32"
+            args.precision = "bf16" if "_bf16" in args.mode else "fp32"
         print(json.dumps(run_mode(args.mode, args.iterations, args.warmup, args.batch_size,
                                   args.device, args.precision, args.channels_last)))
         return
     _facesets()  # build once before the timed children
+    fs_cmd: list[str] | None = None
+    fs_faces: tuple[Path, Path] | None = None
+    fs_counts: dict[str, int] = {}
+    fs_iters = dict(zip(("original_64", "df_128"),
+                        args.faceswap_iterations or (FACESWAP_OF["original_64"][1],
+                                                     FACESWAP_OF["df_128"][1])))
+    work = Path(tempfile.mkdtemp(prefix="train_bench_"))
+    if args.faceswap is not None:
+        launcher = args.faceswap_launcher or args.faceswap / "faceswap.py"
+        fs_cmd = [args.faceswap_python, str(launcher)]
+        fs_faces = _faceswap_faces(fs_cmd, work)
+        fs_counts = {"A": len(list(fs_faces[0].glob("*.png"))),
+                     "B": len(list(fs_faces[1].glob("*.png")))}
     cal_start = calibration()
-    results = []
+    rounds: list[dict[str, Any]] = []
+    try:
+        for _ in range(args.rounds):
+            rounds.append(_one_round(args, fs_cmd, fs_faces, fs_iters, work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report: dict[str, Any] = {
+        "benchmark": "train",
+        "definition": "EGs/s = 2 x batch / seconds per iteration (both sides count; Faceswap)",
+        "machine": _machine(),
+    }
+    if fs_cmd is None:
+        report["faceswap"] = (
+            "not run: pass --faceswap DIR to measure Faceswap 3 in this run. For reference "
+            "only (not measured here): faceswap-bench.md's figures on a machine of this kind, "
+            "batch 16, fp32: " + ", ".join(f"{m} {MODES[m][3]} EGs/s" for m in FACESWAP_OF)
+            + f", peak RSS {FACESWAP_PEAK_GIB} GiB")
+    else:
+        assert args.faceswap is not None and fs_faces is not None
+        report["faceswap"] = {
+            "run": True, "checkout": str(args.faceswap),
+            "commit": _faceswap_commit(args.faceswap), "launcher": fs_cmd[1],
+            "faces": fs_counts,
+            "settings": "Faceswap's defaults (config/*.ini), fp32 (mixed_precision False), "
+                        "batch 16, a fresh model folder each run, -s 100000",
+            "definition": "median over per-iteration wall times from its TensorBoard log after "
+                          "the warm-up; Faceplate's side of each ratio is its median too"}
+    report["ratios"] = _summarise(rounds)
+    report["rounds"] = rounds
+    if len(rounds) == 1:
+        report["results"] = rounds[0]["faceplate"]
+    report["calibration"] = {"start": cal_start, "end": calibration()}
+    write_report(report, args.output)
+
+
+def _one_round(args: argparse.Namespace, fs_cmd: list[str] | None,
+               fs_faces: tuple[Path, Path] | None, fs_iters: dict[str, int],
+               work: Path) -> dict[str, Any]:
+    """Every mode once, each Faceswap run right before the first Faceplate mode it compares
+    with (so the pair's halves are close in time)."""
+    results: list[dict[str, Any]] = []
+    fs_results: dict[str, dict[str, Any]] = {}
+    load: dict[str, list[float]] = {}
     for mode in args.modes:
+        base = BF16_OF.get(mode, mode)
+        if fs_cmd is not None and fs_faces is not None and base in FACESWAP_OF \
+                and base not in fs_results and args.batch_size == 16:
+            trainer, _n, warm = FACESWAP_OF[base]
+            load[f"faceswap_{trainer}"] = list(os.getloadavg())
+            fs_results[base] = run_faceswap(fs_cmd, fs_faces, trainer, fs_iters[base], warm,
+                                            args.batch_size, work)
+            fs_results[base]["loadavg_start"] = load[f"faceswap_{trainer}"]
+            fs_results[base]["loadavg_end"] = list(os.getloadavg())
         prec = args.precision if args.precision != "mode" else (
-            "bf16" if mode.endswith("_bf16") else "fp32")
+            "bf16" if "_bf16" in mode else "fp32")
         cmd = [sys.executable, __file__, "--mode", mode, "--iterations", str(args.iterations),
                "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
                "--device", args.device, "--precision", prec]
         if args.channels_last:
             cmd.append("--channels-last")
+        la = list(os.getloadavg())
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             results.append({"mode": mode, "error": proc.stderr.strip().splitlines()[-5:]})
             continue
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        r["loadavg_start"], r["loadavg_end"] = la, list(os.getloadavg())
+        results.append(r)
     by_mode = {r["mode"]: r for r in results}
-    ratios: dict[str, float] = {}
     for fast, base in BF16_OF.items():
         f, b = by_mode.get(fast, {}), by_mode.get(base, {})
         if "egs_per_second" in f and "egs_per_second" in b:
-            ratios[f"{fast}_vs_{base}"] = f["egs_per_second"] / b["egs_per_second"]
             f["loss_vs_fp32"] = _loss_guard(f["losses"], b["losses"], args.warmup)
-    for mode, r in by_mode.items():
-        fs = MODES[mode][3]
-        if fs is not None and "egs_per_second" in r and args.batch_size == 16:
-            ratios[f"{mode}_vs_faceswap"] = r["egs_per_second"] / fs
-    report = {
-        "benchmark": "train",
-        "definition": "EGs/s = 2 x batch / seconds per iteration (both sides count; Faceswap)",
-        "faceswap": "Faceswap 3's EGs/s are figures measured on a machine of the same kind "
-                    "(../shared/docs/faceswap-bench.md), not in this run",
-        "machine": _machine(),
-        "ratios": ratios,
-        "results": by_mode,
-    }
-    report["calibration"] = {"start": cal_start, "end": calibration()}
-    write_report(report, args.output)
+    return {"faceplate": by_mode, "faceswap": fs_results}
+
+
+def _summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per round: each fast mode over its fp32 mode (means, as before) and each Faceplate mode
+    over the Faceswap run of its model in the same round (medians); then over the rounds."""
+    per_round: list[dict[str, float]] = []
+    for rnd in rounds:
+        fp, fs = rnd["faceplate"], rnd["faceswap"]
+        ratios: dict[str, float] = {}
+        for fast, base in BF16_OF.items():
+            if "egs_per_second" in fp.get(fast, {}) and "egs_per_second" in fp.get(base, {}):
+                ratios[f"{fast}_vs_{base}"] = (fp[fast]["egs_per_second"]
+                                               / fp[base]["egs_per_second"])
+        for mode, r in fp.items():
+            f = fs.get(BF16_OF.get(mode, mode), {})
+            if "egs_per_second_median" in r and "egs_per_second" in f:
+                ratios[f"{mode}_vs_faceswap_{f['trainer']}_fp32"] = (
+                    r["egs_per_second_median"] / f["egs_per_second"])
+        per_round.append(ratios)
+    keys = sorted({k for r in per_round for k in r})
+    out: dict[str, Any] = {k: [r[k] for r in per_round if k in r] for k in keys}
+    if not any("faceswap" in k for k in keys):
+        out["vs_faceswap"] = "not measured: Faceswap was not run in this run (--faceswap)"
+    return out
 
 
 def _loss_guard(fast: list[list[float]], base: list[list[float]], warmup: int
