@@ -29,9 +29,6 @@ from tests import occlusion_model as om
 FACEPLATE = [sys.executable, "-m", "faceplate.cli.main"]
 #: How far above the landmark hull's IoU the model's must be on the occluded test faces.
 MARGIN = 0.05
-XFAIL_REASON = ("IoU 0.90 not reached yet: the cached recipe (600 iterations at 128 px, 1.4 CPU "
-                "minutes) measured 0.862 against the landmark hull's 0.771; 2000 iterations "
-                "(4.4 CPU minutes) 0.878")
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +60,8 @@ def test_mask_excludes_occluders_it_never_saw(labelled, mask_model):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-@pytest.mark.xfail(strict=True, reason=XFAIL_REASON)
 def test_iou_reaches_0_90_on_unseen_occluders(labelled, mask_model):
-    """Issue 15's target: IoU ≥ 0.90 on the 30 faces with unseen occluders (not reached yet by
-    the cached recipe: see ``XFAIL_REASON``; strict, so reaching it fails until it is removed)."""
+    """Issue 15's target: IoU ≥ 0.90 on the 30 faces with unseen occluders."""
     model_iou, hull_iou = _ious(labelled[0], mask_model)
     assert model_iou >= 0.90, (model_iou, hull_iou)
 

@@ -5,7 +5,8 @@ Pipeline::
     faceset folders ──► every face PNG whose store holds mask labels for it (face_notes.labels,
     (face PNGs)         drawn in the Studio or imported) ──► cache: N×C×C×3 uint8 faces and
                         N×C×C uint8 labels in the training crop (+ a border, C = size + 2·pad),
-                        plus occluder sources (the skin and the non-face regions of the faces)
+                        plus occluder sources (the skin and the non-face regions of the faces;
+                        a share of the occluders get made-up textures instead)
     MaskLoader.batch(k): pick faces (epoch shuffle) → paste synthetic occluders (chance
                         ``occluders``; their label cut out, exactly) → CLAHE → L*a*b* jitter →
                         one affine + grid warp applied to face *and* label alike
@@ -69,6 +70,10 @@ class MaskDataConfig(Config):
                               minimum=0.0, maximum=1.0)
     max_occluders: int = option(3, "Most synthetic occluders on one face.", minimum=1,
                                 maximum=8)
+    synthetic_textures: float = option(
+        0.5, "Chance that a synthetic occluder gets a made-up texture (a flat colour, gradient, "
+        "colour noise or stripes of any hue) instead of one from the footage: occluders unlike "
+        "anything in the shot.", minimum=0.0, maximum=1.0)
     flip: float = option(0.5, "Chance of a horizontal flip.", minimum=0.0, maximum=1.0)
     rotation: float = option(15.0, "Largest random rotation in degrees.", minimum=0.0,
                              maximum=180.0)
@@ -275,7 +280,8 @@ class MaskLoader:
                 rng = np.random.default_rng(aug.mix_seed(self.seed, k, i, 0x0CC))
                 if rng.random() < cfg.occluders:
                     n = int(rng.integers(1, cfg.max_occluders + 1))
-                    imgs[i], labs[i], _ = paste_occluders(imgs[i], labs[i], rng, fs.sources, n)
+                    imgs[i], labs[i], _ = paste_occluders(imgs[i], labs[i], rng, fs.sources, n,
+                                                          synthetic=cfg.synthetic_textures)
         if cfg.clahe_chance > 0:
             aug.apply_clahe(imgs, p.clahe.numpy(), p.clahe_grid.numpy())
         u8 = torch.from_numpy(imgs)
