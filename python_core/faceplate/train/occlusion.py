@@ -236,8 +236,10 @@ class MaskTrainer:
         elif self.resume:
             self.log(f"no checkpoint in {self.model_dir}: starting a new mask model")
         self.start_iteration = self.iteration
+        # with one torch thread the second core makes the next batch meanwhile (the same
+        # batches: each is a function of the seed and its index)
         self.loader = MaskLoader(self.faces, cfg.batch_size, self.data_cfg, seed=cfg.seed,
-                                 start=self.iteration)
+                                 start=self.iteration, prefetch=torch.get_num_threads() == 1)
         self.preview = preview_faces(self.faces, cfg.preview_faces, cfg.seed)
         self._tb = TensorBoard(self.model_dir / "logs",
                                purge_step=self.iteration if self.iteration else None)
@@ -409,6 +411,7 @@ class MaskTrainer:
                 self.log(f"interrupted: saved iteration {self.iteration}")
             raise
         finally:
+            self.loader.close()
             if self._tb is not None:
                 self._tb.close()
                 self._tb = None
