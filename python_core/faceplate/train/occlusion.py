@@ -5,6 +5,9 @@ over most of them (:mod:`faceplate.train.occlusion_data`); the loss is binary cr
 the soft Dice loss (one minus the soft IoU of each face, which is what the mask is judged by).
 The learning rate rises linearly over ``warmup`` iterations, then follows a cosine down to a
 twentieth of ``lr`` at the target iteration.
+With one torch thread (``--threads 1``) the next batch is made on a worker thread meanwhile
+(:class:`~faceplate.train.occlusion_data.MaskLoader` ``prefetch``): pasting the occluders and
+augmenting costs about as much CPU as the network's step, and the second core is free.
 
 The swap trainer's infrastructure does the rest: checkpoints (:mod:`faceplate.train.checkpoint`:
 safetensors, atomic, hashed; ``resume=True`` continues bit-identically at the same iteration
