@@ -39,7 +39,8 @@ HULL_FRAMES = (0, 8, 16, 24, 32, 40, 48)
 #: One thread: on two cores shared with other work, a two-thread pool spends most of its time
 #: waiting for the busy core (measured 7.2 s a 128 px step against 0.25 s with one thread, load 10);
 #: with one torch thread the trainer makes the next batch on the second core meanwhile.
-#: 3000 iterations: IoU 0.907 (2000: 0.9015); cold, 12.7 min wall at load 7-11 on the 2 cores.
+#: 3000 iterations: IoU 0.9071 (two threads: 0.9074; 2000 iterations: 0.9015, two threads 0.8957);
+#: 4.55 min wall at load 2 on the 2 cores, 12.7 min at load 7-11.
 TRAIN_OPTIONS: dict[str, Any] = {"size": SIZE, "iterations": 3000, "batch_size": 8,
                                  "lr": 1e-2, "warmup": 20, "save_every": 3000,
                                  "preview_every": 0, "log_every": 50, "seed": 0, "threads": 1}
