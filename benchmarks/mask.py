@@ -16,6 +16,9 @@ labels) to measure IoU on.
   size, with one thread and with ``--threads`` (default every usable core): faces per second of
   the model alone, in wall and CPU time; and ``faceplate mask apply`` end to end on the test
   store (118 faces: decoding the clip, warping, predicting, encoding and storing the masks).
+* ``prefetch``: the test recipe's training step (128 px, one torch thread) with the batches
+  made in line and made ahead on a worker thread (what ``mask train --threads 1`` does),
+  ``--prefetch-steps`` each, twice, alternating: wall and CPU seconds an iteration.
 
 The machine's load is recorded before and after (the figures are only comparable within a run).
 Never asserts on time.
@@ -49,6 +52,52 @@ class _Tmp:
         return Path(tempfile.mkdtemp(prefix=name, dir=self.root))
 
 
+def prefetch_speed(folder: Path, steps: int) -> dict[str, Any]:
+    """The test recipe's training step (128 px, batch 8, one torch thread) with its batches
+    made in line and made ahead on a worker thread (``MaskLoader(prefetch=True)``), twice each,
+    alternating: wall and CPU seconds an iteration."""
+    import torch
+    from tests import occlusion_model as om
+
+    from faceplate.models.occlusion import MASK_MODELS, build_mask_model
+    from faceplate.train.occlusion import mask_losses
+    from faceplate.train.occlusion_data import LabelledFaces, MaskDataConfig, MaskLoader
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    cfg = MaskDataConfig(**om.DATA_OPTIONS)
+    faces = LabelledFaces([folder], cfg, om.SIZE)
+    runs: list[dict[str, Any]] = []
+    try:
+        for prefetch in (False, True, False, True):
+            model = build_mask_model("lite_unet", MASK_MODELS.default_config("lite_unet")
+                                     .replace(size=om.SIZE)).to(
+                memory_format=torch.channels_last)  # type: ignore[call-overload]
+            opt = torch.optim.AdamW(model.parameters(), 1e-3)
+            loader = MaskLoader(faces, 8, cfg, seed=0, prefetch=prefetch)
+            t0, c0 = time.perf_counter(), time.process_time()
+            try:
+                for _ in range(steps):
+                    b = next(loader)
+                    loss, _ = mask_losses(model.logits(
+                        b.face.contiguous(memory_format=torch.channels_last)), b.label)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+            finally:
+                loader.close()
+            runs.append({"prefetch": prefetch,
+                         "wall_s_per_it": round((time.perf_counter() - t0) / steps, 4),
+                         "cpu_s_per_it": round((time.process_time() - c0) / steps, 4),
+                         "load_average_1min": round(os.getloadavg()[0], 2)})
+            print(runs[-1], flush=True)
+    finally:
+        torch.set_num_threads(threads)
+    wall = {p: sum(r["wall_s_per_it"] for r in runs if r["prefetch"] == p) for p in (0, 1)}
+    return {"steps": steps, "size": om.SIZE, "runs": runs,
+            "speedup": round(wall[0] / wall[1], 3)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,6 +108,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0,
                     help="torch/onnxruntime threads (0: every usable core)")
     ap.add_argument("--output", type=Path, default=Path("bench_out/mask.json"))
+    ap.add_argument("--prefetch-steps", type=int, default=60,
+                    help="training steps at 128 px with one thread, batches made in line and "
+                    "on a worker thread (0: skip)")
     args = ap.parse_args()
 
     import numpy as np
@@ -142,6 +194,8 @@ def main() -> int:
         report["apply"] = {"engine": "onnx", "model_only": model_rates,
                            "end_to_end_faces": stats.faces,
                            "end_to_end_faces_per_s": round(stats.faces / e2e, 1)}
+        if args.prefetch_steps:
+            report["prefetch"] = prefetch_speed(folder, args.prefetch_steps)
         report["load_average_after"] = list(os.getloadavg())
     finally:
         shutil.rmtree(work, ignore_errors=True)

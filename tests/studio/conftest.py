@@ -108,3 +108,39 @@ def browser() -> Iterator[Any]:
                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def occluded_shot(shot_built: Built, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """The shot with ``occlusion`` masks: four faces labelled through the Studio's API (an
+    include polygon less an exclude band), ``faceplate mask train`` on them (a short run at
+    64 px: what is shown matters here, not how good it is), ``faceplate mask apply`` on the
+    store."""
+    import subprocess
+    import sys
+
+    b = clone_shot(shot_built, tmp_path_factory.mktemp("occluded_shot"))
+    run = Running([b.store.parent])
+    try:
+        for fi in range(4):
+            f = run.get(f"/api/store/0/frame/{fi}")[1]["faces"][0]
+            crop = f["crop"]
+            labels = {"size": crop["size"], "centering": crop["centering"],
+                      "matrix": crop["matrix"],
+                      "shapes": [{"kind": "polygon", "mode": "include",
+                                  "points": [[40, 40], [216, 40], [216, 230], [40, 230]]},
+                                 {"kind": "polygon", "mode": "exclude",
+                                  "points": [[60, 150], [200, 150], [200, 200], [60, 200]]}]}
+            status, out = run.post(f"/api/store/0/frame/{fi}/face/0/labels",
+                                   {"labels": labels, "etag": f["etag"]})
+            assert status == 200, out
+    finally:
+        run.close()
+    model = b.store.parent / "occlusion_model"
+    cli = [sys.executable, "-m", "faceplate.cli.main", "mask"]
+    subprocess.run([*cli, "train", "--faces", str(b.faces), "--output", str(model), "--size",
+                    "64", "--iterations", "40", "--save-every", "40", "--preview-every", "0",
+                    "--threads", "1"], check=True, capture_output=True)
+    subprocess.run([*cli, "apply", str(model), "--alignments", str(b.store), "--faces",
+                    str(b.faces)], check=True, capture_output=True)
+    return b

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -295,3 +296,33 @@ def _batch_checks(studio: Running) -> None:
     assert body[:2] == b"\xff\xd8" and body[sizes[0]:sizes[0] + 2] == b"\xff\xd8"
     assert body[:sizes[0]] == studio.get("/api/faceset/0/thumb/0")[1]
     assert studio.get("/api/faceset/0/thumbs?ids=" + ",".join(["0"] * 601))[0] == 400
+
+
+def test_occlusion_masks_from_mask_apply_are_shown(occluded_shot: Built) -> None:
+    """Every face's stored masks are served, ``occlusion`` (written by ``faceplate mask apply``)
+    beside the extraction's: its outlines (outer contours and holes, in frame pixels), mapped
+    back into the mask's crop and filled, give the stored mask."""
+    from faceplate.core.geometry import transform_points
+    from faceplate.core.records import decode_mask
+    from faceplate.evaluate.masks import iou
+
+    run = Running([occluded_shot.store.parent])
+    try:
+        with AlignmentsStore.open(occluded_shot.store, readonly=True) as st:
+            for fi in range(occluded_shot.frames):
+                status, fr = run.get(f"/api/store/0/frame/{fi}")
+                assert status == 200, fr
+                (face,), (rec,) = fr["faces"], st.faces(fi)
+                assert set(face["mask_outlines"]) == {"components", "extended", "occlusion"}
+                sm = rec.masks["occlusion"]
+                stored = decode_mask(sm, str(occluded_shot.store)) > 127
+                assert 0 < stored.sum() < stored.size
+                polys = [np.round(transform_points(np.asarray(p, np.float64), sm.affine)
+                                  - 0.5).astype(np.int32)
+                         for p in face["mask_outlines"]["occlusion"]]
+                drawn = np.zeros(stored.shape, np.uint8)
+                cv2.fillPoly(drawn, polys, 1)
+                assert iou(drawn.astype(bool), stored) > 0.9, fi
+                assert face["mask_outlines"]["occlusion"] != face["mask_outlines"]["extended"]
+    finally:
+        run.close()

@@ -165,3 +165,32 @@ def test_keyboard_navigation(page: Any, studio: Running, shot: Built) -> None:
     pg.keyboard.press("Escape")
     pg.keyboard.press("1")
     pg.wait_for_selector("#view-faceset:not([hidden])")
+
+
+def test_choose_the_occlusion_mask_to_outline(browser: Any, occluded_shot: Built) -> None:
+    """The Frames view lists the masks the store keeps (``occlusion`` from ``faceplate mask
+    apply`` among them) and outlines the chosen one."""
+    run = Running([occluded_shot.store.parent])
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        pg = ctx.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(run.server.url)
+        pg.wait_for_selector("body[data-ready='1']", timeout=30_000)
+        open_frame(pg, run, 1)
+        names = pg.eval_on_selector_all("#mask-name option", "os => os.map(o => o.value)")
+        assert names == ["components", "extended", "occlusion"]
+        pg.wait_for_selector("body[data-mask-outlined^='1:extended:']", timeout=30_000)
+        pg.select_option("#mask-name", "occlusion")
+        pg.wait_for_selector("body[data-mask-outlined^='1:occlusion:']", timeout=30_000)
+        n = int(pg.get_attribute("body", "data-mask-outlined").split(":")[2])
+        want = len(run.get("/api/store/0/frame/1")[1]["faces"][0]["mask_outlines"]["occlusion"])
+        assert n == want > 0
+        pg.keyboard.press("ArrowRight")       # the choice stays from frame to frame
+        pg.wait_for_selector("body[data-mask-outlined^='2:occlusion:']", timeout=30_000)
+        shot_png(pg, "frames_occlusion_outline")
+        assert not errors, errors
+    finally:
+        ctx.close()
+        run.close()

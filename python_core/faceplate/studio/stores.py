@@ -241,26 +241,29 @@ class StoreDoc:
         return state
 
     def face_json(self, state: FaceState, crop_size: int = 256) -> dict[str, Any]:
+        """A face as the page shows it; ``mask_outlines`` holds every mask the store keeps for
+        it (``extended``, ``occlusion``, ...: name → the contours of its > 127 region, outer ones
+        and holes, polygons of (x, y) frame pixels)."""
         r = state.record
         centering = self.extract_cfg().centering
         m = crop_matrix(r.landmarks, crop_size, centering)
-        outline: list[list[list[float]]] = []
-        if r.masks:
-            sm = r.masks.get("extended") or next(iter(r.masks.values()))
+        outlines: dict[str, list[list[list[float]]]] = {}
+        for name, sm in sorted(r.masks.items()):
             mask = decode_mask(sm, str(self.path))
-            contours, _ = cv2.findContours((mask > 127).astype(np.uint8), cv2.RETR_EXTERNAL,
+            # every contour, holes too: an occluder inside the face is a hole in its mask
+            contours, _ = cv2.findContours((mask > 127).astype(np.uint8), cv2.RETR_LIST,
                                            cv2.CHAIN_APPROX_SIMPLE)
             inv = invert_affine(sm.affine)
-            for c in contours:
-                pts = transform_points(c.reshape(-1, 2).astype(np.float64) + 0.5, inv)
-                outline.append(np.round(pts, 2).tolist())
+            outlines[name] = [
+                np.round(transform_points(c.reshape(-1, 2).astype(np.float64) + 0.5, inv),
+                         2).tolist() for c in contours]
         return {
             "face": r.face_index, "bbox": [round(float(v), 2) for v in r.bbox.as_tuple()],
             "landmarks": np.round(np.asarray(r.landmarks, np.float64), 3).tolist(),
             "score": round(float(r.score), 4), "detector": r.detector, "aligner": r.aligner,
             "yaw": round(float(r.yaw), 2), "pitch": round(float(r.pitch), 2),
             "roll": round(float(r.roll), 2), "pinned": state.pinned, "labels": state.labels,
-            "etag": etag(state), "mask_outline": outline,
+            "etag": etag(state), "mask_outlines": outlines,
             "crop": {"size": crop_size, "centering": centering, "matrix": m.tolist()},
         }
 

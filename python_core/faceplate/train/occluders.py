@@ -8,7 +8,11 @@ non-face regions of the faces' crops (walls, hair, clothes, the neck) and *skin*
 other faces (the occluders hardest to tell from a face, hands, are skin-coloured); a shape is
 filled with a randomly placed, rotated and scaled patch of one source, shaded (a cylinder
 profile across fingers and bars, a light gradient across the rest), its edge softened, and a
-soft shadow cast on the face beside it.
+soft shadow cast on the face beside it. A share of the occluders (``synthetic``, the trainer's
+``synthetic_textures``) get a made-up texture instead (:func:`_synthetic_texture`: a flat
+colour, a gradient, colour noise or stripes of any hue and brightness), so that the model learns
+the occluder's shape against the face rather than the footage's few textures, and cuts out
+objects of colours the shot never showed it.
 
 The same code makes the held-out composites the tests and ``benchmarks/mask.py`` evaluate on,
 from sources kept out of training (:func:`source_from_image`).
@@ -273,8 +277,38 @@ def _shading(rng: np.random.Generator, size: int, alpha: np.ndarray,
     return (1.0 + ramp * rng.uniform(0.0, 0.6)).astype(np.float32) * rng.uniform(0.8, 1.15)
 
 
+def _synthetic_texture(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A size×size float32 RGB [0, 255] texture made up from nothing: a flat colour, a two-colour
+    gradient, smooth colour noise or stripes, of any hue and brightness."""
+    def colour() -> np.ndarray:
+        hsv = np.array([[[rng.uniform(0, 180), rng.uniform(0, 255), rng.uniform(10, 255)]]],
+                       np.float32)
+        return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
+
+    a, b = colour(), colour()
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    pick = int(rng.integers(4))
+    th = rng.uniform(0, 2 * np.pi)
+    along = xx * np.cos(th) + yy * np.sin(th)
+    t: np.ndarray
+    if pick == 0:
+        t = np.zeros((size, size), np.float32)
+    elif pick == 1:
+        t = np.clip(along - along.min(), 0, None) / max(float(along.max() - along.min()), 1e-6)
+    elif pick == 2:
+        cells = int(rng.integers(2, 16))
+        noise = rng.random((cells, cells)).astype(np.float32)
+        t = cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC)
+    else:
+        t = (np.sin(along * 2 * np.pi * rng.uniform(2, 12)) > 0).astype(np.float32)
+    tex = a * (1.0 - t[..., None]) + b * t[..., None]
+    tex += rng.normal(0, rng.uniform(0, 12), (size, size, 1)).astype(np.float32)
+    return tex.astype(np.float32)
+
+
 def make_occluder(rng: np.random.Generator, size: int, sources: Sequence[OccluderSource],
-                  kind: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  kind: str | None = None, synthetic: float = 0.0
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """One textured, shaded occluder.
 
     Args:
@@ -282,6 +316,8 @@ def make_occluder(rng: np.random.Generator, size: int, sources: Sequence[Occlude
         size: Side of the crop it will be pasted on.
         sources: Texture sources (at least one usable).
         kind: A shape family of :data:`SHAPES`, or None to draw one.
+        synthetic: Chance of a made-up texture instead of a source's (0: never, and no random
+            draw for it, so composites made without it stay as they were).
 
     Returns:
         ``(rgb, alpha)``: size×size×3 float32 [0, 255] colour and size×size float32 coverage in
@@ -300,7 +336,10 @@ def make_occluder(rng: np.random.Generator, size: int, sources: Sequence[Occlude
     want_skin = rng.random() < SKIN_CHANCE.get(kind, 0.3)
     pool = (skins if want_skin else backs) or usable
     src = pool[int(rng.integers(len(pool)))]
-    tex = _texture(src, rng, size, alpha)
+    if synthetic > 0 and rng.random() < synthetic:
+        tex = _synthetic_texture(rng, size)
+    else:
+        tex = _texture(src, rng, size, alpha)
     tex *= _shading(rng, size, alpha, axis)[..., None]
     tex *= rng.uniform(0.96, 1.04, 3).astype(np.float32)  # a slightly different white balance
     soft = rng.uniform(0.3, 1.2)
@@ -310,7 +349,8 @@ def make_occluder(rng: np.random.Generator, size: int, sources: Sequence[Occlude
 
 def paste_occluders(image: np.ndarray, label: np.ndarray, rng: np.random.Generator,
                     sources: Sequence[OccluderSource], count: int,
-                    kind: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    kind: str | None = None, synthetic: float = 0.0
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Paste ``count`` occluders over a face, casting soft shadows, and cut them from its label.
 
     Args:
@@ -320,6 +360,7 @@ def paste_occluders(image: np.ndarray, label: np.ndarray, rng: np.random.Generat
         sources: Texture sources.
         count: Occluders to paste.
         kind: Force one shape family (None: drawn per occluder).
+        synthetic: Chance of a made-up texture per occluder (:func:`make_occluder`).
 
     Returns:
         ``(image, label, cover)``: the composite (S×S×3 ``uint8``), its exact label (S×S
@@ -330,7 +371,7 @@ def paste_occluders(image: np.ndarray, label: np.ndarray, rng: np.random.Generat
     out = image.astype(np.float32)
     cover = np.zeros((s, s), np.float32)
     for _ in range(count):
-        rgb, alpha = make_occluder(rng, s, sources, kind)
+        rgb, alpha = make_occluder(rng, s, sources, kind, synthetic)
         if rng.random() < 0.7:  # a soft shadow on what lies beneath, offset towards the light
             sh = cv2.GaussianBlur(alpha, (0, 0), rng.uniform(2.0, 0.03 * s + 2.0))
             dx, dy = rng.normal(0, 0.015 * s, 2)

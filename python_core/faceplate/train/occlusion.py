@@ -5,6 +5,9 @@ over most of them (:mod:`faceplate.train.occlusion_data`); the loss is binary cr
 the soft Dice loss (one minus the soft IoU of each face, which is what the mask is judged by).
 The learning rate rises linearly over ``warmup`` iterations, then follows a cosine down to a
 twentieth of ``lr`` at the target iteration.
+With one torch thread (``--threads 1``) the next batch is made on a worker thread meanwhile
+(:class:`~faceplate.train.occlusion_data.MaskLoader` ``prefetch``): pasting the occluders and
+augmenting costs about as much CPU as the network's step, and the second core is free.
 
 The swap trainer's infrastructure does the rest: checkpoints (:mod:`faceplate.train.checkpoint`:
 safetensors, atomic, hashed; ``resume=True`` continues bit-identically at the same iteration
@@ -236,8 +239,10 @@ class MaskTrainer:
         elif self.resume:
             self.log(f"no checkpoint in {self.model_dir}: starting a new mask model")
         self.start_iteration = self.iteration
+        # with one torch thread the second core makes the next batch meanwhile (the same
+        # batches: each is a function of the seed and its index)
         self.loader = MaskLoader(self.faces, cfg.batch_size, self.data_cfg, seed=cfg.seed,
-                                 start=self.iteration)
+                                 start=self.iteration, prefetch=torch.get_num_threads() == 1)
         self.preview = preview_faces(self.faces, cfg.preview_faces, cfg.seed)
         self._tb = TensorBoard(self.model_dir / "logs",
                                purge_step=self.iteration if self.iteration else None)
@@ -409,6 +414,7 @@ class MaskTrainer:
                 self.log(f"interrupted: saved iteration {self.iteration}")
             raise
         finally:
+            self.loader.close()
             if self._tb is not None:
                 self._tb.close()
                 self._tb = None

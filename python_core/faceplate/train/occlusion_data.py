@@ -5,7 +5,8 @@ Pipeline::
     faceset folders ──► every face PNG whose store holds mask labels for it (face_notes.labels,
     (face PNGs)         drawn in the Studio or imported) ──► cache: N×C×C×3 uint8 faces and
                         N×C×C uint8 labels in the training crop (+ a border, C = size + 2·pad),
-                        plus occluder sources (the skin and the non-face regions of the faces)
+                        plus occluder sources (the skin and the non-face regions of the faces;
+                        a share of the occluders get made-up textures instead)
     MaskLoader.batch(k): pick faces (epoch shuffle) → paste synthetic occluders (chance
                         ``occluders``; their label cut out, exactly) → CLAHE → L*a*b* jitter →
                         one affine + grid warp applied to face *and* label alike
@@ -30,6 +31,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -69,6 +71,10 @@ class MaskDataConfig(Config):
                               minimum=0.0, maximum=1.0)
     max_occluders: int = option(3, "Most synthetic occluders on one face.", minimum=1,
                                 maximum=8)
+    synthetic_textures: float = option(
+        0.5, "Chance that a synthetic occluder gets a made-up texture (a flat colour, gradient, "
+        "colour noise or stripes of any hue) instead of one from the footage: occluders unlike "
+        "anything in the shot.", minimum=0.0, maximum=1.0)
     flip: float = option(0.5, "Chance of a horizontal flip.", minimum=0.0, maximum=1.0)
     rotation: float = option(15.0, "Largest random rotation in degrees.", minimum=0.0,
                              maximum=180.0)
@@ -221,10 +227,14 @@ class MaskLoader:
         cfg: The data config.
         seed: Seed of every random draw.
         start: First batch index (resume).
+        prefetch: Make batch ``k + 1`` on a worker thread while the caller trains on batch
+            ``k`` (the augmentation costs about as much CPU as a training step of the network;
+            OpenCV, NumPy and torch release the GIL, so on two cores it runs beside the step).
+            The batches are the same either way. Call :meth:`close` when done.
     """
 
     def __init__(self, faces: LabelledFaces, batch_size: int, cfg: MaskDataConfig, *,
-                 seed: int, start: int = 0) -> None:
+                 seed: int, start: int = 0, prefetch: bool = False) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
         self.faces = faces
@@ -233,6 +243,9 @@ class MaskLoader:
         self.seed = int(seed)
         self.k = int(start)
         self._perms: dict[int, Tensor] = {}
+        self._pool: ThreadPoolExecutor | None = (
+            ThreadPoolExecutor(1, thread_name_prefix="mask-batches") if prefetch else None)
+        self._ahead: tuple[int, Future[MaskBatch]] | None = None
 
     def indices(self, k: int) -> np.ndarray:
         """Face indices of batch ``k`` (each face once per epoch, shuffled per epoch)."""
@@ -275,7 +288,8 @@ class MaskLoader:
                 rng = np.random.default_rng(aug.mix_seed(self.seed, k, i, 0x0CC))
                 if rng.random() < cfg.occluders:
                     n = int(rng.integers(1, cfg.max_occluders + 1))
-                    imgs[i], labs[i], _ = paste_occluders(imgs[i], labs[i], rng, fs.sources, n)
+                    imgs[i], labs[i], _ = paste_occluders(imgs[i], labs[i], rng, fs.sources, n,
+                                                          synthetic=cfg.synthetic_textures)
         if cfg.clahe_chance > 0:
             aug.apply_clahe(imgs, p.clahe.numpy(), p.clahe_grid.numpy())
         u8 = torch.from_numpy(imgs)
@@ -297,9 +311,25 @@ class MaskLoader:
         return self
 
     def __next__(self) -> MaskBatch:
-        b = self.batch(self.k)
-        self.k += 1
+        k = self.k
+        if self._pool is None:
+            b = self.batch(k)
+        else:
+            if self._ahead is None or self._ahead[0] != k:
+                self._ahead = (k, self._pool.submit(self.batch, k))
+            b = self._ahead[1].result()
+            self._ahead = (k + 1, self._pool.submit(self.batch, k + 1))
+        self.k = k + 1
         return b
+
+    def close(self) -> None:
+        """Stop the worker thread (a no-op without ``prefetch``)."""
+        if self._pool is not None:
+            if self._ahead is not None:
+                self._ahead[1].cancel()
+            self._pool.shutdown(wait=True)
+            self._pool = None
+            self._ahead = None
 
 
 def preview_faces(faces: LabelledFaces, n: int, seed: int) -> MaskBatch:

@@ -28,6 +28,7 @@ export class FrameView {
     $("#btn-prevcopy").addEventListener("click", () => this.copyFrom(-1));
     $("#btn-nextcopy").addEventListener("click", () => this.copyFrom(1));
     $("#show-mask").addEventListener("change", () => this.draw());
+    $("#mask-name").addEventListener("change", () => this.draw());
     studio.register("frames", [
       ["← / →", "previous / next frame (Shift: 10 frames)"], ["Home / End", "first / last frame"],
       ["N / Shift+N", "next / previous flagged frame (no face, several, low score, jump)"],
@@ -93,6 +94,7 @@ export class FrameView {
     const data = await faces;
     if (this.fi !== fi) return;  // a later seek won
     this.frame = data; this.img = img;
+    this.maskChoices();
     if (face !== undefined) this.sel = Math.max(0, data.faces.findIndex((f) => f.face === face));
     if (this.sel >= data.faces.length) this.sel = 0;
     this.draw(); this.drawTimeline();
@@ -131,6 +133,18 @@ export class FrameView {
   toScreen([x, y]) { return [this.view.x + x * this.view.s, this.view.y + y * this.view.s]; }
   toFrame(sx, sy) { return [(sx - this.view.x) / this.view.s, (sy - this.view.y) / this.view.s]; }
 
+  // The stored masks of the frame's faces in the mask selector (the choice kept while it exists;
+  // extended first by default).
+  maskChoices() {
+    const sel = $("#mask-name"), was = sel.value;
+    const names = [...new Set(this.frame.faces.flatMap((f) => Object.keys(f.mask_outlines)))].sort();
+    const same = names.length === sel.options.length && names.every((n, i) => sel.options[i].value === n);
+    if (!same) {
+      sel.replaceChildren(...names.map((n) => { const o = document.createElement("option"); o.value = o.textContent = n; return o; }));
+      sel.value = names.includes(was) ? was : (names.includes("extended") ? "extended" : (names[0] || ""));
+    }
+  }
+
   draw() {
     const g = this.g;
     g.fillStyle = "#0c0d0f"; g.fillRect(0, 0, this.cv.width, this.cv.height);
@@ -138,13 +152,16 @@ export class FrameView {
     if (this.view.fit) this.fit();
     const { s, x, y } = this.view;
     if (this.img) g.drawImage(this.img, x, y, this.frame.width * s, this.frame.height * s);
+    const maskName = $("#mask-name").value;
+    let outlined = 0;
     this.frame.faces.forEach((f, k) => {
       const on = k === this.sel;
       const col = on ? "#e0a040" : (f.pinned ? "#3d8bfd" : "#4cae6a");
       g.lineWidth = 1;
       if ($("#show-mask").checked) {
         g.strokeStyle = "rgba(229,83,75,.8)"; g.setLineDash([4, 3]);
-        for (const poly of f.mask_outline) {
+        for (const poly of f.mask_outlines[maskName] || []) {
+          outlined += 1;
           g.beginPath(); poly.forEach((p, i) => { const [a, b] = this.toScreen(p); i ? g.lineTo(a, b) : g.moveTo(a, b); });
           g.closePath(); g.stroke();
         }
@@ -169,6 +186,8 @@ export class FrameView {
         g.fillRect(px - 1.5, py - 1.5, 3, 3);
       }
     });
+    // what the outline shows, for the tests: frame:mask:polygons drawn
+    document.body.dataset.maskOutlined = `${this.fi}:${$("#show-mask").checked ? maskName : ""}:${outlined}`;
     if (this.boxDraft) {
       const [a, b, c, d] = this.boxDraft;
       g.strokeStyle = "#3d8bfd"; g.setLineDash([5, 3]);
