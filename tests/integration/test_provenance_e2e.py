@@ -143,9 +143,10 @@ def test_eroded_matte_gets_the_upper_set_and_verifies(clip, model_dir, tmp_path,
 
 
 def test_faces_left_unmarked_are_counted_everywhere(clip, model_dir, tmp_path, capsys):
-    """Issue 16, point 1: a swapped face the mark does not fit (here the matte eroded 40 %
-    from above: the eyes and brows are gone, so neither the full pattern set, whose area it
-    covers 80 %, nor the upper-face set is found) is named, with why, in convert's summary
+    """Issue 16, point 1: a swapped face the mark does not fit (here the matte eroded 50 %
+    from above, the most convert allows: the eyes and brows are gone, so neither the full
+    pattern set, of whose area it leaves too little, nor the upper-face set is found; at 40 %
+    a model trained afresh left one face of three marked, a case too close to call) is named, with why, in convert's summary
     and JSON report, the outputs' provenance metadata, the preview and the Natron node's
     message; and the count is true: the verifier finds no mark on those frames. (The
     judgement scores the mark at the landmarks it was embedded at; near the threshold, where
@@ -156,7 +157,7 @@ def test_faces_left_unmarked_are_counted_everywhere(clip, model_dir, tmp_path, c
     report = tmp_path / "convert.json"
     assert main(["convert", "--model", str(model_dir), "--input", str(video), "--alignments",
                  str(store), "--output", str(seq), "--format", "png8", "--frame-ranges", "0-2",
-                 "--mask-erode-top", "40", "--json", str(report)]) == 0
+                 "--mask-erode-top", "50", "--json", str(report)]) == 0
     out = capsys.readouterr()
     rep = json.loads(report.read_text())
     assert rep["faces"] == 3 and rep["faces_unmarked"] == 3, rep
@@ -192,10 +193,10 @@ def test_faces_left_unmarked_are_counted_everywhere(clip, model_dir, tmp_path, c
     # The preview labels the cell and names the face.
     sheet = tmp_path / "sheet.png"
     assert main(["preview", "--model", str(model_dir), "--input", str(video), "--alignments",
-                 str(store), "--frames", "1", "--settings", "erode_top=40", "color=rct",
+                 str(store), "--frames", "1", "--settings", "erode_top=50", "color=rct",
                  "-o", str(sheet)]) == 0
     err = capsys.readouterr().err
-    assert "left without the watermark: frame 1, erode_top=40: face 0: mark too weak" in err
+    assert "left without the watermark: frame 1, erode_top=50: face 0: mark too weak" in err
     assert "color=rct" not in err
 
     # The Natron node's message.
@@ -208,7 +209,7 @@ def test_faces_left_unmarked_are_counted_everywhere(clip, model_dir, tmp_path, c
         rgb = src.read(1).rgb
     lin = srgb_to_linear(rgb.astype(np.float32) / np.float32(255.0))
     rgba = np.ascontiguousarray(np.concatenate([lin, np.ones_like(lin[..., :1])], axis=2))
-    res = render(SWAP_ID, rgba, {"model": str(model_dir), "erode_top": 40.0})
+    res = render(SWAP_ID, rgba, {"model": str(model_dir), "erode_top": 50.0})
     assert res.faces == 1
     assert "left without the watermark: face 0: mark too weak to detect" in res.status, res.status
     assert render(SWAP_ID, rgba, {"model": str(model_dir)}).status == ""
