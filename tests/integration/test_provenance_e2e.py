@@ -146,9 +146,10 @@ def test_faces_left_unmarked_are_counted_everywhere(clip, model_dir, tmp_path, c
     """Issue 16, point 1: a swapped face the mark does not fit (here the matte eroded 50 %
     from above, the most convert allows: the eyes and brows are gone, so neither the full
     pattern set, of whose area it leaves too little, nor the upper-face set is found; at 40 %
-    a model trained afresh left one face of three marked, a case too close to call) is named, with why, in convert's summary
-    and JSON report, the outputs' provenance metadata, the preview and the Natron node's
-    message; and the count is true: the verifier finds no mark on those frames. (The
+    a model trained afresh left one face of three marked, a case too close to call) is named,
+    with why, in convert's summary and JSON report, the outputs' provenance metadata, the
+    preview and the Natron node's message; and the count is true: the verifier finds no mark
+    on those frames. (The
     judgement scores the mark at the landmarks it was embedded at; near the threshold, where
     the verifier's own landmarks differ a little, it may call a face unmarked that the
     verifier still finds. It errs towards reporting.)"""
