@@ -143,24 +143,16 @@ def _swaps(step: int) -> tuple[dict[str, list[Any]], dict[str, list[int]], str]:
 
     import provenance as pb  # benchmarks/provenance.py
     from faceplate.convert.swap import ConvertConfig, TorchPredictor
-    from faceplate.io import samples
-    from faceplate.io.media import open_source
 
     pred = TorchPredictor(trained_model(None))
     ex = _extractor(masks=("extended",))
     cfg = ConvertConfig()
     out: dict[str, list[Any]] = {}
     starts: dict[str, list[int]] = {}
-    for res, name, first, mult in pb.CLIPS:
-        path = samples.upscaled_clip(name, first) if first else samples.path(name)
+    for res, frames in pb.one_face_frames(ex, step):
         starts.setdefault(res, []).append(len(out.get(res, [])))
-        with open_source(path) as src:
-            for frame in src:
-                if frame.info.index % (step * mult):
-                    continue
-                recs = pb._records(ex, frame.rgb)
-                if len(recs) == 1:
-                    out.setdefault(res, []).append(attacks.real_swap(frame.rgb, recs, pred, cfg))
+        for rgb, recs in frames:
+            out.setdefault(res, []).append(attacks.real_swap(rgb, recs, pred, cfg))
     return out, starts, pred.model_id
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,29 @@ def _records(extractor: Any, rgb: np.ndarray) -> list[Any]:
     return extractor.process(Frame(FrameInfo(0, "f", None, w, h, 0), rgb)).records
 
 
+def one_face_frames(ex: Any, step: int) -> Iterator[tuple[str, Iterator[tuple[Any, list[Any]]]]]:
+    """Per clip of ``CLIPS``: (its resolution, an iterator over (frame RGB uint8, its face
+    records) of every ``step``·mult-th frame in which ``ex`` finds exactly one face). Consume
+    each clip's iterator before asking for the next clip."""
+    from faceplate.io import samples
+
+    for res, name, first, mult in CLIPS:
+        path = samples.upscaled_clip(name, first) if first else samples.path(name)
+        yield res, _one_face(ex, path, step * mult)
+
+
+def _one_face(ex: Any, path: Any, every: int) -> Iterator[tuple[Any, list[Any]]]:
+    from faceplate.io.media import open_source
+
+    with open_source(path) as src:
+        for frame in src:
+            if frame.info.index % every:
+                continue
+            recs = _records(ex, frame.rgb)
+            if len(recs) == 1:
+                yield frame.rgb, recs
+
+
 def swapped_clips(step: int) -> tuple[dict[str, list[Any]], dict[str, list[int]],
                                       dict[str, Any], str, dict[str, Any]]:
     """{resolution: [Swapped]}, {resolution: where each source clip starts in that list}, the
@@ -68,8 +92,6 @@ def swapped_clips(step: int) -> tuple[dict[str, list[Any]], dict[str, list[int]]
 
     from faceplate.convert.swap import ConvertConfig, SwapContext, TorchPredictor, swap_frame
     from faceplate.extract.pipeline import ExtractConfig, Extractor
-    from faceplate.io import samples
-    from faceplate.io.media import open_source
 
     pred = TorchPredictor(trained_model(None))
     ex = Extractor(ExtractConfig(masks=("extended",), write_faces=False, thumbnails=False))
@@ -78,25 +100,18 @@ def swapped_clips(step: int) -> tuple[dict[str, list[Any]], dict[str, list[int]]
     starts: dict[str, list[int]] = {}
     stage: dict[str, list[float]] = {}
     unmarked: dict[str, Any] = {}
-    for res, name, first, mult in CLIPS:
-        path = samples.upscaled_clip(name, first) if first else samples.path(name)
+    for res, frames in one_face_frames(ex, step):
         starts.setdefault(res, []).append(len(out.get(res, [])))
-        with open_source(path) as src:
-            for frame in src:
-                if frame.info.index % (step * mult):
-                    continue
-                recs = _records(ex, frame.rgb)
-                if len(recs) != 1:
-                    continue
-                out.setdefault(res, []).append(attacks.real_swap(frame.rgb, recs, pred, cfg))
-                ctx = SwapContext.create(cfg)
-                r = swap_frame(frame.rgb, recs, pred, cfg, frame_is_linear=False, context=ctx)
-                stage.setdefault(res, []).append(ctx.times.get("watermark", 0.0))
-                u = unmarked.setdefault(res, {"faces": 0, "unmarked": 0, "reasons": {}})
-                u["faces"] += r.faces_swapped
-                u["unmarked"] += len(r.unmarked)
-                for _, why in r.unmarked:
-                    u["reasons"][why] = u["reasons"].get(why, 0) + 1
+        for rgb, recs in frames:
+            out.setdefault(res, []).append(attacks.real_swap(rgb, recs, pred, cfg))
+            ctx = SwapContext.create(cfg)
+            r = swap_frame(rgb, recs, pred, cfg, frame_is_linear=False, context=ctx)
+            stage.setdefault(res, []).append(ctx.times.get("watermark", 0.0))
+            u = unmarked.setdefault(res, {"faces": 0, "unmarked": 0, "reasons": {}})
+            u["faces"] += r.faces_swapped
+            u["unmarked"] += len(r.unmarked)
+            for _, why in r.unmarked:
+                u["reasons"][why] = u["reasons"].get(why, 0) + 1
     times = {f"swap_frame_watermark_stage_ms_median_{k}": float(np.median(v))
              for k, v in stage.items()}
     return out, starts, times, pred.model_id, unmarked
