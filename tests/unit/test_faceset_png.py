@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import struct
@@ -28,6 +29,7 @@ from faceplate.io.faceset import (
     FACE_CHUNK_KEY,
     FaceMeta,
     encode_face_png,
+    encode_png_rgb8,
     face_filename,
     iter_faceset,
     read_face_meta,
@@ -114,7 +116,7 @@ def test_filename() -> None:
     assert face_filename(rec) == "clip_000012_3.png"
 
 
-@pytest.mark.parametrize("level", [1, 3])
+@pytest.mark.parametrize("level", [0, 1, 3, 6])
 def test_round_trip(tmp_path: Path, rng: np.random.Generator, level: int) -> None:
     meta = make_meta(rng)
     img = face_image(rng)
@@ -142,6 +144,27 @@ def test_round_trip(tmp_path: Path, rng: np.random.Generator, level: int) -> Non
         np.testing.assert_array_equal(decode_mask(r.masks["components"]),
                                       decode_mask(r0.masks["components"]))
         assert r.masks["components"].centering == "whole_face"
+
+
+@pytest.mark.parametrize("level", [0, 1, 2, 3, 4, 9])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 17), (13, 1), (7, 101), (64, 63)])
+def test_png_pixels_are_lossless_for_other_decoders(rng: np.random.Generator,
+                                                     level: int, shape: tuple[int, int]) -> None:
+    # noise (row differences wrap modulo 256), flat runs and a strided view (not contiguous)
+    h, w = shape
+    img = rng.integers(0, 256, (h, 2 * w, 3), dtype=np.uint8)[:, ::2]
+    img[: h // 2, : w // 2] = (255, 0, 7)
+    data = encode_png_rgb8(img, level) + struct.pack(">I", 0) + b"IEND" + struct.pack(
+        ">I", zlib.crc32(b"IEND"))
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(bgr[..., ::-1], img)
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        im.verify()  # chunk CRCs
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(im), img)
 
 
 def test_odd_size_and_encode_checks(rng: np.random.Generator) -> None:

@@ -1,7 +1,7 @@
 """Aligned-face PNGs that carry their own record (a faceset).
 
-Each face file is an ordinary RGB PNG (written by OpenCV) plus one ``iTXt`` chunk, keyword
-``"faceplate"``, inserted before ``IEND``. Its text is zlib-compressed UTF-8 JSON::
+Each face file is an ordinary 8-bit RGB PNG (:func:`encode_png_rgb8`) plus one ``iTXt`` chunk,
+keyword ``"faceplate"``, inserted before ``IEND``. Its text is zlib-compressed UTF-8 JSON::
 
     {"version": RECORD_VERSION, "record": record_to_dict(rec, thumbnail=False),
      "matrix": [[a, b, c], [d, e, f]],    # frame → crop pixels, 2×3 float64
@@ -30,6 +30,7 @@ from typing import IO, Any
 
 import cv2
 import numpy as np
+from isal import isal_zlib
 
 from faceplate.core.errors import (
     FaceplateError,
@@ -165,7 +166,8 @@ def encode_face_png(image: np.ndarray, meta: FaceMeta, compress_level: int = 1) 
     Args:
         image: size×size×3 ``uint8`` RGB crop (``size == meta.size``).
         meta: What to embed.
-        compress_level: zlib level 0–9 for the pixels (1 is fast, 3 a little smaller).
+        compress_level: 0–9 for the pixels (see :func:`encode_png_rgb8`: 0 stored, 1–3 ISA-L,
+            4–9 zlib).
 
     Returns:
         The PNG file's bytes.
@@ -184,17 +186,41 @@ def encode_face_png(image: np.ndarray, meta: FaceMeta, compress_level: int = 1) 
     if not 0 <= compress_level <= 9:
         raise ValueError(f"compress_level: expected 0..9, got {compress_level}")
     chunk = _meta_chunk(meta)  # validates meta before any work
-    # One fixed "Up" row filter instead of libpng's adaptive choice: about 3× faster at level 1
-    # for nearly the same size on photographic crops.
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_PNG_COMPRESSION, int(compress_level),
-                            cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP])
-    if not ok:
-        raise ValueError("image: OpenCV could not encode the PNG")
-    png = buf.tobytes()
-    if not png.endswith(_IEND):
-        raise ValueError("image: OpenCV wrote a PNG without a trailing IEND chunk")
-    return png[: -len(_IEND)] + chunk + _IEND
+    return encode_png_rgb8(image, compress_level) + chunk + _IEND
+
+
+def encode_png_rgb8(image: np.ndarray, compress_level: int = 1) -> bytes:
+    """The signature, ``IHDR`` and ``IDAT`` of a PNG of ``image`` (no ``IEND``: callers append
+    their chunks, then ``IEND``).
+
+    Every row carries PNG's fixed "Up" filter (the difference to the row above, modulo 256):
+    on photographic crops nearly the size libpng's adaptive choice gives, at a fraction of its
+    cost. The filtered rows are deflated by ISA-L (``isal``) at ``compress_level`` 1–3, about
+    4× faster than zlib at level 1 for a slightly smaller file; level 0 stores them
+    uncompressed (no filter) and 4–9 use zlib at that level. Lossless at every level.
+
+    Args:
+        image: H×W×3 ``uint8`` RGB, any strides.
+        compress_level: 0–9.
+
+    Returns:
+        The PNG's bytes up to (not including) ``IEND``.
+    """
+    h, w = image.shape[:2]
+    rows = np.ascontiguousarray(image).reshape(h, w * 3)
+    raw = np.empty((h, w * 3 + 1), np.uint8)
+    if compress_level == 0:
+        raw[:, 0] = 0  # filter type None
+        raw[:, 1:] = rows
+        data = zlib.compress(raw.data, 0)
+    else:
+        raw[:, 0] = 2  # filter type Up: the first row's "above" is zeros
+        raw[0, 1:] = rows[0]
+        np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])
+        data = (isal_zlib.compress(raw.data, compress_level) if compress_level <= 3
+                else zlib.compress(raw.data, compress_level))
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8-bit truecolour, no interlace
+    return _PNG_SIG + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", data)
 
 
 def write_face_png(path: Path, image: np.ndarray, meta: FaceMeta,
