@@ -242,3 +242,24 @@ def test_an_interrupted_tracked_run_resumes_to_the_same_faces(tmp_path, media):
         assert len(ref[i]) == len(got[i]) == 1
         a, b = ref[i][0], got[i][0]
         assert np.linalg.norm(a - b, axis=1).mean() / _iod(a) <= MAX_TOLERANCE
+
+
+def test_deferred_crops_are_the_crops_process_makes():
+    """``run_extract`` leaves the crops and thumbnails to its writer thread
+    (``process(defer_crops=True)`` then ``finish``): the same pixels and records as
+    ``process`` alone."""
+    rgb = _frames("WolfgangLanger_Pexels.mp4", range(1))[0]
+    ex = Extractor(ExtractConfig(masks=("extended",), size=96))
+    frame = Frame(FrameInfo(0, "f", None, rgb.shape[1], rgb.shape[0], 0), rgb)
+    whole = ex.process(frame)
+    later = ex.process(frame, defer_crops=True)
+    assert later.crops == [] and later.pending is not None
+    assert all(r.thumbnail is None for r in later.records)
+    done = ex.finish(later)
+    assert done.pending is None and len(done.records) == len(whole.records) == 1
+    np.testing.assert_array_equal(done.crops[0][0], whole.crops[0][0])
+    np.testing.assert_array_equal(done.crops[0][1], whole.crops[0][1])
+    assert done.records[0].thumbnail == whole.records[0].thumbnail is not None
+    assert ex.finish(done) is done
+    store_only = ex.finish(ex.process(frame, defer_crops=True), crops=False)
+    assert store_only.crops == [] and store_only.records[0].thumbnail is not None

@@ -3,7 +3,8 @@
 Stages run in three threads so decoding, the models and the writing overlap on two cores::
 
     reader thread ──queue──► compute (caller's thread) ──queue──► writer thread
-    (decode frames)          (detect, align, mask, identity)      (face PNGs, then the store)
+    (decode frames)          (detect, align, mask, identity)      (aligned crops, thumbnails,
+                                                                   face PNGs, then the store)
 
 The writer commits a frame to the alignments store only after every face PNG of that frame is
 on disk (each PNG written atomically), so a run killed at any instant resumes from the store:
@@ -26,7 +27,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,9 @@ class FrameResult:
     #: Why the detector ran on this frame ("per frame" with tracking off, else a
     #: ``FollowState.why_detect`` reason or "check failed"); None: the faces were followed.
     detection: str | None = "per frame"
+    #: With ``process(defer_crops=True)``: the frame and each record's frame → crop matrix;
+    #: ``crops`` is empty and the records have no thumbnail until :meth:`Extractor.finish`.
+    pending: tuple[np.ndarray, list[np.ndarray]] | None = None
 
 
 @dataclass
@@ -233,7 +237,8 @@ class Extractor:
         return dets, rejected, found
 
     def process(self, frame: Frame, tracks: TrackWindow | None = None,
-                follow: FollowState | None = None) -> FrameResult:
+                follow: FollowState | None = None, *, defer_crops: bool = False
+                ) -> FrameResult:
         """Detect, align, filter and describe every face of one frame (no I/O).
 
         Faces are numbered left to right (by the centre of their box), so indices are stable
@@ -242,6 +247,9 @@ class Extractor:
         updated with the faces kept. With ``follow`` (frames given in order, ``--track on``),
         the faces of the previous frame are followed from their landmarks instead of running
         the detector, unless this frame must be a detection frame (``faceplate.extract.follow``).
+        With ``defer_crops`` the aligned crops and thumbnails are left to :meth:`finish`
+        (:func:`run_extract` runs it in its writer thread, beside the PNG encoding, so the
+        stages that carry state from frame to frame keep one core to themselves).
         """
         rgb, info = frame.rgb, frame.info
         followed: list[tuple[Detection, Any, Followed]] | None = None
@@ -283,7 +291,7 @@ class Extractor:
         kept.sort(key=lambda da: da[0].bbox.center[0])
 
         records: list[FaceRecord] = []
-        crops: list[tuple[np.ndarray, np.ndarray]] = []
+        matrices: list[np.ndarray] = []
         sources: list[Detection] = []
         for det, al in kept:
             lm = al.landmarks
@@ -299,11 +307,11 @@ class Extractor:
                     self.times.add("identity", time.perf_counter() - t3)
                     continue
             t4 = time.perf_counter()
-            rec, crop, matrix = self.describe(
+            rec, matrix = self._describe(
                 rgb, info, lm, face_index=len(records), bbox=det.bbox, score=float(det.score),
                 detector=det.detector, mesh=al.mesh, identity=identity)
             records.append(rec)
-            crops.append((crop, matrix))
+            matrices.append(matrix)
             sources.append(det)
             self.times.add("identity", t4 - t3)
         if tracks is not None:
@@ -312,10 +320,26 @@ class Extractor:
             t0 = time.perf_counter()
             _update_follow(follow, rgb, records, sources, origin, followed is None)
             self.times.add("follow", time.perf_counter() - t0)
-        return FrameResult(info, records, crops, skipped, rejected,
-                           sum(r.detector.endswith("+track") for r in records),
-                           followed=sum(r.detector.endswith("+follow") for r in records),
-                           detection=why)
+        res = FrameResult(info, records, [], skipped, rejected,
+                          sum(r.detector.endswith("+track") for r in records),
+                          followed=sum(r.detector.endswith("+follow") for r in records),
+                          detection=why, pending=(rgb, matrices))
+        return res if defer_crops else self.finish(res)
+
+    def finish(self, res: FrameResult, crops: bool = True) -> FrameResult:
+        """``res`` with the aligned crops and thumbnails :meth:`process` deferred (unchanged
+        when none are pending). ``crops=False``: only what the store needs (the thumbnails;
+        no crop at all when thumbnails are off)."""
+        if res.pending is None:
+            return res
+        rgb, matrices = res.pending
+        records, out = [], []
+        for rec, matrix in zip(res.records, matrices):
+            if crops or self.cfg.thumbnails:
+                crop, rec = self._crop(rgb, rec, matrix)
+                out.append((crop, matrix))
+            records.append(rec)
+        return replace(res, records=records, crops=out if crops else [], pending=None)
 
     def describe(self, rgb: np.ndarray, info: FrameInfo, landmarks: np.ndarray, *,
                  face_index: int, bbox: BBox, score: float, detector: str,
@@ -343,30 +367,51 @@ class Extractor:
             ``(record, crop, matrix)``: the record, the size×size×3 ``uint8`` aligned crop and
             its 2×3 frame → crop matrix.
         """
+        rec, matrix = self._describe(rgb, info, landmarks, face_index=face_index, bbox=bbox,
+                                     score=score, detector=detector, aligner=aligner,
+                                     mesh=mesh, identity=identity)
+        crop, rec = self._crop(rgb, rec, matrix)
+        return rec, crop, matrix
+
+    def _describe(self, rgb: np.ndarray, info: FrameInfo, landmarks: np.ndarray, *,
+                  face_index: int, bbox: BBox, score: float, detector: str,
+                  aligner: str | None = None, mesh: np.ndarray | None = None,
+                  identity: np.ndarray | None = None) -> tuple[FaceRecord, np.ndarray]:
+        """:meth:`describe` without the crop: the record (no thumbnail) and the matrix."""
         cfg = self.cfg
         lm = np.asarray(landmarks, np.float32)
         t4 = time.perf_counter()
         yaw, pitch, roll = estimate_pose(lm, (info.width, info.height))
         matrix = crop_matrix(lm, cfg.size, cfg.centering)
-        crop = warp_to_crop(rgb, matrix, cfg.size)
         t5 = time.perf_counter()
         masks = self._masks(rgb, lm, mesh)
         t6 = time.perf_counter()
-        thumb = None
-        if cfg.thumbnails:
-            small = cv2.resize(crop, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
-            ok, buf = cv2.imencode(".jpg", small[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
-            thumb = buf.tobytes() if ok else None
         rec = FaceRecord(
             frame_index=info.index, frame_name=info.name, face_index=face_index,
             bbox=bbox, landmarks=lm, score=float(score),
             yaw=yaw, pitch=pitch, roll=roll, detector=detector,
             aligner=self.cfg.aligner if aligner is None else aligner, masks=masks,
-            identity=identity, thumbnail=thumb, timestamp=info.timestamp)
-        t7 = time.perf_counter()
-        self.times.add("crop", t5 - t4 + t7 - t6)
+            identity=identity, thumbnail=None, timestamp=info.timestamp)
+        self.times.add("pose", t5 - t4 + time.perf_counter() - t6)
         self.times.add("mask", t6 - t5)
-        return rec, crop, matrix
+        return rec, matrix
+
+    def _crop(self, rgb: np.ndarray, rec: FaceRecord, matrix: np.ndarray
+              ) -> tuple[np.ndarray, FaceRecord]:
+        """The size×size×3 ``uint8`` aligned crop and ``rec`` with its thumbnail (when on)."""
+        t = time.perf_counter()
+        crop = warp_to_crop(rgb, matrix, self.cfg.size)
+        if self.cfg.thumbnails:
+            small = crop
+            # whole-factor area steps first (OpenCV's fast path), then the rest by area
+            while small.shape[0] >= 4 * THUMB_SIZE and small.shape[0] % 4 == 0:
+                side = small.shape[0] // 4
+                small = cv2.resize(small, (side, side), interpolation=cv2.INTER_AREA)
+            small = cv2.resize(small, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
+            ok, buf = cv2.imencode(".jpg", small[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+            rec = replace(rec, thumbnail=buf.tobytes() if ok else None)
+        self.times.add("crop", time.perf_counter() - t)
+        return crop, rec
 
     def _masks(self, rgb: np.ndarray, lm: np.ndarray,
                mesh: np.ndarray | None) -> dict[str, StoredMask]:
@@ -560,6 +605,7 @@ def _run_threads(extractor: Extractor, source: FrameSource, store: AlignmentsSto
                 item = results_q.get()
                 if item is _END:
                     return
+                item = extractor.finish(item, crops=cfg.write_faces)
                 t = time.perf_counter()
                 _write_frame(item, store, out_dir, meta_source, cfg)
                 extractor.times.add("write", time.perf_counter() - t)
@@ -594,7 +640,7 @@ def _run_threads(extractor: Extractor, source: FrameSource, store: AlignmentsSto
                 last = tracks.frames[-1][0] if tracks.frames else -1
                 for i in [i for i in seed if last < i < frame.info.index]:
                     tracks.add(i, seed.pop(i))
-            put(results_q, extractor.process(frame, tracks, follow))
+            put(results_q, extractor.process(frame, tracks, follow, defer_crops=True))
     except BaseException:
         stop.set()
         raise
