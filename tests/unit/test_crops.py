@@ -101,3 +101,26 @@ def test_enlarging_crop_is_the_bicubic_warp(rng):
     m = _centred(1.3, 5.0, 64, (50.0, 49.0))
     np.testing.assert_array_equal(warp_to_crop(img, m, 64),
                                   warp_to_crop(img, m, 64, cv2.INTER_CUBIC))
+
+
+def test_aligner_crop_is_a_read_only_view_inside_the_frame_and_padded_at_its_edge(rng):
+    from faceplate.core.types import BBox
+    from faceplate.extract.align.base import crop_around
+    from faceplate.extract.align.normalize import normalize_crop
+
+    rgb = rng.integers(0, 256, (301, 407, 3), dtype=np.uint8)
+    crop, m, _ = crop_around(rgb, BBox(150.3, 100.7, 61.0, 59.0), 0.5)
+    x0, y0 = int(-m[0, 2]), int(-m[1, 2])
+    side = crop.shape[0]
+    assert np.shares_memory(crop, rgb) and not crop.flags.writeable
+    np.testing.assert_array_equal(crop, rgb[y0:y0 + side, x0:x0 + side])
+    fed = normalize_crop(crop, "none")  # what the aligners read: a contiguous copy
+    assert fed.flags.c_contiguous and not np.shares_memory(fed, rgb)
+    np.testing.assert_array_equal(fed, crop)
+    edge, m2, _ = crop_around(rgb, BBox(3.0, 290.0, 40.0, 40.0), 0.5)
+    assert not np.shares_memory(edge, rgb)
+    x0, y0 = int(-m2[0, 2]), int(-m2[1, 2])
+    assert x0 < 0 and y0 + edge.shape[0] > rgb.shape[0]
+    assert not edge[:, : -x0].any() and not edge[rgb.shape[0] - y0:].any()  # zeros outside
+    np.testing.assert_array_equal(edge[: rgb.shape[0] - y0, -x0:],
+                                  rgb[y0:, : x0 + edge.shape[1]])

@@ -114,8 +114,10 @@ def crop_around(rgb: np.ndarray, box: BBox, margin: float,
     Returns:
         ``(crop, matrix, crop_box)``: the H'×W'×3 uint8 crop, the 2×3 float64 frame → crop
         matrix (pixel centres at +0.5 on both sides) and the box in crop pixels. With
-        ``angle == 0`` the matrix is an integer translation and the crop is an exact copy of the
-        frame's pixels.
+        ``angle == 0`` the matrix is an integer translation and the crop holds the frame's own
+        pixels: a read-only view of the frame when the square lies inside it (no copy;
+        :func:`normalize_crop` makes the contiguous copy the aligners read), else a zero-padded
+        copy.
     """
     h, w = rgb.shape[:2]
     cx, cy = box.center
@@ -124,11 +126,15 @@ def crop_around(rgb: np.ndarray, box: BBox, margin: float,
     crop: np.ndarray
     if angle == 0.0:
         x0, y0 = int(np.floor(cx - side / 2.0)), int(np.floor(cy - side / 2.0))
-        crop = np.zeros((side, side, 3), np.uint8)
         sx0, sy0 = max(x0, 0), max(y0, 0)
         sx1, sy1 = min(x0 + side, w), min(y0 + side, h)
-        if sx1 > sx0 and sy1 > sy0:
-            crop[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = rgb[sy0:sy1, sx0:sx1]
+        if (sx0, sy0, sx1, sy1) == (x0, y0, x0 + side, y0 + side):
+            crop = rgb[y0:y0 + side, x0:x0 + side].view()
+            crop.flags.writeable = False
+        else:
+            crop = np.zeros((side, side, 3), np.uint8)
+            if sx1 > sx0 and sy1 > sy0:
+                crop[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = rgb[sy0:sy1, sx0:sx1]
         m = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0]])
     else:
         # Rotate counter-clockwise (as seen on screen, y down) about the box centre, then put
