@@ -57,7 +57,8 @@ def appearance_hash(image: np.ndarray, matrix: np.ndarray, size: int, centering:
 
     to_face = recentre(matrix, size, centering, "face", _HASH_WARP)  # type: ignore[arg-type]
     crop_to_face = compose_affine(to_face, invert_affine(matrix))
-    small = warp_to_crop(image, crop_to_face, _HASH_WARP, cv2.INTER_AREA)
+    # OpenCV's warpAffine has no area mode (INTER_AREA runs as bilinear): say what runs.
+    small = warp_to_crop(image, crop_to_face, _HASH_WARP, cv2.INTER_LINEAR)
     luma = small.astype(np.float32) @ np.array([0.2126, 0.7152, 0.0722], np.float32)
     tiny = cv2.resize(luma, (HASH_SIDE, HASH_SIDE), interpolation=cv2.INTER_AREA).ravel()
     tiny = tiny - tiny.mean()
