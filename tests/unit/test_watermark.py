@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from faceplate.core.colorspace import srgb_to_linear
 from faceplate.core.geometry import compose_affine, crop_matrix, to_cv2
 from faceplate.io import samples
 from faceplate.io.media import read_image
@@ -448,6 +449,47 @@ def test_mark_face_says_why_a_face_is_left_unmarked(photo: tuple[np.ndarray, np.
     frame = sw.plain.copy()
     part = wm.mark_face(frame, box, half, lm, SHA, frame_is_linear=False)
     assert isinstance(part, wm.FrameMark) and 0.2 < part.cover < 0.8
+
+
+def test_mark_found_gives_mark_detectable_s_verdict(photo: tuple[np.ndarray, np.ndarray]
+                                                   ) -> None:
+    """``mark_found`` (the quick check swap_frame runs on each partly matted face) gives the
+    verdict of ``mark_detectable`` (the full search on the whole frame's luma), on marks the
+    check finds and marks it does not: mattes eroded from below, a small face, a linear float
+    frame; and the face's luma read from its region alone equals the whole frame's."""
+    rgb, lm = photo
+    sw, box, matte = _pasted(rgb, lm)
+    verdicts = []
+    for cut in (0.0, 0.3, 0.45, 0.55, 0.7):
+        m = matte.copy()
+        m[int(m.shape[0] * (1.0 - cut)):] = 0.0
+        for linear in (False, True):
+            frame = sw.plain.copy()
+            if linear:
+                frame = srgb_to_linear(frame.astype(np.float32) / np.float32(255.0))
+            mark = wm.mark_face(frame, box, m, lm, SHA, frame_is_linear=linear)
+            if not isinstance(mark, wm.FrameMark):
+                continue
+            want = wm.mark_detectable(frame, mark, frame_is_linear=linear).detected
+            assert wm.mark_found(frame, mark, frame_is_linear=linear) == want, (cut, linear)
+            verdicts.append(want)
+    small = ((lm - lm.mean(axis=0)) * 0.1 + lm.mean(axis=0)).astype(np.float32)
+    x0, y0 = (int(v) - 2 for v in small.min(axis=0))
+    frame = sw.plain.copy()
+    got = wm.mark_face(frame, (x0, y0, x0 + 24, y0 + 24), np.ones((24, 24), np.float32), small,
+                       SHA, frame_is_linear=False)
+    assert isinstance(got, wm.FrameMark)
+    assert wm.mark_found(frame, got, frame_is_linear=False) is \
+        wm.mark_detectable(frame, got, frame_is_linear=False).detected is False
+    assert True in verdicts and False in verdicts  # both verdicts were exercised
+    from faceplate.provenance.watermark import detect as wm_detect
+
+    luma = wm_sampling._luma(sw.plain)
+    _, _, (x0, y0, x1, y1) = wm_detect._face_bounds(lm.astype(np.float64), luma.shape)
+    whole = wm_detect._face_source(luma, lm)
+    part = wm_detect._face_source(wm_sampling._luma(sw.plain[y0:y1, x0:x1]), lm,
+                                  region=(x0, y0, luma.shape[1], luma.shape[0]))
+    assert np.array_equal(whole[1], part[1]) and np.array_equal(whole[2], part[2])
 
 
 def test_mark_flicker_on_a_static_face_stays_under_the_grain(photo: tuple[np.ndarray, np.ndarray]

@@ -258,6 +258,28 @@ class _AudioPump:
         self.input.close()
 
 
+#: Frame widths whose packed RGB rows need no padding in FFmpeg's own frame buffers (it pads
+#: each row to a multiple of 16 pixels).
+_ROW_PIXELS = 16
+
+
+def _packed_frame(rgb: np.ndarray, fmt: Literal["rgb24", "rgb48le"]) -> Any:
+    """An ``av.VideoFrame`` holding H×W×3 packed RGB (``uint8`` for ``rgb24``, ``uint16`` for
+    ``rgb48le``), for swscale to convert.
+
+    When W is a multiple of :data:`_ROW_PIXELS` the frame is a view of the (C-contiguous)
+    array itself: its rows are laid out exactly as in the buffer ``from_ndarray`` would fill,
+    so swscale reads the same bytes in the same layout and the Y'CbCr is bit for bit the same
+    (``tests/unit/test_video_writer.py``), without ``from_ndarray``'s two copies of the frame
+    (one to ``bytes``, one into the buffer). Other widths are copied with ``from_ndarray``: with
+    padded rows swscale takes other code paths, whose output differs.
+    """
+    arr = np.ascontiguousarray(rgb)
+    if arr.shape[1] % _ROW_PIXELS == 0:
+        return av.VideoFrame.from_numpy_buffer(arr, format=fmt)
+    return av.VideoFrame.from_ndarray(arr, format=fmt)
+
+
 @WRITERS.register("video", config=VideoConfig)
 class VideoWriter(FrameWriter):
     """Video file: H.264/H.265 (CRF, preset, 4:2:0/4:4:4, 8/10-bit), source rate and audio kept."""
@@ -368,15 +390,11 @@ class VideoWriter(FrameWriter):
             if self._ten_bit or self.cfg.input_space != "srgb":
                 frame = as_float32(frame)
             else:
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[..., :3]),
-                                                format="rgb24")
-                return vf.reformat(format=self.cfg.pix_fmt, dst_colorspace="itu709",
-                                   dst_color_range="MPEG")
+                return _packed_frame(frame[..., :3], "rgb24").reformat(
+                    format=self.cfg.pix_fmt, dst_colorspace="itu709", dst_color_range="MPEG")
         rgb = to_display(frame[..., :3], self.cfg.input_space)
-        if self._ten_bit:
-            vf = av.VideoFrame.from_ndarray(quantize(rgb, 16), format="rgb48le")
-        else:
-            vf = av.VideoFrame.from_ndarray(quantize(rgb, 8), format="rgb24")
+        vf = (_packed_frame(quantize(rgb, 16), "rgb48le") if self._ten_bit
+              else _packed_frame(quantize(rgb, 8), "rgb24"))
         return vf.reformat(format=self.cfg.pix_fmt, dst_colorspace="itu709",
                            dst_color_range="MPEG")
 

@@ -71,6 +71,7 @@ from faceplate.provenance.watermark.detect import (
     detect_frame,
     mark_detectable,
     mark_fitted,
+    mark_found,
     null_scores,
 )
 from faceplate.provenance.watermark.embed import (
@@ -150,6 +151,7 @@ __all__ = [
     "embed_in_frame",
     "mark_face",
     "mark_detectable",
+    "mark_found",
     "FULL_COVER",
     "CHECK_SPAN",
     "Unmarked",

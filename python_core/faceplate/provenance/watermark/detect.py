@@ -22,7 +22,7 @@ from faceplate.core.validate import check_image, check_points
 from faceplate.provenance.watermark.calibration import null_tail, verify_thresholds
 from faceplate.provenance.watermark.embed import FrameMark, Unmarked, mark_face
 from faceplate.provenance.watermark.landmarks import refine_landmarks
-from faceplate.provenance.watermark.registration import _search, _soft_bits
+from faceplate.provenance.watermark.registration import CENTRE_ONLY, _search, _soft_bits
 from faceplate.provenance.watermark.sampling import (
     _area_factor,
     _display_region,
@@ -85,10 +85,10 @@ class FaceMark:
     set_scores: tuple[float, ...] = ()
 
 
-def _face_source(luma: np.ndarray, landmarks: np.ndarray
-                 ) -> tuple[tuple[int, int, int, int], np.ndarray | None, np.ndarray]:
-    """(face box x, y, w, h; the image the canonical crop is sampled from (:func:`_source` of
-    the frame's luma around it) or None; the canonical → image matrix)."""
+def _face_bounds(landmarks: np.ndarray, frame_hw: tuple[int, int]
+                 ) -> tuple[tuple[int, int, int, int], np.ndarray, tuple[int, int, int, int]]:
+    """(face box x, y, w, h; the canonical → frame matrix; the frame pixels
+    ``(x0, y0, x1, y1)``, half-open, that :func:`_face_source` reads the luma of)."""
     lm = check_points(landmarks, 68).astype(np.float64)
     x0, y0 = np.floor(lm.min(axis=0))
     x1, y1 = np.ceil(lm.max(axis=0))
@@ -97,15 +97,30 @@ def _face_source(luma: np.ndarray, landmarks: np.ndarray
     n = CANON_SIZE
     corners = np.array([[0.0, 0.0], [n, 0.0], [0.0, n], [n, n]])
     pts = corners @ to_src[:, :2].T + to_src[:, 2]
-    h, w = luma.shape
+    h, w = frame_hw
     pad = 8 * _area_factor(to_src)
     bx0 = max(0, int(math.floor(pts[:, 0].min())) - pad)
     by0 = max(0, int(math.floor(pts[:, 1].min())) - pad)
     bx1 = min(w, int(math.ceil(pts[:, 0].max())) + pad)
     by1 = min(h, int(math.ceil(pts[:, 1].max())) + pad)
+    return box, to_src, (bx0, by0, bx1, by1)
+
+
+def _face_source(luma: np.ndarray, landmarks: np.ndarray, *,
+                 region: tuple[int, int, int, int] | None = None
+                 ) -> tuple[tuple[int, int, int, int], np.ndarray | None, np.ndarray]:
+    """(face box x, y, w, h; the image the canonical crop is sampled from (:func:`_source` of
+    the frame's luma around it) or None; the canonical → image matrix).
+
+    ``luma`` is the whole frame's H×W luma, or, with ``region`` = (x0, y0, W, H), the luma
+    of frame pixels ``[x0, x0 + w) × [y0, y0 + h)`` only (at least those
+    :func:`_face_bounds` names) of a W×H frame: the result is the same."""
+    ox, oy, fw, fh = (0, 0, luma.shape[1], luma.shape[0]) if region is None else region
+    box, to_src, (bx0, by0, bx1, by1) = _face_bounds(landmarks, (fh, fw))
     if bx1 - bx0 < 4 or by1 - by0 < 4:
         return box, None, compose_affine(_translate(-bx0, -by0), to_src)
-    src, to_img = _source(np.ascontiguousarray(luma[by0:by1, bx0:bx1]), (bx0, by0), to_src)
+    piece = luma[by0 - oy:by1 - oy, bx0 - ox:bx1 - ox]
+    src, to_img = _source(np.ascontiguousarray(piece), (bx0, by0), to_src)
     return box, src, to_img
 
 
@@ -206,6 +221,47 @@ def mark_detectable(frame: np.ndarray, mark: FrameMark, *, frame_is_linear: bool
                        False, n)
 
 
+def mark_found(frame: np.ndarray, mark: FrameMark, *, frame_is_linear: bool) -> bool:
+    """Whether the verifier will find a mark just embedded: the verdict of
+    :func:`mark_detectable` (``.detected``), found with less work.
+
+    Only the face's region of the frame is converted to luma (a per-pixel operation, so the
+    values are those of the whole frame's luma), the set the mark was embedded with is scored
+    first, and each set is first searched around the landmarks' own alignment only
+    (:data:`~.registration.CENTRE_ONLY`): that search's best is one of the full search's
+    candidates, so when it reaches the threshold the full search does too; otherwise the full
+    search decides. Any set reaching its threshold is a detection, as in
+    :func:`mark_detectable`.
+
+    Args:
+        frame: The marked H×W×3/4 frame (``uint8`` display sRGB, or ``float32`` display sRGB or
+            scene-linear with ``frame_is_linear``).
+        mark: What :func:`mark_face` returned for the face.
+        frame_is_linear: Whether a float frame is scene-linear.
+    """
+    check_image(frame, "frame", dtypes=_FRAME_DTYPES, channels=(3, 4))
+    lm = check_points(mark.landmarks, 68).astype(np.float64)
+    h, w = frame.shape[:2]
+    _, _, (x0, y0, x1, y1) = _face_bounds(lm, (h, w))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return False
+    view = frame[y0:y1, x0:x1, :3]
+    if view.dtype != np.uint8 and frame_is_linear:
+        view = _display_region(view, True)
+    _, sub, to_sub = _face_source(_luma(view), lm, region=(x0, y0, w, h))
+    if sub is None:
+        return False
+    n = max(len(p.verify_landmarks) for p in PROFILES.values())
+    sets = sorted(PATTERN_SETS, key=lambda ps: ps.name != mark.pattern_set)
+    for coarse in (CENTRE_ONLY, None):
+        for ps in sets:
+            bank = _bank(ps.name)
+            score = float(_search(sub, to_sub, bank.marker[None, :], bank, coarse)[0][0])
+            if score >= verify_thresholds(n, ps.name)[0]:
+                return True
+    return False
+
+
 def mark_fitted(frame: np.ndarray, box: tuple[int, int, int, int], matte_box: np.ndarray,
                 landmarks: np.ndarray, model_id: str, *, frame_is_linear: bool,
                 seed_box: Any = None, seen: np.ndarray | None = None,
@@ -246,15 +302,15 @@ def mark_fitted(frame: np.ndarray, box: tuple[int, int, int, int], matte_box: np
         return first, True
     if first.cover >= FULL_COVER and first.span >= CHECK_SPAN:
         return first, True
-    if mark_detectable(frame, first, frame_is_linear=frame_is_linear).detected:
+    if mark_found(frame, first, frame_is_linear=frame_is_linear):
         return first, True
     if first.cover >= FULL_COVER or keep is None:  # small, fully matted: no set is larger
         return first, False
     for name in names[1:]:
         frame[y0:y1, x0:x1] = keep
         other = mark(name)
-        if isinstance(other, FrameMark) and mark_detectable(
-                frame, other, frame_is_linear=frame_is_linear).detected:
+        if isinstance(other, FrameMark) and mark_found(
+                frame, other, frame_is_linear=frame_is_linear):
             return other, True
     if len(names) > 1:
         frame[y0:y1, x0:x1] = keep

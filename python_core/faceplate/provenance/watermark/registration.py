@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -48,7 +49,20 @@ def _fine_grid() -> np.ndarray:
     return np.array(g, np.float64)
 
 
-def _search(src: np.ndarray, to_src: np.ndarray, markers: np.ndarray, bank: _Bank | None = None
+def _coarse_grid() -> list[tuple[float, float, float, float]]:
+    """Every (dx, dy, rotation in degrees, scale) of the coarse search."""
+    return [(dx, dy, rot, sc) for dx in COARSE_SHIFTS for dy in COARSE_SHIFTS
+            for rot in COARSE_ROTS for sc in COARSE_SCALES]
+
+
+#: The coarse search reduced to its centre: the fine grid around the landmarks' own alignment
+#: (1/27 of the full search). Its best score is never above the full search's (a subset of
+#: the same candidates), so a mark it finds the full search finds too.
+CENTRE_ONLY: tuple[tuple[float, float, float, float], ...] = ((0.0, 0.0, 0.0, 0.0),)
+
+
+def _search(src: np.ndarray, to_src: np.ndarray, markers: np.ndarray, bank: _Bank | None = None,
+            coarse: Sequence[tuple[float, float, float, float]] | None = None
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Find the alignment that best fits each marker.
 
@@ -57,6 +71,9 @@ def _search(src: np.ndarray, to_src: np.ndarray, markers: np.ndarray, bank: _Ban
         to_src: 2×3 canonical → source matrix from the landmarks.
         markers: R×MARKER_BITS 0/1 marker codes to score (row 0 is normally the real one).
         bank: The pattern set's bank (default: the full set's).
+        coarse: The coarse alignments (dx, dy px; rotation °; scale − 1) to search around
+            (default: the whole coarse grid, what the verifier searches; :data:`CENTRE_ONLY`
+            for a quick lower bound of its score).
 
     Returns:
         (R best scores, R×4 best fine parameters, the K projections at row 0's best).
@@ -72,30 +89,27 @@ def _search(src: np.ndarray, to_src: np.ndarray, markers: np.ndarray, bank: _Ban
     fine = _fine_grid()
     best = np.full(len(markers), -np.inf)
     best_p = np.zeros((len(markers), 4))
-    for dx in COARSE_SHIFTS:
-        for dy in COARSE_SHIFTS:
-            for rot in COARSE_ROTS:
-                for sc in COARSE_SCALES:
-                    aln = compose_affine(to_src, _similarity(*c0, dx, dy, rot, sc))
-                    z = _warp_box(src, aln, bank)
-                    g = _gain(z, bank.window_box)
-                    # The support box has a 1 px margin where the patterns are ~0, so the
-                    # gradients' own border handling does not matter.
-                    gx = cv2.Sobel(z, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
-                    gy = cv2.Sobel(z, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
-                    # d z(p + u)/dθ for θ = (dx, dy, rotation, scale) about the centre.
-                    jac = np.stack([gx, gy, -ry * gx + rx * gy, rx * gx + ry * gy])
-                    cm = (pm @ z.ravel()).astype(np.float64) / g
-                    jm = (pm @ jac.reshape(4, -1).T).astype(np.float64) / g  # M×4
-                    cc = cm[None, :] + fine @ jm.T  # F×M
-                    s = np.cos(2.0 * np.pi * (cc - bank.dither[:MARKER_BITS]) / bank.delta)
-                    scores = (s @ signs.T) / norm  # F×R
-                    idx = np.argmax(scores, axis=0)
-                    top = scores[idx, np.arange(len(markers))]
-                    better = top > best
-                    best[better] = top[better]
-                    base = np.array([dx, dy, math.radians(rot), sc])
-                    best_p[better] = base + fine[idx[better]]
+    for dx, dy, rot, sc in (_coarse_grid() if coarse is None else coarse):
+        aln = compose_affine(to_src, _similarity(*c0, dx, dy, rot, sc))
+        z = _warp_box(src, aln, bank)
+        g = _gain(z, bank.window_box)
+        # The support box has a 1 px margin where the patterns are ~0, so the gradients' own
+        # border handling does not matter.
+        gx = cv2.Sobel(z, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
+        gy = cv2.Sobel(z, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
+        # d z(p + u)/dθ for θ = (dx, dy, rotation, scale) about the centre.
+        jac = np.stack([gx, gy, -ry * gx + rx * gy, rx * gx + ry * gy])
+        cm = (pm @ z.ravel()).astype(np.float64) / g
+        jm = (pm @ jac.reshape(4, -1).T).astype(np.float64) / g  # M×4
+        cc = cm[None, :] + fine @ jm.T  # F×M
+        s = np.cos(2.0 * np.pi * (cc - bank.dither[:MARKER_BITS]) / bank.delta)
+        scores = (s @ signs.T) / norm  # F×R
+        idx = np.argmax(scores, axis=0)
+        top = scores[idx, np.arange(len(markers))]
+        better = top > best
+        best[better] = top[better]
+        base = np.array([dx, dy, math.radians(rot), sc])
+        best_p[better] = base + fine[idx[better]]
     # Row 0's projections at its best alignment, all K bits (first-order around its warp).
     p = best_p[0]
     aln = compose_affine(to_src, _similarity(*c0, p[0], p[1], math.degrees(p[2]), p[3]))
