@@ -24,23 +24,35 @@ once, each inference on its share of the cores), so the pipeline's overhead is a
 the composites) on this clip with this model, and on the man's sample clip with the trained
 test model (``tests/convert_model.py``, when its cache exists: it has real training faces).
 
+``--rounds N`` runs the modes and ``model_only`` N times, interleaved (A B A B: on a loaded
+machine each ratio's two halves run close in time); ``ratios`` are the rounds' medians,
+``ratios_per_round`` each round's. Each ratio also comes from CPU time (``*_cpu``: the
+process's CPU milliseconds a frame or a face, every thread counted), which other work on a
+shared machine disturbs far less than wall time. ``stage_profile`` (``--profile``, default
+bf16 and int8): CPU milliseconds a frame of each stage of the convert loop run in one thread
+(:func:`stage_profile`), with cProfile's top functions.
+
 Each reports end-to-end frames/s (``run_convert`` from its call to its return: the imports it
 triggers, the model load, decode → faces → swap → H.264 ``ultrafast`` write, the signing), the
 steady rate inside the frame loop (``fps_steady``: frames written after the first
 ``WARM_FRAMES`` over the time they took; what a long clip converges to), the seconds before
 the first frame (``startup_seconds``: imports, model and watermark set-up, opening the
 writers), the swap's own frames/s (``swap_frame`` only, per job), milliseconds per frame for
-every stage, and peak RSS.
+every stage, the process's CPU milliseconds a frame in the steady part (every thread:
+``cpu_ms_per_frame_steady``), and peak RSS.
 Writes JSON (``--output``) and prints it. Never asserts on time.
 
-Usage: python benchmarks/convert.py [--frames 48] [--output bench_out/convert.json]
+Usage: python benchmarks/convert.py [--frames 48] [--rounds 1] [--modes ...] [--profile bf16 int8]
+       [--output bench_out/convert.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,10 +69,14 @@ MODEL_ONLY = (("fp32", "torch", "fp32"), ("bf16", "torch", "bf16"), ("onnx_fp32"
 #: Convert modes whose steady rate is compared with each model-only rate.
 PIPELINE_OF = {"store": "fp32", "store_bf16": "bf16", "store_onnx": "onnx_fp32",
                "store_int8": "int8"}
+#: Precisions the per-stage profile can run (``onnx_fp32``: the ONNX predictor's fp32 graph).
+PROFILE_PRECISIONS = ("fp32", "bf16", "onnx_fp32", "int8")
 SIZE = 128
 #: ``fps_steady`` counts from the frame written after these (the first frames carry the
 #: inference engine's one-time set-up).
 WARM_FRAMES = 8
+#: Frames the stage profile runs swap_frame under cProfile for.
+PROFILE_FRAMES = 8
 
 
 def prepare(frames: int, work: Path) -> tuple[Path, Path, Path]:
@@ -139,20 +155,31 @@ def run_mode(mode: str, clip: Path, store: Path, model_dir: Path) -> dict[str, o
             src.symlink_to(clip)
         started: list[float] = []
         written: list[float] = []
+        cpu: list[float] = []  # process CPU seconds (every thread) when each frame was written
+
+        def on_frame(_i: int, _r: object) -> None:
+            written.append(time.perf_counter())
+            cpu.append(time.process_time())
+
         t = time.perf_counter()
         stats = run_convert(model_dir, src, Path(tmp) / "out.mp4",
                             None if mode == "on_the_fly" else store, cfg,
                             video_cfg=VideoConfig(preset="ultrafast"),
                             on_start=lambda _n: started.append(time.perf_counter()),
-                            on_frame=lambda _i, _r: written.append(time.perf_counter()))
+                            on_frame=on_frame)
         secs = time.perf_counter() - t
     n = stats.frames
     swap_ms = sum(v for k, v in stats.stage_ms.items() if k.startswith("swap."))
     steady = (len(written) - 1 - WARM_FRAMES) / (written[-1] - written[WARM_FRAMES]) \
         if len(written) > WARM_FRAMES + 1 else None
+    cpu_steady = 1000.0 * (cpu[-1] - cpu[WARM_FRAMES]) / (len(cpu) - 1 - WARM_FRAMES) \
+        if len(cpu) > WARM_FRAMES + 1 else None
     return {
         "mode": mode, "frames": n, "faces": stats.faces, "seconds": secs,
         "fps_end_to_end": n / secs, "fps_steady": steady,
+        # CPU time of the whole process (every thread: swaps, decode, writer, encoder) per
+        # frame in the steady part: beside the model's own CPU ms a face, what the rest costs.
+        "cpu_ms_per_frame_steady": cpu_steady,
         "startup_seconds": started[0] - t if started else None,
         "first_frame_seconds": written[0] - started[0] if started and written else None,
         "finish_seconds": t + secs - written[-1] if written else None, "jobs": stats.jobs,
@@ -163,6 +190,97 @@ def run_mode(mode: str, clip: Path, store: Path, model_dir: Path) -> dict[str, o
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
+
+
+def stage_profile(clip: Path, store: Path, model_dir: Path, precision: str,
+                  frames: int = 40, warm: int = 4) -> dict[str, object]:
+    """CPU milliseconds a frame of each stage of the convert loop, run in one thread.
+
+    The steady loop of ``run_convert``, one stage after the other in this thread, the model on
+    one thread (as each of convert's two jobs runs it): decode (PyAV, to RGB), the store's
+    faces, :func:`swap_frame`'s stages (its ``SwapContext`` read with ``time.thread_time``),
+    and the H.264 ``ultrafast`` write (the video writer's own call). ``write_other_threads`` and
+    ``swap_other_threads``: the process's CPU beside this thread's during the write (x264's
+    frame threads, PyAV's decoding threads) and during the swap (OpenCV's worker threads).
+    ``rest_ms`` is everything but ``swap.predict``. cProfile's top
+    functions (own time a frame) over :func:`swap_frame` on a few more frames come with it.
+    """
+    import cProfile
+    import pstats
+
+    from faceplate.convert.swap import ConvertConfig, SwapContext, make_predictor, swap_frame
+    from faceplate.convert.writers import WRITERS
+    from faceplate.convert.writers.video import VideoConfig
+    from faceplate.core.cpu import blas_threads
+    from faceplate.io.media import open_source
+    from faceplate.io.store import AlignmentsStore
+    from faceplate.provenance.watermark import prepare
+
+    kind = "torch" if precision != "onnx_fp32" else "onnx"
+    prec = "fp32" if precision == "onnx_fp32" else precision
+    pred = make_predictor(kind, model_dir, threads=1, precision=prec)  # type: ignore[arg-type]
+    cfg = ConvertConfig(predictor=kind, precision=prec)  # type: ignore[arg-type]
+    ctx = SwapContext.create(cfg)
+    ctx.clock = time.thread_time
+    prepare()
+    blas_threads(1)  # as run_convert runs
+    st = AlignmentsStore.open(store, readonly=True)
+    acc: dict[str, float] = {}
+    prof = cProfile.Profile()
+    with tempfile.TemporaryDirectory() as tmp, open_source(clip) as src:
+        w = WRITERS.create("video", VideoConfig(preset="ultrafast").replace(input_space="srgb"))
+        w.open(Path(tmp) / "out.mp4", width=src.width, height=src.height, fps=src.fps or 25.0,
+               frame_count_hint=frames, source=None)
+        n = 0
+        it = iter(src)
+        while n < warm + frames:
+            t0 = time.thread_time()
+            frame = next(it, None)
+            if frame is None:
+                break
+            t1 = time.thread_time()
+            faces = st.faces_at(src.number_of(frame.info.index)) or []
+            if n == warm:
+                ctx.times.clear()
+                acc.clear()
+            c2, t2 = time.process_time(), time.thread_time()
+            res = swap_frame(frame.rgb, faces, pred, cfg, frame_is_linear=False, context=ctx)
+            c3, t3 = time.process_time(), time.thread_time()
+            w.write(n, res.frame, frame.info, {"provenance": {"model_id": pred.model_id}})
+            t4, c4 = time.thread_time(), time.process_time()
+            for k, v in (("decode", t1 - t0), ("faces", t2 - t1), ("write", t4 - t3),
+                         ("write_other_threads", max(0.0, (c4 - c3) - (t4 - t3))),
+                         ("swap_other_threads", max(0.0, (c3 - c2) - (t3 - t2)))):
+                acc[k] = acc.get(k, 0.0) + 1000.0 * v
+            n += 1
+        w.close()
+    st.close()
+    timed = max(1, n - warm)
+    ms = {k: v / timed for k, v in acc.items()}
+    ms.update({f"swap.{k}": v / timed for k, v in ctx.times.items()})
+    model = ms.get("swap.predict", 0.0)
+    rest = sum(v for k, v in ms.items() if k != "swap.predict")
+    # cProfile of the swap: one more pass over a few frames.
+    with open_source(clip) as src:
+        st = AlignmentsStore.open(store, readonly=True)
+        for i, frame in enumerate(src):
+            if i >= PROFILE_FRAMES:
+                break
+            faces = st.faces_at(src.number_of(i)) or []
+            prof.enable()
+            swap_frame(frame.rgb, faces, pred, cfg, frame_is_linear=False, context=ctx)
+            prof.disable()
+        st.close()
+    stats = pstats.Stats(prof)
+    top = sorted(((v[2], f"{Path(k[0]).name}:{k[1]}({k[2]})") for k, v in
+                  stats.stats.items()),  # type: ignore[attr-defined]
+                 reverse=True)[:15]
+    return {"precision": precision, "frames": timed, "threads": 1,
+            "cpu_ms_per_frame": {k: round(v, 2) for k, v in sorted(ms.items())},
+            "model_ms": round(model, 2), "rest_ms": round(rest, 2),
+            "rest_vs_model": rest / model if model else None,
+            "cprofile_swap_top_own_ms": {name: round(1000.0 * t / PROFILE_FRAMES, 2)
+                                         for t, name in top}}
 
 
 def _clip_faces(clip: Path, store: Path, every: int) -> list[tuple[Any, list[Any]]]:
@@ -204,11 +322,12 @@ def model_only(clip: Path, store: Path, model_dir: Path, calls: int) -> dict[str
 
         with ThreadPoolExecutor(jobs) as pool:
             list(pool.map(work, range(jobs)))  # warm-up: one-time set-up of each engine
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             list(pool.map(work, range(jobs)))
-            secs = time.perf_counter() - t
+            secs, cpu = time.perf_counter() - t, time.process_time() - c
         out[name] = {"faces_per_second": jobs * calls / secs,
-                     "ms_per_face_per_job": 1000.0 * secs / calls}
+                     "ms_per_face_per_job": 1000.0 * secs / calls,
+                     "cpu_ms_per_face": 1000.0 * cpu / (jobs * calls)}
         del pred
     return out
 
@@ -251,13 +370,48 @@ def quality(clip: Path, store: Path, model_dir: Path) -> dict[str, object]:
     return res
 
 
-def _child(mode: str, clip: Path, store: Path, model_dir: Path) -> dict[str, Any]:
+def _child(mode: str, clip: Path, store: Path, model_dir: Path, *extra: str) -> dict[str, Any]:
+    load = list(os.getloadavg())
     proc = subprocess.run([sys.executable, __file__, "--mode", mode, "--clip", str(clip),
-                           "--store", str(store), "--model", str(model_dir)],
+                           "--store", str(store), "--model", str(model_dir), *extra],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         return {"mode": mode, "error": proc.stderr.strip().splitlines()[-5:]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["load_average_before"] = load
+    return out
+
+
+def _ratios(by_mode: dict[str, Any], model: dict[str, Any]) -> dict[str, float]:
+    """One round's ratios (and each convert mode's ``pipeline_vs_model``, set in place)."""
+    ratios: dict[str, float] = {}
+    for mode, prec in PIPELINE_OF.items():
+        r, m = by_mode.get(mode, {}), model.get(prec)
+        if isinstance(m, dict) and r.get("fps_steady"):
+            r["model_faces_per_second"] = m["faces_per_second"]
+            r["pipeline_vs_model"] = r["fps_steady"] / m["faces_per_second"]
+            ratios[f"pipeline_vs_model_{mode}"] = r["pipeline_vs_model"]
+    bf, i8 = by_mode.get("store_bf16", {}), by_mode.get("store_int8", {})
+    if bf.get("fps_steady") and i8.get("fps_steady"):
+        ratios["int8_vs_bf16_steady"] = i8["fps_steady"] / bf["fps_steady"]
+        ratios["int8_vs_bf16_end_to_end"] = i8["fps_end_to_end"] / bf["fps_end_to_end"]
+    mb, mi = model.get("bf16"), model.get("int8")
+    if isinstance(mb, dict) and isinstance(mi, dict):
+        ratios["int8_vs_bf16_model_only"] = mi["faces_per_second"] / mb["faces_per_second"]
+    # The same ratios from CPU time (every thread of the process): what the wall-time ratios
+    # are on a machine this process has to itself, and nearly free of other work's share of
+    # the cores on a loaded one.
+    for mode, prec in PIPELINE_OF.items():
+        r, m = by_mode.get(mode, {}), model.get(prec)
+        if isinstance(m, dict) and r.get("cpu_ms_per_frame_steady") and m.get("cpu_ms_per_face"):
+            ratios[f"pipeline_vs_model_cpu_{mode}"] = (m["cpu_ms_per_face"]
+                                                      / r["cpu_ms_per_frame_steady"])
+    if bf.get("cpu_ms_per_frame_steady") and i8.get("cpu_ms_per_frame_steady"):
+        ratios["int8_vs_bf16_steady_cpu"] = (bf["cpu_ms_per_frame_steady"]
+                                             / i8["cpu_ms_per_frame_steady"])
+    if isinstance(mb, dict) and isinstance(mi, dict) and mi.get("cpu_ms_per_face"):
+        ratios["int8_vs_bf16_model_only_cpu"] = mb["cpu_ms_per_face"] / mi["cpu_ms_per_face"]
+    return ratios
 
 
 def main() -> None:
@@ -270,17 +424,29 @@ def main() -> None:
     ap.add_argument("--model-calls", type=int, default=8,
                     help="model-only: faces per job timed for each precision")
     ap.add_argument("--modes", nargs="*", choices=MODES, default=list(MODES))
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the modes and model_only this many times, interleaved (A B A B: "
+                         "on a loaded machine each ratio's halves run close in time); the "
+                         "ratios are the rounds' medians")
+    ap.add_argument("--profile", nargs="*", choices=PROFILE_PRECISIONS,
+                    default=["bf16", "int8"],
+                    help="precisions whose per-stage CPU profile is measured (one thread)")
     ap.add_argument("--no-quality", action="store_true", help="skip the int8 quality guard")
-    ap.add_argument("--mode", choices=(*MODES, "model_only", "quality"), help=argparse.SUPPRESS)
+    ap.add_argument("--mode", choices=(*MODES, "model_only", "quality", "profile"),
+                    help=argparse.SUPPRESS)
     ap.add_argument("--clip", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--store", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--model", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--precision", choices=PROFILE_PRECISIONS, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.mode == "model_only":  # child processes
         print(json.dumps(model_only(args.clip, args.store, args.model, args.model_calls)))
         return
     if args.mode == "quality":
         print(json.dumps(quality(args.clip, args.store, args.model)))
+        return
+    if args.mode == "profile":
+        print(json.dumps(stage_profile(args.clip, args.store, args.model, args.precision)))
         return
     if args.mode:
         print(json.dumps(run_mode(args.mode, args.clip, args.store, args.model)))
@@ -292,31 +458,24 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     clip, store, model_dir = prepare(args.frames, work)
     # The model-only rates between the convert modes: each ratio's two halves close in time.
-    results = []
-    model = None
-    for i, mode in enumerate(args.modes):
-        if i == len(args.modes) // 2:
+    rounds: list[dict[str, Any]] = []
+    for _ in range(max(1, args.rounds)):
+        results = []
+        model: dict[str, Any] | None = None
+        for i, mode in enumerate(args.modes):
+            if i == len(args.modes) // 2:
+                model = _child("model_only", clip, store, model_dir)
+            results.append(_child(mode, clip, store, model_dir))
+        if model is None:
             model = _child("model_only", clip, store, model_dir)
-        results.append(_child(mode, clip, store, model_dir))
-    if model is None:
-        model = _child("model_only", clip, store, model_dir)
-    by_mode = {r["mode"]: r for r in results}
-    ratios: dict[str, object] = {}
-    for mode, prec in PIPELINE_OF.items():
-        r, m = by_mode.get(mode, {}), model.get(prec)
-        if isinstance(m, dict) and r.get("fps_steady"):
-            r["model_faces_per_second"] = m["faces_per_second"]
-            r["pipeline_vs_model"] = r["fps_steady"] / m["faces_per_second"]
-    bf, i8 = by_mode.get("store_bf16", {}), by_mode.get("store_int8", {})
-    if bf.get("fps_steady") and i8.get("fps_steady"):
-        ratios["int8_vs_bf16_steady"] = i8["fps_steady"] / bf["fps_steady"]
-        ratios["int8_vs_bf16_end_to_end"] = i8["fps_end_to_end"] / bf["fps_end_to_end"]
-    mb, mi = model.get("bf16"), model.get("int8")
-    if isinstance(mb, dict) and isinstance(mi, dict):
-        ratios["int8_vs_bf16_model_only"] = mi["faces_per_second"] / mb["faces_per_second"]
-    for mode in PIPELINE_OF:
-        if "pipeline_vs_model" in by_mode.get(mode, {}):
-            ratios[f"pipeline_vs_model_{mode}"] = by_mode[mode]["pipeline_vs_model"]
+        by_mode = {r["mode"]: r for r in results}
+        rounds.append({"results": by_mode, "model_only": model,
+                       "ratios": _ratios(by_mode, model)})
+    keys = sorted({k for r in rounds for k in r["ratios"]})
+    ratios = {k: statistics.median(r["ratios"][k] for r in rounds if k in r["ratios"])
+              for k in keys}
+    profiles = {p: _child("profile", clip, store, model_dir, "--precision", p)
+                for p in args.profile}
     qual = None if args.no_quality else _child("quality", clip, store, model_dir)
     report = {
         "benchmark": "convert",
@@ -328,8 +487,11 @@ def main() -> None:
         "machine": machine_info(),
         "targets": {"int8_vs_bf16_steady": 1.6, "pipeline_vs_model": 0.85},
         "ratios": ratios,
-        "results": by_mode,
-        "model_only": model,
+        "ratios_per_round": [r["ratios"] for r in rounds],
+        "results": rounds[0]["results"],
+        "model_only": rounds[0]["model_only"],
+        "rounds": rounds[1:],
+        "stage_profile": profiles,
         "quality": qual,
     }
     report["calibration"] = {"start": cal_start, "end": calibration()}

@@ -137,3 +137,22 @@ def test_colour_curves_are_one_copy_for_numpy_and_torch() -> None:
     np.testing.assert_allclose(np.copysign(dec, x), cs.srgb_to_linear(x), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(cs.linear_to_srgb(cs.srgb_to_linear(x)), x, atol=2e-6)
     np.testing.assert_allclose(cs.lab_finv(cs.lab_f(x.astype(np.float64))), x, atol=1e-12)
+
+
+def test_blas_threads_reads_sets_and_restores_numpy_s_openblas() -> None:
+    """NumPy's wheel loads OpenBLAS: its thread count can be read and set at run time (convert
+    runs it on one thread), and a product still gives the same result."""
+    from faceplate.core.cpu import blas_threads
+
+    before = blas_threads()
+    if before is None:  # a NumPy built on another BLAS (not the wheel this project pins)
+        pytest.skip("no OpenBLAS loaded in this process")
+    a = np.random.default_rng(0).random((200, 300))
+    ref = a @ a.T
+    try:
+        assert blas_threads(1) == before
+        assert blas_threads() == 1
+        assert np.allclose(a @ a.T, ref)
+    finally:
+        blas_threads(before)
+    assert blas_threads() == before

@@ -34,7 +34,7 @@ import hashlib
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -407,6 +407,9 @@ class SwapContext:
         occlusion: The occlusion mask model (an
             :class:`~faceplate.extract.mask.occlusion.OcclusionPredictor`) for faces without a
             stored ``occlusion`` mask, when ``cfg.mask_model`` names one.
+        clock: What ``times`` are read from, in seconds: wall time (``time.perf_counter``,
+            the default), or the calling thread's CPU time (``time.thread_time``: the
+            benchmark's per-stage CPU profile).
     """
 
     color: ColorTransfer
@@ -416,6 +419,7 @@ class SwapContext:
     next_faces: Sequence[FaceRecord] | None = None
     times: dict[str, float] = field(default_factory=dict)
     occlusion: Any = None
+    clock: Callable[[], float] = time.perf_counter
     _encoder: Any = None
 
     @classmethod
@@ -596,7 +600,11 @@ def _display(region: np.ndarray, is_linear: bool) -> np.ndarray:
 
 
 def _to_u8(x: np.ndarray) -> np.ndarray:
-    return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    """Float [0, 1] (clipped) → uint8 codes, rounded half up; one temporary, worked in place."""
+    y = np.clip(x, 0.0, 1.0)
+    y *= 255.0
+    y += 0.5
+    return y.astype(np.uint8)
 
 
 def _translate(dx: float, dy: float) -> np.ndarray:
@@ -783,9 +791,10 @@ def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
     if frame.dtype == np.uint8 and frame_is_linear:
         raise ValueError("frame: a uint8 frame is display sRGB; frame_is_linear must be False")
     ctx = context if context is not None else SwapContext.create(cfg)
-    t0 = time.perf_counter()
+    clock = ctx.clock
+    t0 = clock()
     chosen = select_faces(frame, faces, cfg, ctx, frame_is_linear=frame_is_linear)
-    t1 = time.perf_counter()
+    t1 = clock()
     ctx.add_time("select", t1 - t0)
     if not chosen:
         return SwapResult(frame, 0, [], [])
@@ -797,18 +806,18 @@ def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
                                         for r in chosen]
     x = _plate_crops(frame, m_in, s_in, frame_is_linear)
     plates = x if s_out == s_in else _plate_crops(frame, m_out, s_out, frame_is_linear)
-    t2 = time.perf_counter()
+    t2 = clock()
     ctx.add_time("crop", t2 - t1)
 
     # The model's mask branch runs only when a mask source uses it.
     pred, learned = predictor.predict(x, mask=LEARNED in cfg.mask)
-    t3 = time.perf_counter()
+    t3 = clock()
     ctx.add_time("predict", t3 - t2)
 
-    t_o = time.perf_counter()
+    t_o = clock()
     predicted = _predicted_occlusion(frame, chosen, cfg, ctx, frame_is_linear)
     if predicted:
-        ctx.add_time("occlusion", time.perf_counter() - t_o)
+        ctx.add_time("occlusion", clock() - t_o)
     mcfg = cfg.mask_ops()
     pcfg = cfg.post()
     result = frame.copy()
@@ -821,7 +830,7 @@ def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
     patches: list[SwappedFace] = []
     pasted: list[_Placed | None] = []
     for i, rec in enumerate(chosen):
-        t_a = time.perf_counter()
+        t_a = clock()
         sources = []
         for name in cfg.mask:
             if name == LEARNED:
@@ -836,18 +845,18 @@ def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
                 sources.append(stored_mask_in_crop(rec, name, m_out[i], s_out))
         raw = maskops.combine(sources, mcfg.combine) if len(sources) > 1 else sources[0]
         mask = maskops.apply(raw, mcfg.replace(combine="multiply"))
-        t_b = time.perf_counter()
+        t_b = clock()
         face = ctx.color.apply(pred[i], plates[i], raw, raw)
-        t_c = time.perf_counter()
+        t_c = clock()
         if pcfg != PostConfig():
             vel = np.zeros(2)
             if pcfg.motion_blur > 0.0:
                 vel = m_out[i][:, :2] @ face_velocity(rec, ctx)
             face = post.apply(face, pcfg, velocity_px=(float(vel[0]), float(vel[1])))
         mp = paste_matrix(m_out[i], s_out, cfg)
-        t_d = time.perf_counter()
+        t_d = clock()
         placed = _paste_box(result, face, mask, mp, cfg, ctx.blender, frame_is_linear, alpha)
-        t_e = time.perf_counter()
+        t_e = clock()
         ctx.add_time("mask", t_b - t_a)
         ctx.add_time("color", t_c - t_b)
         ctx.add_time("post", t_d - t_c)
@@ -857,7 +866,7 @@ def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
     # The invisible watermark on every swapped face, on the frame's final pixels (after every
     # paste), in the canonical frame of landmarks re-found on the result: where the verifier
     # will look. The patch keeps the same mark in crop space.
-    t_f = time.perf_counter()
+    t_f = clock()
     unmarked: list[tuple[int, str]] = []
     for p, placed in zip(patches, pasted):
         if placed is None:
@@ -879,7 +888,7 @@ def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
         p.set_mark(mark)
         if not found:
             unmarked.append((p.record.face_index, weak_reason(mark)))
-    ctx.add_time("watermark", time.perf_counter() - t_f)
+    ctx.add_time("watermark", clock() - t_f)
     return SwapResult(result, len(patches), [p.mask for p in patches], patches, unmarked)
 
 
@@ -914,7 +923,15 @@ def _paste_box(result: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: n
         was pasted.
     """
     size = face.shape[0]
-    box = face_box(matrix, size, result.shape, pad=4)
+    # Only the box the mask's non-zero part reaches is converted to float and back (the paste
+    # changes nothing outside it: paste_back's own box lies inside this one).
+    rect = None
+    if mask.shape[:2] == (size, size):
+        rx, ry, rw, rh = cv2.boundingRect((mask > 0.0).view(np.uint8))
+        if rw == 0 or rh == 0:
+            return None
+        rect = (rx, ry, rx + rw, ry + rh)
+    box = face_box(matrix, size, result.shape, crop_rect=rect, pad=4)
     if box.empty:
         return None
     view = result[box.slices]

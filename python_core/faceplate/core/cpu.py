@@ -1,9 +1,20 @@
 """How many CPU cores this process may run on (shared by the converter's jobs and the trainer's
-data workers)."""
+data workers), and the thread count of the BLAS that NumPy calls."""
 
 from __future__ import annotations
 
+import ctypes
 import os
+from typing import Any
+
+#: (get, set) symbol pairs of OpenBLAS builds: NumPy's and SciPy's wheels (``scipy_openblas``,
+#: 64-bit integers) and a plain system OpenBLAS.
+_OPENBLAS_SYMBOLS: tuple[tuple[str, str], ...] = (
+    ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+    ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+    ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+    ("openblas_get_num_threads", "openblas_set_num_threads"),
+)
 
 
 def usable_cores() -> int:
@@ -12,3 +23,52 @@ def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
+
+
+def _openblas() -> list[tuple[Any, Any]]:
+    """(get, set) functions of every OpenBLAS already loaded in this process (never loads one):
+    the shared objects named ``*openblas*`` in ``/proc/self/maps``; empty where there is none
+    or no ``/proc``."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            paths = {line.split()[-1] for line in maps
+                     if "openblas" in line.rsplit("/", 1)[-1].lower() and ".so" in line}
+    except OSError:
+        return []
+    found = []
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+        except OSError:
+            continue
+        for get_name, set_name in _OPENBLAS_SYMBOLS:
+            get, put = getattr(lib, get_name, None), getattr(lib, set_name, None)
+            if get is not None and put is not None:
+                get.restype, get.argtypes = ctypes.c_int, []
+                put.restype, put.argtypes = None, [ctypes.c_int]
+                found.append((get, put))
+                break
+    return found
+
+
+def blas_threads(threads: int | None = None) -> int | None:
+    """The thread count of the OpenBLAS that NumPy (and SciPy) loaded; with ``threads``, set it
+    and return the count it had.
+
+    OpenBLAS's worker threads spin for a while after each call, so on a process whose cores
+    are already busy (convert's parallel swap jobs) the many small matrix products of the
+    colour transfer and the watermark cost CPU that the other jobs need; ``run_convert`` sets
+    1 for its run and puts the count back after.
+
+    Returns:
+        The count before any change (the first library's), or None when no OpenBLAS is loaded
+        (nothing is changed then).
+    """
+    libs = _openblas()
+    if not libs:
+        return None
+    before = int(libs[0][0]())
+    if threads is not None:
+        for _, put in libs:
+            put(max(1, int(threads)))
+    return before
