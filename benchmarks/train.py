@@ -12,6 +12,10 @@ Modes (batch 16 per side unless ``--batch-size``):
 - ``original_64_bf16``, ``df_128_bf16``: the two compared modes with ``--precision bf16``
   (autocast: convolutions and matrix products in bf16, weights, optimiser and losses in fp32),
   the fast mode on CPUs with AVX512-BF16 / AMX;
+- ``original_64_plain``: ``original_64`` without the trainer's two CPU speed-ups (the GEMM
+  weight gradient of small-map convolutions, ``faceplate.models.layers.conv2d``, and glibc's
+  malloc keeping freed memory, ``faceplate.train.trainer.keep_freed_memory``): the same run's
+  "before", not in the default list;
 - ``*_bf16_cl``: bf16 and channels-last (oneDNN's bf16 kernels prefer NHWC);
   ``df_128_bf16_compile``: bf16 through ``torch.compile`` (inductor; its warm-up, which
   includes compiling, is reported as ``warmup_seconds``). Not in the default list.
@@ -88,13 +92,13 @@ MODES: dict[str, tuple[str, int, dict[str, Any], float | None]] = {
 #: also train channels-last, ``_compile`` ones through ``torch.compile`` (inductor).
 BF16_OF = {"original_64_bf16": "original_64", "df_128_bf16": "df_128",
            "original_64_bf16_cl": "original_64", "df_128_bf16_cl": "df_128",
-           "df_128_bf16_compile": "df_128"}
+           "df_128_bf16_compile": "df_128", "original_64_plain": "original_64"}
 for _fast in BF16_OF:
     MODES[_fast] = MODES[BF16_OF[_fast]]
 #: The default order: each bf16 mode right after its fp32 mode (the ratio's halves close in time).
 ORDER = [m for base in MODES if base not in BF16_OF
          for m in (base, *(f for f, b in BF16_OF.items() if b == base))
-         if not m.endswith(("_cl", "_compile"))]
+         if not m.endswith(("_cl", "_compile", "_plain"))]
 #: Faceswap 3 peak memory (GiB) on the same machine class, from the issue.
 FACESWAP_PEAK_GIB = {"original_64": 4.3, "df_128": 9.6}
 
@@ -124,6 +128,12 @@ def run_mode(mode: str, iterations: int, warmup: int, batch: int, device: str,
 
     channels_last = channels_last or mode.endswith("_cl")
     compile_step = mode.endswith("_compile")
+    if mode.endswith("_plain"):  # this process only: the trainer as it was before them
+        from faceplate.models import layers
+        from faceplate.train import trainer as trainer_module
+
+        layers.GEMM_WEIGHT_GRAD_MAX_PIXELS = 0
+        trainer_module.keep_freed_memory = lambda: False
 
     from faceplate.models import MODELS
     from faceplate.train.data import DataConfig
@@ -170,7 +180,7 @@ def run_mode(mode: str, iterations: int, warmup: int, batch: int, device: str,
         "egs_per_second_median": 2 * batch / statistics.median(steady),
         "warmup_seconds": sum(times[:warmup]),
         "cpu_seconds_per_iteration": sum(cpu[warmup:]) / len(steady),
-        "compile": compile_step,
+        "compile": compile_step, "plain": mode.endswith("_plain"),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "device": str(t.device), "precision": precision, "channels_last": channels_last,
         "threads": torch.get_num_threads(), "losses": losses,

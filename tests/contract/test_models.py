@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -270,3 +271,52 @@ def test_default_dims_and_faceswap_dfl_sae_dims_build() -> None:
     # Faceswap dfl-sae (encoder 42, decoder 21 → 3× channels, ae 512): first conv is 126 wide.
     assert fs.encoder.down[0].conv.out_channels == 126  # type: ignore[index,union-attr]
     assert fs.param_count() == 137_456_244
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize(("name", "flags"), CASES, ids=CASE_IDS)
+def test_small_map_weight_gradient_equals_onednn(name: str, flags: tuple[str, ...],
+                                                 precision: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GEMM weight gradient of small-map convolutions (layers._SmallMapConv, used while
+    training on the CPU) gives oneDNN's gradients, outputs and dtypes, in fp32 and under bf16
+    autocast; and every model at 64 px has such a layer, so the path is exercised."""
+    from faceplate.models import layers
+
+    model = make(name, flags, size=64, seed=11)
+    x_a, x_b = faces(3, 64, seed=12), faces(3, 64, seed=13)
+    calls: list[tuple[int, ...]] = []
+    real = layers._SmallMapConv.apply
+
+    def counted(*args: Any) -> Any:
+        calls.append(tuple(args[0].shape))
+        return real(*args)
+
+    monkeypatch.setattr(layers._SmallMapConv, "apply", counted)
+    runs = []
+    for limit in (0, layers.GEMM_WEIGHT_GRAD_MAX_PIXELS):
+        monkeypatch.setattr(layers, "GEMM_WEIGHT_GRAD_MAX_PIXELS", limit)
+        model.zero_grad(set_to_none=True)
+        xa, xb = x_a.clone().requires_grad_(), x_b.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            (fa, ma), (fb, mb) = model.forward_pair(xa, xb)
+        outs = [t for t in (fa, ma, fb, mb) if t is not None]
+        sum((o.float() - 0.5).square().mean() for o in outs).backward()
+        runs.append(([o.detach().float() for o in outs], [xa.grad, xb.grad],
+                     {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
+                     [o.dtype for o in outs]))
+        assert (len(calls) > 0) == (limit > 0)
+    (o0, x0, g0, d0), (o1, x1, g1, d1) = runs
+    assert d0 == d1 and g0.keys() == g1.keys() == {n for n, _ in model.named_parameters()}
+    for a, b in zip(o0 + x0, o1 + x1):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)  # the forward and input grads are oneDNN's
+    tol = 1e-5 if precision == "fp32" else 2e-2  # bf16: one rounding of each product's output
+    for n, want in g0.items():
+        scale = float(want.abs().max()) or 1.0
+        torch.testing.assert_close(g1[n] / scale, want / scale, rtol=0, atol=tol, msg=n)
+
+
+def test_keep_freed_memory_applies_on_linux() -> None:
+    from faceplate.train.trainer import keep_freed_memory
+
+    assert keep_freed_memory() is sys.platform.startswith("linux")

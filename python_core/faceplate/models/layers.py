@@ -22,6 +22,12 @@ from torch.nn import functional as F  # noqa: N812  (the PyTorch convention)
 LEAK = 0.1
 #: Negative slope inside residual blocks (DFL and Faceswap use 0.2).
 RES_LEAK = 0.2
+#: Training convolutions on the CPU whose output map has at most this many pixels per image
+#: (4×4: ``original``'s last encoder conv and its first upscale at 64 px) take their weight
+#: gradient from :class:`_SmallMapConv`, one matrix product over the unfolded input, instead of
+#: oneDNN's backward-weights kernel, which spends 2-4× the forward's time on maps this small
+#: (the forward and the input gradient stay oneDNN's). 0 turns it off.
+GEMM_WEIGHT_GRAD_MAX_PIXELS = 16
 
 
 def pixel_norm(x: Tensor, dim: int = 1, eps: float = 1e-6) -> Tensor:
@@ -65,6 +71,78 @@ def icnr_(weight: Tensor, init: Callable[[Tensor], object], scale: int = 2) -> T
     return weight
 
 
+class _SmallMapConv(torch.autograd.Function):
+    """A 2-D convolution (groups 1, dilation 1, zero padding) whose weight gradient is one
+    matrix product: ``grad_w = grad_out (C_out × N·L) @ unfold(x)ᵀ (N·L × C_in·k·k)``, L the
+    output pixels of one image. Forward and input gradient are ``F.conv2d``'s. All tensors one
+    float dtype (the caller casts under autocast)."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor, weight: Tensor,
+                bias: Tensor | None, stride: tuple[int, int], padding: tuple[int, int]
+                ) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.conv = (stride, padding, bias is not None)  # type: ignore[attr-defined]
+        return F.conv2d(x, weight, bias, stride, padding)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, *grads: Tensor  # type: ignore[override]
+                 ) -> tuple[Tensor | None, ...]:
+        x, weight = ctx.saved_tensors  # type: ignore[attr-defined]
+        stride, padding, has_bias = ctx.conv  # type: ignore[attr-defined]
+        need = ctx.needs_input_grad  # type: ignore[attr-defined]
+        g = grads[0].contiguous()
+        gx = gw = gb = None
+        if need[0]:
+            gx = torch.ops.aten.convolution_backward(
+                g, x, weight, None, list(stride), list(padding), [1, 1], False, [0, 0], 1,
+                [True, False, False])[0]
+        if need[1]:
+            c_out = weight.shape[0]
+            cols = F.unfold(x, weight.shape[2:], padding=padding, stride=stride)  # N×CKK×L
+            g2 = g.flatten(2).transpose(0, 1).reshape(c_out, -1)  # C_out × N·L
+            cols2 = cols.transpose(0, 1).reshape(cols.shape[1], -1)  # CKK × N·L
+            gw = (g2 @ cols2.t()).view_as(weight)
+        if has_bias and need[2]:
+            gb = g.sum((0, 2, 3))
+        return gx, gw, gb, None, None
+
+
+def conv2d(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """``conv(x)``; while training on the CPU, convolutions with small output maps (at most
+    :data:`GEMM_WEIGHT_GRAD_MAX_PIXELS` pixels) go through :class:`_SmallMapConv` (same result,
+    a faster weight gradient). Under autocast the inputs are cast as autocast casts a conv's.
+
+    Args:
+        conv: A plain ``nn.Conv2d`` (its parameters; groups 1, dilation 1, zero padding for the
+            fast path, otherwise it is called as is).
+        x: N×C_in×H×W float tensor.
+
+    Returns:
+        N×C_out×H'×W', as ``conv(x)``.
+    """
+    w = conv.weight
+    if (not torch.is_grad_enabled() or not w.requires_grad or x.device.type != "cpu"
+            or conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros"
+            or not isinstance(conv.padding, tuple)):
+        return conv(x)
+    stride = (int(conv.stride[0]), int(conv.stride[1]))
+    pad = (int(conv.padding[0]), int(conv.padding[1]))
+    kh, kw = w.shape[2:]
+    out_h = (x.shape[2] + 2 * pad[0] - kh) // stride[0] + 1
+    out_w = (x.shape[3] + 2 * pad[1] - kw) // stride[1] + 1
+    if out_h * out_w > GEMM_WEIGHT_GRAD_MAX_PIXELS:
+        return conv(x)
+    b = conv.bias
+    if torch.is_autocast_enabled("cpu"):
+        dt = torch.get_autocast_dtype("cpu")
+        x, w = x.to(dt), w.to(dt)
+        b = None if b is None else b.to(dt)
+    with torch.autocast("cpu", enabled=False):
+        out: Tensor = _SmallMapConv.apply(x, w, b, stride, pad)
+    return out
+
+
 def _he(t: Tensor) -> None:
     nn.init.kaiming_uniform_(t, a=LEAK, nonlinearity="leaky_relu")
 
@@ -77,7 +155,7 @@ class Downscale(nn.Module):
         self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride=2, padding=kernel // 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.leaky_relu(self.conv(x), LEAK)
+        return F.leaky_relu(conv2d(self.conv, x), LEAK)
 
 
 class Upscale(nn.Module):
@@ -91,7 +169,7 @@ class Upscale(nn.Module):
         self.conv = nn.Conv2d(in_ch, out_ch * 4, kernel, padding=kernel // 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.pixel_shuffle(F.leaky_relu(self.conv(x), LEAK), 2)
+        return F.pixel_shuffle(F.leaky_relu(conv2d(self.conv, x), LEAK), 2)
 
 
 class ResidualBlock(nn.Module):
