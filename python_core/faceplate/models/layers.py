@@ -86,7 +86,7 @@ class _SmallMapConv(torch.autograd.Function):
         return F.conv2d(x, weight, bias, stride, padding)
 
     @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, *grads: Tensor  # type: ignore[override]
+    def backward(ctx: torch.autograd.function.FunctionCtx, *grads: Tensor
                  ) -> tuple[Tensor | None, ...]:
         x, weight = ctx.saved_tensors  # type: ignore[attr-defined]
         stride, padding, has_bias = ctx.conv  # type: ignore[attr-defined]
