@@ -17,7 +17,7 @@ from faceplate.core.geometry import crop_matrix, invert_affine, to_cv2, transfor
 from faceplate.core.records import decode_mask
 from faceplate.core.types import CENTERINGS, StoredMask
 from faceplate.extract.identity import DlibLandmarker, load_rgb
-from faceplate.extract.mask import MASKERS, Masker, make_stored_mask, mask_to_frame
+from faceplate.extract.mask import MASKERS, Masker, blank_crop, make_stored_mask, mask_to_frame
 from faceplate.extract.mask import mesh_topology as topo
 from faceplate.extract.mask.landmarks import component_groups
 from faceplate.extract.mask.mesh import MeshConfig, MeshRegionMasker
@@ -111,6 +111,30 @@ def test_shape_dtype_range_and_inputs_untouched(name: str, size: int, face, mask
     np.testing.assert_array_equal(crop, crop_before)
     np.testing.assert_array_equal(lm, lm_before)
     np.testing.assert_array_equal(m, m_before)
+
+
+@pytest.mark.parametrize("size", [64, 101])
+@pytest.mark.parametrize("name", [n for n in NAMES if not MASKERS.entry(n).cls.reads_pixels])
+def test_maskers_that_read_no_pixels_draw_the_same_mask_on_a_blank_crop(name: str, size: int,
+                                                                        face, maskers) -> None:
+    """A masker declaring ``reads_pixels = False`` is given a blank crop by the extractor:
+    its mask must not change (one that reads pixels fails here if it claims otherwise)."""
+    crop, m = aligned(face, size)
+    blank = blank_crop(size)
+    assert blank.shape == (size, size, 3) and blank.dtype == np.uint8 and not blank.flags.writeable
+    masker = maskers[name]
+    np.testing.assert_array_equal(masker.mask(blank, face[1], m), masker.mask(crop, face[1], m))
+
+
+def test_the_hull_maskers_read_no_pixels_and_the_pixel_maskers_do(face, maskers) -> None:
+    """The flag is right in both directions: the hulls skip the crop; every other masker's
+    mask changes when the crop's pixels do (so none may be handed a blank crop)."""
+    assert {n for n in NAMES if not maskers[n].reads_pixels} == {"components", "extended"}
+    crop, m = aligned(face, 128)
+    for name in NAMES:
+        if maskers[name].reads_pixels and name not in LEARNED:
+            moved = maskers[name].mask(np.ascontiguousarray(crop[::-1]), face[1], m)
+            assert not np.array_equal(moved, maskers[name].mask(crop, face[1], m)), name
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -61,7 +61,7 @@ from faceplate.extract.follow import (
     follow_faces,
     scene_signature,
 )
-from faceplate.extract.mask import Masker, create_masker, split_mask_spec
+from faceplate.extract.mask import Masker, blank_crop, create_masker, split_mask_spec
 from faceplate.extract.pose import estimate_pose
 from faceplate.extract.track import TrackConfig, TrackWindow, links
 from faceplate.io.faceset import FaceMeta, face_filename, write_face_png
@@ -183,6 +183,8 @@ class Extractor:
         }
         # the stored settings recreate these maskers (a mask model by its absolute path)
         self.cfg = cfg = cfg.replace(masks=tuple(m.spec() for m in self.maskers.values()))
+        self._shared_crop_pixels = any(m.reads_pixels and m.crop_geometry() is None
+                                       for m in self.maskers.values())
         self.times = StageTimes()
         self._encoder: Any = None
         self._ref_filter: Any = None
@@ -416,7 +418,9 @@ class Extractor:
     def _masks(self, rgb: np.ndarray, lm: np.ndarray,
                mesh: np.ndarray | None) -> dict[str, StoredMask]:
         """Every configured mask of one face: on the shared ``mask_size`` crop, or on a crop of
-        the masker's own geometry (stored at that geometry, with its matrix and centering)."""
+        the masker's own geometry (stored at that geometry, with its matrix and centering).
+        The shared crop's pixels are cut from the frame only when a masker using it reads
+        them (:attr:`Masker.reads_pixels`; the default hull masks do not)."""
         cfg = self.cfg
         shared: tuple[np.ndarray, np.ndarray] | None = None
         out = {}
@@ -425,7 +429,8 @@ class Extractor:
             if geometry is None:
                 if shared is None:
                     m = crop_matrix(lm, cfg.mask_size, cfg.centering)
-                    shared = (warp_to_crop(rgb, m, cfg.mask_size, cv2.INTER_LINEAR), m)
+                    shared = (warp_to_crop(rgb, m, cfg.mask_size, cv2.INTER_LINEAR)
+                              if self._shared_crop_pixels else blank_crop(cfg.mask_size), m)
                 small, m = shared
                 mask = masker.mask(small, lm, m, mesh)
                 out[name] = StoredMask(name, encode_mask(mask), cfg.mask_size, m, cfg.centering)

@@ -6,8 +6,14 @@ and ``occlusion`` (a segmenter trained on labelled faces of the shot: ``occlusio
 """
 
 from faceplate.extract.mask import landmarks, mesh, occlusion  # noqa: F401  (registers them)
-from faceplate.extract.mask.base import MASKERS, Masker, create_masker, split_mask_spec
+from faceplate.extract.mask.base import (
+    MASKERS,
+    Masker,
+    blank_crop,
+    create_masker,
+    split_mask_spec,
+)
 from faceplate.extract.mask.store import make_stored_mask, mask_to_frame
 
-__all__ = ["MASKERS", "Masker", "create_masker", "make_stored_mask", "mask_to_frame",
+__all__ = ["MASKERS", "Masker", "blank_crop", "create_masker", "make_stored_mask", "mask_to_frame",
            "split_mask_spec"]

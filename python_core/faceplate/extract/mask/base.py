@@ -23,10 +23,20 @@ from faceplate.core.registry import Registry
 from faceplate.core.types import Centering
 
 
+def blank_crop(size: int) -> np.ndarray:
+    """A read-only size×size×3 ``uint8`` crop of zeros that allocates no pixels (a broadcast
+    view), for maskers that do not read pixels (:attr:`Masker.reads_pixels`)."""
+    return np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (size, size, 3))
+
+
 class Masker(ABC):
     registry_name: str = ""
     #: Config field a spec's ``:argument`` sets (empty: the masker takes no argument).
     spec_field: ClassVar[str] = ""
+    #: False when :meth:`mask` reads only the crop's shape, never its pixels (the landmark
+    #: hulls): the extractor then hands it :func:`blank_crop` instead of cutting the face out
+    #: of the frame (the contract tests check the mask is the same either way).
+    reads_pixels: ClassVar[bool] = True
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg

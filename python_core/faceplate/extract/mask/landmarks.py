@@ -152,6 +152,8 @@ class ExtendedConfig(Config):
 class ComponentsMasker(Masker):
     """Union of landmark hulls from the brows to the chin (Faceswap's "components")."""
 
+    reads_pixels = False
+
     def mask(self, crop: np.ndarray, landmarks: np.ndarray, matrix: np.ndarray,
              mesh: np.ndarray | None = None) -> np.ndarray:
         """size×size uint8 mask (0 outside, 255 inside, anti-aliased edges); ``mesh`` unused."""
@@ -164,6 +166,7 @@ class ExtendedMasker(Masker):
     """``components`` extended upward onto the forehead (Faceswap's "extended")."""
 
     cfg: ExtendedConfig
+    reads_pixels = False
 
     def mask(self, crop: np.ndarray, landmarks: np.ndarray, matrix: np.ndarray,
              mesh: np.ndarray | None = None) -> np.ndarray:
