@@ -25,20 +25,56 @@ if "FACEPLATE_C2PA_DIR" not in os.environ:
 _WARMER: subprocess.Popen[bytes] | None = None
 
 
-def _uses_trained_models(items: list[pytest.Item]) -> bool:
-    """Whether any collected test module refers to a cached trained test model."""
-    from tests import convert_model, occlusion_model
+#: What a test module's source names when it uses the cached trained models
+#: (:mod:`tests.cache_warm` builds them): the swap model, and the occlusion test model.
+_USES_TRAINED = ("trained_model(",)
+_USES_OCCLUSION = ("trained_mask_model", "occlusion_model")
 
-    wanted = (convert_model.trained_model, occlusion_model.trained_mask_model, occlusion_model)
-    modules = {id(m): m for m in (getattr(i, "module", None) for i in items) if m is not None}
-    return any(v is w for m in modules.values() for v in vars(m).values() for w in wanted)
+
+def _source(module: Any) -> str:
+    try:
+        return Path(module.__file__).read_text(encoding="utf-8")
+    except (AttributeError, TypeError, OSError):
+        return ""
+
+
+def _modules(items: list[pytest.Item]) -> dict[str, str]:
+    """Module file → source of every collected test module (imports inside tests count)."""
+    out: dict[str, str] = {}
+    for item in items:
+        module = getattr(item, "module", None)
+        name = getattr(module, "__file__", None)
+        if name is not None and name not in out:
+            out[name] = _source(module)
+    return out
+
+
+def _warms(items: list[pytest.Item]) -> bool:
+    return not os.environ.get("FACEPLATE_NO_CACHE_WARM") and any(
+        n in src for src in _modules(items).values() for n in _USES_TRAINED + _USES_OCCLUSION)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    """When the caches are warmed in the background, run the modules that use the occlusion
+    test model (the longest to build) last, whole modules in their own order, so that its
+    training overlaps every other test rather than stalling the run halfway."""
+    if not _warms(items):
+        return
+    sources = _modules(items)
+
+    def late(item: pytest.Item) -> bool:
+        name = getattr(getattr(item, "module", None), "__file__", None)
+        return name is not None and any(n in sources[name] for n in _USES_OCCLUSION)
+
+    items[:] = [i for i in items if not late(i)] + [i for i in items if late(i)]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start :mod:`tests.cache_warm` under ``SCHED_IDLE`` when the collected tests use the
     trained test models (``FACEPLATE_NO_CACHE_WARM=1`` turns it off)."""
     global _WARMER
-    if os.environ.get("FACEPLATE_NO_CACHE_WARM") or not _uses_trained_models(session.items):
+    if session.config.option.collectonly or not _warms(session.items):
         return
     _WARMER = subprocess.Popen([sys.executable, "-m", "tests.cache_warm", "--idle"],
                                cwd=str(session.config.rootpath), stdin=subprocess.DEVNULL,
