@@ -7,8 +7,10 @@ models before the tests that need them can run: the occlusion mask's test recipe
 (``tests.train_facesets``). Built in line, the first test that needs one waits for all of it while
 the second core is mostly idle. ``tests/conftest.py`` therefore starts this module in a child
 process at the start of a whole-suite session; the child runs under Linux's ``SCHED_IDLE``
-policy (every thread it starts inherits it), so it only ever gets CPU time the tests leave
-unused, and the tests' own timings and thread pools are not disturbed.
+policy (every thread it starts inherits it, and OpenMP's threads sleep rather than spin while
+they wait), so it only ever gets CPU time the tests leave unused, and the tests' own timings and
+thread pools are not disturbed. conftest also runs the test modules that use the models after
+all the others (the occlusion model's last), so the training overlaps the tests that need none.
 
 Correctness does not depend on the child: every builder takes the cache's file lock, builds
 in a side folder and renames it into place, and checks the cache's stamp under the lock. A test

@@ -56,18 +56,20 @@ def _warms(items: list[pytest.Item]) -> bool:
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
-    """When the caches are warmed in the background, run the modules that use the occlusion
-    test model (the longest to build) last, whole modules in their own order, so that its
-    training overlaps every other test rather than stalling the run halfway."""
+    """When the caches are warmed in the background, run the modules that use the trained
+    swap model after every other test, and those that use the occlusion test model (built
+    after it, the longest) last: whole modules, each in its own order, so that the training
+    overlaps the tests that need no model rather than stalling the run halfway."""
     if not _warms(items):
         return
     sources = _modules(items)
 
-    def late(item: pytest.Item) -> bool:
-        name = getattr(getattr(item, "module", None), "__file__", None)
-        return name is not None and any(n in sources[name] for n in _USES_OCCLUSION)
+    def rank(item: pytest.Item) -> int:
+        src = sources.get(getattr(getattr(item, "module", None), "__file__", None) or "", "")
+        return 2 if any(n in src for n in _USES_OCCLUSION) else \
+            1 if any(n in src for n in _USES_TRAINED) else 0
 
-    items[:] = [i for i in items if not late(i)] + [i for i in items if late(i)]
+    items.sort(key=rank)  # stable: the order within each group is kept
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -76,9 +78,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     global _WARMER
     if session.config.option.collectonly or not _warms(session.items):
         return
+    # OpenMP threads that sleep rather than spin while they wait: at idle priority one of the
+    # pool's threads is often without a core, and spinning would only burn the idle time.
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     _WARMER = subprocess.Popen([sys.executable, "-m", "tests.cache_warm", "--idle"],
-                               cwd=str(session.config.rootpath), stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               cwd=str(session.config.rootpath), env=env,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: Any) -> None:
