@@ -1,4 +1,6 @@
-"""Shared pytest fixtures: sample media (fetched once into the cache) and a seeded RNG."""
+"""Shared pytest fixtures (sample media fetched once into the cache, a seeded RNG) and the
+session hooks that build the trained test models in the background (:mod:`tests.cache_warm`)
+and run the modules that need them last."""
 
 from __future__ import annotations
 
