@@ -52,34 +52,17 @@ CLIPS = (("1920x1080", "single_face.mp4", 72, 1), ("1920x1080", "WolfgangLanger_
          ("640x360", "single_face.mp4", 0, 1), ("640x360", "WolfgangLanger_Pexels.mp4", 0, 4))
 
 
-def _records(extractor: Any, rgb: np.ndarray) -> list[Any]:
-    from faceplate.core.types import Frame, FrameInfo
-
-    h, w = rgb.shape[:2]
-    return extractor.process(Frame(FrameInfo(0, "f", None, w, h, 0), rgb)).records
-
-
 def one_face_frames(ex: Any, step: int) -> Iterator[tuple[str, Iterator[tuple[Any, list[Any]]]]]:
     """Per clip of ``CLIPS``: (its resolution, an iterator over (frame RGB uint8, its face
     records) of every ``step``·mult-th frame in which ``ex`` finds exactly one face). Consume
     each clip's iterator before asking for the next clip."""
+    from tests import provenance_attacks as attacks
+
     from faceplate.io import samples
 
     for res, name, first, mult in CLIPS:
         path = samples.upscaled_clip(name, first) if first else samples.path(name)
-        yield res, _one_face(ex, path, step * mult)
-
-
-def _one_face(ex: Any, path: Any, every: int) -> Iterator[tuple[Any, list[Any]]]:
-    from faceplate.io.media import open_source
-
-    with open_source(path) as src:
-        for frame in src:
-            if frame.info.index % every:
-                continue
-            recs = _records(ex, frame.rgb)
-            if len(recs) == 1:
-                yield frame.rgb, recs
+        yield res, attacks.one_face_frames(ex, path, step * mult)
 
 
 def swapped_clips(step: int) -> tuple[dict[str, list[Any]], dict[str, list[int]],
@@ -308,7 +291,7 @@ def fit_cases(step: int, model_id_out: list[str]) -> tuple[dict[str, Any], dict[
                 h, w = rgb.shape[:2]
                 rgb = cv2.resize(rgb, (round(w * scale), round(h * scale)),
                                  interpolation=cv2.INTER_AREA)
-            recs = _records(ex, rgb)
+            recs = attacks.face_records(ex, rgb)
             if len(recs) != 1:
                 continue
             sw = attacks.real_swap(rgb, recs, pred, cfg)

@@ -13,8 +13,10 @@ Conventions: frames are H×W×3 ``uint8`` display sRGB (RGB, top-left origin); l
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -24,7 +26,7 @@ from faceplate.convert.composite import paste_back, paste_region
 from faceplate.convert.swap import ConvertConfig, Predictor
 from faceplate.core.colorspace import linear_to_srgb, srgb_to_linear
 from faceplate.core.geometry import crop_matrix, to_cv2
-from faceplate.core.types import FaceRecord
+from faceplate.core.types import FaceRecord, Frame, FrameInfo
 from faceplate.extract.mask import MASKERS
 from faceplate.provenance.watermark import Unmarked, embed_in_frame
 
@@ -116,6 +118,28 @@ class Swapped:
     marked: np.ndarray
     plain: np.ndarray
     matte: np.ndarray
+
+
+def face_records(extractor: Any, rgb: np.ndarray) -> list[FaceRecord]:
+    """The face records ``extractor`` (a ``faceplate.extract.pipeline.Extractor``) finds in
+    one H×W×3 uint8 sRGB frame."""
+    h, w = rgb.shape[:2]
+    return list(extractor.process(Frame(FrameInfo(0, "f", None, w, h, 0), rgb)).records)
+
+
+def one_face_frames(extractor: Any, path: Path, every: int
+                    ) -> Iterator[tuple[np.ndarray, list[FaceRecord]]]:
+    """(frame RGB uint8, its records) of every ``every``-th frame of the video at ``path`` in
+    which ``extractor`` finds exactly one face."""
+    from faceplate.io.media import open_source
+
+    with open_source(path) as src:
+        for frame in src:
+            if frame.info.index % every:
+                continue
+            recs = face_records(extractor, frame.rgb)
+            if len(recs) == 1:
+                yield frame.rgb, recs
 
 
 def real_swap(frame: np.ndarray, faces: Sequence[FaceRecord], predictor: Predictor,

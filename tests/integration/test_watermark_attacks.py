@@ -12,14 +12,12 @@ both sample videos and 1920×1080 frames of the upscaled test footage.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 from faceplate.convert.swap import ConvertConfig, TorchPredictor, swap_frame
 from faceplate.core.colorspace import linear_to_srgb, srgb_to_linear
-from faceplate.core.types import Frame, FrameInfo
 from faceplate.extract.pipeline import ExtractConfig, Extractor
 from faceplate.io import samples
 from faceplate.io.media import open_source, read_image
@@ -43,21 +41,9 @@ def extractor() -> Extractor:
     return Extractor(ExtractConfig(masks=("extended",), write_faces=False, thumbnails=False))
 
 
-def _records(ex: Extractor, rgb: np.ndarray) -> list[Any]:
-    h, w = rgb.shape[:2]
-    return ex.process(Frame(FrameInfo(0, "f", None, w, h, 0), rgb)).records
-
-
 def _swaps(path: Path, step: int, pred: TorchPredictor, ex: Extractor) -> list[attacks.Swapped]:
-    out = []
-    with open_source(path) as src:
-        for frame in src:
-            if frame.info.index % step:
-                continue
-            recs = _records(ex, frame.rgb)
-            if len(recs) == 1:
-                out.append(attacks.real_swap(frame.rgb, recs, pred))
-    return out
+    return [attacks.real_swap(rgb, recs, pred)
+            for rgb, recs in attacks.one_face_frames(ex, path, step)]
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +78,7 @@ def test_linear_float_frame_is_marked_inside_the_matte(predictor: TorchPredictor
     kept exactly, and the displayed result carries the mark."""
     with open_source(samples.path("single_face.mp4")) as src:
         rgb = src.read(20).rgb
-    recs = _records(extractor, rgb)
+    recs = attacks.face_records(extractor, rgb)
     lin = srgb_to_linear(rgb.astype(np.float32) / np.float32(255.0))
     lin[:40, :40] = 6.0
     lin[-20:, -20:, 1] = -0.5
@@ -113,7 +99,7 @@ def test_head_turn_frame_found_by_the_second_pass(predictor: TorchPredictor,
     threshold) finds the mark."""
     with open_source(samples.upscaled_clip("WolfgangLanger_Pexels.mp4", 120)) as src:
         rgb = src.read(112).rgb
-    sw = attacks.real_swap(rgb, _records(extractor, rgb), predictor)
+    sw = attacks.real_swap(rgb, attacks.face_records(extractor, rgb), predictor)
     found = [m for m in wm.detect_frame(sw.marked) if m.detected]
     assert len(found) == 1 and found[0].payload in (None, predictor.model_id)
     assert not any(m.detected for m in wm.detect_frame(sw.plain))
