@@ -211,7 +211,7 @@ def stage_profile(clip: Path, store: Path, model_dir: Path, precision: str,
     from faceplate.convert.swap import ConvertConfig, SwapContext, make_predictor, swap_frame
     from faceplate.convert.writers import WRITERS
     from faceplate.convert.writers.video import VideoConfig
-    from faceplate.core.cpu import blas_threads
+    from faceplate.core.cpu import blas_threads, opencv_threads, usable_cores
     from faceplate.io.media import open_source
     from faceplate.io.store import AlignmentsStore
     from faceplate.provenance.watermark import prepare
@@ -223,7 +223,8 @@ def stage_profile(clip: Path, store: Path, model_dir: Path, precision: str,
     ctx = SwapContext.create(cfg)
     ctx.clock = time.thread_time
     prepare()
-    blas_threads(1)  # as run_convert runs
+    blas_threads(1)  # as run_convert runs, with each of its two jobs' share of OpenCV's pool
+    opencv_threads(max(1, usable_cores() // 2))
     st = AlignmentsStore.open(store, readonly=True)
     acc: dict[str, float] = {}
     prof = cProfile.Profile()

@@ -109,11 +109,12 @@ def test_convert_jobs_give_the_same_frames_in_order(clip, model_dir, tmp_path, c
     flight has its own neighbours (motion blur) and the writer keeps the input's order."""
     import torch
 
-    from faceplate.core.cpu import blas_threads
+    from faceplate.core.cpu import blas_threads, opencv_threads
 
     video, store = clip
     threads = torch.get_num_threads()
     blas = blas_threads()
+    cv = opencv_threads()
     outs = {}
     for jobs in (1, 3):
         out = tmp_path / f"jobs{jobs}"
@@ -124,6 +125,7 @@ def test_convert_jobs_give_the_same_frames_in_order(clip, model_dir, tmp_path, c
         assert code == 0, capsys.readouterr().out
         assert torch.get_num_threads() == threads  # the run's own thread count is put back
         assert blas_threads() == blas  # NumPy's BLAS too (1 during the run)
+        assert opencv_threads() == cv  # and OpenCV's pool (each job's share during the run)
         outs[jobs] = sorted(out.glob("*.png"))
     assert [f.name for f in outs[1]] == [f.name for f in outs[3]] and len(outs[1]) == 7
     for a, b in zip(outs[1], outs[3], strict=True):

@@ -156,3 +156,24 @@ def test_blas_threads_reads_sets_and_restores_numpy_s_openblas() -> None:
     finally:
         blas_threads(before)
     assert blas_threads() == before
+
+
+def test_opencv_threads_reads_sets_and_restores() -> None:
+    """OpenCV's pool size is read, set (at least 1) and put back; a warp gives the same pixels
+    on one thread as on the pool (convert runs it with each job's share of the cores)."""
+    import cv2
+
+    from faceplate.core.cpu import opencv_threads
+
+    before = opencv_threads()
+    assert before == cv2.getNumThreads()
+    img = np.random.default_rng(1).random((301, 257, 3)).astype(np.float32)
+    m = np.array([[0.9, 0.1, 3.25], [-0.1, 0.9, 7.5]])
+    ref = cv2.warpAffine(img, m, (211, 199), flags=cv2.INTER_CUBIC)
+    try:
+        assert opencv_threads(0) == before
+        assert cv2.getNumThreads() == 1  # 0 is raised to 1, never "all cores"
+        assert np.array_equal(cv2.warpAffine(img, m, (211, 199), flags=cv2.INTER_CUBIC), ref)
+    finally:
+        opencv_threads(before)
+    assert opencv_threads() == before

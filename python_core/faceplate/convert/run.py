@@ -52,7 +52,7 @@ from faceplate.convert.writers.images import ImagesConfig
 from faceplate.convert.writers.masks import MasksConfig
 from faceplate.convert.writers.patch import PatchConfig
 from faceplate.convert.writers.video import VIDEO_CONTAINERS, VideoConfig
-from faceplate.core.cpu import blas_threads, usable_cores
+from faceplate.core.cpu import blas_threads, opencv_threads, usable_cores
 from faceplate.core.errors import ConfigError, InputError
 from faceplate.core.profile import active_profile, configured
 from faceplate.core.types import FaceRecord, Frame
@@ -298,9 +298,12 @@ def run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLike
     # The inference thread count is process-wide in torch: put it back after the run, so a
     # caller's own work (another run, training in the same process) keeps its threads. NumPy's
     # BLAS runs one thread during the run (its spinning workers took ~45 ms of CPU a 1080p
-    # frame from the swap jobs, for products too small to gain from threads).
+    # frame from the swap jobs, for products too small to gain from threads); OpenCV's loops
+    # get each swap job's share of the cores.
     torch_threads = _torch_threads()
     blas = blas_threads(1)
+    jobs, _ = swap_jobs(cfg or ConvertConfig())
+    cv = opencv_threads(max(1, usable_cores() // jobs))
     try:
         return _run_convert(model_dir, input_path, output, store, cfg, video_cfg=video_cfg,
                             images_cfg=images_cfg, patch_dir=patch_dir, patch_cfg=patch_cfg,
@@ -308,6 +311,7 @@ def run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLike
                             blend_cfg=blend_cfg, predictor=predictor, on_start=on_start,
                             on_frame=on_frame, colors=colors or ColorConfig())
     finally:
+        opencv_threads(cv)
         if blas is not None:
             blas_threads(blas)
         if torch_threads is None and "torch" in sys.modules:

@@ -1,5 +1,5 @@
 """How many CPU cores this process may run on (shared by the converter's jobs and the trainer's
-data workers), and the thread count of the BLAS that NumPy calls."""
+data workers), and the thread counts of the BLAS that NumPy calls and of OpenCV's own pool."""
 
 from __future__ import annotations
 
@@ -71,4 +71,21 @@ def blas_threads(threads: int | None = None) -> int | None:
     if threads is not None:
         for _, put in libs:
             put(max(1, int(threads)))
+    return before
+
+
+def opencv_threads(threads: int | None = None) -> int:
+    """The thread count of OpenCV's parallel loops (``cv2.getNumThreads``); with ``threads``,
+    set it (at least 1) and return the count it had.
+
+    Convert's swap jobs already run one frame per core: splitting each job's warps and blurs
+    over OpenCV's pool as well only adds hand-offs and waiting between threads that compete
+    for the same cores, so ``run_convert`` gives OpenCV each job's share of the cores for its
+    run and puts the count back after.
+    """
+    import cv2
+
+    before = int(cv2.getNumThreads())
+    if threads is not None:
+        cv2.setNumThreads(max(1, int(threads)))
     return before
