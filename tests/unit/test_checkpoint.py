@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from faceplate.core.errors import ModelError, OutputError, SchemaVersionError
+from faceplate.core.errors import ConfigError, ModelError, OutputError, SchemaVersionError
 from faceplate.io import model_files as mf
 from faceplate.train import checkpoint as ck
 from faceplate.train.optim import AdaBelief, build_optimizer
@@ -85,6 +85,27 @@ def test_latest_keep_last_and_snapshots(tmp_path: Path) -> None:
     assert ck.load_checkpoint(tmp_path / "snapshots" / "00000004").iteration == 4
     latest = json.loads((tmp_path / mf.LATEST).read_text())
     assert latest["checkpoint"] == "checkpoints/00000010" and latest["iteration"] == 10
+
+
+def test_a_training_run_never_overwrites_a_model(tmp_path: Path) -> None:
+    """The swap and the mask trainer's shared rule: an empty folder starts a new model; a
+    checkpoint is continued only with resume; a model without checkpoints is refused even with
+    resume (nothing to continue, and starting anew would overwrite it)."""
+    assert ck.checkpoint_to_resume(tmp_path / "new", False) is None
+    assert ck.checkpoint_to_resume(tmp_path / "new", True) is None
+    m = net()
+    opt = torch.optim.Adam(m.parameters())
+    ckpt = save(tmp_path / "m", 3, m, opt)
+    with pytest.raises(ConfigError, match="pass --resume"):
+        ck.checkpoint_to_resume(tmp_path / "m", False)
+    assert ck.checkpoint_to_resume(tmp_path / "m", True) == ckpt
+    exported = tmp_path / "exported"
+    exported.mkdir()
+    (exported / mf.MANIFEST).write_text("{}")
+    for resume in (False, True):
+        with pytest.raises(ConfigError, match="without checkpoints"):
+            ck.checkpoint_to_resume(exported, resume)
+    assert (exported / mf.MANIFEST).read_text() == "{}"
 
 
 def test_full_disk_during_checkpoint_keeps_the_previous_one(

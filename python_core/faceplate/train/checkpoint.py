@@ -31,11 +31,12 @@ from typing import Any
 
 import torch
 
-from faceplate.core.errors import ModelError, OutputError
+from faceplate.core.errors import ConfigError, ModelError, OutputError
 from faceplate.io.model_files import (
     FORMAT_NAME,
     FORMAT_VERSION,
     LATEST,
+    MANIFEST,
     check_format,
     fsync_dir,
     load_tensors,
@@ -322,6 +323,28 @@ def latest_checkpoint(model_dir: str | os.PathLike[str]) -> Path | None:
             return model_dir / rel
     found = list_checkpoints(model_dir)
     return found[-1] if found else None
+
+
+def checkpoint_to_resume(model_dir: str | os.PathLike[str], resume: bool) -> Path | None:
+    """The checkpoint a training run into ``model_dir`` continues from (None: a new model).
+
+    A run never overwrites a model: without ``resume`` a folder holding a checkpoint is
+    refused, and a folder holding a model without checkpoints (only its manifest: exported,
+    its checkpoints removed) is refused even with ``resume``, since nothing could be resumed.
+
+    Raises:
+        ConfigError: the folder already holds a model this run may not continue.
+        ModelError / SchemaVersionError: ``latest.json`` is not ours or is too new.
+    """
+    model_dir = Path(model_dir)
+    existing = latest_checkpoint(model_dir)
+    if existing is not None and not resume:
+        raise ConfigError(f"{model_dir} already holds a model (checkpoint {existing.name}); "
+                          "pass --resume to continue it, or choose another output folder")
+    if existing is None and (model_dir / MANIFEST).exists():
+        raise ConfigError(f"{model_dir} already holds a model (manifest.json) without "
+                          "checkpoints to resume from; choose another output folder")
+    return existing
 
 
 def read_state(ckpt: str | os.PathLike[str]) -> dict[str, Any]:

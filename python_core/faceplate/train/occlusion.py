@@ -209,14 +209,7 @@ class MaskTrainer:
         torch.set_num_threads(cfg.threads or default_threads())
         ensure_output_dir(self.model_dir, probe=True)
         ckpt_io.remove_partials(self.model_dir)
-        existing = ckpt_io.latest_checkpoint(self.model_dir)
-        if existing is not None and not self.resume:
-            raise ConfigError(f"{self.model_dir} already holds a model (checkpoint "
-                              f"{existing.name}); pass --resume to continue it, or choose "
-                              "another output folder")
-        if existing is None and (self.model_dir / MANIFEST).exists():
-            raise ConfigError(f"{self.model_dir} already holds a model (manifest.json) without "
-                              "checkpoints; choose another output folder")
+        existing = ckpt_io.checkpoint_to_resume(self.model_dir, self.resume)
         torch.manual_seed(cfg.seed)
         # channels-last: oneDNN's convolutions take half the time on a CPU in that layout
         self.model: MaskModel = build_mask_model(cfg.model, self.model_cfg).to(

@@ -282,13 +282,22 @@ class _FamilyVerifier(Verifier):
                                       f"{thr:.2f})", scores, float(np.degrees(theta)),
                                _square(det.bbox))
         if self.use_presence:
-            p = _presence(self._models, rgb, det.bbox, theta)
-            scores["presence"] = p
-            if p < self.cfg.presence_threshold:
-                return Verdict(False, f"the face mesh sees no face here (presence {p:.2f} < "
-                                      f"{self.cfg.presence_threshold:.2f})", scores,
-                               float(np.degrees(theta)), _square(det.bbox))
+            return _presence_verdict(self._models, rgb, det, theta, scores,
+                                     self.cfg.presence_threshold)
         return Verdict(True, "", scores, float(np.degrees(theta)), _square(det.bbox))
+
+
+def _presence_verdict(models: _Models, rgb: np.ndarray, det: Detection, theta: float,
+                      scores: dict[str, float], threshold: float) -> Verdict:
+    """The face mesh's presence probability in the levelled crop decides (added to
+    ``scores`` as ``presence``)."""
+    p = _presence(models, rgb, det.bbox, theta)
+    scores["presence"] = p
+    if p < threshold:
+        return Verdict(False, f"the face mesh sees no face here (presence {p:.2f} < "
+                              f"{threshold:.2f})", scores, float(np.degrees(theta)),
+                       _square(det.bbox))
+    return Verdict(True, "", scores, float(np.degrees(theta)), _square(det.bbox))
 
 
 @VERIFIERS.register("families", config=VerifyConfig)
@@ -314,13 +323,8 @@ class Presence(Verifier):
     def _verify(self, rgb: np.ndarray, det: Detection, confirmed_by: frozenset[str]
                 ) -> Verdict:
         theta = level_angle(det)
-        p = _presence(self._models, rgb, det.bbox, theta)
-        scores = {det.detector: float(det.score), "presence": p}
-        if p < self.cfg.presence_threshold:
-            return Verdict(False, f"the face mesh sees no face here (presence {p:.2f} < "
-                                  f"{self.cfg.presence_threshold:.2f})", scores,
-                           float(np.degrees(theta)), _square(det.bbox))
-        return Verdict(True, "", scores, float(np.degrees(theta)), _square(det.bbox))
+        return _presence_verdict(self._models, rgb, det, theta,
+                                 {det.detector: float(det.score)}, self.cfg.presence_threshold)
 
 
 @VERIFIERS.register("hog_landmarks", config=VerifyConfig)
