@@ -211,7 +211,7 @@ def stage_profile(clip: Path, store: Path, model_dir: Path, precision: str,
     from faceplate.convert.swap import ConvertConfig, SwapContext, make_predictor, swap_frame
     from faceplate.convert.writers import WRITERS
     from faceplate.convert.writers.video import VideoConfig
-    from faceplate.core.cpu import blas_threads, opencv_threads, usable_cores
+    from faceplate.core.cpu import blas_threads, keep_freed_memory, opencv_threads, usable_cores
     from faceplate.io.media import open_source
     from faceplate.io.store import AlignmentsStore
     from faceplate.provenance.watermark import prepare
@@ -225,6 +225,7 @@ def stage_profile(clip: Path, store: Path, model_dir: Path, precision: str,
     prepare()
     blas_threads(1)  # as run_convert runs, with each of its two jobs' share of OpenCV's pool
     opencv_threads(max(1, usable_cores() // 2))
+    keep_freed_memory()
     st = AlignmentsStore.open(store, readonly=True)
     acc: dict[str, float] = {}
     prof = cProfile.Profile()
@@ -309,8 +310,10 @@ def model_only(clip: Path, store: Path, model_dir: Path, calls: int) -> dict[str
 
     from faceplate.convert.run import swap_jobs
     from faceplate.convert.swap import ConvertConfig, make_predictor, model_inputs
+    from faceplate.core.cpu import keep_freed_memory
 
     jobs, threads = swap_jobs(ConvertConfig())
+    keep_freed_memory()  # as run_convert runs
     frames = _clip_faces(clip, store, 6)
     out: dict[str, object] = {"jobs": jobs, "threads_per_job": threads, "calls_per_job": calls}
     for name, kind, prec in MODEL_ONLY:

@@ -14,7 +14,7 @@ Modes (batch 16 per side unless ``--batch-size``):
   the fast mode on CPUs with AVX512-BF16 / AMX;
 - ``original_64_plain``: ``original_64`` without the trainer's two CPU speed-ups (the GEMM
   weight gradient of small-map convolutions, ``faceplate.models.layers.conv2d``, and glibc's
-  malloc keeping freed memory, ``faceplate.train.trainer.keep_freed_memory``): the same run's
+  malloc keeping freed memory, ``faceplate.core.cpu.keep_freed_memory``): the same run's
   "before", not in the default list;
 - ``*_bf16_cl``: bf16 and channels-last (oneDNN's bf16 kernels prefer NHWC);
   ``df_128_bf16_compile``: bf16 through ``torch.compile`` (inductor; its warm-up, which

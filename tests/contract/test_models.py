@@ -317,6 +317,6 @@ def test_small_map_weight_gradient_equals_onednn(name: str, flags: tuple[str, ..
 
 
 def test_keep_freed_memory_applies_on_linux() -> None:
-    from faceplate.train.trainer import keep_freed_memory
+    from faceplate.core.cpu import keep_freed_memory
 
     assert keep_freed_memory() is sys.platform.startswith("linux")

@@ -52,7 +52,7 @@ from faceplate.convert.writers.images import ImagesConfig
 from faceplate.convert.writers.masks import MasksConfig
 from faceplate.convert.writers.patch import PatchConfig
 from faceplate.convert.writers.video import VIDEO_CONTAINERS, VideoConfig
-from faceplate.core.cpu import blas_threads, opencv_threads, usable_cores
+from faceplate.core.cpu import blas_threads, keep_freed_memory, opencv_threads, usable_cores
 from faceplate.core.errors import ConfigError, InputError
 from faceplate.core.profile import active_profile, configured
 from faceplate.core.types import FaceRecord, Frame
@@ -299,7 +299,9 @@ def run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLike
     # caller's own work (another run, training in the same process) keeps its threads. NumPy's
     # BLAS runs one thread during the run (its spinning workers took ~45 ms of CPU a 1080p
     # frame from the swap jobs, for products too small to gain from threads); OpenCV's loops
-    # get each swap job's share of the cores.
+    # get each swap job's share of the cores. malloc keeps what a frame frees for the next
+    # (process-wide and lasting, as in training).
+    keep_freed_memory()
     torch_threads = _torch_threads()
     blas = blas_threads(1)
     jobs, _ = swap_jobs(cfg or ConvertConfig())

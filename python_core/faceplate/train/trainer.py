@@ -24,11 +24,9 @@ is per process and per side, and only rank 0 writes files.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import math
 import os
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +37,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from faceplate.core.config import Config, option
+from faceplate.core.cpu import keep_freed_memory
 from faceplate.core.errors import ConfigError, ModelError, TrainingError
 from faceplate.io.model_files import (
     MANIFEST,
@@ -170,34 +169,6 @@ class _PairStep(nn.Module):
 
     def forward(self, xa: Tensor, xb: Tensor) -> Any:
         return self.model.forward_pair(xa, xb)
-
-
-#: glibc ``mallopt`` parameters (``<malloc.h>``) and what :func:`keep_freed_memory` sets them
-#: to: blocks up to 32 MiB (glibc's largest mmap threshold) come from the heap, which is trimmed
-#: only past 1 GiB free at its top and grows 256 MiB (address space, touched as used) at a time.
-_MALLOPT = ((-3, 32 << 20), (-1, 1 << 30), (-2, 256 << 20))  # M_MMAP_THRESHOLD, M_TRIM_, M_TOP_PAD
-
-
-def keep_freed_memory() -> bool:
-    """Make glibc's malloc keep the memory a training step frees for the next step.
-
-    By default glibc gives every block over its (adaptive) mmap threshold back to the kernel
-    when it is freed, so each CPU training step faults in its activations and gradients afresh:
-    about 170 000 page faults (~650 MiB zeroed by the kernel) a step for ``original`` 64 px.
-    Setting the thresholds above keeps that memory in the process (its peak is held anyway),
-    which takes the faults to ~0; results are bit-identical. Process-wide and lasting;
-    called by :meth:`Trainer.setup` on the CPU.
-
-    Returns:
-        Whether the settings were applied (False off Linux or without glibc's ``mallopt``).
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    return all(mallopt(param, value) == 1 for param, value in _MALLOPT)
 
 
 def _resolve_device(name: str) -> torch.device:
