@@ -512,3 +512,46 @@ def test_video_takes_uint8_codes_exactly_as_their_float_equivalent(tmp_path: Pat
         np.testing.assert_array_equal(a, b)
     # and the picture is the input (up to 4:2:0 chroma subsampling and BT.709 limited range)
     assert np.abs(decoded["u8"][0].astype(int) - frames[0].astype(int)).mean() < 3
+
+
+@pytest.mark.parametrize("codec", VIDEO_ENCODERS)
+def test_video_encoder_threads_are_applied(codec: str, tmp_path: Path) -> None:
+    """``encoder_threads`` 1 encodes in the writer's own thread (x264: no encoder thread at
+    all; x265: one worker beside its frame thread), as convert runs it when its swap jobs fill
+    the cores; 4 starts the encoder's pool; both give the same lossless pictures."""
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (128, 192, 3), np.uint8) for _ in range(6)]
+    decoded = {}
+    started = {}
+    for threads in (1, 4):
+        out = tmp_path / f"t{threads}.mkv"
+        opts: dict[str, Any] = {"crf": 0} if codec == "libx264" else {"pix_fmt": "yuv444p"}
+        cfg = VideoConfig(codec=codec, preset="ultrafast", encoder_threads=threads, **opts)
+        before = len(os.listdir("/proc/self/task"))
+        with WRITERS.create("video", cfg) as w:
+            w.open(out, width=192, height=128, fps=24)
+            for i, f in enumerate(frames):
+                w.write(i, f)
+            started[threads] = len(os.listdir("/proc/self/task")) - before
+        with av.open(str(out)) as c:
+            decoded[threads] = [fr.to_ndarray(format="rgb24") for fr in c.decode(video=0)]
+    assert started[1] == (0 if codec == "libx264" else 2) and started[4] > started[1], started
+    assert len(decoded[1]) == len(decoded[4]) == len(frames)
+    if codec == "libx264":  # lossless: the pictures themselves
+        for a, b in zip(decoded[1], decoded[4], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_convert_resolves_automatic_encoder_threads() -> None:
+    """Convert gives the encoder one thread when its swap jobs already have a core each, and
+    leaves it to the encoder (0) when cores are left over; an explicit count is kept."""
+    from faceplate.convert.run import encoder_threads
+
+    auto = VideoConfig(preset="ultrafast")
+    assert encoder_threads(auto, 2, 2).encoder_threads == 1
+    assert encoder_threads(auto, 2, 3).encoder_threads == 1
+    assert encoder_threads(auto, 1, 1).encoder_threads == 1
+    assert encoder_threads(auto, 2, 16).encoder_threads == 0
+    assert encoder_threads(auto, 1, 2).encoder_threads == 0
+    assert encoder_threads(auto.replace(encoder_threads=3), 2, 2).encoder_threads == 3
+    assert encoder_threads(auto, 2, 2).preset == "ultrafast"

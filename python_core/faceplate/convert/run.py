@@ -555,6 +555,17 @@ def _run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLik
     return stats
 
 
+def encoder_threads(vcfg: VideoConfig, jobs: int, cores: int) -> VideoConfig:
+    """The video writer's options with ``encoder_threads`` 0 (automatic) resolved for a run
+    of ``jobs`` swap jobs on ``cores`` cores: 1 when every core already runs a swap job (the
+    encoder's own threads would only add hand-offs between threads competing for the same
+    cores; one encoder thread keeps up, as the swap is the slower stage), else left to the
+    encoder. An explicit count is kept."""
+    if vcfg.encoder_threads == 0 and cores // max(1, jobs) <= 1:
+        return vcfg.replace(encoder_threads=1)
+    return vcfg
+
+
 def _open_writers(source: Any, input_path: Path, output: Path, to_video: bool,
                   cfg: ConvertConfig, video_cfg: VideoConfig | None,
                   images_cfg: ImagesConfig | None, patch_dir: str | os.PathLike[str] | None,
@@ -579,7 +590,8 @@ def _open_writers(source: Any, input_path: Path, output: Path, to_video: bool,
     src = input_path
     main: FrameWriter
     if to_video:
-        vcfg = (video_cfg or VideoConfig()).replace(input_space=space)
+        vcfg = encoder_threads((video_cfg or VideoConfig()).replace(input_space=space),
+                               swap_jobs(cfg)[0], usable_cores())
         main = WRITERS.create("video", vcfg)
         writers.append(main)
         main.open(output, width=w, height=h, fps=source.fps or 25.0, frame_count_hint=hint,

@@ -121,6 +121,9 @@ class VideoConfig(Config):
                                 minimum=32, maximum=512)
     fragmented: bool = option(False, "MP4/MOV: write fragments so a killed run leaves a "
                               "readable partial file.")
+    encoder_threads: int = option(
+        0, "Encoder threads (0: automatic; convert uses 1 when its swap jobs already have a "
+        "core each, else the encoder's own count).", minimum=0, maximum=64)
     input_space: InputSpace = option(
         "srgb", "Colour space of the frames given: display 'srgb' in [0, 1] or scene 'linear'.")
 
@@ -371,6 +374,11 @@ class VideoWriter(FrameWriter):
         opts = {"crf": str(self.cfg.crf), "preset": self.cfg.preset}
         if self.cfg.codec == "libx265":
             opts["x265-params"] = "log-level=error"
+            if self.cfg.encoder_threads:  # x265 keeps a frame thread beside its pool
+                n = self.cfg.encoder_threads
+                opts["x265-params"] += f":pools={n}" + (":frame-threads=1" if n == 1 else "")
+        elif self.cfg.encoder_threads:
+            opts["x264-params"] = f"threads={self.cfg.encoder_threads}"
         stream.options = opts
         self._stream = stream
 
