@@ -17,10 +17,13 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Content Credentials: the tests sign with a throwaway local identity, never the user's own.
 if "FACEPLATE_C2PA_DIR" not in os.environ:
+    import atexit
+    import shutil
     import tempfile
 
-    os.environ["FACEPLATE_C2PA_DIR"] = str(Path(tempfile.mkdtemp(prefix="faceplate-c2pa-"))
-                                           / "identity")
+    _c2pa_root = tempfile.mkdtemp(prefix="faceplate-c2pa-")
+    os.environ["FACEPLATE_C2PA_DIR"] = str(Path(_c2pa_root) / "identity")
+    atexit.register(shutil.rmtree, _c2pa_root, ignore_errors=True)  # this session's only
 
 
 #: The background cache builder of this session (:mod:`tests.cache_warm`), if one was started.
