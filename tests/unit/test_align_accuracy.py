@@ -138,6 +138,12 @@ def test_pose_recovers_synthetic_angles() -> None:
         pts = f * p[:, :2] / p[:, 2:3] + np.array([w / 2, h / 2])
         got = estimate_pose(pts, (w, h))
         np.testing.assert_allclose(got, (yaw, pitch, roll), atol=0.5)
+        # Asked again (memoised): the same angles, and for the same points in float32 as
+        # extraction stores them, nearly the same; another frame size is its own fit.
+        assert estimate_pose(pts.copy(), (w, h)) == got
+        np.testing.assert_allclose(estimate_pose(pts.astype(np.float32), (w, h)), got,
+                                   atol=0.05)
+        assert estimate_pose(pts, (2 * w, h)) != got or (yaw, pitch, roll) == (0, 0, 0)
         if (pitch, roll) == (0, 0) and yaw > 0:
             # The face turns to its left: the nose tip moves towards image right.
             assert pts[30, 0] > 0.5 * (pts[36, 0] + pts[45, 0]) + 5.0

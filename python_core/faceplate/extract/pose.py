@@ -12,6 +12,8 @@ y down, z forward, right-handed), so roll is applied last and equals the in-imag
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -154,7 +156,16 @@ def estimate_pose(landmarks: np.ndarray, frame_size: tuple[int, int]) -> tuple[f
     Raises:
         ValueError: ``landmarks`` is not 68×2 finite, or ``frame_size`` is not positive.
     """
-    pts = check_points(landmarks, 68).astype(np.float64)[POSE_POINTS]
+    pts = check_points(landmarks, 68).astype(np.float64)
+    return _pose(pts.tobytes(), (frame_size[0], frame_size[1]))
+
+
+@functools.lru_cache(maxsize=16)
+def _pose(points: bytes, frame_size: tuple[int, int]) -> tuple[float, float, float]:
+    """:func:`estimate_pose` of 68×2 float64 points given as bytes (memoised: extraction asks
+    again for the same face, e.g. following a face checks its pose before its record gets
+    it)."""
+    pts = np.frombuffer(points, np.float64).reshape(68, 2)[POSE_POINTS]
     obj = MODEL_68_3D[POSE_POINTS]
     centre = pts.mean(axis=0)
     cam = camera_matrix(frame_size, (float(centre[0]), float(centre[1])))
