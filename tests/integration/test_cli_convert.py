@@ -253,3 +253,29 @@ def test_preview_contact_sheet(clip, model_dir, tmp_path, capsys):
     assert main(["preview", "--model", str(model_dir), "--input", str(video), "--alignments",
                  str(store), "--settings", "colour=rct", "-o", str(sheet)]) == 2
     assert "unknown key" in capsys.readouterr().err
+
+
+def test_overlapping_runs_put_the_thread_settings_back_once() -> None:
+    """Two convert runs overlapping in one process (the first ends while the second runs): the
+    second keeps the run settings until it ends, and the process gets its own counts back, not
+    the first run's one-thread settings."""
+    from faceplate.convert.run import _RunThreads
+    from faceplate.core.cpu import blas_threads, opencv_threads
+
+    blas, cv = blas_threads(), opencv_threads()
+    if blas == 1 and cv == 1:
+        opencv_threads(2)  # a setting the runs change, so that putting it back shows
+        cv = 2
+    try:
+        runs = _RunThreads()
+        first, second = runs.scope(2), runs.scope(2)
+        first.__enter__()
+        during = (blas_threads(), opencv_threads())
+        second.__enter__()
+        first.__exit__(None, None, None)
+        assert (blas_threads(), opencv_threads()) == during  # the second still runs
+        second.__exit__(None, None, None)
+        assert (blas_threads(), opencv_threads()) == (blas, cv)
+        assert during[0] in (None, 1)
+    finally:
+        opencv_threads(cv)

@@ -26,11 +26,13 @@ the frames written so far when the run stops on an error.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -295,31 +297,58 @@ def run_convert(model_dir: str | os.PathLike[str], input_path: str | os.PathLike
         does not match it. OutputError: an output that cannot be written. ConfigError: an
         unsupported codec, container or option.
     """
-    # The inference thread count is process-wide in torch: put it back after the run, so a
-    # caller's own work (another run, training in the same process) keeps its threads. NumPy's
-    # BLAS runs one thread during the run (its spinning workers took ~45 ms of CPU a 1080p
-    # frame from the swap jobs, for products too small to gain from threads); OpenCV's loops
-    # get each swap job's share of the cores. malloc keeps what a frame frees for the next
-    # (process-wide and lasting, as in training).
-    keep_freed_memory()
-    torch_threads = _torch_threads()
-    blas = blas_threads(1)
     jobs, _ = swap_jobs(cfg or ConvertConfig())
-    cv = opencv_threads(max(1, usable_cores() // jobs))
-    try:
+    with _RUN_THREADS.scope(jobs):
         return _run_convert(model_dir, input_path, output, store, cfg, video_cfg=video_cfg,
                             images_cfg=images_cfg, patch_dir=patch_dir, patch_cfg=patch_cfg,
                             mask_dir=mask_dir, masks_cfg=masks_cfg, color_cfg=color_cfg,
                             blend_cfg=blend_cfg, predictor=predictor, on_start=on_start,
                             on_frame=on_frame, colors=colors or ColorConfig())
-    finally:
-        opencv_threads(cv)
-        if blas is not None:
-            blas_threads(blas)
-        if torch_threads is None and "torch" in sys.modules:
-            torch_threads = usable_cores()  # loaded by this run: back to one per core
-        if torch_threads is not None:
-            _torch_threads(torch_threads)
+
+
+class _RunThreads:
+    """The process-wide thread settings of convert runs, set by the first run that starts and
+    put back by the last one that ends (runs may overlap in one process: the Studio, a host).
+
+    torch's inference thread count is process-wide: it is put back after the runs, so a
+    caller's own work (another run, training in the same process) keeps its threads. NumPy's
+    BLAS runs one thread (its spinning workers took ~45 ms of CPU a 1080p frame from the swap
+    jobs, for products too small to gain from threads); OpenCV's loops get each swap job's share
+    of the cores. malloc keeps what a frame frees for the next (process-wide and lasting, as in
+    training).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved: tuple[int | None, int | None, int] | None = None
+
+    @contextlib.contextmanager
+    def scope(self, jobs: int) -> Iterator[None]:
+        with self._lock:
+            if self._depth == 0:
+                keep_freed_memory()
+                self._saved = (_torch_threads(), blas_threads(1),
+                               opencv_threads(max(1, usable_cores() // max(1, jobs))))
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0 and self._saved is not None:
+                    torch_threads, blas, cv = self._saved
+                    self._saved = None
+                    opencv_threads(cv)
+                    if blas is not None:
+                        blas_threads(blas)
+                    if torch_threads is None and "torch" in sys.modules:
+                        torch_threads = usable_cores()  # loaded by the runs: one per core
+                    if torch_threads is not None:
+                        _torch_threads(torch_threads)
+
+
+_RUN_THREADS = _RunThreads()
 
 
 def _torch_threads(restore: int | None = None) -> int | None:
