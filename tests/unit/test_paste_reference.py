@@ -25,7 +25,7 @@ import pytest
 
 from faceplate.convert import swap as swap_mod
 from faceplate.convert.blend import BLEND
-from faceplate.convert.composite import _warp_face
+from faceplate.convert.composite import _warp_face, merge_region, paste_bands
 from faceplate.convert.swap import ConvertConfig
 from faceplate.core.colorspace import srgb_to_linear
 from faceplate.core.geometry import to_cv2
@@ -103,10 +103,14 @@ def _reference(frame: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np
     return out, m
 
 
+@pytest.mark.parametrize("rows", [7, 64])
 @pytest.mark.parametrize("place", list(PLACES))
 @pytest.mark.parametrize("name,dtype,c,linear", FRAMES)
 def test_paste_matches_the_plain_reference(name: str, dtype: Any, c: int, linear: bool,
-                                           place: str) -> None:
+                                           place: str, rows: int,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rows``: the paste's bands of rows (7: several bands in the box; 64: one)."""
+    monkeypatch.setattr(swap_mod, "BAND_ROWS", rows)
     rng = np.random.default_rng(17)
     frame = _frame(rng, dtype, c, linear)
     face, mask = _face_and_mask(rng)
@@ -161,3 +165,32 @@ def test_planar_bicubic_warp_equals_one_multichannel_call(h: int, w: int) -> Non
         _warp_face(face[..., :1].copy(), m, (w, h), "cubic")[..., 0], cv2.warpAffine(
             np.ascontiguousarray(face[..., 0]), m, (w, h),
             flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE))
+
+
+@pytest.mark.parametrize("name", BLEND.names())
+def test_per_pixel_blenders_blend_the_same_in_bands(name: str) -> None:
+    """A blender that declares ``per_pixel`` gives, band by band of rows, bit for bit what it
+    gives on the whole box (the paste then works in cache-sized bands); the others (the
+    Poisson blends, which solve over the whole matte) are never banded, and banding one would
+    change it."""
+    rng = np.random.default_rng(5)
+    frame = _frame(rng, np.float32, 4, True)
+    face, mask = _face_and_mask(rng)
+    matrix = _matrix(PLACES["inside"])
+    blender = BLEND.create(name)
+    whole = paste_bands(frame.shape, face, mask, matrix, rows=None)
+    bands = paste_bands(frame.shape, face, mask, matrix, rows=5)
+    assert whole is not None and bands is not None and whole.box == bands.box
+    np.testing.assert_array_equal(whole.mask, bands.mask)
+    one = [r for r in whole.regions]
+    parts = [r for r in bands.regions]
+    assert len(one) == 1 and len(parts) == -(-whole.box.height // 5)
+    # The bands' warps are the whole box's rows, exactly.
+    assert np.array_equal(_bits(np.concatenate([r.face for r in parts])), _bits(one[0].face))
+    mode = blender.default_alpha
+    a = np.ascontiguousarray(frame[whole.box.slices])
+    merge_region(a, one[0], blender, mode)
+    b = np.ascontiguousarray(frame[whole.box.slices])
+    for r in parts:
+        merge_region(b[r.box.y0 - whole.box.y0:r.box.y1 - whole.box.y0], r, blender, mode)
+    assert np.array_equal(_bits(a), _bits(b)) == blender.per_pixel

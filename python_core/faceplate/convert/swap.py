@@ -46,11 +46,12 @@ from faceplate.convert import maskops, post
 from faceplate.convert.blend import BLEND, AlphaMode, Blender
 from faceplate.convert.color import COLOR, ColorTransfer
 from faceplate.convert.composite import (
+    BAND_ROWS,
     INTERPOLATIONS,
     Interpolation,
     face_box,
     merge_region,
-    paste_region,
+    paste_bands,
 )
 from faceplate.convert.maskops import MaskOpsConfig
 from faceplate.convert.post import PostConfig
@@ -925,8 +926,9 @@ def weak_reason(mark: FrameMark) -> str:
     return f"mark too weak to detect (face too small: the mark spans {mark.span:.0f} px)"
 
 
-#: What ``_paste_box`` tells the watermark: (box, matte, the box as seen, matte left to the user).
-_Placed = tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, bool]
+#: What ``_paste_box`` tells the watermark: (box, matte, the box as seen when the matte is left
+#: to the user (else None), whether it is).
+_Placed = tuple[tuple[int, int, int, int], np.ndarray, np.ndarray | None, bool]
 
 
 def _paste_box(result: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray,
@@ -936,38 +938,41 @@ def _paste_box(result: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: n
 
     Returns:
         ((x0, y0, x1, y1) half-open frame box; its matte, float32 in [0, 1], the warped mask
-        exactly as the paste used it, 0 wherever the frame was left bit-exact; the box as it
-        will be seen, float32 in the frame's colour space (the paste before 8-bit rounding,
-        or, for a blender that leaves the matte to the user — ``raw`` writes it as alpha —
-        the composite over the plate); whether it is left to the user), or None when nothing
-        was pasted.
+        exactly as the paste used it, 0 wherever the frame was left bit-exact; for a blender
+        that leaves the matte to the user — ``raw`` writes it as alpha — the box as it will be
+        seen, the composite over the plate, float32 in the frame's colour space, else None;
+        whether it is left to the user), or None when nothing was pasted.
     """
     # Only the box the matte's non-zero part reaches is read into float, blended and written
-    # back (paste_region finds it); pixels outside it, and inside it wherever the warped matte
-    # is 0, keep their values bit for bit (uint8: k·(1/255)·255 rounds to k).
+    # back (paste_bands finds it), band by band of rows for a per-pixel blender (the band's
+    # arrays stay in the cache); pixels outside it, and inside it wherever the warped matte is
+    # 0, keep their values bit for bit (uint8: k·(1/255)·255 rounds to k).
     colour = srgb_to_linear(face) if frame_is_linear else face
-    region = paste_region(result.shape, colour, mask, matrix, interpolation=cfg.interpolation)
-    if region is None:
+    bands = paste_bands(result.shape, colour, mask, matrix, interpolation=cfg.interpolation,
+                        rows=BAND_ROWS if blender.per_pixel else None)
+    if bands is None:
         return None
-    rb = region.box
-    view = result[rb.slices]
+    rb = bands.box
     mode = blender.default_alpha if alpha is None else alpha
     by_hand = blender.default_alpha == "mask"
-    if result.dtype == np.uint8:
-        sub = np.multiply(view, np.float32(1.0 / 255.0), dtype=np.float32)
-        plate = sub[..., :3].copy() if by_hand else None
-        merged = merge_region(sub, region, blender, mode)
-        _to_u8(sub, out=view)
-    else:
-        plate = view[..., :3].copy() if by_hand else None
-        merged = merge_region(view, region, blender, mode)
-    seen = merged
-    if plate is not None:
-        # face·m + plate·(1 − m), with the straight face the blender left where m > 0.
-        m = region.mask[..., None]
-        seen = merged * m + plate * (np.float32(1.0) - m)
-        np.copyto(seen, plate, where=m <= 0.0)
-    return (rb.x0, rb.y0, rb.x1, rb.y1), region.mask, seen, by_hand
+    seen = np.empty((rb.height, rb.width, 3), np.float32) if by_hand else None
+    for region in bands.regions:
+        view = result[region.box.slices]
+        if result.dtype == np.uint8:
+            sub = np.multiply(view, np.float32(1.0 / 255.0), dtype=np.float32)
+            plate = sub[..., :3].copy() if by_hand else None
+            merged = merge_region(sub, region, blender, mode)
+            _to_u8(sub, out=view)
+        else:
+            plate = view[..., :3].copy() if by_hand else None
+            merged = merge_region(view, region, blender, mode)
+        if seen is not None and plate is not None:
+            # face·m + plate·(1 − m), with the straight face the blender left where m > 0.
+            m = region.mask[..., None]
+            part = seen[region.box.y0 - rb.y0:region.box.y1 - rb.y0]
+            np.copyto(part, merged * m + plate * (np.float32(1.0) - m))
+            np.copyto(part, plate, where=m <= 0.0)
+    return (rb.x0, rb.y0, rb.x1, rb.y1), bands.mask, seen, by_hand
 
 
 __all__ = [
