@@ -13,7 +13,9 @@ reach; face and mask are warped into that box only (``cv2.warpAffine`` with ``WA
 and the box-offset matrix, converted by ``to_cv2``), the blender merges them with the plate
 there, and the box is written into a copy of the frame. Pixels outside the box are never read
 into arithmetic, so they come back bit-exact; inside the box the blender's contract keeps every
-pixel whose warped mask is 0 bit-exact as well.
+pixel whose warped mask is 0 bit-exact as well. :func:`paste_bands` hands the face over in bands
+of rows (the same values), so a per-pixel blend can run band by band while its arrays are in
+the CPU's cache.
 """
 
 from __future__ import annotations
