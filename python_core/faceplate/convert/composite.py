@@ -139,22 +139,30 @@ def _check_face_mask(face: object, mask: object) -> tuple[np.ndarray, np.ndarray
     return face, m
 
 
-def _warp_face(face: np.ndarray, m: np.ndarray, dsize: tuple[int, int],
+def _face_planes(face: np.ndarray, interpolation: Interpolation) -> list[np.ndarray]:
+    """What :func:`_warp_face` warps: ``face`` (S×S×C float32) itself, or its C planes when the
+    interpolation runs plane by plane (split once for all of a paste's bands)."""
+    if interpolation in _PLANAR and face.shape[2] > 1:
+        return list(cv2.split(face))
+    return [face]
+
+
+def _warp_face(face: np.ndarray | list[np.ndarray], m: np.ndarray, dsize: tuple[int, int],
                interpolation: Interpolation) -> np.ndarray:
-    """``face`` (S×S×C float32) warped into a dsize (w, h) box: h×w×C float32.
+    """``face`` (S×S×C float32, or its :func:`_face_planes`) warped into a dsize (w, h) box:
+    h×w×C float32.
 
     ``m`` is OpenCV's 2×3 box → crop matrix (``WARP_INVERSE_MAP``); edge pixels extend past the
     crop's border. Cubic warps of several channels run one plane at a time: OpenCV's bicubic
     remap is vectorised for one float32 channel only (3 planes take ~0.6 of one 3-channel
     call); the values are the same up to float rounding (the kernel's sums in another order).
     """
+    planes = _face_planes(face, interpolation) if isinstance(face, np.ndarray) else face
     flags = _CV2_INTERP[interpolation] | cv2.WARP_INVERSE_MAP
-    if interpolation in _PLANAR and face.shape[2] > 1:
-        planes = [cv2.warpAffine(p, m, dsize, flags=flags, borderMode=cv2.BORDER_REPLICATE)
-                  for p in cv2.split(face)]
-        return cv2.merge(planes).reshape(dsize[1], dsize[0], face.shape[2])
-    out = cv2.warpAffine(face, m, dsize, flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(dsize[1], dsize[0], face.shape[2])
+    out = [cv2.warpAffine(p, m, dsize, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+           for p in planes]
+    c = sum(1 if p.ndim == 2 else p.shape[2] for p in planes)
+    return (out[0] if len(out) == 1 else cv2.merge(out)).reshape(dsize[1], dsize[0], c)
 
 
 def paste_region(frame_shape: tuple[int, ...], face: np.ndarray, mask: np.ndarray,
@@ -231,14 +239,15 @@ def paste_bands(frame_shape: tuple[int, ...], face: np.ndarray, mask: np.ndarray
                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     np.clip(mask_w, 0.0, 1.0, out=mask_w)
     step = box.height if rows is None else max(1, int(rows))
+    planes = _face_planes(f, interpolation)
 
     def regions() -> Iterator[PasteRegion]:
         for r0 in range(0, box.height, step):
             r1 = min(box.height, r0 + step)
             band = Box(box.x0, box.y0 + r0, box.x1, box.y0 + r1)
             shift = np.array([[1.0, 0.0, band.x0], [0.0, 1.0, band.y0]])
-            face_w = _warp_face(f, to_cv2(compose_affine(mat, shift)), (band.width, r1 - r0),
-                                interpolation)
+            face_w = _warp_face(planes, to_cv2(compose_affine(mat, shift)),
+                                (band.width, r1 - r0), interpolation)
             yield PasteRegion(band, face_w.astype(np.float32, copy=False), mask_w[r0:r1])
 
     return PasteBands(box, mask_w, regions())
