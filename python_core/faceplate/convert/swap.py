@@ -46,11 +46,12 @@ from faceplate.convert import maskops, post
 from faceplate.convert.blend import BLEND, AlphaMode, Blender
 from faceplate.convert.color import COLOR, ColorTransfer
 from faceplate.convert.composite import (
+    BAND_ROWS,
     INTERPOLATIONS,
     Interpolation,
-    PasteRegion,
     face_box,
-    paste_back,
+    merge_region,
+    paste_bands,
 )
 from faceplate.convert.maskops import MaskOpsConfig
 from faceplate.convert.post import PostConfig
@@ -421,6 +422,7 @@ class SwapContext:
     occlusion: Any = None
     clock: Callable[[], float] = time.perf_counter
     _encoder: Any = None
+    _parts: tuple[ConvertConfig, MaskOpsConfig, PostConfig, bool] | None = None
 
     @classmethod
     def create(cls, cfg: ConvertConfig, *, color_cfg: Any = None,
@@ -461,6 +463,17 @@ class SwapContext:
 
     def add_time(self, stage: str, seconds: float) -> None:
         self.times[stage] = self.times.get(stage, 0.0) + seconds * 1000.0
+
+    def parts(self, cfg: ConvertConfig) -> tuple[MaskOpsConfig, PostConfig, bool]:
+        """``cfg``'s mask operations (their sources already combined: ``combine`` set to
+        multiply), its post filters, and whether those differ from the defaults; built once
+        for a given ``cfg`` (a validated config costs ~1.5 ms to construct)."""
+        got = self._parts
+        if got is None or got[0] != cfg:
+            pcfg = cfg.post()
+            got = (cfg, cfg.mask_ops().replace(combine="multiply"), pcfg, pcfg != PostConfig())
+            self._parts = got
+        return got[1], got[2], got[3]
 
 
 class SwappedFace:
@@ -599,12 +612,21 @@ def _display(region: np.ndarray, is_linear: bool) -> np.ndarray:
     return np.clip(x, 0.0, 1.0)
 
 
-def _to_u8(x: np.ndarray) -> np.ndarray:
-    """Float [0, 1] (clipped) → uint8 codes, rounded half up; one temporary, worked in place."""
-    y = np.clip(x, 0.0, 1.0)
+def _to_u8(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Float [0, 1] (clipped) → uint8 codes, rounded half up; one temporary, worked in place.
+
+    With ``out`` (a uint8 array of ``x``'s shape, e.g. a view of the frame) the codes are
+    written there and ``x`` is used as the temporary (overwritten)."""
+    if out is None:
+        y = np.clip(x, 0.0, 1.0)
+    else:
+        y = np.clip(x, 0.0, 1.0, out=x)
     y *= 255.0
     y += 0.5
-    return y.astype(np.uint8)
+    if out is None:
+        return y.astype(np.uint8)
+    np.copyto(out, y, casting="unsafe")
+    return out
 
 
 def _translate(dx: float, dy: float) -> np.ndarray:
@@ -818,8 +840,7 @@ def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
     predicted = _predicted_occlusion(frame, chosen, cfg, ctx, frame_is_linear)
     if predicted:
         ctx.add_time("occlusion", clock() - t_o)
-    mcfg = cfg.mask_ops()
-    pcfg = cfg.post()
+    mcfg, pcfg, filtered = ctx.parts(cfg)
     result = frame.copy()
     alpha: AlphaMode | None = None
     if result.shape[2] == 4 and ctx.blender.default_alpha == "mask":
@@ -843,12 +864,12 @@ def swap_frame(frame_linear_or_srgb: np.ndarray, faces: Sequence[FaceRecord],
                 sources.append(mask_in_crop(mk, affine, m_out[i], s_out))
             else:
                 sources.append(stored_mask_in_crop(rec, name, m_out[i], s_out))
-        raw = maskops.combine(sources, mcfg.combine) if len(sources) > 1 else sources[0]
-        mask = maskops.apply(raw, mcfg.replace(combine="multiply"))
+        raw = maskops.combine(sources, cfg.combine) if len(sources) > 1 else sources[0]
+        mask = maskops.apply(raw, mcfg)
         t_b = clock()
         face = ctx.color.apply(pred[i], plates[i], raw, raw)
         t_c = clock()
-        if pcfg != PostConfig():
+        if filtered:
             vel = np.zeros(2)
             if pcfg.motion_blur > 0.0:
                 vel = m_out[i][:, :2] @ face_velocity(rec, ctx)
@@ -905,8 +926,9 @@ def weak_reason(mark: FrameMark) -> str:
     return f"mark too weak to detect (face too small: the mark spans {mark.span:.0f} px)"
 
 
-#: What ``_paste_box`` tells the watermark: (box, matte, the box as seen, matte left to the user).
-_Placed = tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, bool]
+#: What ``_paste_box`` tells the watermark: (box, matte, the box as seen when the matte is left
+#: to the user (else None), whether it is).
+_Placed = tuple[tuple[int, int, int, int], np.ndarray, np.ndarray | None, bool]
 
 
 def _paste_box(result: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray,
@@ -916,54 +938,41 @@ def _paste_box(result: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: n
 
     Returns:
         ((x0, y0, x1, y1) half-open frame box; its matte, float32 in [0, 1], the warped mask
-        exactly as the paste used it, 0 wherever the frame was left bit-exact; the box as it
-        will be seen, float32 in the frame's colour space (the paste before 8-bit rounding,
-        or, for a blender that leaves the matte to the user — ``raw`` writes it as alpha —
-        the composite over the plate); whether it is left to the user), or None when nothing
-        was pasted.
+        exactly as the paste used it, 0 wherever the frame was left bit-exact; for a blender
+        that leaves the matte to the user — ``raw`` writes it as alpha — the box as it will be
+        seen, the composite over the plate, float32 in the frame's colour space, else None;
+        whether it is left to the user), or None when nothing was pasted.
     """
-    size = face.shape[0]
-    # Only the box the mask's non-zero part reaches is converted to float and back (the paste
-    # changes nothing outside it: paste_back's own box lies inside this one).
-    rect = None
-    if mask.shape[:2] == (size, size):
-        rx, ry, rw, rh = cv2.boundingRect((mask > 0.0).view(np.uint8))
-        if rw == 0 or rh == 0:
-            return None
-        rect = (rx, ry, rx + rw, ry + rh)
-    box = face_box(matrix, size, result.shape, crop_rect=rect, pad=4)
-    if box.empty:
-        return None
-    view = result[box.slices]
-    if result.dtype == np.uint8:
-        sub = view.astype(np.float32) * np.float32(1.0 / 255.0)
-    else:
-        sub = np.array(view, dtype=np.float32, copy=True)
+    # Only the box the matte's non-zero part reaches is read into float, blended and written
+    # back (paste_bands finds it), band by band of rows for a per-pixel blender (the band's
+    # arrays stay in the cache); pixels outside it, and inside it wherever the warped matte is
+    # 0, keep their values bit for bit (uint8: k·(1/255)·255 rounds to k).
     colour = srgb_to_linear(face) if frame_is_linear else face
-    mb = compose_affine(matrix, _translate(box.x0, box.y0))  # box pixels → crop pixels
-    by_hand = blender.default_alpha == "mask"
-    plate = sub[..., :3].copy() if by_hand else None
-    used: list[PasteRegion] = []
-    merged = paste_back(sub, colour, mask, mb, blend=blender, interpolation=cfg.interpolation,
-                        alpha=alpha, out=sub, regions=used)
-    if result.dtype == np.uint8:
-        view[...] = _to_u8(merged)
-    else:
-        view[...] = merged
-    # The matte exactly as paste_back blended it.
-    if not used:
+    bands = paste_bands(result.shape, colour, mask, matrix, interpolation=cfg.interpolation,
+                        rows=BAND_ROWS if blender.per_pixel else None)
+    if bands is None:
         return None
-    reg = used[0]
-    rb = reg.box
-    seen = merged[rb.slices][..., :3]
-    if plate is not None:
-        # face·m + plate·(1 − m), with the straight face the blender left where m > 0.
-        m = reg.mask[..., None]
-        p = plate[rb.slices]
-        seen = seen * m + p * (np.float32(1.0) - m)
-        np.copyto(seen, p, where=m <= 0.0)
-    return ((box.x0 + rb.x0, box.y0 + rb.y0, box.x0 + rb.x1, box.y0 + rb.y1), reg.mask, seen,
-            plate is not None)
+    rb = bands.box
+    mode = blender.default_alpha if alpha is None else alpha
+    by_hand = blender.default_alpha == "mask"
+    seen = np.empty((rb.height, rb.width, 3), np.float32) if by_hand else None
+    for region in bands.regions:
+        view = result[region.box.slices]
+        if result.dtype == np.uint8:
+            sub = np.multiply(view, np.float32(1.0 / 255.0), dtype=np.float32)
+            plate = sub[..., :3].copy() if by_hand else None
+            merged = merge_region(sub, region, blender, mode)
+            _to_u8(sub, out=view)
+        else:
+            plate = view[..., :3].copy() if by_hand else None
+            merged = merge_region(view, region, blender, mode)
+        if seen is not None and plate is not None:
+            # face·m + plate·(1 − m), with the straight face the blender left where m > 0.
+            m = region.mask[..., None]
+            part = seen[region.box.y0 - rb.y0:region.box.y1 - rb.y0]
+            np.copyto(part, merged * m + plate * (np.float32(1.0) - m))
+            np.copyto(part, plate, where=m <= 0.0)
+    return (rb.x0, rb.y0, rb.x1, rb.y1), bands.mask, seen, by_hand
 
 
 __all__ = [

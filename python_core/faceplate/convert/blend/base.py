@@ -60,10 +60,15 @@ class Blender(ABC):
     Attributes:
         default_alpha: What ``paste_back`` writes into an RGBA frame's alpha channel when the
             caller does not say: ``"keep"`` (the plate's alpha) for every blender except ``raw``.
+        per_pixel: Whether each output pixel depends only on that pixel of the three inputs
+            (``overlay``, ``raw``; not the Poisson blends, which solve over the whole matte).
     """
 
     registry_name: str = ""
     default_alpha: ClassVar[AlphaMode] = "keep"
+    #: Whether each output pixel depends only on the same pixel of plate, face and mask (then
+    #: the paste may blend a box in bands of rows: ``convert.composite.paste_bands``).
+    per_pixel: ClassVar[bool] = False
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg

@@ -24,6 +24,8 @@ class Overlay(Blender):
     Where ``m == 1`` the result is the face exactly, where ``m == 0`` the plate exactly.
     """
 
+    per_pixel: ClassVar[bool] = True
+
     def _blend(self, plate: np.ndarray, face: np.ndarray, mask: np.ndarray) -> np.ndarray:
         # The same float32 products and sum as NumPy's ``face·m + plate·(1 − m)``, bit for bit,
         # in OpenCV's single passes (a 1080p face box: 4.5 ms → ~1 ms).
@@ -54,6 +56,7 @@ class Raw(Blender):
     """
 
     default_alpha: ClassVar[AlphaMode] = "mask"
+    per_pixel: ClassVar[bool] = True
 
     def _blend(self, plate: np.ndarray, face: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return np.where((mask > 0.0)[..., None], face, plate)

