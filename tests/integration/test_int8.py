@@ -110,8 +110,15 @@ def test_face_only_graphs_run_without_the_mask_and_old_exports_still_load(int8_t
     face, none = pred.predict(x, mask=False)
     assert none is None
     np.testing.assert_allclose(face, faces["int8"], atol=1e-6, rtol=0)
-    # a replaced face-only file is refused before onnxruntime reads it
+    # the full graph, loaded by the first call that wants the mask, is verified then
     (m / "manifest.json").write_text(json.dumps(doc))
+    pred = make_predictor("torch", m, precision="int8")
+    good = (m / INT8).read_bytes()
+    (m / INT8).write_bytes(good[:-1] + bytes([good[-1] ^ 0xFF]))
+    with pytest.raises(ModelError, match="int8 file does not match"):
+        pred.predict(x, mask=True)
+    (m / INT8).write_bytes(good)
+    # a replaced face-only file is refused before onnxruntime reads it
     data = bytearray((m / INT8_FACE).read_bytes())
     data[-1] ^= 0xFF
     (m / INT8_FACE).write_bytes(bytes(data))

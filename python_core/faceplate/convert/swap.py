@@ -356,7 +356,8 @@ class OnnxPredictor(Predictor):
                              "convert needs b2a", Path(model_dir) / str(entry["file"]))
         self._threads = threads
         self._lock = threading.Lock()
-        self._full_path = verify_file(Path(model_dir), entry, what)
+        self._full: tuple[dict[str, Any], str] = (entry, what)
+        full_path = verify_file(Path(model_dir), entry, what)
         face = entry.get("face_only")
         self.face_only = bool(face)
         #: The face-only graph when there is one (loaded now: convert's default wants no
@@ -364,14 +365,16 @@ class OnnxPredictor(Predictor):
         self._face_session = self._open(verify_file(Path(model_dir), face,
                                                     f"face-only {what}"), ONNX_OUTPUTS[:1]) \
             if face else None
-        self._session: Any = None if face else self._open(self._full_path, ONNX_OUTPUTS)
+        self._session: Any = None if face else self._open(full_path, ONNX_OUTPUTS)
 
     @property
     def session(self) -> Any:
-        """The full graph's onnxruntime session (face and mask), loaded on first use."""
+        """The full graph's onnxruntime session (face and mask), loaded on first use (its
+        file verified again just before)."""
         with self._lock:
             if self._session is None:
-                self._session = self._open(self._full_path, ONNX_OUTPUTS)
+                self._session = self._open(verify_file(self.model_dir, *self._full),
+                                           ONNX_OUTPUTS)
             return self._session
 
     def _open(self, path: Path, outputs: tuple[str, ...]) -> Any:
