@@ -17,7 +17,12 @@ onnxruntime's static quantisation in QDQ form, activations uint8 per tensor and 
 output channel, with ranges calibrated (min/max) on the model's own training faces; onnxruntime
 then runs its convolutions as integer kernels (VNNI where the CPU has it). The output heads
 (the last convolution and sigmoid of each branch) stay float, so the face and mask come out with
-their full precision rather than in 1/255 steps. :func:`int8_psnr` measures it against the
+their full precision rather than in 1/255 steps. The file written is onnxruntime's own
+optimised form of that QDQ graph (fused QLinear operators, convolutions channels-last), with
+the activations kept NHWC between convolutions (:func:`_channels_last`) and torch's pixel
+shuffles in DCR order (:func:`_dcr_pixel_shuffles`): the same values, fewer copies.
+:func:`face_only_graph` prunes a graph to ``face_out`` alone (what convert runs when it does
+not want the learned mask). :func:`int8_psnr` measures the int8 graph against the
 float graph. Export uses torch's dynamo-based exporter
 (``torch.onnx.export(..., dynamo=True)``, onnxscript) and falls back to the TorchScript exporter
 if that fails; both reproduce torch to ~1e-6 on CPU.
