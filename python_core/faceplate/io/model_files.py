@@ -7,7 +7,7 @@ Layout of a model directory (every file written atomically: a temp file in the s
       manifest.json          the inference manifest (:class:`Manifest`), written after the weights
       model.safetensors      the inference weights (the full swap model's ``state_dict``, float32)
       model.onnx             optional ONNX export of the inference graph (recorded in the manifest)
-      model.int8.onnx        optional int8 version of it (static quantisation, QDQ), recorded too
+      model.int8.onnx        optional int8 version of it (static quantisation), recorded too
       model.face.onnx, model.int8.face.onnx   optional face-only versions of the two (no mask
                              branch: what convert runs when the learned mask is not wanted)
       latest.json            {"format", "checkpoint": "checkpoints/00001200", "iteration": 1200}
@@ -82,7 +82,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "model.safetensors"
 ONNX = "model.onnx"
-#: The int8 (statically quantised, QDQ) version of the ONNX export, run by ``--precision int8``.
+#: The int8 (statically quantised) version of the ONNX export, run by ``--precision int8``.
 INT8 = "model.int8.onnx"
 #: Face-only versions of the two graphs (output ``face_out`` alone: the mask branch pruned),
 #: recorded as the ``face_only`` entry of the manifest's ``onnx`` / ``int8`` entries.

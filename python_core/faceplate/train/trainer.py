@@ -753,7 +753,7 @@ def export_model(model_dir: str | os.PathLike[str], *, model: SwapModel | None =
 
 def export_int8(model_dir: str | os.PathLike[str], faceset_b: str | os.PathLike[str] | None = None,
                 *, log: LogFn | None = None) -> dict[str, Any]:
-    """Quantise ``MODEL_DIR/model.onnx`` to ``MODEL_DIR/model.int8.onnx`` (int8, QDQ) with
+    """Quantise ``MODEL_DIR/model.onnx`` to ``MODEL_DIR/model.int8.onnx`` (static int8) with
     ranges calibrated on faceset B's own training crops (the faces convert feeds the ``b2a``
     graph), check it against the float graph on other faces of B, and record it in the
     manifest (its sha256, the float export's it came from, the calibration, the PSNR); with
