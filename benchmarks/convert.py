@@ -17,12 +17,15 @@ Then each mode runs ``run_convert`` in its own subprocess (its own peak memory):
 
 Beside them, in the same run: ``model_only``, each precision's own rate in faces/s (the
 predictor alone on the clip's face crops, run the way convert runs it: ``--jobs`` threads at
-once, each inference on its share of the cores), so the pipeline's overhead is a ratio
-(``pipeline_vs_model`` = steady frames/s ÷ model faces/s, one face a frame), and
-``int8_vs_bf16_steady``; and ``quality``: the int8 guard of
-:mod:`faceplate.evaluate.precision` (face PSNR against fp32, identity distance and skin ΔE of
-the composites) on this clip with this model, and on the man's sample clip with the trained
-test model (``tests/convert_model.py``, when its cache exists: it has real training faces).
+once, each inference on its share of the cores; no learned mask, as convert's default: the
+ONNX and int8 predictors run their face-only graphs, and ``int8_with_mask`` is the full int8
+graph), so the pipeline's overhead is a ratio (``pipeline_vs_model`` = steady frames/s ÷ model
+faces/s, one face a frame), and ``int8_vs_bf16_steady`` (``--modes`` with no mode,
+``--profile`` with none and ``--no-quality`` run ``model_only`` alone); and ``quality``: the
+int8 guard of :mod:`faceplate.evaluate.precision` (face PSNR against fp32, identity distance
+and skin ΔE of the composites) on this clip with this model, and on the man's sample clip with
+the trained test model (``tests/convert_model.py``, when its cache exists: it has real
+training faces).
 
 ``--rounds N`` runs the modes and ``model_only`` N times, interleaved (A B A B: on a loaded
 machine each ratio's two halves run close in time); ``ratios`` are the rounds' medians,
@@ -63,9 +66,12 @@ from typing import Any
 from bench_common import calibration, machine_info, write_report
 
 MODES = ("store", "store_bf16", "store_bf16_jobs1", "store_onnx", "store_int8", "on_the_fly")
-#: The precisions ``model_only`` measures: (mode name, predictor, precision).
-MODEL_ONLY = (("fp32", "torch", "fp32"), ("bf16", "torch", "bf16"), ("onnx_fp32", "onnx", "fp32"),
-              ("int8", "torch", "int8"))
+#: The precisions ``model_only`` measures: (mode name, predictor, precision, learned mask
+#: wanted). Convert's default wants no learned mask: the ONNX and int8 predictors then run the
+#: face-only graph; ``int8_with_mask`` is the full int8 graph (face and mask), as before it.
+MODEL_ONLY = (("fp32", "torch", "fp32", False), ("bf16", "torch", "bf16", False),
+              ("onnx_fp32", "onnx", "fp32", False), ("int8", "torch", "int8", False),
+              ("int8_with_mask", "torch", "int8", True))
 #: Convert modes whose steady rate is compared with each model-only rate.
 PIPELINE_OF = {"store": "fp32", "store_bf16": "bf16", "store_onnx": "onnx_fp32",
                "store_int8": "int8"}
@@ -120,12 +126,16 @@ def prepare(frames: int, work: Path) -> tuple[Path, Path, Path]:
             **manifest.to_dict(), "onnx": {"file": "model.onnx", "direction": "b2a",
                                            "sha256": sha256_file(onnx_path)}}))
     manifest = mf.read_manifest(model_dir)
-    if manifest.onnx is not None and not manifest.onnx.get("sha256"):  # cached by older code
+    if manifest.onnx is not None and not manifest.onnx.get("face_only"):  # older code's cache
         from faceplate.io.paths import sha256_file
+        from faceplate.train.export import face_only_graph
 
+        face = face_only_graph(model_dir / manifest.onnx["file"], model_dir / mf.ONNX_FACE)
         mf.write_manifest(model_dir, manifest.__class__(**{**manifest.to_dict(), "onnx": {
-            **manifest.onnx, "sha256": sha256_file(model_dir / manifest.onnx["file"])}}))
-    if mf.read_manifest(model_dir).int8 is None:
+            **manifest.onnx, "sha256": sha256_file(model_dir / manifest.onnx["file"]),
+            "face_only": {"file": mf.ONNX_FACE, "sha256": sha256_file(face)}}}))
+    int8 = mf.read_manifest(model_dir).int8
+    if int8 is None or not int8.get("face_only"):  # none yet, or made by older code
         faces = work / "faces"
         if not any(faces.glob("*.png")):
             run_extract(clip, faces, work / "faces.fpstore",
@@ -316,13 +326,14 @@ def model_only(clip: Path, store: Path, model_dir: Path, calls: int) -> dict[str
     keep_freed_memory()  # as run_convert runs
     frames = _clip_faces(clip, store, 6)
     out: dict[str, object] = {"jobs": jobs, "threads_per_job": threads, "calls_per_job": calls}
-    for name, kind, prec in MODEL_ONLY:
+    for name, kind, prec, want_mask in MODEL_ONLY:
         pred = make_predictor(kind, model_dir, threads=threads, precision=prec)  # type: ignore[arg-type]
         crops = [model_inputs(f, faces, pred) for f, faces in frames if faces]
 
-        def work(j: int, pred: object = pred, crops: list[np.ndarray] = crops) -> None:
+        def work(j: int, pred: object = pred, crops: list[np.ndarray] = crops,
+                 want: bool = want_mask) -> None:
             for k in range(calls):
-                pred.predict(crops[(j + k) % len(crops)][:1], mask=False)  # type: ignore[attr-defined]
+                pred.predict(crops[(j + k) % len(crops)][:1], mask=want)  # type: ignore[attr-defined]
 
         with ThreadPoolExecutor(jobs) as pool:
             list(pool.map(work, range(jobs)))  # warm-up: one-time set-up of each engine
@@ -415,6 +426,12 @@ def _ratios(by_mode: dict[str, Any], model: dict[str, Any]) -> dict[str, float]:
                                              / i8["cpu_ms_per_frame_steady"])
     if isinstance(mb, dict) and isinstance(mi, dict) and mi.get("cpu_ms_per_face"):
         ratios["int8_vs_bf16_model_only_cpu"] = mb["cpu_ms_per_face"] / mi["cpu_ms_per_face"]
+    mw = model.get("int8_with_mask")  # the face-only int8 graph against the full one
+    if isinstance(mw, dict) and isinstance(mi, dict) and mi.get("cpu_ms_per_face"):
+        ratios["int8_face_only_vs_with_mask_model_only"] = (mi["faces_per_second"]
+                                                            / mw["faces_per_second"])
+        ratios["int8_face_only_vs_with_mask_model_only_cpu"] = (mw["cpu_ms_per_face"]
+                                                                / mi["cpu_ms_per_face"])
     return ratios
 
 

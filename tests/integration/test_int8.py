@@ -17,7 +17,7 @@ from faceplate.core.errors import ConfigError, ModelError
 from faceplate.evaluate import precision
 from faceplate.io import samples
 from faceplate.io.media import open_source
-from faceplate.io.model_files import INT8, model_digest, read_manifest
+from faceplate.io.model_files import INT8, INT8_FACE, ONNX_FACE, model_digest, read_manifest
 from faceplate.io.paths import sha256_file
 from faceplate.io.store import AlignmentsStore
 from faceplate.train.trainer import TrainConfig, export_int8
@@ -74,6 +74,59 @@ def test_int8_export_is_recorded_verified_and_named_in_the_model_id(int8_tiny, t
     doc["int8"]["file"] = "../model.int8.onnx"
     (m / "manifest.json").write_text(json.dumps(doc))
     with pytest.raises(ModelError, match="int8.file must be a plain file name"):
+        read_manifest(m)
+
+
+def test_face_only_graphs_run_without_the_mask_and_old_exports_still_load(int8_tiny, tmp_path):
+    """Convert's default wants no learned mask: the ONNX and int8 predictors then run the
+    face-only graphs (the mask branch pruned), which give the full graphs' faces; the files
+    are verified like the others, and a manifest without them (an older export) still runs
+    the full graph."""
+    m = tmp_path / "m"
+    shutil.copytree(int8_tiny, m)
+    manifest = read_manifest(m)
+    assert manifest.onnx is not None and manifest.int8 is not None
+    for entry, name in ((manifest.onnx, ONNX_FACE), (manifest.int8, INT8_FACE)):
+        assert entry["face_only"]["file"] == name
+        assert entry["face_only"]["sha256"] == sha256_file(m / name)
+    x = np.random.default_rng(1).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+    faces = {}
+    for prec, kind in (("int8", "torch"), ("fp32", "onnx")):
+        pred = make_predictor(kind, m, precision=prec)
+        assert pred.face_only
+        alone, none = pred.predict(x, mask=False)
+        both, learned = pred.predict(x, mask=True)  # loads the full graph on first use
+        assert none is None and learned is not None and learned.shape == (2, 64, 64)
+        np.testing.assert_allclose(alone, both, atol=1e-6, rtol=0)
+        faces[prec] = alone
+    ids = make_predictor("onnx", m).model_id
+    # an export from before the face-only graphs: the full graph runs, the mask is dropped
+    doc = json.loads((m / "manifest.json").read_text())
+    old = json.loads(json.dumps(doc))
+    del old["onnx"]["face_only"], old["int8"]["face_only"]
+    (m / "manifest.json").write_text(json.dumps(old))
+    pred = make_predictor("torch", m, precision="int8")
+    assert not pred.face_only and pred.model_id != ids  # the face-only files are in the id
+    face, none = pred.predict(x, mask=False)
+    assert none is None
+    np.testing.assert_allclose(face, faces["int8"], atol=1e-6, rtol=0)
+    # the full graph, loaded by the first call that wants the mask, is verified then
+    (m / "manifest.json").write_text(json.dumps(doc))
+    pred = make_predictor("torch", m, precision="int8")
+    good = (m / INT8).read_bytes()
+    (m / INT8).write_bytes(good[:-1] + bytes([good[-1] ^ 0xFF]))
+    with pytest.raises(ModelError, match="int8 file does not match"):
+        pred.predict(x, mask=True)
+    (m / INT8).write_bytes(good)
+    # a replaced face-only file is refused before onnxruntime reads it
+    data = bytearray((m / INT8_FACE).read_bytes())
+    data[-1] ^= 0xFF
+    (m / INT8_FACE).write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="face-only int8 file does not match"):
+        make_predictor("torch", m, precision="int8")
+    doc["onnx"]["face_only"]["file"] = "../x.onnx"
+    (m / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelError, match="onnx.face_only.file must be a plain file name"):
         read_manifest(m)
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -220,7 +221,11 @@ class Predictor(ABC):
         centering: Crop centering the model was trained with.
         coverage: Fraction of the centering's frame the crops keep.
         learn_mask: Whether :meth:`predict` returns masks.
+        face_only: Whether a call that wants no mask skips the model's mask branch (the
+            torch predictor always; the ONNX ones when the export has face-only graphs).
     """
+
+    face_only: bool = True
 
     def __init__(self, model_dir: str | os.PathLike[str], manifest: Manifest) -> None:
         self.model_dir = Path(model_dir)
@@ -321,12 +326,19 @@ class TorchPredictor(Predictor):
 class OnnxPredictor(Predictor):
     """The model directory's ONNX export run with onnxruntime (CPU): the float graph (manifest
     ``onnx``), or with ``int8`` its int8 version (manifest ``int8``: static quantisation,
-    QDQ). Either file is checked against the manifest's sha256 before onnxruntime reads it."""
+    onnxruntime's QLinear operators). When the entry names a face-only version
+    (``face_only``: the same graph without the mask branch), a call that does not want the
+    learned mask runs that one; otherwise (older exports) the full graph runs and its mask is
+    dropped. Every file is checked against the manifest's sha256 before onnxruntime reads it.
+
+    Sessions run onnxruntime's full graph optimisation; with ``threads`` > 0 each runs on that
+    many threads (1: on the caller's thread, as each of convert's jobs does) and, with more
+    than one, its workers do not spin while waiting (``session.intra_op.allow_spinning`` 0:
+    convert's jobs share the cores).
+    """
 
     def __init__(self, model_dir: str | os.PathLike[str], *, threads: int = 0,
                  int8: bool = False) -> None:
-        import onnxruntime as ort
-
         manifest = read_manifest(model_dir)
         super().__init__(model_dir, manifest)
         self.precision = "int8" if int8 else "fp32"
@@ -339,29 +351,59 @@ class OnnxPredictor(Predictor):
                                  "--precision fp32 or bf16)", model_dir)
             raise ModelError("the model has no ONNX export (run `faceplate train --export-only "
                              f"--output {model_dir}` or use --predictor torch)", model_dir)
-        path = verify_file(Path(model_dir), entry, what)
         if entry.get("direction", "b2a") != "b2a":
             raise ModelError(f"the {what} export renders {entry.get('direction')!r}, "
-                             "convert needs b2a", path)
+                             "convert needs b2a", Path(model_dir) / str(entry["file"]))
+        self._threads = threads
+        self._lock = threading.Lock()
+        self._full: tuple[dict[str, Any], str] = (entry, what)
+        full_path = verify_file(Path(model_dir), entry, what)
+        face = entry.get("face_only")
+        self.face_only = bool(face)
+        #: The face-only graph when there is one (loaded now: convert's default wants no
+        #: learned mask), the full graph when a call wants the mask (loaded on first use).
+        self._face_session = self._open(verify_file(Path(model_dir), face,
+                                                    f"face-only {what}"), ONNX_OUTPUTS[:1]) \
+            if face else None
+        self._session: Any = None if face else self._open(full_path, ONNX_OUTPUTS)
+
+    @property
+    def session(self) -> Any:
+        """The full graph's onnxruntime session (face and mask), loaded on first use (its
+        file verified again just before)."""
+        with self._lock:
+            if self._session is None:
+                self._session = self._open(verify_file(self.model_dir, *self._full),
+                                           ONNX_OUTPUTS)
+            return self._session
+
+    def _open(self, path: Path, outputs: tuple[str, ...]) -> Any:
+        import onnxruntime as ort
+
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        if threads > 0:
-            opts.intra_op_num_threads = threads
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self._threads > 0:
+            opts.intra_op_num_threads = self._threads
             opts.inter_op_num_threads = 1
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(path), opts,
-                                                providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own untyped errors
             raise ModelError(f"onnxruntime cannot load the model: {err}", path) from None
-        names = [i.name for i in self.session.get_inputs()]
-        outs = [o.name for o in self.session.get_outputs()]
-        if names != [ONNX_INPUT] or any(o not in outs for o in ONNX_OUTPUTS):
+        names = [i.name for i in session.get_inputs()]
+        outs = [o.name for o in session.get_outputs()]
+        if names != [ONNX_INPUT] or any(o not in outs for o in outputs):
             raise ModelError(f"unexpected ONNX graph (inputs {names}, outputs {outs}; expected "
-                             f"{ONNX_INPUT} → {', '.join(ONNX_OUTPUTS)})", path)
+                             f"{ONNX_INPUT} → {', '.join(outputs)})", path)
+        return session
 
     def _run(self, x: np.ndarray, mask: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        # The exported graph has one path computing both outputs; unwanted, the mask is
-        # dropped.
+        if not mask and self._face_session is not None:
+            (face,) = self._face_session.run(list(ONNX_OUTPUTS[:1]), {ONNX_INPUT: x})
+            return np.asarray(face, np.float32), None
+        # An export without a face-only graph (or the mask wanted): the full graph runs;
+        # unwanted, its mask is dropped.
         face, learned = self.session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: x})
         return np.asarray(face, np.float32), (np.asarray(learned, np.float32) if mask
                                               else None)

@@ -7,7 +7,9 @@ Layout of a model directory (every file written atomically: a temp file in the s
       manifest.json          the inference manifest (:class:`Manifest`), written after the weights
       model.safetensors      the inference weights (the full swap model's ``state_dict``, float32)
       model.onnx             optional ONNX export of the inference graph (recorded in the manifest)
-      model.int8.onnx        optional int8 version of it (static quantisation, QDQ), recorded too
+      model.int8.onnx        optional int8 version of it (static quantisation), recorded too
+      model.face.onnx, model.int8.face.onnx   optional face-only versions of the two (no mask
+                             branch: what convert runs when the learned mask is not wanted)
       latest.json            {"format", "checkpoint": "checkpoints/00001200", "iteration": 1200}
       checkpoints/<iteration:08d>/{model.safetensors, optimizer.safetensors, state.json}
       snapshots/<iteration:08d>/...   same content, kept forever (one every ``snapshot_every``)
@@ -22,9 +24,11 @@ Layout of a model directory (every file written atomically: a temp file in the s
      "size": 128, "input_size": 128, "output_size": 128, "centering": "face", "coverage": 1.0,
      "color_space": "srgb", "learn_mask": true,
      "weights": {"file": "model.safetensors", "sha256": "..."},
-     "onnx": null | {"file": "model.onnx", "direction": "b2a", "max_abs_diff": 1e-6, "sha256": ...},
+     "onnx": null | {"file": "model.onnx", "direction": "b2a", "max_abs_diff": 1e-6, "sha256": ...,
+                     "face_only": {"file": "model.face.onnx", "sha256": ...} (optional)},
      "int8": null | {"file": "model.int8.onnx", "direction": "b2a", "sha256": ..., "from_onnx":
-                     <model.onnx's sha256>, "calibration": {...}, "psnr_db": ..., ...},
+                     <model.onnx's sha256>, "calibration": {...}, "psnr_db": ..., ...,
+                     "face_only": {"file": "model.int8.face.onnx", "sha256": ...} (optional)},
      "training": {"iterations": 1200, "examples_seen": 38400, "batch_size": 16,
                   "last_losses": {"a": ..., "b": ...}, "date": "2025-...Z",
                   "faceplate_version": "0.1.0"},
@@ -78,8 +82,12 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "model.safetensors"
 ONNX = "model.onnx"
-#: The int8 (statically quantised, QDQ) version of the ONNX export, run by ``--precision int8``.
+#: The int8 (statically quantised) version of the ONNX export, run by ``--precision int8``.
 INT8 = "model.int8.onnx"
+#: Face-only versions of the two graphs (output ``face_out`` alone: the mask branch pruned),
+#: recorded as the ``face_only`` entry of the manifest's ``onnx`` / ``int8`` entries.
+ONNX_FACE = "model.face.onnx"
+INT8_FACE = "model.int8.face.onnx"
 #: The ONNX export's graph input (N×3×S×S float32 faces) and outputs (faces, masks).
 ONNX_INPUT = "face"
 ONNX_OUTPUTS = ("face_out", "mask")
@@ -336,12 +344,14 @@ class Manifest:
                 raise ModelError("model manifest: onnx must be null or an object with a file",
                                  path)
             _check_file_entry(onnx, "onnx", path)
+            _check_face_only(onnx, "onnx", path)
         int8 = obj.get("int8")
         if int8 is not None:
             if not isinstance(int8, dict):
                 raise ModelError("model manifest: int8 must be null or an object with a file",
                                  path)
             _check_file_entry(int8, "int8", path)
+            _check_face_only(int8, "int8", path)
         names = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in obj.items() if k in names}
         kw["coverage"] = float(cov)
@@ -361,12 +371,23 @@ def _check_file_entry(entry: Mapping[str, Any], key: str, path: Path) -> None:
         raise ModelError(f"model manifest: {key}.sha256 must be 64 hex digits", path)
 
 
+def _check_face_only(entry: Mapping[str, Any], key: str, path: Path) -> None:
+    """An ``onnx`` / ``int8`` entry's optional ``face_only`` file entry."""
+    face = entry.get("face_only")
+    if face is None:
+        return
+    if not isinstance(face, dict):
+        raise ModelError(f"model manifest: {key}.face_only must be null or an object with a "
+                         "file", path)
+    _check_file_entry(face, f"{key}.face_only", path)
+
+
 def model_digest(manifest: Manifest) -> str | None:
     """The model's own digest: sha256 over the digests of every file a predictor may run (the
     weights and, once exported, the ONNX graph and its int8 version), so that whichever runs,
     a different file means a different model. None for an old manifest without a weights
-    digest. (The int8 line is there only when the model has one: a model without it keeps
-    the id it had before int8 existed.)"""
+    digest. (The int8 line, and each face-only graph's, is there only when the model has
+    one: a model without it keeps the id it had before these existed.)"""
     weights = manifest.weights.get("sha256")
     if not weights:
         return None
@@ -374,6 +395,10 @@ def model_digest(manifest: Manifest) -> str | None:
     text = f"weights:{weights}\nonnx:{onnx}\n"
     if manifest.int8:
         text += f"int8:{manifest.int8.get('sha256') or ''}\n"
+    for key, entry in (("onnx", manifest.onnx), ("int8", manifest.int8)):
+        face = (entry or {}).get("face_only")
+        if face:
+            text += f"{key}.face_only:{face.get('sha256') or ''}\n"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -619,6 +644,7 @@ class MaskManifest:
             if not isinstance(onnx, dict):
                 raise ModelError("mask model manifest: onnx must be null or an object", path)
             _check_file_entry(onnx, "onnx", path)
+            _check_face_only(onnx, "onnx", path)
         trained = obj.get("trained_on", [])
         if not isinstance(trained, list) or not all(
                 isinstance(t, dict) and isinstance(t.get("store"), str)

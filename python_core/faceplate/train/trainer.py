@@ -689,7 +689,9 @@ def export_model(model_dir: str | os.PathLike[str], *, model: SwapModel | None =
                  direction: Literal["b2a", "a2b"] = "b2a", tol: float = 1e-4,
                  log: LogFn | None = None) -> float:
     """Export ``MODEL_DIR/model.onnx`` (B's faces → A's by default), check it against torch with
-    onnxruntime, and record it in the manifest.
+    onnxruntime, and record it in the manifest; with its face-only version
+    ``MODEL_DIR/model.face.onnx`` (the mask branch pruned: what convert runs when the learned
+    mask is not wanted), checked to give the same faces, recorded as ``onnx.face_only``.
 
     Args:
         model_dir: A model directory with weights and manifest.
@@ -705,8 +707,22 @@ def export_model(model_dir: str | os.PathLike[str], *, model: SwapModel | None =
         ModelError: the export differs from torch by more than ``tol`` (checked by
             :func:`faceplate.train.export.check_onnx`), or the model cannot be exported.
     """
-    from faceplate.io.model_files import ONNX, ONNX_INPUT, ONNX_OUTPUTS, load_inference_model
-    from faceplate.train.export import DEFAULT_OPSET, check_onnx, export_onnx
+    import numpy as np
+
+    from faceplate.io.model_files import (
+        ONNX,
+        ONNX_FACE,
+        ONNX_INPUT,
+        ONNX_OUTPUTS,
+        load_inference_model,
+    )
+    from faceplate.train.export import (
+        DEFAULT_OPSET,
+        check_onnx,
+        check_same_face,
+        export_onnx,
+        face_only_graph,
+    )
 
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
@@ -719,11 +735,16 @@ def export_model(model_dir: str | os.PathLike[str], *, model: SwapModel | None =
         diff = float(check_onnx(model, path, tol, direction=direction))
     finally:
         model.train(was)
+    face_path = face_only_graph(path, model_dir / ONNX_FACE)
+    size = manifest.input_size
+    probe = np.random.default_rng(1).random((3, 3, size, size), dtype=np.float32)
+    check_same_face(path, face_path, probe, tol)
     # A new export: an int8 model quantised from the previous one is dropped with it.
     manifest = dataclasses.replace(manifest, onnx={
         "file": ONNX, "direction": direction, "opset": DEFAULT_OPSET, "input": ONNX_INPUT,
         "outputs": list(ONNX_OUTPUTS), "max_abs_diff": diff, "tolerance": tol,
-        "sha256": sha256_file(path)}, int8=None)
+        "sha256": sha256_file(path),
+        "face_only": {"file": ONNX_FACE, "sha256": sha256_file(face_path)}}, int8=None)
     write_manifest(model_dir, manifest)
     if log is not None:
         log(f"exported {path} ({direction}; onnxruntime vs torch max abs diff {diff:.2e})")
@@ -732,10 +753,12 @@ def export_model(model_dir: str | os.PathLike[str], *, model: SwapModel | None =
 
 def export_int8(model_dir: str | os.PathLike[str], faceset_b: str | os.PathLike[str] | None = None,
                 *, log: LogFn | None = None) -> dict[str, Any]:
-    """Quantise ``MODEL_DIR/model.onnx`` to ``MODEL_DIR/model.int8.onnx`` (int8, QDQ) with
+    """Quantise ``MODEL_DIR/model.onnx`` to ``MODEL_DIR/model.int8.onnx`` (static int8) with
     ranges calibrated on faceset B's own training crops (the faces convert feeds the ``b2a``
     graph), check it against the float graph on other faces of B, and record it in the
-    manifest (its sha256, the float export's it came from, the calibration, the PSNR).
+    manifest (its sha256, the float export's it came from, the calibration, the PSNR); with
+    its face-only version ``MODEL_DIR/model.int8.face.onnx`` (checked to give the same faces,
+    recorded as ``int8.face_only``).
 
     Args:
         model_dir: A model directory with a verified ONNX export.
@@ -754,12 +777,13 @@ def export_int8(model_dir: str | os.PathLike[str], faceset_b: str | os.PathLike[
     """
     import numpy as np
 
-    from faceplate.io.model_files import INT8, verify_file
+    from faceplate.io.model_files import INT8, INT8_FACE, verify_file
     from faceplate.train.data import training_crops
     from faceplate.train.export import (
         INT8_CALIBRATION_FACES,
         INT8_CHECK_FACES,
         INT8_MIN_PSNR,
+        check_same_face,
         int8_psnr,
         quantize_int8,
     )
@@ -785,17 +809,27 @@ def export_int8(model_dir: str | os.PathLike[str], faceset_b: str | os.PathLike[
     if not check.any() or check.all():
         check = np.zeros(len(faces), bool)  # too few faces to hold any out: check on all
     cal = faces[~check]
-    out = model_dir / INT8
-    quantize_int8(onnx_path, out, cal)
-    quality = int8_psnr(onnx_path, out, faces[check] if check.any() else faces)
+    out, face_out = model_dir / INT8, model_dir / INT8_FACE
+    quantize_int8(onnx_path, out, cal, face_path=face_out)
+    held = faces[check] if check.any() else faces
+    quality = int8_psnr(onnx_path, out, held)
+    try:
+        check_same_face(out, face_out, held)
+    except ModelError:
+        out.unlink(missing_ok=True)
+        face_out.unlink(missing_ok=True)
+        raise
     if not quality["psnr_db"] >= INT8_MIN_PSNR:
         out.unlink(missing_ok=True)
+        face_out.unlink(missing_ok=True)
         raise ModelError(f"the int8 model's faces differ from the float model's (PSNR "
                          f"{quality['psnr_db']:.1f} dB, below {INT8_MIN_PSNR:g}); keep "
                          "--precision fp32 or bf16 for this model", out)
     entry = {"file": INT8, "direction": manifest.onnx.get("direction", "b2a"),
-             "format": "QDQ: uint8 activations per tensor, int8 weights per channel",
+             "format": "static int8: uint8 activations per tensor, symmetric int8 weights per "
+                       "channel; onnxruntime QLinear operators, channels-last",
              "sha256": sha256_file(out), "from_onnx": manifest.onnx.get("sha256"),
+             "face_only": {"file": INT8_FACE, "sha256": sha256_file(face_out)},
              "calibration": {"faceset": str(faceset_b), "faces": int(len(cal)),
                              "method": "minmax"},
              "check_faces": quality["faces"], "psnr_db": quality["psnr_db"],
