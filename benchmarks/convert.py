@@ -218,6 +218,7 @@ def stage_profile(clip: Path, store: Path, model_dir: Path, precision: str,
     import cProfile
     import pstats
 
+    from faceplate.convert.run import encoder_threads, swap_jobs
     from faceplate.convert.swap import ConvertConfig, SwapContext, make_predictor, swap_frame
     from faceplate.convert.writers import WRITERS
     from faceplate.convert.writers.video import VideoConfig
@@ -240,7 +241,10 @@ def stage_profile(clip: Path, store: Path, model_dir: Path, precision: str,
     acc: dict[str, float] = {}
     prof = cProfile.Profile()
     with tempfile.TemporaryDirectory() as tmp, open_source(clip) as src:
-        w = WRITERS.create("video", VideoConfig(preset="ultrafast").replace(input_space="srgb"))
+        # The encoder's threads as run_convert resolves them for its two jobs on these cores.
+        vcfg = encoder_threads(VideoConfig(preset="ultrafast").replace(input_space="srgb"),
+                               swap_jobs(cfg)[0], usable_cores())
+        w = WRITERS.create("video", vcfg)
         w.open(Path(tmp) / "out.mp4", width=src.width, height=src.height, fps=src.fps or 25.0,
                frame_count_hint=frames, source=None)
         n = 0
