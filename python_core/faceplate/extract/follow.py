@@ -174,11 +174,13 @@ class Followed:
         lm = np.asarray(landmarks, np.float32)
         return cls(lm, box, lm, box, appearance(rgb, lm), float(score), base_detector(detector))
 
-    def moved(self, landmarks: np.ndarray) -> Followed:
-        """This face followed to ``landmarks`` (a followed frame keeps the anchor)."""
+    def moved(self, landmarks: np.ndarray, box: BBox | None = None) -> Followed:
+        """This face followed to ``landmarks`` (a followed frame keeps the anchor); ``box``:
+        their :meth:`implied_box` when the caller has it already."""
         lm = np.asarray(landmarks, np.float32)
-        return Followed(lm, self.implied_box(lm), self.anchor_landmarks, self.anchor_box,
-                        self.reference, self.score, self.detector)
+        return Followed(lm, self.implied_box(lm) if box is None else box,
+                        self.anchor_landmarks, self.anchor_box, self.reference, self.score,
+                        self.detector)
 
     def implied_box(self, landmarks: np.ndarray) -> BBox:
         """The detection box moved with the face from its anchor landmarks to ``landmarks``."""
@@ -237,7 +239,8 @@ def follow_faces(aligner: Aligner, rgb: np.ndarray, faces: list[Followed]
     Returns:
         For each face (same order): its detection (the box its previous landmarks imply, its
         detection's score, the detector name suffixed ``+follow``), the new alignment and the
-        face it continues; None if any face failed a check (see the module docstring).
+        face moved to the new landmarks (:meth:`Followed.moved`); None if any face failed a
+        check (see the module docstring).
     """
     dets = [Detection(f.box, f.score, f"{f.detector}+follow") for f in faces]
     aligns = aligner.align(rgb, dets) if dets else []
@@ -260,7 +263,7 @@ def follow_faces(aligner: Aligner, rgb: np.ndarray, faces: list[Followed]
         if any(links(b, new) or links(new, b) for b in boxes):
             return None
         boxes.append(new)
-        out.append((det, al, f))
+        out.append((det, al, f.moved(al.landmarks, new)))
     return out
 
 
