@@ -107,7 +107,15 @@ def scene_signature(rgb: np.ndarray) -> np.ndarray:
         3×``SIGNATURE_BINS`` float32 histograms (one per channel, each summing to 1) of every
         ``SIGNATURE_STRIDE``-th pixel in both directions.
     """
-    sample = np.ascontiguousarray(rgb[::SIGNATURE_STRIDE, ::SIGNATURE_STRIDE])
+    if rgb.strides[2] == 1 and rgb.strides[1] == 3:
+        # gather whole 3-byte pixels (one item each), not bytes: the same sample, faster
+        h, w = rgb.shape[:2]
+        pixels = rgb.view(np.dtype((np.void, 3))).reshape(h, w)
+        sample = np.ascontiguousarray(pixels[::SIGNATURE_STRIDE, ::SIGNATURE_STRIDE]
+                                      ).view(np.uint8).reshape(-(-h // SIGNATURE_STRIDE),
+                                                               -(-w // SIGNATURE_STRIDE), 3)
+    else:
+        sample = np.ascontiguousarray(rgb[::SIGNATURE_STRIDE, ::SIGNATURE_STRIDE])
     hists = [cv2.calcHist([sample], [c], None, [SIGNATURE_BINS], [0, 256]).ravel()
              for c in range(3)]
     out = np.asarray(hists, np.float32)
