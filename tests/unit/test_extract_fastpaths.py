@@ -51,3 +51,26 @@ def test_scene_signature_is_the_plain_sample_histogram(rng, shape):
     np.testing.assert_array_equal(scene_signature(view), _signature_plain(view))
     flipped = rgb[::-1, ::-1]
     np.testing.assert_array_equal(scene_signature(flipped), _signature_plain(flipped))
+
+
+def test_landmark_mask_groups_are_the_point_runs_they_name(rng):
+    """The hull groups gathered by index are the runs of points the masks are defined by."""
+    from faceplate.extract.mask.landmarks import (
+        BROWS,
+        component_groups,
+        extended_groups,
+        lifted_brows,
+    )
+
+    pts = rng.normal(100.0, 30.0, (68, 2))
+    c = component_groups(pts)
+    np.testing.assert_array_equal(c[0], np.vstack([pts[0:9], pts[17:18]]))
+    np.testing.assert_array_equal(c[1], np.vstack([pts[8:17], pts[26:27]]))
+    np.testing.assert_array_equal(c[2], np.vstack([pts[BROWS], pts[8:9]]))
+    np.testing.assert_array_equal(c[3], pts[27:36])
+    top = lifted_brows(pts, 0.3)
+    e = extended_groups(pts, 0.3)
+    assert len(e) == 7
+    np.testing.assert_array_equal(e[4], np.vstack([pts[0:9], pts[17:18], top[0:1]]))
+    np.testing.assert_array_equal(e[5], np.vstack([pts[8:17], pts[26:27], top[9:10]]))
+    np.testing.assert_array_equal(e[6], np.vstack([pts[BROWS], top, pts[8:9]]))
