@@ -124,3 +124,51 @@ def test_aligner_crop_is_a_read_only_view_inside_the_frame_and_padded_at_its_edg
     assert not edge[:, : -x0].any() and not edge[rgb.shape[0] - y0:].any()  # zeros outside
     np.testing.assert_array_equal(edge[: rgb.shape[0] - y0, -x0:],
                                   rgb[y0:, : x0 + edge.shape[1]])
+
+
+@pytest.mark.parametrize("box", [(150.3, 100.7, 61.0, 59.0), (3.0, 290.0, 40.0, 40.0),
+                                 (380.2, -20.5, 70.0, 66.0), (-100.0, 50.0, 55.0, 57.0),
+                                 (900.0, 900.0, 40.0, 40.0)])
+def test_crop_window_is_crop_around_without_the_copy(rng, box):
+    """Inside, across each edge and off the frame: the window's padded crop is crop_around's
+    crop to the byte, with the same matrix and box; the window is a read-only view."""
+    from faceplate.core.types import BBox
+    from faceplate.extract.align.base import crop_around, crop_window
+
+    rgb = rng.integers(0, 256, (301, 407, 3), dtype=np.uint8)
+    b = BBox(*box)
+    crop, m, crop_box = crop_around(rgb, b, 0.5)
+    window, m2, crop_box2 = crop_window(rgb, b, 0.5)
+    np.testing.assert_array_equal(m, m2)
+    assert crop_box == crop_box2 and window.side == crop.shape[0]
+    assert not window.pixels.flags.writeable
+    assert window.pixels.size == 0 or np.shares_memory(window.pixels, rgb)
+    full = window.materialize()
+    assert full.flags.c_contiguous and full.dtype == np.uint8
+    np.testing.assert_array_equal(full, crop)
+
+
+def test_dlib68_reads_the_window_as_its_padded_crop(rng):
+    """The aligner's window path (no copy) gives the landmarks of the crop path, to the bit,
+    on a real face moved inside, across the edges of and off the frame."""
+    from faceplate.core.types import BBox
+    from faceplate.extract.align import ALIGNERS
+    from faceplate.extract.align.base import crop_around, crop_window
+    from faceplate.extract.align.normalize import normalize_crop
+    from faceplate.extract.detect import DETECTORS
+    from faceplate.io import samples
+    from faceplate.io.media import read_image
+
+    rgb = read_image(samples.path("obama.jpg")).rgb
+    aligner = ALIGNERS.create("dlib68", None)
+    det = DETECTORS.create("dlib_hog", None).detect(rgb)[0].bbox
+    h, w = rgb.shape[:2]
+    for dx, dy, k in ((0, 0, 1.0), (-det.x - det.w / 2, 0, 1.2), (w - det.x - 20, 3, 0.9),
+                      (0, h - det.y - det.h / 3, 1.1), (-w, -h, 1.0)):
+        box = BBox(det.x + dx, det.y + dy, det.w * k, det.h * k)
+        crop, _, crop_box = crop_around(rgb, box, 0.5)
+        want = aligner._align_crop(normalize_crop(crop, "none"), crop_box)
+        window, _, crop_box = crop_window(rgb, box, 0.5)
+        got = aligner._align_window(window, crop_box)
+        assert want is not None and got is not None
+        np.testing.assert_array_equal(want.landmarks, got.landmarks)

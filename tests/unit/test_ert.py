@@ -116,6 +116,39 @@ def test_odd_images_and_boxes(faces: list[tuple[np.ndarray, dlib.rectangle]]) ->
         m.predict(np.zeros((4, 4, 3, 1), np.uint8), _box(r))
 
 
+def test_a_window_at_its_origin_reads_as_the_zero_padded_image(
+        faces: list[tuple[np.ndarray, dlib.rectangle]]) -> None:
+    """predict(window, box, origin) == predict(zero-padded image, box), to the bit, for
+    windows of every face's neighbourhood that the box runs off on each side, for both leaf
+    forms (what the aligner does instead of building its padded crop)."""
+    exact = ShapeModel.load(frm.pose_predictor_model_location(), compact=False)
+    for model in (shape_model(68), exact):
+        for img, r in faces[:6]:
+            h, w = img.shape[:2]
+            side = 2 * max(r.width(), r.height())
+            for cx, cy in ((r.left(), r.top()), (r.right(), r.bottom()),
+                           ((r.left() + r.right()) // 2, (r.top() + r.bottom()) // 2),
+                           (-side // 3, h - side // 4)):
+                x0, y0 = cx - side // 2, cy - side // 2
+                padded = np.zeros((side, side, 3), np.uint8)
+                sx0, sy0 = max(x0, 0), max(y0, 0)
+                sx1, sy1 = min(x0 + side, w), min(y0 + side, h)
+                if sx1 <= sx0 or sy1 <= sy0:
+                    continue
+                padded[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = img[sy0:sy1, sx0:sx1]
+                box = (r.left() - x0, r.top() - y0, r.right() - x0, r.bottom() - y0)
+                want = model.predict(padded, box)
+                got = model.predict(img[sy0:sy1, sx0:sx1], box, origin=(sx0 - x0, sy0 - y0))
+                assert np.array_equal(want, got)
+    img, r = faces[0]
+    # origin (0, 0) is the plain call; a window far away reads all zeros
+    assert np.array_equal(shape_model(68).predict(img, _box(r), origin=(0, 0)),
+                          shape_model(68).predict(img, _box(r)))
+    assert np.array_equal(
+        shape_model(68).predict(img[:8, :8], _box(r), origin=(10**6, 10**6)),
+        shape_model(68).predict(np.zeros((1, 1), np.uint8), _box(r)))
+
+
 def test_bad_files_are_clear_errors(tmp_path: Path) -> None:
     good = Path(frm.pose_predictor_five_point_model_location()).read_bytes()
     cases = {

@@ -156,3 +156,22 @@ def test_compose_and_invert_are_the_3x3_products(rng):
                                    rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(g.invert_affine(a), np.linalg.inv(full[0])[:2],
                                    rtol=1e-9, atol=1e-9)
+
+
+def test_template_matrix_is_memoised_without_sharing_its_result(rng):
+    """The memo (extraction asks for the same face's matrix several times) gives the fit's
+    own value, a new array each time (a caller writing to it changes nothing else), and keys
+    on the points' values (float32, as checked), whatever array carries them."""
+    from faceplate.core.geometry import INNER, MEAN_FACE_68, template_matrix, umeyama
+
+    lm = (MEAN_FACE_68 * 180.0 + rng.normal(0.0, 2.0, (68, 2)) + 300.0).astype(np.float32)
+    want = umeyama(lm[INNER], MEAN_FACE_68[INNER], True)[:2]
+    a = template_matrix(lm)
+    np.testing.assert_array_equal(a, want)
+    a[:] = 0.0
+    b = template_matrix(lm.astype(np.float64))
+    np.testing.assert_array_equal(b, want)
+    assert not np.shares_memory(a, b)
+    other = lm.copy()
+    other[30] += 1.0
+    assert not np.array_equal(template_matrix(other), want)

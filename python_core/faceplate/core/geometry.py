@@ -9,6 +9,7 @@ Convention:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -221,6 +222,15 @@ def template_matrix(landmarks: np.ndarray) -> np.ndarray:
         landmarks: 68×2 (x, y) frame pixels.
     """
     pts = check_points(landmarks, 68)
+    return _template_matrix(pts.tobytes()).copy()
+
+
+@functools.lru_cache(maxsize=16)
+def _template_matrix(points: bytes) -> np.ndarray:
+    """:func:`template_matrix` of 68×2 float32 points given as bytes (memoised: extraction
+    asks again for the same face, for its crop, its masks, its filters and its follow check;
+    callers get a copy)."""
+    pts = np.frombuffer(points, np.float32).reshape(68, 2)
     return umeyama(pts[INNER], MEAN_FACE_68[INNER], True)[:2]
 
 

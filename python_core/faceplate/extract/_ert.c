@@ -13,9 +13,12 @@
  * Three functions, no state (the model lives in Python, as bytes / NumPy arrays):
  *   parse(data: bytes) -> (dims, initial, idx1, idx2, thresh, leaves, anchor, deltas)
  *       the serialised predictor (dlib's own file format) as flat little-endian arrays;
- *   predict(image, rect, initial, idx1, idx2, thresh, leaves, scales, anchor, deltas, dims)
- *       -> bytes: the landmarks (2·P float64: x0, y0, x1, y1, ...) in pixel-index coordinates
- *       (pixel (i, j)'s centre at x = i, y = j), unrounded. The leaves are either float32
+ *   predict(image, rect, initial, idx1, idx2, thresh, leaves, scales, anchor, deltas, dims
+ *           [, origin]) -> bytes: the landmarks (2·P float64: x0, y0, x1, y1, ...) in
+ *       pixel-index coordinates (pixel (i, j)'s centre at x = i, y = j), unrounded. With
+ *       origin (ox, oy) (integers) the image is a window whose pixel (0, 0) is pixel (ox, oy)
+ *       of the coordinates rect and the landmarks use, every pixel outside it reading 0: the
+ *       same arithmetic and result as the zero-padded image, without building it. The leaves are either float32
  *       (scales None: dlib's own arithmetic, the same result to the bit) or int16, cascade c's
  *       in units of scales[c] (half the bytes to fetch; summed exactly in int32);
  *   quantize(leaves, cascades) -> (int16 leaves, scales): that form from float32 leaves.
@@ -307,7 +310,8 @@ __attribute__((target_clones("avx2", "default")))
 #endif
 static void run_cascades(const Model *mdl, const unsigned char *pix, Py_ssize_t H, Py_ssize_t W,
                          Py_ssize_t sy, Py_ssize_t sx, Py_ssize_t sc, int rgb, double left,
-                         double top, double ax, double ay, float *shape, float *values,
+                         double top, double ax, double ay, double ox, double oy,
+                         float *shape, float *values,
                          int32_t *acc, size_t *leaf_index) {
     const float *initial = mdl->initial, *thresh = mdl->thresh, *scales = mdl->scales,
                 *deltas = mdl->deltas, *leaves_f = mdl->leaves_f;
@@ -327,8 +331,8 @@ static void run_cascades(const Model *mdl, const unsigned char *pix, Py_ssize_t 
             const float dx = del[2 * f], dy = del[2 * f + 1];
             const float u = m[0] * dx + m[1] * dy + shape[2 * anc[f]];
             const float v = m[2] * dx + m[3] * dy + shape[2 * anc[f] + 1];
-            const double x = floor(left + ax * (double)u + 0.5);
-            const double y = floor(top + ay * (double)v + 0.5);
+            const double x = floor(left + ax * (double)u + 0.5) - ox;
+            const double y = floor(top + ay * (double)v + 0.5) - oy;
             float value = 0.0f;
             if (x >= 0 && y >= 0 && x < (double)W && y < (double)H) {
                 const unsigned char *q = pix + (Py_ssize_t)y * sy + (Py_ssize_t)x * sx;
@@ -374,11 +378,16 @@ static PyObject *ert_predict(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *img_obj, *objs[8];
     double left, top, right, bottom;
-    long long cascades, trees, splits, features, points;
-    if (!PyArg_ParseTuple(args, "O(dddd)OOOOOOOO(LLLLL)", &img_obj, &left, &top, &right,
+    long long cascades, trees, splits, features, points, ox = 0, oy = 0;
+    if (!PyArg_ParseTuple(args, "O(dddd)OOOOOOOO(LLLLL)|(LL)", &img_obj, &left, &top, &right,
                           &bottom, &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5],
-                          &objs[6], &objs[7], &cascades, &trees, &splits, &features, &points))
+                          &objs[6], &objs[7], &cascades, &trees, &splits, &features, &points,
+                          &ox, &oy))
         return NULL;
+    if (ox < -(1LL << 40) || ox > (1LL << 40) || oy < -(1LL << 40) || oy > (1LL << 40)) {
+        PyErr_SetString(PyExc_ValueError, "origin: out of range");
+        return NULL;
+    }
     if (cascades <= 0 || trees <= 0 || splits <= 0 || features <= 0 || points <= 0 ||
         ((splits + 1) & splits) != 0) {
         PyErr_SetString(PyExc_ValueError, "bad model dimensions");
@@ -448,7 +457,8 @@ static PyObject *ert_predict(PyObject *self, PyObject *args) {
         Py_BEGIN_ALLOW_THREADS
         run_cascades(&(const Model){initial, idx1, idx2, thresh, leaves, leaves_f, scales, anchor,
                                     deltas, cascades, trees, splits, features, points, exact},
-                     pix, H, W, sy, sx, sc, rgb, left, top, ax, ay, shape, values, acc,
+                     pix, H, W, sy, sx, sc, rgb, left, top, ax, ay, (double)ox, (double)oy,
+                     shape, values, acc,
                      leaf_index);
         Py_END_ALLOW_THREADS
         result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(sizeof(double) * (size_t)dim));
@@ -520,7 +530,8 @@ static PyMethodDef methods[] = {
      "parse(data) -> (dims, initial, idx1, idx2, thresh, leaves, anchor, deltas): a serialised "
      "dlib shape predictor as flat arrays (bytes)."},
     {"predict", ert_predict, METH_VARARGS,
-     "predict(image, rect, initial, idx1, idx2, thresh, leaves, scales, anchor, deltas, dims) "
+     "predict(image, rect, initial, idx1, idx2, thresh, leaves, scales, anchor, deltas, dims"
+     "[, origin]) "
      "-> bytes: "
      "2·P float64 landmark coordinates (pixel indices, unrounded)."},
     {NULL, NULL, 0, NULL}};

@@ -101,14 +101,18 @@ class ShapeModel:
         return cls(dims, init, i1, i2, th, np.frombuffer(q, np.int16),
                    np.frombuffer(scales, np.float32), anc, dl, p)
 
-    def predict(self, image: np.ndarray, box: tuple[float, float, float, float]
-                ) -> np.ndarray:
+    def predict(self, image: np.ndarray, box: tuple[float, float, float, float],
+                origin: tuple[int, int] = (0, 0)) -> np.ndarray:
         """The landmarks of the face in ``box``.
 
         Args:
             image: H×W uint8 grey or H×W×3/4 uint8 RGB(A) (intensity = (R + G + B) // 3, as
                 dlib reads RGB), any strides.
             box: (left, top, right, bottom) pixel indices, right/bottom inclusive.
+            origin: (x, y) integer pixel indices of ``image``'s first pixel in the coordinates
+                ``box`` and the landmarks use; every pixel outside ``image`` reads 0. A window
+                of a larger zero-padded image at ``origin`` gives the same landmarks, to the
+                bit, as that image.
 
         Returns:
             P×2 float64 (x, y) pixel-index coordinates, unrounded.
@@ -123,7 +127,7 @@ class ShapeModel:
             raise ValueError(f"box: expected finite (left, top, right, bottom), got {box}")
         out = _ert.predict(image, (x0, y0, x1, y1), self.initial, self.idx1,
                            self.idx2, self.thresh, self.leaves, self.scales, self.anchor,
-                           self.deltas, self.dims)
+                           self.deltas, self.dims, (int(origin[0]), int(origin[1])))
         return np.frombuffer(out, np.float64).reshape(self.points, 2).copy()
 
 

@@ -446,11 +446,12 @@ def _update_follow(follow: FollowState, rgb: np.ndarray, records: list[FaceRecor
                    sources: list[Detection], origin: dict[int, Followed], detected: bool
                    ) -> None:
     """Follow the faces kept in this frame into the next one: a detection frame sets each
-    face's reference appearance; a followed frame keeps the one its face had."""
+    face's reference appearance; a followed frame keeps the one its face had (``origin``: the
+    followed faces, already moved to their landmarks here, by their detection's id)."""
     faces = []
     for rec, det in zip(records, sources):
-        prev = origin.get(id(det))
-        faces.append(prev.moved(rec.landmarks) if prev is not None else
+        moved = origin.get(id(det))
+        faces.append(moved if moved is not None else
                      Followed.detected(rgb, rec.landmarks, rec.bbox, rec.score, rec.detector))
     follow.faces = faces
     follow.since_detection = 0 if detected else (follow.since_detection or 0) + 1

@@ -11,6 +11,10 @@ The base class owns everything the aligners share, so each aligner implements on
   sizes on each side, zero padding outside the frame). A detection found by a rotation retry
   (``Detection.angle != 0``) is cut rotated by that angle, so the aligner sees the face upright.
   Landmarks come back in crop pixels and are mapped to the frame exactly.
+  With no rotation and no normalisation the base hands the aligner a :class:`CropWindow` (the
+  part of that crop inside the frame, a view, and where it sits in the crop) through
+  :meth:`Aligner._align_window`; an aligner that can read it as the zero-padded crop (dlib68)
+  skips building the crop, the others get the crop built once from it.
 * **Normalisation** (``normalization`` option): applied to the crop only (``normalize.py``).
 * **Re-feed** (``refeed`` option): the aligner runs ``1 + refeed`` times, the extra runs on boxes
   jittered by a seeded generator (scale and shift up to ``refeed_jitter`` of the box size), and
@@ -101,6 +105,63 @@ def jittered_boxes(box: BBox, n: int, jitter: float, rng: np.random.Generator) -
     return out
 
 
+@dataclass(frozen=True, eq=False)
+class CropWindow:
+    """A square crop of the frame, zero outside the frame, kept as the part inside it.
+
+    Attributes:
+        pixels: h×w×3 ``uint8`` read-only view of the frame: the crop's pixels that lie in
+            the frame (h, w >= 0; empty when the crop misses the frame).
+        x: Column of ``pixels[0, 0]`` in the crop (integer, 0 <= x <= side).
+        y: Row of ``pixels[0, 0]`` in the crop.
+        side: The crop's side in pixels; every crop pixel outside ``pixels`` is 0.
+    """
+
+    pixels: np.ndarray
+    x: int
+    y: int
+    side: int
+
+    def materialize(self) -> np.ndarray:
+        """The side×side×3 ``uint8`` zero-padded crop (a new contiguous array)."""
+        crop = np.zeros((self.side, self.side, 3), np.uint8)
+        h, w = self.pixels.shape[:2]
+        crop[self.y:self.y + h, self.x:self.x + w] = self.pixels
+        return crop
+
+
+def crop_window(rgb: np.ndarray, box: BBox, margin: float
+                ) -> tuple[CropWindow, np.ndarray, BBox]:
+    """:func:`crop_around` with ``angle == 0``, without cutting the crop.
+
+    Returns:
+        ``(window, matrix, crop_box)``: the crop as a :class:`CropWindow` (its
+        :meth:`CropWindow.materialize` is :func:`crop_around`'s crop, to the byte), the 2×3
+        float64 frame → crop matrix (an integer translation, pixel centres at +0.5) and the
+        box in crop pixels, both as :func:`crop_around` gives them.
+    """
+    h, w = rgb.shape[:2]
+    cx, cy = box.center
+    half = box.size * (0.5 + margin)
+    side = max(int(np.ceil(2.0 * half)), 8)
+    x0, y0 = int(np.floor(cx - side / 2.0)), int(np.floor(cy - side / 2.0))
+    sx0, sy0 = min(max(x0, 0), w), min(max(y0, 0), h)
+    sx1, sy1 = max(min(x0 + side, w), sx0), max(min(y0 + side, h), sy0)
+    view = rgb[sy0:sy1, sx0:sx1].view()
+    view.flags.writeable = False
+    m = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0]])
+    crop_box = _box_in_crop(box, m)
+    if sx1 == sx0 or sy1 == sy0:
+        return CropWindow(view[:0, :0], 0, 0, side), m, crop_box
+    return CropWindow(view, sx0 - x0, sy0 - y0, side), m, crop_box
+
+
+def _box_in_crop(box: BBox, m: np.ndarray) -> BBox:
+    cx, cy = box.center
+    ncx, ncy = transform_points(np.array([[cx, cy]]), m)[0]
+    return BBox(float(ncx - box.w / 2.0), float(ncy - box.h / 2.0), box.w, box.h)
+
+
 def crop_around(rgb: np.ndarray, box: BBox, margin: float,
                 angle: float = 0.0) -> tuple[np.ndarray, np.ndarray, BBox]:
     """Cut a square crop around ``box`` (zero padding outside the frame).
@@ -147,9 +208,7 @@ def crop_around(rgb: np.ndarray, box: BBox, margin: float,
         m = np.hstack([rot, t[:, None]])
         crop = cv2.warpAffine(rgb, to_cv2(m), (side, side), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-    ncx, ncy = transform_points(np.array([[cx, cy]]), m)[0]
-    crop_box = BBox(float(ncx - box.w / 2.0), float(ncy - box.h / 2.0), box.w, box.h)
-    return crop, m, crop_box
+    return crop, m, _box_in_crop(box, m)
 
 
 class Aligner(ABC):
@@ -196,8 +255,12 @@ class Aligner(ABC):
 
     def _run(self, rgb: np.ndarray, box: BBox, angle: float, method: str) -> Alignment | None:
         for margin in self.crop_margins:
-            crop, m, crop_box = crop_around(rgb, box, margin, angle)
-            found = self._align_crop(normalize_crop(crop, method), crop_box)
+            if angle == 0.0 and method == "none":
+                window, m, crop_box = crop_window(rgb, box, margin)
+                found = self._align_window(window, crop_box)
+            else:
+                crop, m, crop_box = crop_around(rgb, box, margin, angle)
+                found = self._align_crop(normalize_crop(crop, method), crop_box)
             if found is not None:
                 break
         else:
@@ -210,6 +273,12 @@ class Aligner(ABC):
             mesh[:, :2] = transform_points(found.mesh[:, :2], inv)
             mesh[:, 2] = found.mesh[:, 2]  # the crop matrix is rigid: depth keeps its scale
         return Alignment(lm, float(found.confidence), mesh)
+
+    def _align_window(self, window: CropWindow, box: BBox) -> Alignment | None:
+        """:meth:`_align_crop` on an upright, unnormalised crop given as a :class:`CropWindow`
+        (same arguments and result). The default builds the crop; an aligner that reads the
+        window as the zero-padded crop overrides it to skip that copy."""
+        return self._align_crop(window.materialize(), box)
 
     @abstractmethod
     def _align_crop(self, crop: np.ndarray, box: BBox) -> Alignment | None:

@@ -17,7 +17,7 @@ import dlib
 import numpy as np
 
 from faceplate.core.types import BBox
-from faceplate.extract.align.base import ALIGNERS, Aligner, AlignerConfig, Alignment
+from faceplate.extract.align.base import ALIGNERS, Aligner, AlignerConfig, Alignment, CropWindow
 from faceplate.extract.ert import shape_model
 
 
@@ -58,4 +58,14 @@ class Dlib68(Aligner):
         r = dlib_rect(box)
         # Pixel-index coordinates (unrounded); pixel centres sit at +0.5 for us.
         pts = self._model.predict(crop, (r.left(), r.top(), r.right(), r.bottom())) + 0.5
+        return Alignment(pts.astype(np.float32), 1.0, None)
+
+    def _align_window(self, window: CropWindow, box: BBox) -> Alignment | None:
+        # The evaluator reads the window as the zero-padded crop (the same landmarks to the
+        # bit), so neither the padded crop nor a contiguous copy is built.
+        if window.pixels.size == 0:  # the crop misses the frame: all zeros
+            return self._align_crop(window.materialize(), box)
+        r = dlib_rect(box)
+        pts = self._model.predict(window.pixels, (r.left(), r.top(), r.right(), r.bottom()),
+                                  origin=(window.x, window.y)) + 0.5
         return Alignment(pts.astype(np.float32), 1.0, None)

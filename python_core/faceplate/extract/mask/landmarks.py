@@ -40,6 +40,12 @@ from faceplate.extract.mask.raster import union_of_hulls
 BROWS = slice(17, 27)
 OUTER_LIPS = slice(48, 60)
 CHIN = 8
+#: Point indices of the ``components`` hulls that join two runs of points (one index array
+#: each, so a group is one gather): a jaw half with the outer end of its brow, the brows
+#: with the chin.
+_RIGHT_HALF = np.r_[0:9, 17]
+_LEFT_HALF = np.r_[8:17, 26]
+_BROWS_CHIN = np.r_[17:27, CHIN]
 
 
 def crop_points(crop: np.ndarray, landmarks: np.ndarray,
@@ -87,9 +93,9 @@ def lifted_brows(pts: np.ndarray, forehead: float) -> np.ndarray:
 def component_groups(pts: np.ndarray) -> list[np.ndarray]:
     """Point groups whose convex hulls make up the ``components`` mask."""
     return [
-        np.vstack([pts[0:9], pts[17:18]]),  # subject's right jaw half + outer end of right brow
-        np.vstack([pts[8:17], pts[26:27]]),  # left jaw half + outer end of left brow
-        np.vstack([pts[BROWS], pts[CHIN:CHIN + 1]]),  # both brows + chin: the centre of the face
+        pts[_RIGHT_HALF],  # subject's right jaw half + outer end of right brow
+        pts[_LEFT_HALF],  # left jaw half + outer end of left brow
+        pts[_BROWS_CHIN],  # both brows + chin: the centre of the face
         pts[NOSE],
     ]
 
@@ -98,9 +104,9 @@ def extended_groups(pts: np.ndarray, forehead: float) -> list[np.ndarray]:
     """The ``components`` groups plus hulls that reach ``forehead`` above the brows."""
     top = lifted_brows(pts, forehead)
     return component_groups(pts) + [
-        np.vstack([pts[0:9], pts[17:18], top[0:1]]),
-        np.vstack([pts[8:17], pts[26:27], top[9:10]]),
-        np.vstack([pts[BROWS], top, pts[CHIN:CHIN + 1]]),
+        np.concatenate([pts[_RIGHT_HALF], top[0:1]]),
+        np.concatenate([pts[_LEFT_HALF], top[9:10]]),
+        np.concatenate([pts[BROWS], top, pts[CHIN:CHIN + 1]]),
     ]
 
 

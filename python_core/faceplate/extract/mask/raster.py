@@ -74,10 +74,28 @@ class Raster:
 
 
 def union_of_hulls(size: int, groups: list[np.ndarray]) -> np.ndarray:
-    """A size×size uint8 mask: 255 inside the union of the convex hulls of ``groups``."""
+    """A size×size uint8 mask: 255 inside the union of the convex hulls of ``groups``.
+
+    The same mask as :meth:`Raster.fill_hull` on each group in turn (groups with under 3
+    points or a non-finite one are skipped), with the points of all groups converted to the
+    fine grid at once: a hull's corners are some of its group's float32 points, so taking
+    them from the converted points is the same as converting the hull.
+    """
     r = Raster(size)
-    for g in groups:
-        r.fill_hull(g)
+    parts = [np.asarray(g, dtype=np.float64).reshape(-1, 2) for g in groups]
+    if not parts:
+        return r.result()
+    p32 = np.concatenate(parts).astype(np.float32)
+    with np.errstate(invalid="ignore"):  # a non-finite group's points: converted, not drawn
+        fixed = _fine_fixed(p32)
+    start = 0
+    for part in parts:
+        end = start + len(part)
+        if end - start >= 3 and np.isfinite(part).all():
+            idx = cv2.convexHull(p32[start:end], returnPoints=False).ravel()
+            cv2.fillConvexPoly(r._fine, fixed[start:end][idx], 255, lineType=cv2.LINE_8,
+                               shift=SHIFT)
+        start = end
     return r.result()
 
 
