@@ -9,14 +9,18 @@ import numpy as np
 import pytest
 
 from faceplate.extract.follow import SIGNATURE_BINS, SIGNATURE_STRIDE, scene_signature
-from faceplate.extract.mask.raster import Raster, union_of_hulls
+from faceplate.extract.mask.raster import SHIFT, SUPERSAMPLE, _fine_fixed, union_of_hulls
 
 
 def _hulls_one_by_one(size: int, groups: list[np.ndarray]) -> np.ndarray:
-    r = Raster(size)
+    """The plain form: each group's hull points found, converted and filled in turn."""
+    fine = np.zeros((size * SUPERSAMPLE, size * SUPERSAMPLE), np.uint8)
     for g in groups:
-        r.fill_hull(g)
-    return r.result()
+        p = np.asarray(g, dtype=np.float64).reshape(-1, 2)
+        if len(p) >= 3 and np.all(np.isfinite(p)):
+            hull = cv2.convexHull(p.astype(np.float32)).reshape(-1, 2)
+            cv2.fillConvexPoly(fine, _fine_fixed(hull), 255, lineType=cv2.LINE_8, shift=SHIFT)
+    return cv2.resize(fine, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def _signature_plain(rgb: np.ndarray) -> np.ndarray:

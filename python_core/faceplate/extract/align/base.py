@@ -142,8 +142,7 @@ def crop_window(rgb: np.ndarray, box: BBox, margin: float
     """
     h, w = rgb.shape[:2]
     cx, cy = box.center
-    half = box.size * (0.5 + margin)
-    side = max(int(np.ceil(2.0 * half)), 8)
+    side = _crop_side(box, margin)
     x0, y0 = int(np.floor(cx - side / 2.0)), int(np.floor(cy - side / 2.0))
     sx0, sy0 = min(max(x0, 0), w), min(max(y0, 0), h)
     sx1, sy1 = max(min(x0 + side, w), sx0), max(min(y0 + side, h), sy0)
@@ -154,6 +153,11 @@ def crop_window(rgb: np.ndarray, box: BBox, margin: float
     if sx1 == sx0 or sy1 == sy0:
         return CropWindow(view[:0, :0], 0, 0, side), m, crop_box
     return CropWindow(view, sx0 - x0, sy0 - y0, side), m, crop_box
+
+
+def _crop_side(box: BBox, margin: float) -> int:
+    """The side in pixels of the square crop around ``box`` with ``margin`` (at least 8)."""
+    return max(int(np.ceil(2.0 * box.size * (0.5 + margin))), 8)
 
 
 def _box_in_crop(box: BBox, m: np.ndarray) -> BBox:
@@ -180,34 +184,22 @@ def crop_around(rgb: np.ndarray, box: BBox, margin: float,
         :func:`normalize_crop` makes the contiguous copy the aligners read), else a zero-padded
         copy.
     """
-    h, w = rgb.shape[:2]
-    cx, cy = box.center
-    half = box.size * (0.5 + margin)
-    side = max(int(np.ceil(2.0 * half)), 8)
-    crop: np.ndarray
     if angle == 0.0:
-        x0, y0 = int(np.floor(cx - side / 2.0)), int(np.floor(cy - side / 2.0))
-        sx0, sy0 = max(x0, 0), max(y0, 0)
-        sx1, sy1 = min(x0 + side, w), min(y0 + side, h)
-        if (sx0, sy0, sx1, sy1) == (x0, y0, x0 + side, y0 + side):
-            crop = rgb[y0:y0 + side, x0:x0 + side].view()
-            crop.flags.writeable = False
-        else:
-            crop = np.zeros((side, side, 3), np.uint8)
-            if sx1 > sx0 and sy1 > sy0:
-                crop[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = rgb[sy0:sy1, sx0:sx1]
-        m = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0]])
-    else:
-        # Rotate counter-clockwise (as seen on screen, y down) about the box centre, then put
-        # the box centre at the crop centre.
-        a = np.radians(angle)
-        c, s = np.cos(a), np.sin(a)
-        rot = np.array([[c, s], [-s, c]])
-        centre = np.array([cx, cy])
-        t = np.array([side / 2.0, side / 2.0]) - rot @ centre
-        m = np.hstack([rot, t[:, None]])
-        crop = cv2.warpAffine(rgb, to_cv2(m), (side, side), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        window, m, crop_box = crop_window(rgb, box, margin)
+        inside = window.pixels.shape[:2] == (window.side, window.side)
+        return (window.pixels if inside else window.materialize()), m, crop_box
+    cx, cy = box.center
+    side = _crop_side(box, margin)
+    # Rotate counter-clockwise (as seen on screen, y down) about the box centre, then put the
+    # box centre at the crop centre.
+    a = np.radians(angle)
+    c, s = np.cos(a), np.sin(a)
+    rot = np.array([[c, s], [-s, c]])
+    centre = np.array([cx, cy])
+    t = np.array([side / 2.0, side / 2.0]) - rot @ centre
+    m = np.hstack([rot, t[:, None]])
+    crop = cv2.warpAffine(rgb, to_cv2(m), (side, side), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     return crop, m, _box_in_crop(box, m)
 
 

@@ -59,11 +59,30 @@ class Raster:
 
     def fill_hull(self, pts: np.ndarray, value: int = 255) -> Raster:
         """Fill the convex hull of N×2 points."""
-        p = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
-        if len(p) >= 3 and np.all(np.isfinite(p)):
-            hull = cv2.convexHull(p.astype(np.float32)).reshape(-1, 2)
-            cv2.fillConvexPoly(self._fine, _fine_fixed(hull), int(value), lineType=cv2.LINE_8,
-                               shift=SHIFT)
+        return self.fill_hulls([pts], value)
+
+    def fill_hulls(self, groups: list[np.ndarray], value: int = 255) -> Raster:
+        """Fill the convex hull of each group of N×2 points in turn (a group with under 3
+        points or a non-finite one is skipped).
+
+        The points of all groups are converted to the fine grid at once: a hull's corners are
+        some of its group's float32 points, so taking them from the converted points is the
+        same as converting the hull.
+        """
+        parts = [np.asarray(g, dtype=np.float64).reshape(-1, 2) for g in groups]
+        if not parts:
+            return self
+        p32 = np.concatenate(parts).astype(np.float32)
+        with np.errstate(invalid="ignore"):  # a non-finite group's points: converted, not drawn
+            fixed = _fine_fixed(p32)
+        start = 0
+        for part in parts:
+            end = start + len(part)
+            if end - start >= 3 and np.isfinite(part).all():
+                idx = cv2.convexHull(p32[start:end], returnPoints=False).ravel()
+                cv2.fillConvexPoly(self._fine, fixed[start:end][idx], int(value),
+                                   lineType=cv2.LINE_8, shift=SHIFT)
+            start = end
         return self
 
     def result(self) -> np.ndarray:
@@ -74,29 +93,8 @@ class Raster:
 
 
 def union_of_hulls(size: int, groups: list[np.ndarray]) -> np.ndarray:
-    """A size×size uint8 mask: 255 inside the union of the convex hulls of ``groups``.
-
-    The same mask as :meth:`Raster.fill_hull` on each group in turn (groups with under 3
-    points or a non-finite one are skipped), with the points of all groups converted to the
-    fine grid at once: a hull's corners are some of its group's float32 points, so taking
-    them from the converted points is the same as converting the hull.
-    """
-    r = Raster(size)
-    parts = [np.asarray(g, dtype=np.float64).reshape(-1, 2) for g in groups]
-    if not parts:
-        return r.result()
-    p32 = np.concatenate(parts).astype(np.float32)
-    with np.errstate(invalid="ignore"):  # a non-finite group's points: converted, not drawn
-        fixed = _fine_fixed(p32)
-    start = 0
-    for part in parts:
-        end = start + len(part)
-        if end - start >= 3 and np.isfinite(part).all():
-            idx = cv2.convexHull(p32[start:end], returnPoints=False).ravel()
-            cv2.fillConvexPoly(r._fine, fixed[start:end][idx], 255, lineType=cv2.LINE_8,
-                               shift=SHIFT)
-        start = end
-    return r.result()
+    """A size×size uint8 mask: 255 inside the union of the convex hulls of ``groups``."""
+    return Raster(size).fill_hulls(groups).result()
 
 
 def grow(mask: np.ndarray, pixels: float) -> np.ndarray:
